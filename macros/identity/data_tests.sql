@@ -1,0 +1,19 @@
+{#- Data tests for id_stitcher outputs. -#}
+
+{#- Fails (warns) when the largest cluster has more identifiers than `error_above` (`warn_above`): a giant
+    cluster almost always means a junk identifier slipped through screening. -#}
+{% test max_cluster_size(model, warn_above=1000, error_above=10000) %}
+    {{ config(fail_calc='coalesce(max(cluster_size), 0)', warn_if='>' ~ warn_above, error_if='>' ~ error_above) }}
+    select main_id, count(*) as cluster_size
+    from {{ model }}
+    group by main_id
+    having count(*) > {{ warn_above }}
+{% endtest %}
+
+{#- Every (id_type, id_value) belongs to exactly one main_id. -#}
+{% test one_main_id_per_id(model) %}
+    select id_type, id_value, count(*) as rows_for_id
+    from {{ model }}
+    group by id_type, id_value
+    having count(*) > 1
+{% endtest %}

@@ -1,0 +1,143 @@
+{#-
+    dbt_studio.id_edges(sources=[...], id_types={...})
+
+    The SQL of an `id_stitcher` model: every identifier seen in every source row, screened, and paired with
+    the other identifiers of the same row. One row per (source row, identifier) with `other_type` null, plus
+    one row per linked pair. Screening happens here, per identifier, so `target/compiled` shows exactly
+    which values are dropped and why; the materialization applies edge caps and connected components.
+
+    sources:  [{relation, ids: [col, ...] | {id_type: column or SQL}, timestamp?, name?, trust?: [id_type]}]
+              `trust` lists the id types of this source allowed to link; a pair is kept when either side is
+              trusted (default: every id type of the source is trusted).
+    id_types: {id_type: {normalize: 'lower(trim({{ value }}))', blocklist: [...], include: [...],
+                         exclude: [...], include_regex: [...], exclude_regex: [...], max_edges: {other: n}}}
+-#}
+{% macro id_edges(sources, id_types={}) %}
+    {{ return(adapter.dispatch('id_edges', 'dbt_studio')(sources, id_types)) }}
+{% endmacro %}
+
+{% macro default__id_edges(sources, id_types={}) %}
+    {%- set specs = dbt_studio._id_source_specs(sources, id_types) -%}
+    {%- set string = dbt.type_string() -%}
+with
+{%- for spec in specs %}
+{{ spec.cte }} as (
+    select
+        {%- for id in spec.ids %}
+        cast({{ id.expr }} as {{ string }}) as {{ id.type }}__raw,
+        {{ dbt_studio._normalized_id(id.type, 'cast(' ~ id.expr ~ ' as ' ~ string ~ ')', id_types) }} as {{ id.type }}__value,
+        {%- endfor %}
+        {{ spec.timestamp }} as seen_at
+    from {{ spec.relation }}
+),
+
+{{ spec.cte }}__screened as (
+    select
+        *,
+        {%- for id in spec.ids %}
+        {{ dbt_studio._id_reject_reason(id.type, id.type ~ '__value', id_types) }} as {{ id.type }}__reject_reason{{ "," if not loop.last }}
+        {%- endfor %}
+    from {{ spec.cte }}
+){{ "," if not loop.last }}
+{%- endfor %}
+
+{%- for spec in specs %}
+{%- set outer = loop %}
+{%- for id in spec.ids %}
+{{ "union all" if not (outer.first and loop.first) }}
+select
+    '{{ spec.name }}' as source_name,
+    '{{ id.type }}' as id_type,
+    {{ id.type }}__raw as raw_value,
+    {{ id.type }}__value as id_value,
+    {{ id.type }}__reject_reason as reject_reason,
+    cast(null as {{ string }}) as other_type,
+    cast(null as {{ string }}) as other_value,
+    seen_at,
+    cast(null as integer) as max_edges,
+    cast(null as integer) as max_edges_reverse
+from {{ spec.cte }}__screened
+where {{ id.type }}__raw is not null
+{%- endfor %}
+{%- for pair in spec.pairs %}
+union all
+select
+    '{{ spec.name }}' as source_name,
+    '{{ pair.a }}' as id_type,
+    {{ pair.a }}__raw as raw_value,
+    {{ pair.a }}__value as id_value,
+    cast(null as {{ string }}) as reject_reason,
+    '{{ pair.b }}' as other_type,
+    {{ pair.b }}__value as other_value,
+    seen_at,
+    {{ pair.cap if pair.cap is not none else 'cast(null as integer)' }} as max_edges,
+    {{ pair.cap_reverse if pair.cap_reverse is not none else 'cast(null as integer)' }} as max_edges_reverse
+from {{ spec.cte }}__screened
+where {{ pair.a }}__reject_reason is null and {{ pair.a }}__value is not null
+  and {{ pair.b }}__reject_reason is null and {{ pair.b }}__value is not null
+{%- endfor %}
+{%- endfor %}
+{% endmacro %}
+
+
+{#- Sources as plain dicts: name, relation, cte name, ids [{type, expr}], timestamp SQL, pairs to link. -#}
+{% macro _id_source_specs(sources, id_types) %}
+    {%- if sources is not sequence or sources is string or sources | length == 0 -%}
+        {{ exceptions.raise_compiler_error("dbt_studio.id_edges in model '" ~ this.name ~ "': `sources` must be a non-empty list of {relation, ids}") }}
+    {%- endif -%}
+    {%- set specs = [] -%}
+    {%- for source in sources -%}
+        {%- set where = "dbt_studio.id_edges in model '" ~ this.name ~ "', source " ~ loop.index -%}
+        {%- if source is not mapping or 'relation' not in source or 'ids' not in source -%}
+            {{ exceptions.raise_compiler_error(where ~ ": each source needs `relation` and `ids`") }}
+        {%- endif -%}
+        {%- set ids = [] -%}
+        {%- if source.ids is mapping -%}
+            {%- for id_type, expr in source.ids.items() -%}
+                {%- do ids.append({'type': id_type, 'expr': expr}) -%}
+            {%- endfor -%}
+        {%- else -%}
+            {%- for column in source.ids -%}
+                {%- do ids.append({'type': column, 'expr': adapter.quote(column) if column | lower != column else column}) -%}
+            {%- endfor -%}
+        {%- endif -%}
+        {%- if ids | length == 0 -%}
+            {{ exceptions.raise_compiler_error(where ~ ": `ids` is empty") }}
+        {%- endif -%}
+        {%- for id in ids -%}
+            {%- if not modules.re.match('^[A-Za-z_][A-Za-z0-9_]*$', id.type) -%}
+                {{ exceptions.raise_compiler_error(where ~ ": id type '" ~ id.type ~ "' must be a plain name (letters, digits, _)") }}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- set types = ids | map(attribute='type') | list -%}
+        {%- set trust = source.get('trust', types) -%}
+        {%- for t in trust if t not in types -%}
+            {{ exceptions.raise_compiler_error(where ~ ": `trust` names id type '" ~ t ~ "', which this source does not have (" ~ types | join(', ') ~ ")") }}
+        {%- endfor -%}
+        {%- set pairs = [] -%}
+        {%- for i in range(types | length) -%}
+            {%- for j in range(i + 1, types | length) -%}
+                {%- set a, b = types[i], types[j] -%}
+                {%- if a in trust or b in trust -%}
+                    {%- do pairs.append({
+                        'a': a, 'b': b,
+                        'cap': (id_types.get(a, {}).get('max_edges', {})).get(b),
+                        'cap_reverse': (id_types.get(b, {}).get('max_edges', {})).get(a),
+                    }) -%}
+                {%- endif -%}
+            {%- endfor -%}
+        {%- endfor -%}
+        {%- set relation = source.relation -%}
+        {%- set name = source.get('name') or (relation.identifier if relation.identifier is defined else 'source_' ~ loop.index) -%}
+        {%- set ts = source.get('timestamp') -%}
+        {%- do specs.append({
+            'name': name,
+            'cte': 'source_' ~ loop.index ~ '_' ~ modules.re.sub('[^A-Za-z0-9_]', '_', name | lower),
+            'relation': relation,
+            'ids': ids,
+            'pairs': pairs,
+            'timestamp': 'cast(' ~ ts ~ ' as ' ~ dbt.type_timestamp() ~ ')' if ts else 'cast(null as ' ~ dbt.type_timestamp() ~ ')',
+        }) -%}
+    {%- endfor -%}
+    {{ return(specs) }}
+{% endmacro %}

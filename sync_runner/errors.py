@@ -1,0 +1,17 @@
+"""Errors a user can act on.
+
+Anything raised as a `UserError` is printed by the CLI as one line, without a traceback, and exits 2:
+the message must name the file, model or key at fault and say what to do.
+"""
+
+
+class UserError(Exception):
+    """A mistake in the user's project, config or command line — never a bug of ours."""
+
+    exit_code = 2
+
+
+class DbtFailed(UserError):
+    """A dbt command the runner invoked did not succeed (its own output already said why)."""
+
+    exit_code = 1

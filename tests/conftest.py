@@ -1,0 +1,148 @@
+"""The two-adapter harness: the plant-store example built on DuckDB and on Snowflake (a local fakesnow server).
+
+Every warehouse-side feature is tested on both. Each project is a private copy of `integration_tests/` under
+pytest's tmp dir with a generated profiles.yml, so builds never share a database file or a Snowflake database.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sync_runner.example import copy_example
+from sync_runner.invoke import DbtTarget, run_dbt
+from sync_runner.warehouse import Warehouse
+
+ADAPTERS = ("duckdb", "snowflake")
+_db_counter = itertools.count(1)
+
+
+class Project:
+    """A dbt project copy bound to one adapter, with helpers to run dbt and read tables in tests."""
+
+    def __init__(self, root: Path, adapter: str) -> None:
+        self.root = root
+        self.adapter = adapter
+        self.where = DbtTarget(project_dir=root, profiles_dir=root, target=adapter)
+        self.sql_log: list[str] = []
+
+    def _collect(self, event: Any) -> None:
+        if event.info.name == "SQLQuery":
+            self.sql_log.append(event.data.sql)
+
+    def dbt(self, *args: str, check: bool = True, vars: dict[str, Any] | None = None) -> Any:
+        where = self.where if vars is None else DbtTarget(self.root, self.root, self.adapter, vars)
+        return run_dbt(list(args), where, check=check, callbacks=[self._collect])
+
+    def warehouse(self) -> Warehouse:
+        return Warehouse(self.where)
+
+    def query(self, sql: str) -> list[tuple]:
+        """Rows of a test query (plain SELECTs only: the SQL under test lives in the package)."""
+        wh = self.warehouse()
+        try:
+            with wh.session():
+                _, table = wh.adapter.execute(sql, fetch=True)
+                return [tuple(row.values()) for row in table.rows]
+        finally:
+            wh.close()
+
+    def relation(self, name: str, suffix: str = "") -> str:
+        """The fully qualified relation of a model or seed (plus `suffix`: its side tables, e.g. '__id_changes')."""
+        from sync_runner.artifacts import load_manifest
+
+        node = load_manifest(self.root).by_name(name)
+        assert node is not None and node.relation_name, f"{name} is not in the manifest"
+        if not suffix:
+            return node.relation_name
+        wh = self.warehouse()
+        try:
+            return str(wh.relation(node.database, node.schema, node.alias + suffix))
+        finally:
+            wh.close()
+
+
+def write_profile(root: Path, adapter: str, snowflake: dict[str, Any] | None) -> None:
+    if adapter == "duckdb":
+        output = f"""
+            type: duckdb
+            path: "{(root / 'target' / 'warehouse.duckdb').as_posix()}"
+            schema: main
+            threads: 2
+        """
+    else:
+        assert snowflake is not None
+        output = f"""
+            type: snowflake
+            account: {snowflake['account']}
+            user: {snowflake['user']}
+            password: {snowflake['password']}
+            host: {snowflake['host']}
+            port: {snowflake['port']}
+            protocol: http
+            database: DB{next(_db_counter)}
+            warehouse: COMPUTE_WH
+            schema: MAIN
+            threads: 1
+            connect_retries: 0
+        """
+    profile = f"plant_store:\n  target: {adapter}\n  outputs:\n    {adapter}:\n"
+    profile += textwrap.indent(textwrap.dedent(output).strip(), "      ") + "\n"
+    (root / "profiles.yml").write_text(profile, encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def snowflake_server() -> Iterator[dict[str, Any]]:
+    import fakesnow
+
+    with fakesnow.server() as conn:
+        yield conn
+
+
+@pytest.fixture(scope="session")
+def new_project(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
+    """A factory: a fresh copy of the example for an adapter, with `dbt deps` already run."""
+
+    def make(adapter: str, name: str = "plant_store") -> Project:
+        snowflake = request.getfixturevalue("snowflake_server") if adapter == "snowflake" else None
+        root = copy_example(tmp_path_factory.mktemp(f"{name}_{adapter}"))
+        write_profile(root, adapter, snowflake)
+        project = Project(root, adapter)
+        project.dbt("deps")
+        return project
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def built_example(new_project):
+    """A factory: the plant-store example built (`dbt build`) from its fixed seeds, once per adapter."""
+    built: dict[str, Project] = {}
+
+    def get(adapter: str) -> Project:
+        if adapter not in built:
+            project = new_project(adapter)
+            project.dbt("build")
+            built[adapter] = project
+        return built[adapter]
+
+    return get
+
+
+@pytest.fixture(scope="session", params=ADAPTERS)
+def plant_store(request: pytest.FixtureRequest, built_example) -> Project:
+    """The built plant-store example, once on each adapter."""
+    return built_example(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _no_dbt_tracking(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DO_NOT_TRACK", "1")
+    monkeypatch.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    os.environ.setdefault("DBT_PARTIAL_PARSE", "false")

@@ -1,0 +1,35 @@
+"""The CLI as a user meets it: version, and one-line errors instead of tracebacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import sync_runner
+
+
+def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "from sync_runner.cli import main; main()", *args],
+                          capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_version_prints_the_installed_version():
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"dbt-studio, version {sync_runner.__version__}"
+    assert sync_runner.__version__ != "0.0.0+unknown"
+
+
+def test_validate_outside_a_built_project_is_one_line(tmp_path):
+    result = run_cli("validate", cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == [f"error: no target/manifest.json in {tmp_path.resolve()}: run dbt build first"]
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_generate_rejects_bad_arguments_without_traceback(tmp_path):
+    result = run_cli("generate", "--users", "0", "--out", str(tmp_path / "x"))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "--users" in result.stderr
