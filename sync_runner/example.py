@@ -16,8 +16,12 @@ _SKIP = ("target", "dbt_packages", "logs", ".user.yml", "package-lock.yml")
 
 def copy_example(dest: Path | str, package_dir: Path | None = None) -> Path:
     """Copy the example into `dest` (created if needed; generated folders are left out) and return it."""
+    return copy_project(example_root(), dest, package_dir)
+
+
+def copy_project(src: Path, dest: Path | str, package_dir: Path | None = None) -> Path:
+    """Copy a dbt project that uses the package into `dest`, pointing its packages.yml at the package."""
     dest = Path(dest).resolve()
-    src = example_root()
     dest.mkdir(parents=True, exist_ok=True)
     for item in src.iterdir():
         if item.name in _SKIP:

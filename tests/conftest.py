@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from sync_runner.example import copy_example
+from sync_runner.example import copy_example, copy_project
 from sync_runner.invoke import DbtTarget, run_dbt
 from sync_runner.warehouse import Warehouse
 
@@ -31,10 +31,13 @@ class Project:
         self.adapter = adapter
         self.where = DbtTarget(project_dir=root, profiles_dir=root, target=adapter)
         self.sql_log: list[str] = []
+        self.messages: list[str] = []
 
     def _collect(self, event: Any) -> None:
         if event.info.name == "SQLQuery":
             self.sql_log.append(event.data.sql)
+        elif event.info.name == "JinjaLogInfo":
+            self.messages.append(event.info.msg)
 
     def dbt(self, *args: str, check: bool = True, vars: dict[str, Any] | None = None) -> Any:
         where = self.where if vars is None else DbtTarget(self.root, self.root, self.adapter, vars)
@@ -88,7 +91,7 @@ def write_profile(root: Path, adapter: str, snowflake: dict[str, Any] | None) ->
             protocol: http
             database: DB{next(_db_counter)}
             warehouse: COMPUTE_WH
-            schema: MAIN
+            schema: ANALYTICS
             threads: 1
             connect_retries: 0
         """
@@ -109,9 +112,11 @@ def snowflake_server() -> Iterator[dict[str, Any]]:
 def new_project(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
     """A factory: a fresh copy of the example for an adapter, with `dbt deps` already run."""
 
-    def make(adapter: str, name: str = "plant_store") -> Project:
+    def make(adapter: str, name: str = "plant_store", source: Path | None = None) -> Project:
+        """`source`: another test project (tests/projects/<x>) instead of the plant-store example."""
         snowflake = request.getfixturevalue("snowflake_server") if adapter == "snowflake" else None
-        root = copy_example(tmp_path_factory.mktemp(f"{name}_{adapter}"))
+        dest = tmp_path_factory.mktemp(f"{name}_{adapter}")
+        root = copy_project(source, dest) if source else copy_example(dest)
         write_profile(root, adapter, snowflake)
         project = Project(root, adapter)
         project.dbt("deps")
