@@ -1,0 +1,45 @@
+"""Helpers shared by the benchmarks: medians over runs, peak memory of a child, one JSON line out."""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def run_child(args: list[str], python: str | None = None, timeout: float = 3600) -> dict[str, Any]:
+    """Run one contender in a fresh interpreter (so its peak memory is its own) and parse its JSON line."""
+    proc = subprocess.run([python or sys.executable, *args], capture_output=True, text=True, timeout=timeout)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        return {"error": " | ".join(tail)[:500]}
+    return json.loads(lines[-1])
+
+
+def median_of(results: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in results if key in r and r[key] is not None]
+    return round(statistics.median(values), 3) if values else None
+
+
+def emit(payload: dict[str, Any]) -> None:
+    print(json.dumps(payload, sort_keys=False), flush=True)
