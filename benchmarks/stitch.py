@@ -143,7 +143,8 @@ def run_scipy(data: Path, work: Path) -> dict:
         junk = pa.array(list(JUNK))
         cols = []
         for name in ("anonymous_id", "user_id", "email"):
-            col = pc.utf8_trim_whitespace(rows[name]) if name != "email" else pc.utf8_lower(pc.utf8_trim_whitespace(rows[name]))
+            col = pc.utf8_trim_whitespace(rows[name])
+            col = pc.utf8_lower(col) if name == "email" else col
             col = pc.if_else(pc.is_in(pc.utf8_lower(col), value_set=junk), pa.nulls(len(col), pa.string()), col)
             cols.append(pc.binary_join_element_wise(name + ":", col, ""))
         every = pa.chunked_array([c for col in cols for c in col.chunks]).dictionary_encode().combine_chunks()
@@ -180,11 +181,14 @@ def run_splink(data: Path, work: Path) -> dict:
 
     con = duckdb.connect(str(work / "splink.duckdb"))
     junk = ", ".join(f"'{j}'" for j in JUNK)
+    def node(column: str, value: str) -> str:
+        return f"case when lower({value}) in ({junk}) then null else '{column}:' || {value} end"
+
     con.execute(f"""
         create or replace table rows_ as
-        select nullif(case when lower(trim(anonymous_id)) in ({junk}) then null else 'anonymous_id:' || trim(anonymous_id) end, '') as a,
-               nullif(case when lower(trim(user_id)) in ({junk}) then null else 'user_id:' || trim(user_id) end, '') as u,
-               nullif(case when lower(trim(email)) in ({junk}) then null else 'email:' || lower(trim(email)) end, '') as e
+        select {node('anonymous_id', 'trim(anonymous_id)')} as a,
+               {node('user_id', 'trim(user_id)')} as u,
+               {node('email', 'lower(trim(email))')} as e
         from read_parquet('{data.as_posix()}')
     """)
     con.execute("""
@@ -249,14 +253,16 @@ def main() -> None:
             "scipy_clusters": next((r.get("clusters") for r in results["scipy"] if "clusters" in r), None),
             "splink_clusters": next((r.get("clusters") for r in results["splink"] if "clusters" in r), None),
             "rounds": first.get("rounds"),
-            "ours_s": ours, "ours_model_s": median_of(results["ours"], "model_seconds"), "scipy_e2e_s": scipy_s, "splink_s": splink_s,
+            "ours_s": ours, "ours_model_s": median_of(results["ours"], "model_seconds"),
+            "scipy_e2e_s": scipy_s, "splink_s": splink_s,
             "ours_vs_scipy": round(ours / scipy_s, 2) if ours and scipy_s else None,
             "ours_vs_splink": round(ours / splink_s, 2) if ours and splink_s else None,
             "ours_peak_mb": median_of(results["ours"], "peak_mb"),
             "scipy_peak_mb": median_of(results["scipy"], "peak_mb"),
             "splink_peak_mb": median_of(results["splink"], "peak_mb"),
             "runs": args.runs,
-            "errors": {k: [r["error"] for r in v if "error" in r] for k, v in results.items() if any("error" in r for r in v)},
+            "errors": {k: [r["error"] for r in v if "error" in r] for k, v in results.items()
+                       if any("error" in r for r in v)},
         })
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -1,4 +1,12 @@
-{#- The statements of one id_stitcher run, in order. `prior` is the existing output (incremental) or none. -#}
+{#-
+    The statements of one id_stitcher run, in order. `prior` is the existing output (incremental) or none.
+
+    Vertices are numbered without sorting (the numbers only name vertices inside one run): every accepted
+    identifier of the run is a vertex, and on incremental runs every prior cluster touched by the run is one
+    more vertex, linked to its identifiers by an edge. The survivor of a component is chosen after connected
+    components, by priority: prior clusters first (earliest first-seen, then main_id), then identifiers
+    (earliest first-seen, then type and value).
+-#}
 
 {#- Observations: the model's rows; on incremental runs only rows newer than the output's newest minus the
     lookback (rows without a timestamp are always read: merging them again changes nothing). -#}
@@ -24,6 +32,7 @@ with pairs as (
     select id_type, id_value, other_type, other_value, max_edges, max_edges_reverse
     from {{ obs }}
     where other_type is not null
+      and (max_edges is not null or max_edges_reverse is not null)
 ),
 forward as (
     select id_type, id_value, other_type, count(distinct other_value) as linked_values, max(max_edges) as max_edges
@@ -43,65 +52,50 @@ union all
 select id_type, id_value, other_type, linked_values, max_edges from reverse where linked_values > max_edges
 {%- endmacro %}
 
-{#- Every accepted identifier of this run, with when it was first and last seen. -#}
+{#- Every accepted identifier of this run, numbered, with when it was first and last seen. -#}
 {% macro _stitch_nodes_sql(obs) -%}
-select id_type, id_value, min(seen_at) as first_seen_at, max(seen_at) as last_seen_at
-from {{ obs }}
-where other_type is null and reject_reason is null and id_value is not null
-group by id_type, id_value
+select
+    row_number() over () as vid,
+    id_type,
+    id_value,
+    first_seen_at,
+    last_seen_at
+from (
+    select id_type, id_value, min(seen_at) as first_seen_at, max(seen_at) as last_seen_at
+    from {{ obs }}
+    where other_type is null and reject_reason is null and id_value is not null
+    group by id_type, id_value
+) as accepted
 {%- endmacro %}
 
-{#- Graph vertices, numbered so that the smallest number of a component names its survivor: prior clusters
-    touched by this run first (earliest first-seen, then main_id), then identifiers new to the graph
-    (earliest first-seen, then type and value). -#}
-{% macro _stitch_vertices_sql(nodes, prior) -%}
-with
-{%- if prior is not none %}
+{#- Incremental runs: each prior cluster this run touches, as one more vertex (numbered after the nodes),
+    with the vertices of its identifiers in this run. -#}
+{% macro _stitch_clusters_sql(nodes, prior) -%}
+with members as (
+    select p.main_id, n.vid as node_vid
+    from {{ prior }} as p
+    inner join {{ nodes }} as n on n.id_type = p.id_type and n.id_value = p.id_value
+),
 touched as (
     select p.main_id, min(p.first_seen_at) as first_seen_at
     from {{ prior }} as p
-    where p.main_id in (
-        select t.main_id from {{ prior }} as t
-        inner join {{ nodes }} as n on n.id_type = t.id_type and n.id_value = t.id_value
-    )
+    where p.main_id in (select main_id from members)
     group by p.main_id
 ),
-{%- endif %}
-candidates as (
-    {%- if prior is not none %}
-    select 0 as tier, main_id as key_type, cast(null as {{ dbt.type_string() }}) as key_value, first_seen_at
+numbered as (
+    select
+        (select coalesce(max(vid), 0) from {{ nodes }}) + row_number() over () as vid,
+        main_id,
+        first_seen_at
     from touched
-    union all
-    {%- endif %}
-    select 1 as tier, n.id_type as key_type, n.id_value as key_value, n.first_seen_at
-    from {{ nodes }} as n
-    {%- if prior is not none %}
-    where not exists (
-        select 1 from {{ prior }} as p where p.id_type = n.id_type and p.id_value = n.id_value
-    )
-    {%- endif %}
 )
-select
-    row_number() over (order by tier, first_seen_at nulls last, key_type, key_value) as vid,
-    tier,
-    key_type,
-    key_value
-from candidates
-{%- endmacro %}
-
-{#- The vertex of each identifier of this run: its prior cluster's vertex, or its own. -#}
-{% macro _stitch_vertex_of_sql(nodes, vertices, prior) -%}
-select n.id_type, n.id_value, coalesce({{ 'c.vid, ' if prior is not none }}i.vid) as vid
-from {{ nodes }} as n
-{%- if prior is not none %}
-left join {{ prior }} as p on p.id_type = n.id_type and p.id_value = n.id_value
-left join {{ vertices }} as c on c.tier = 0 and c.key_type = p.main_id
-{%- endif %}
-left join {{ vertices }} as i on i.tier = 1 and i.key_type = n.id_type and i.key_value = n.id_value
+select c.vid, c.main_id, c.first_seen_at, m.node_vid
+from numbered as c
+inner join members as m on m.main_id = c.main_id
 {%- endmacro %}
 
 {#- Edges between vertices, both directions, without the capped ones and without self loops. -#}
-{% macro _stitch_edges_sql(obs, capped, vertex_of) -%}
+{% macro _stitch_edges_sql(obs, capped, nodes, clusters) -%}
 with kept as (
     select o.id_type, o.id_value, o.other_type, o.other_value
     from {{ obs }} as o
@@ -116,11 +110,15 @@ with kept as (
       )
 ),
 linked as (
-    select distinct va.vid as a, vb.vid as b
+    select distinct na.vid as a, nb.vid as b
     from kept as k
-    inner join {{ vertex_of }} as va on va.id_type = k.id_type and va.id_value = k.id_value
-    inner join {{ vertex_of }} as vb on vb.id_type = k.other_type and vb.id_value = k.other_value
-    where va.vid <> vb.vid
+    inner join {{ nodes }} as na on na.id_type = k.id_type and na.id_value = k.id_value
+    inner join {{ nodes }} as nb on nb.id_type = k.other_type and nb.id_value = k.other_value
+    where na.vid <> nb.vid
+    {%- if clusters is not none %}
+    union
+    select node_vid as a, vid as b from {{ clusters }}
+    {%- endif %}
 )
 select a, b from linked
 union
@@ -132,23 +130,53 @@ select b, a from linked
 {{ dbt.hash(dbt.concat([id_type, "':'", id_value])) }}
 {%- endmacro %}
 
-{#- Each vertex's main_id after this run: its component's smallest vertex names it. -#}
-{% macro _stitch_result_sql(vertices, labels) -%}
-with labelled as (
-    select v.vid, v.tier, v.key_type, coalesce(l.label, v.vid) as label
-    from {{ vertices }} as v
+{#- Each vertex's main_id: the survivor of its component names it. -#}
+{% macro _stitch_result_sql(nodes, clusters, labels) -%}
+with vertices as (
+    select vid, 1 as tier, first_seen_at, id_type as key_type, id_value as key_value,
+           cast(null as {{ dbt.type_string() }}) as prior_main_id
+    from {{ nodes }}
+    {%- if clusters is not none %}
+    union all
+    select distinct vid, 0 as tier, first_seen_at, main_id as key_type, cast(null as {{ dbt.type_string() }}) as key_value,
+           main_id as prior_main_id
+    from {{ clusters }}
+    {%- endif %}
+),
+labelled as (
+    select v.*, coalesce(l.label, v.vid) as label, l.label is null as alone
+    from vertices as v
     left join {{ labels }} as l on l.node = v.vid
+),
+ranked as (
+    {#- only vertices with edges compete; a vertex alone is its own survivor -#}
+    select
+        label,
+        tier,
+        key_type,
+        key_value,
+        row_number() over (
+            partition by label
+            order by tier, first_seen_at nulls last, key_type, key_value
+        ) as priority
+    from labelled
+    where not alone
+),
+survivors as (
+    select label, tier, key_type, key_value from ranked where priority = 1
+    union all
+    select label, tier, key_type, key_value from labelled where alone
 )
 select
     labelled.vid,
     labelled.tier,
-    labelled.key_type as prior_main_id,
+    labelled.prior_main_id,
     case
-        when survivor.tier = 0 then survivor.key_type
-        else {{ dbt_studio._mint_main_id('survivor.key_type', 'survivor.key_value') }}
+        when survivors.tier = 0 then survivors.key_type
+        else {{ dbt_studio._mint_main_id('survivors.key_type', 'survivors.key_value') }}
     end as main_id
 from labelled
-inner join {{ vertices }} as survivor on survivor.vid = labelled.label
+inner join survivors on survivors.label = labelled.label
 {%- endmacro %}
 
 {#- Merges of prior clusters in this run (empty=true: the log's empty shape). -#}
@@ -160,7 +188,7 @@ select
     cast({{ dbt.current_timestamp() }} as {{ dbt.type_timestamp() }}) as changed_at,
     cast('{{ invocation_id }}' as {{ dbt.type_string() }}) as invocation_id
 from {{ result }}
-where {{ 'false' if empty else 'tier = 0 and prior_main_id <> main_id' }}
+where {{ '1 = 0' if empty else 'tier = 0 and prior_main_id <> main_id' }}
 {%- endmacro %}
 
 {#- What screening and caps dropped in this run, with counts. -#}
@@ -193,12 +221,11 @@ from {{ capped }}
 {%- endmacro %}
 
 {#- The new output: prior rows (re-pointed where their cluster merged) and this run's identifiers. -#}
-{% macro _stitch_output_sql(nodes, vertex_of, result, prior) -%}
+{% macro _stitch_output_sql(nodes, result, prior) -%}
 with run_ids as (
     select r.main_id, n.id_type, n.id_value, n.first_seen_at, n.last_seen_at
     from {{ nodes }} as n
-    inner join {{ vertex_of }} as v on v.id_type = n.id_type and v.id_value = n.id_value
-    inner join {{ result }} as r on r.vid = v.vid
+    inner join {{ result }} as r on r.vid = n.vid
 )
 {%- if prior is not none %},
 moved as (

@@ -3,36 +3,49 @@
 
     `edges` holds integer pairs (a, b), both directions, no self loops. Each round rewrites the edge set
     twice — large-star links every larger neighbour of a node to its smallest neighbour, small-star links
-    every smaller neighbour to the smallest — until every component is a star around its minimum. The
+    every smaller neighbour to the smallest — so components contract into stars around their minimum. The
     number of rounds grows with the logarithm of the component size, not with its diameter, so long chains
-    (even with ids increasing along them) converge in a handful of rounds. The loop stops when converged and
-    raises, naming the model, if `max_rounds` is reached: a partial labelling is never written.
+    (even with ids increasing along them) converge in a handful of rounds.
 
-    Writes `labels` (node, label) where label = the smallest node of the component (nodes with edges only).
-    Returns the number of rounds.
+    After each round every component that has become a star is finished: its labels are written out and
+    its edges leave the working set. Most people's identity graphs are tiny, so after the first round only
+    the few large components are still being rewritten. The loop ends when no edge is left, and raises,
+    naming the model, if `max_rounds` is reached: a partial labelling is never written.
+
+    Writes `labels` (node, label), label = the smallest node of the component (nodes with edges only).
+    Returns the number of rounds. `edges` is consumed.
 -#}
 {% macro connected_components(edges, labels, max_rounds, model_name) %}
     {{ return(adapter.dispatch('connected_components', 'dbt_studio')(edges, labels, max_rounds, model_name)) }}
 {% endmacro %}
 
 {% macro default__connected_components(edges, labels, max_rounds, model_name) %}
-    {%- set work = edges.incorporate(path={'identifier': edges.identifier ~ '_w'}) -%}
-    {%- set current = edges -%}
-    {%- set state = {'rounds': 0, 'converged': false} -%}
-    {%- for round in range(1, max_rounds + 1) -%}
-        {%- do state.update({'rounds': round}) -%}
-        {%- do run_query(dbt_studio._create_table_as(work, dbt_studio._large_star_sql(current))) -%}
-        {%- do run_query(dbt_studio._create_table_as(current, dbt_studio._small_star_sql(work))) -%}
-        {%- if dbt_studio._is_star_forest(current) -%}
+    {%- set spare = edges.incorporate(path={'identifier': edges.identifier ~ '_w'}) -%}
+    {%- set centers = edges.incorporate(path={'identifier': edges.identifier ~ '_c'}) -%}
+    {%- set state = {'rounds': 0, 'converged': false, 'current': edges, 'spare': spare} -%}
+    {%- do run_query(dbt_studio._create_work_table(labels, 'select a as node, b as label from ' ~ edges ~ ' where 1 = 0')) -%}
+    {%- for round in range(1, max_rounds + 2) -%}
+        {%- set current, spare = state.current, state.spare -%}
+        {%- if dbt_studio._is_empty(current) -%}
             {%- do state.update({'converged': true}) -%}
             {%- break -%}
+        {%- elif round > max_rounds -%}
+            {%- break -%}
         {%- endif -%}
+        {%- do state.update({'rounds': round}) -%}
+        {%- do run_query(dbt_studio._create_work_table(spare, dbt_studio._large_star_sql(current))) -%}
+        {%- do run_query(dbt_studio._create_work_table(current, dbt_studio._small_star_sql(spare))) -%}
+        {%- do run_query(dbt_studio._create_work_table(centers, dbt_studio._finished_star_centers_sql(current))) -%}
+        {%- do run_query(dbt_studio._insert_into(labels, dbt_studio._finished_star_labels_sql(current, centers))) -%}
+        {%- do run_query(dbt_studio._create_work_table(spare, dbt_studio._unfinished_edges_sql(current, centers))) -%}
+        {%- do state.update({'current': spare, 'spare': current}) -%}
     {%- endfor -%}
-    {%- do adapter.drop_relation(work) -%}
+    {%- for relation in [edges, spare, centers] -%}
+        {%- do adapter.drop_relation(relation) -%}
+    {%- endfor -%}
     {%- if not state.converged -%}
-        {{ exceptions.raise_compiler_error("dbt_studio: connected components of model '" ~ model_name ~ "' did not converge in " ~ state.rounds ~ " rounds (max_rounds = " ~ max_rounds ~ "); raise the `max_rounds` config or var dbt_studio_stitch_max_rounds. Nothing was written.") }}
+        {{ exceptions.raise_compiler_error("dbt_studio: connected components of model '" ~ model_name ~ "' did not converge in " ~ state.rounds ~ " rounds (max_rounds = " ~ max_rounds ~ "); raise the `max_rounds` meta setting or the var dbt_studio_stitch_max_rounds. Nothing was written.") }}
     {%- endif -%}
-    {%- do run_query(dbt_studio._create_table_as(labels, dbt_studio._star_labels_sql(current))) -%}
     {{ return(state.rounds) }}
 {% endmacro %}
 
@@ -74,24 +87,40 @@ union
 select b, a from linked
 {%- endmacro %}
 
-{#- A star forest: every node has at most one smaller neighbour, and a node with one has no larger ones. -#}
-{% macro _is_star_forest(edges) %}
-    {%- set query -%}
-        select count(*) from (
-            select
-                a,
-                sum(case when b < a then 1 else 0 end) as smaller,
-                sum(case when b > a then 1 else 0 end) as larger
-            from {{ edges }}
-            group by a
-        ) as degrees
-        where smaller > 1 or (smaller = 1 and larger > 0)
-    {%- endset -%}
-    {{ return(run_query(query).columns[0].values()[0] | int == 0) }}
-{% endmacro %}
-
-{% macro _star_labels_sql(edges) -%}
-select a as node, least(a, min(b)) as label
-from {{ edges }}
-group by a
+{#- Centres of finished stars: no smaller neighbour, and every neighbour's only neighbour is the centre. -#}
+{% macro _finished_star_centers_sql(edges) -%}
+with degrees as (
+    select
+        a,
+        sum(case when b < a then 1 else 0 end) as smaller,
+        sum(case when b > a then 1 else 0 end) as larger
+    from {{ edges }}
+    group by a
+)
+select e.a as center
+from {{ edges }} as e
+inner join degrees as centre on centre.a = e.a
+inner join degrees as leaf on leaf.a = e.b
+where centre.smaller = 0
+group by e.a
+having min(case when leaf.smaller = 1 and leaf.larger = 0 then 1 else 0 end) = 1
 {%- endmacro %}
+
+{% macro _finished_star_labels_sql(edges, centers) -%}
+select center as node, center as label from {{ centers }}
+union all
+select e.b as node, e.a as label
+from {{ edges }} as e
+inner join {{ centers }} as c on c.center = e.a
+{%- endmacro %}
+
+{#- An edge of a finished star always has the centre as its smaller end. -#}
+{% macro _unfinished_edges_sql(edges, centers) -%}
+select e.a, e.b
+from {{ edges }} as e
+where not exists (select 1 from {{ centers }} as c where c.center = least(e.a, e.b))
+{%- endmacro %}
+
+{% macro _is_empty(relation) %}
+    {{ return(run_query('select count(*) from (select 1 as x from ' ~ relation ~ ' limit 1) as probe').columns[0].values()[0] | int == 0) }}
+{% endmacro %}

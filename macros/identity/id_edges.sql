@@ -31,7 +31,7 @@ with
     from {{ spec.relation }}
 ),
 
-{{ spec.cte }}__screened as (
+{{ spec.cte }}__screened as {{ dbt_studio._materialized_cte() }}(
     select
         *,
         {%- for id in spec.ids %}

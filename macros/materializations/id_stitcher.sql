@@ -26,26 +26,30 @@
         {%- do adapter.drop_relation(existing) -%}
         {%- set incremental = false -%}
     {%- endif -%}
+    {%- set prior = target if incremental else none -%}
     {%- set work = {} -%}
-    {%- for name in ['obs', 'nodes', 'capped', 'vertices', 'vertex_of', 'edges', 'labels', 'result'] -%}
-        {%- do work.update({name: dbt_studio._sibling(target, '__stitch_' ~ name)}) -%}
+    {%- for name in ['obs', 'capped', 'nodes', 'clusters', 'edges', 'labels', 'result'] -%}
+        {%- do work.update({name: dbt_studio._work_relation(target, '__stitch_' ~ name)}) -%}
     {%- endfor -%}
+    {%- set staged = dbt_studio._sibling(target, '__stitch_staged') -%}
+    {%- set clusters = work.clusters if incremental else none -%}
     {%- set changes = dbt_studio._sibling(target, '__id_changes') -%}
     {%- set rejected = dbt_studio._sibling(target, '__rejected_ids') -%}
 
     {{ run_hooks(pre_hooks) }}
 
-    {%- do run_query(dbt_studio._create_table_as(work.obs, dbt_studio._stitch_observations_sql(sql, target if incremental else none, lookback_hours))) -%}
-    {%- do run_query(dbt_studio._create_table_as(work.capped, dbt_studio._stitch_capped_sql(work.obs))) -%}
-    {%- do run_query(dbt_studio._create_table_as(work.nodes, dbt_studio._stitch_nodes_sql(work.obs))) -%}
-    {%- do run_query(dbt_studio._create_table_as(work.vertices, dbt_studio._stitch_vertices_sql(work.nodes, target if incremental else none))) -%}
-    {%- do run_query(dbt_studio._create_table_as(work.vertex_of, dbt_studio._stitch_vertex_of_sql(work.nodes, work.vertices, target if incremental else none))) -%}
-    {%- do run_query(dbt_studio._create_table_as(work.edges, dbt_studio._stitch_edges_sql(work.obs, work.capped, work.vertex_of))) -%}
+    {%- do run_query(dbt_studio._create_work_table(work.obs, dbt_studio._stitch_observations_sql(sql, prior, lookback_hours))) -%}
+    {%- do run_query(dbt_studio._create_work_table(work.capped, dbt_studio._stitch_capped_sql(work.obs))) -%}
+    {%- do run_query(dbt_studio._create_work_table(work.nodes, dbt_studio._stitch_nodes_sql(work.obs))) -%}
+    {%- if incremental -%}
+        {%- do run_query(dbt_studio._create_work_table(work.clusters, dbt_studio._stitch_clusters_sql(work.nodes, prior))) -%}
+    {%- endif -%}
+    {%- do run_query(dbt_studio._create_work_table(work.edges, dbt_studio._stitch_edges_sql(work.obs, work.capped, work.nodes, clusters))) -%}
     {%- set rounds = dbt_studio.connected_components(work.edges, work.labels, max_rounds, this.name) -%}
     {%- do log("dbt_studio: " ~ this.name ~ ": connected components converged in " ~ rounds ~ " rounds", info=true) -%}
-    {%- do run_query(dbt_studio._create_table_as(work.result, dbt_studio._stitch_result_sql(work.vertices, work.labels))) -%}
+    {%- do run_query(dbt_studio._create_work_table(work.result, dbt_studio._stitch_result_sql(work.nodes, clusters, work.labels))) -%}
 
-    {#- side tables first: the change log and the rejections are written before the swap -#}
+    {#- side tables first: the change log and the rejections are written before the output is replaced -#}
     {%- if load_cached_relation(changes) is none -%}
         {%- do run_query(dbt_studio._create_table_as(changes, dbt_studio._stitch_changes_sql(work.result, empty=true))) -%}
     {%- endif -%}
@@ -58,14 +62,11 @@
         {%- do run_query(dbt_studio._create_table_as(rejected, dbt_studio._stitch_rejected_sql(work.obs, work.capped))) -%}
     {%- endif -%}
 
-    {%- set staged = dbt_studio._sibling(target, '__stitch_new') -%}
     {%- call statement('main') -%}
-        {{ dbt_studio._create_table_as(staged, dbt_studio._stitch_output_sql(work.nodes, work.vertex_of, work.result, target if incremental else none)) }}
+        {{ dbt_studio._create_table_as(staged, dbt_studio._stitch_output_sql(work.nodes, work.result, prior)) }}
     {%- endcall -%}
-    {#- one atomic replace, on every warehouse (renames are not transactional everywhere) -#}
-    {%- do run_query(dbt_studio._create_table_as(target, 'select * from ' ~ staged)) -%}
-    {%- do work.update({'staged': staged}) -%}
-    {%- for name, relation in work.items() -%}
+    {%- do dbt_studio._replace_table(staged, target) -%}
+    {%- for relation in work.values() -%}
         {%- do adapter.drop_relation(relation) -%}
     {%- endfor -%}
 

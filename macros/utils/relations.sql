@@ -23,3 +23,62 @@ create or replace table {{ relation }} as (
 insert into {{ relation }}
 {{ sql }}
 {%- endmacro %}
+
+{#- Make `staged` the new `target` in one step that readers never see half done; `staged` is gone after. -#}
+{% macro _replace_table(staged, target) %}
+    {{ return(adapter.dispatch('_replace_table', 'dbt_studio')(staged, target)) }}
+{% endmacro %}
+
+{% macro default___replace_table(staged, target) %}
+    {%- do run_query(dbt_studio._create_table_as(target, 'select * from ' ~ staged)) -%}
+    {%- do adapter.drop_relation(staged) -%}
+{% endmacro %}
+
+{#- DuckDB: DDL is transactional, so a drop and a rename inside dbt's transaction swap without a copy. -#}
+{% macro duckdb___replace_table(staged, target) %}
+    {%- do adapter.drop_relation(target) -%}
+    {%- do adapter.rename_relation(staged, target) -%}
+{% endmacro %}
+
+{#- Work tables of a multi-statement materialization: never read by users, dropped at the end. DuckDB keeps
+    them in memory (temporary tables, unqualified); Snowflake makes them transient (no fail-safe storage). -#}
+{% macro _work_relation(target, suffix) %}
+    {{ return(adapter.dispatch('_work_relation', 'dbt_studio')(target, suffix)) }}
+{% endmacro %}
+
+{% macro default___work_relation(target, suffix) %}
+    {{ return(dbt_studio._sibling(target, suffix)) }}
+{% endmacro %}
+
+{% macro duckdb___work_relation(target, suffix) %}
+    {{ return(api.Relation.create(identifier=target.identifier ~ suffix, type='table')) }}
+{% endmacro %}
+
+{% macro _create_work_table(relation, sql) %}
+    {{ return(adapter.dispatch('_create_work_table', 'dbt_studio')(relation, sql)) }}
+{% endmacro %}
+
+{% macro default___create_work_table(relation, sql) -%}
+{{ dbt_studio._create_table_as(relation, sql) }}
+{%- endmacro %}
+
+{% macro duckdb___create_work_table(relation, sql) -%}
+create or replace temporary table {{ relation }} as (
+{{ sql }}
+)
+{%- endmacro %}
+
+{% macro snowflake___create_work_table(relation, sql) -%}
+create or replace transient table {{ relation }} as (
+{{ sql }}
+)
+{%- endmacro %}
+
+{#- `with x as materialized (...)`: DuckDB otherwise inlines a CTE into every branch that reads it. -#}
+{% macro _materialized_cte() %}
+    {{ return(adapter.dispatch('_materialized_cte', 'dbt_studio')()) }}
+{% endmacro %}
+
+{% macro default___materialized_cte() %}{{ return('') }}{% endmacro %}
+
+{% macro duckdb___materialized_cte() %}{{ return('materialized ') }}{% endmacro %}
