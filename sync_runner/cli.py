@@ -67,16 +67,123 @@ def demo(directory: Path, users: int, seed: int) -> None:
                f"'{{raw_data_dir: data}}'")
 
 
+def _project_options(fn):
+    fn = click.option("--target", "-t", default=None, help="dbt target (default: the profile's).")(fn)
+    fn = click.option("--profiles-dir", default=None, type=click.Path(file_okay=False, path_type=Path),
+                      help="Where profiles.yml is (default: the project dir if it has one, else ~/.dbt).")(fn)
+    return click.option("--project-dir", default=".", show_default=True,
+                        type=click.Path(file_okay=False, path_type=Path))(fn)
+
+
+def _print_reports(reports, as_json: bool, planned_only: bool = False) -> None:
+    from .config import REDACT
+
+    if as_json:
+        click.echo(REDACT(json.dumps({"syncs": [r.as_dict() for r in reports]}, indent=2, default=str)))
+        return
+    rows = []
+    for r in reports:
+        p = r.planned
+        rows.append([r.sync, r.model, r.destination, r.status, f"{p.get('insert', 0):,}", f"{p.get('update', 0):,}",
+                     f"{p.get('delete', 0) + p.get('clear', 0):,}"]
+                    + ([] if planned_only else [f"{r.acknowledged:,}", f"{r.rejected:,}", f"{r.seconds:.1f}s"]))
+    headers = ["sync", "model", "destination", "status", "adds", "changes", "deletes"]
+    click.echo(_table(headers + ([] if planned_only else ["acked", "rejected", "time"]), rows))
+    for r in reports:
+        if r.full_resync:
+            click.echo(f"{r.sync}: full resync (first run, --full-resync, or a changed primary key / mapping / mode):"
+                       " every row is sent, no deletes")
+        if r.message:
+            click.echo(f"{r.sync}: {REDACT(r.message)}", err=r.status == "failed")
+        if planned_only and r.sample.get("rows"):
+            click.echo(f"{r.sync}: sample")
+            cols = [c for c in r.sample["columns"] if c.lower() not in ("_seq", "_n")]
+            idx = [r.sample["columns"].index(c) for c in cols]
+            click.echo(_table(cols, [[REDACT(row[i]) if row[i] is not None else "" for i in idx]
+                                     for row in r.sample["rows"]]))
+
+
+class _ProgressBar:
+    """One line per sync, redrawn in place on a terminal; silent otherwise."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+
+    def __call__(self, name: str, done: int, total: int) -> None:
+        if not self.enabled or not total:
+            return
+        width = 30
+        filled = int(width * min(done, total) / total)
+        click.echo(f"\r{name} [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,}", nl=False, err=True)
+        if done >= total:
+            click.echo("", err=True)
+
+
+def _run(project_dir: Path, profiles_dir: Path | None, target: str | None, select: tuple[str, ...],
+         full_resync: bool, dry_run: bool, as_json: bool) -> None:
+    from .engine import Options, run_syncs
+
+    options = Options(select=select, full_resync=full_resync, dry_run=dry_run)
+    reports = run_syncs(project_dir, profiles_dir, target, options, progress=None if as_json else _ProgressBar())
+    _print_reports(reports, as_json, planned_only=dry_run)
+    if any(r.status == "failed" for r in reports):
+        sys.exit(1)
+
+
+@cli.command()
+@_project_options
+@click.option("--select", "-s", "select", multiple=True, help="Sync or model name (glob); repeatable.")
+@click.option("--full-resync", is_flag=True, help="Send every row again (never deletes).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
+def sync(project_dir: Path, profiles_dir: Path | None, target: str | None, select: tuple[str, ...],
+         full_resync: bool, as_json: bool) -> None:
+    """Send each sync's changes (computed in the warehouse) to its destination."""
+    _run(project_dir, profiles_dir, target, select, full_resync, False, as_json)
+
+
+@cli.command()
+@_project_options
+@click.option("--select", "-s", "select", multiple=True, help="Sync or model name (glob); repeatable.")
+@click.option("--full-resync", is_flag=True, help="Plan as if everything were sent again.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
+def plan(project_dir: Path, profiles_dir: Path | None, target: str | None, select: tuple[str, ...],
+         full_resync: bool, as_json: bool) -> None:
+    """Dry run: the adds, changes and deletes each sync would send, with a sample; changes nothing."""
+    _run(project_dir, profiles_dir, target, select, full_resync, True, as_json)
+
+
+@cli.command()
+@_project_options
+@click.option("--limit", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def status(project_dir: Path, profiles_dir: Path | None, target: str | None, limit: int, as_json: bool) -> None:
+    """Recent sync runs from the run log in the warehouse."""
+    from .config import REDACT
+    from .engine import recent_runs
+
+    runs = recent_runs(project_dir, profiles_dir, target, limit)
+    if as_json:
+        click.echo(REDACT(json.dumps(runs, indent=2, default=str)))
+        return
+    if not runs:
+        click.echo("no sync runs yet")
+        return
+    keys = ["sync_name", "status", "started_at", "planned_inserts", "planned_updates", "planned_deletes",
+            "acknowledged", "rejected", "error"]
+    click.echo(_table(keys, [[REDACT("" if r.get(k) is None else r.get(k)) for k in keys] for r in runs]))
+
+
 @cli.command()
 @click.option("--project-dir", default=".", show_default=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--profiles-dir", default=None, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
-def validate(project_dir: Path, as_json: bool) -> None:
-    """Check the dbt_studio configuration of every model in target/manifest.json."""
+def validate(project_dir: Path, profiles_dir: Path | None, as_json: bool) -> None:
+    """Check the dbt_studio configuration of every model in target/manifest.json, syncs and destinations."""
     from .artifacts import load_manifest
     from .validate import validate_manifest
 
     manifest = load_manifest(project_dir)
-    problems = validate_manifest(manifest)
+    problems = validate_manifest(manifest, project_dir.resolve(), profiles_dir)
     models = manifest.studio_models()
     if as_json:
         click.echo(json.dumps({"models": [m.name for m in models],

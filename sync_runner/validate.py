@@ -9,9 +9,11 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .artifacts import Manifest, Node
+from .errors import UserError
 
 MODEL_TYPES = ("parent", "related", "event")
 
@@ -108,8 +110,22 @@ def validate_node(node: Node) -> list[Problem]:
     return problems
 
 
-def validate_manifest(manifest: Manifest) -> list[Problem]:
+def validate_manifest(manifest: Manifest, project_dir: Path | None = None,
+                      profiles_dir: Path | None = None) -> list[Problem]:
+    """Problems of every model's meta, and of its syncs against the destinations of dbt_studio.yml."""
+    from .config import find_config, load_destinations, sync_problems
+
     problems: list[Problem] = []
     for node in manifest.studio_models():
         problems += validate_node(node)
+    if project_dir is None or not any(n.studio.get("syncs") for n in manifest.studio_models()):
+        return problems
+    try:
+        destinations = load_destinations(project_dir, profiles_dir)
+    except UserError as exc:
+        config = find_config(project_dir, profiles_dir)
+        return [*problems, Problem(str(config or "dbt_studio.yml"), "-", "destinations", str(exc))]
+    for node in manifest.studio_models():
+        problems += [Problem(node.config_file, node.name, key, message)
+                     for key, message in sync_problems(node, destinations)]
     return problems

@@ -16,6 +16,7 @@
         'stitch_lookback_hours': 24,
         'stitch_blocklist': ['', 'null', 'none', 'nil', 'undefined', 'unknown', 'nan', 'n/a', 'na', '-1', '0', 'anonymous', 'test', 'test@test.com', 'test@example.com'],
         'stitch_blocklist_regex': ['^[0-]*$', '^\\s*$'],
+        'changelog_retention_days': 30,
         'max_cluster_size_warn': 1000,
         'max_cluster_size_error': 10000,
     }) }}

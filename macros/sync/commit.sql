@@ -1,0 +1,70 @@
+{#-
+    Commit what the destination acknowledged, in one transaction: the acknowledged plan rows move into the
+    snapshot (deletes and clears leave it), each lands in the changelog, their old rejections are cleared,
+    and rejected rows are recorded with their reason and attempt count. A crash before the commit leaves
+    the state as it was, so the next run plans those rows again (delivery is at least once).
+
+    acked:    [[first_seq, last_seq], ...] ranges of plan rows the destination acknowledged
+    rejected: [[seq, reason], ...] rows inside those ranges that it rejected (never committed)
+-#}
+{% macro sync_commit(sync, run_id, acked, rejected=[]) %}
+    {{ return(adapter.dispatch('sync_commit', 'dbt_studio')(sync, run_id, acked, rejected)) }}
+{% endmacro %}
+
+{% macro default__sync_commit(sync, run_id, acked, rejected=[]) %}
+    {%- if acked | length == 0 and rejected | length == 0 -%}
+        {{ return(0) }}
+    {%- endif -%}
+    {%- set snapshot = dbt_studio._state_relation(sync, sync.name ~ '__snapshot') -%}
+    {%- set plan = dbt_studio._state_relation(sync, sync.name ~ '__plan') -%}
+    {%- set rejections = dbt_studio._state_relation(sync, sync.name ~ '__rejections') -%}
+    {%- set changelog = dbt_studio._state_relation(sync, 'sync_changelog') -%}
+    {%- set columns = sync.columns | join(', ') -%}
+    {%- set ranges = [] -%}
+    {%- for r in acked -%}
+        {%- do ranges.append('_seq between ' ~ (r[0] | int) ~ ' and ' ~ (r[1] | int)) -%}
+    {%- endfor -%}
+    {%- set in_ranges = '(' ~ (ranges | join(' or ') if ranges else '1 = 0') ~ ')' -%}
+    {%- set rejected_seqs = rejected | map(attribute=0) | map('int') | list -%}
+    {%- set not_rejected = ('_seq not in (' ~ rejected_seqs | join(', ') ~ ')') if rejected_seqs else '1 = 1' -%}
+    {%- set acknowledged = 'select * from ' ~ plan ~ ' where ' ~ in_ranges ~ ' and ' ~ not_rejected -%}
+    {%- set statements = [
+        'delete from ' ~ snapshot ~ ' where _key in (select _key from (' ~ acknowledged ~ ') as a)',
+        'insert into ' ~ snapshot ~ ' (_key, ' ~ columns ~ ') select _key, ' ~ columns ~ ' from (' ~ acknowledged ~ ") as a where _op in ('insert', 'update')",
+        'insert into ' ~ changelog ~ " (run_id, sync_name, _key, op, acknowledged_at) select '" ~ run_id ~ "', '" ~ sync.name ~ "', _key, _op, " ~ dbt_studio._now() ~ ' from (' ~ acknowledged ~ ') as a',
+        'delete from ' ~ rejections ~ ' where _key in (select _key from (' ~ acknowledged ~ ') as a)',
+    ] -%}
+    {%- if rejected | length > 0 -%}
+        {%- set reasons -%}
+            {%- for r in rejected -%}
+            select {{ r[0] | int }} as _seq, {{ dbt_studio.string_literal(r[1] | string | truncate(1000, true, '...')) }} as reason{{ "\n            union all\n            " if not loop.last }}
+            {%- endfor -%}
+        {%- endset -%}
+        {%- set rejected_rows = 'select p._key, r.reason from ' ~ plan ~ ' as p inner join (' ~ reasons ~ ') as r on r._seq = p._seq' -%}
+        {%- do statements.append('update ' ~ rejections ~ ' set attempts = attempts + 1, reason = rr.reason, last_rejected_at = ' ~ dbt_studio._now() ~ ' from (' ~ rejected_rows ~ ') as rr where ' ~ rejections ~ '._key = rr._key') -%}
+        {%- do statements.append('insert into ' ~ rejections ~ ' (_key, reason, attempts, first_rejected_at, last_rejected_at) select rr._key, rr.reason, 1, ' ~ dbt_studio._now() ~ ', ' ~ dbt_studio._now() ~ ' from (' ~ rejected_rows ~ ') as rr where not exists (select 1 from ' ~ rejections ~ ' as old where old._key = rr._key)') -%}
+    {%- endif -%}
+    {%- do dbt_studio._in_transaction(statements) -%}
+    {{ return(1) }}
+{% endmacro %}
+
+{#- Run statements all-or-nothing. -#}
+{% macro _in_transaction(statements) %}
+    {{ return(adapter.dispatch('_in_transaction', 'dbt_studio')(statements)) }}
+{% endmacro %}
+
+{% macro default___in_transaction(statements) %}
+    {%- for sql in statements -%}
+        {%- do run_query(sql) -%}
+    {%- endfor -%}
+    {%- do adapter.commit() -%}
+{% endmacro %}
+
+{#- Snowflake autocommits each statement unless a transaction is opened explicitly. -#}
+{% macro snowflake___in_transaction(statements) %}
+    {%- do run_query('begin') -%}
+    {%- for sql in statements -%}
+        {%- do run_query(sql) -%}
+    {%- endfor -%}
+    {%- do run_query('commit') -%}
+{% endmacro %}

@@ -1,0 +1,138 @@
+{#-
+    Plan one sync: compare the model with the snapshot of what the destination acknowledged, inside the
+    warehouse, and write `<sync>__plan` (_seq, _op, _key, tracked columns). Only the tracked (mapped)
+    columns are compared, so a change to an unmapped column sends nothing.
+
+      insert   keys never acknowledged
+      update   changed rows of acknowledged keys (update mode: also new keys, as updates)
+      delete   acknowledged keys gone from the model (on_delete: delete, or mirror mode)
+      clear    the same, sent as a record with its fields emptied (on_delete: clear)
+
+    A changed fingerprint (primary key, mappings or mode) or `full_resync` empties the snapshot first: a
+    full resync sends every row and never emits deletes. Returns {insert, update, delete, clear, reset}.
+-#}
+{% macro sync_plan(sync, source, full_resync=false, dry_run=false) %}
+    {{ return(adapter.dispatch('sync_plan', 'dbt_studio')(sync, source, full_resync, dry_run)) }}
+{% endmacro %}
+
+{#- dry_run: nothing is written; the counts and a sample of each operation come straight from the query. -#}
+{% macro default__sync_plan(sync, source, full_resync=false, dry_run=false) %}
+    {%- set snapshot = dbt_studio._state_relation(sync, sync.name ~ '__snapshot') -%}
+    {%- set plan = dbt_studio._state_relation(sync, sync.name ~ '__plan') -%}
+    {%- set configs = dbt_studio._state_relation(sync, 'sync_configs') -%}
+    {%- set known = [] -%}
+    {%- if load_relation(configs) is not none -%}
+        {%- set known = run_query("select fingerprint from " ~ configs ~ " where sync_name = '" ~ sync.name ~ "'").rows -%}
+    {%- endif -%}
+    {%- set reset = full_resync or known | length == 0 or known[0][0] != sync.fingerprint or load_relation(snapshot) is none -%}
+    {%- set empty_snapshot = '(' ~ dbt_studio._sync_current_sql(sync, source) ~ '\nwhere 1 = 0)' -%}
+    {%- set counts = {'insert': 0, 'update': 0, 'delete': 0, 'clear': 0, 'reset': reset} -%}
+    {%- if dry_run -%}
+        {%- set plan_sql = dbt_studio._sync_plan_sql(sync, source, empty_snapshot if reset else snapshot, deletes=not reset) -%}
+        {%- for row in run_query('select _op, count(*) from (' ~ plan_sql ~ ') as p group by _op').rows -%}
+            {%- do counts.update({row[0]: row[1] | int}) -%}
+        {%- endfor -%}
+        {%- do counts.update({'sample': dbt_studio._sync_sample('(' ~ plan_sql ~ ')')}) -%}
+        {{ return(counts) }}
+    {%- endif -%}
+    {%- if reset -%}
+        {%- do run_query(dbt_studio._create_table_as(snapshot, dbt_studio._sync_current_sql(sync, source) ~ '\nwhere 1 = 0')) -%}
+    {%- endif -%}
+    {%- do run_query(dbt_studio._create_table_as(plan, dbt_studio._sync_plan_sql(sync, source, snapshot, deletes=not reset))) -%}
+    {%- for row in run_query('select _op, count(*) from ' ~ plan ~ ' group by _op').rows -%}
+        {%- do counts.update({row[0]: row[1] | int}) -%}
+    {%- endfor -%}
+    {%- do adapter.commit() -%}
+    {{ return(counts) }}
+{% endmacro %}
+
+{#- The fingerprint is recorded only once a run succeeded, so a failed first run after a change resets again. -#}
+{% macro sync_record_fingerprint(sync) %}
+    {%- set configs = dbt_studio._state_relation(sync, 'sync_configs') -%}
+    {%- do run_query("delete from " ~ configs ~ " where sync_name = '" ~ sync.name ~ "'") -%}
+    {%- do run_query("insert into " ~ configs ~ " (sync_name, fingerprint, updated_at) select '" ~ sync.name ~ "', '" ~ sync.fingerprint ~ "', " ~ dbt_studio._now()) -%}
+    {%- do adapter.commit() -%}
+{% endmacro %}
+
+{% macro _now() -%}
+cast({{ dbt.current_timestamp() }} as {{ dbt.type_timestamp() }})
+{%- endmacro %}
+
+{% macro _sync_current_sql(sync, source) -%}
+select
+    {{ dbt_studio._sync_key_expr(sync.key_columns) }} as _key
+    {%- for column in sync.columns %},
+    {{ column }}
+    {%- endfor %}
+from {{ source }}
+{%- endmacro %}
+
+{#- The set difference of two queries with the same columns: EXCEPT, or MINUS on Snowflake. -#}
+{% macro except_rows(left_sql, right_sql) %}
+    {{ return(adapter.dispatch('except_rows', 'dbt_studio')(left_sql, right_sql)) }}
+{% endmacro %}
+
+{% macro default__except_rows(left_sql, right_sql) -%}
+{{ left_sql }}
+except
+{{ right_sql }}
+{%- endmacro %}
+
+{% macro snowflake__except_rows(left_sql, right_sql) -%}
+{{ left_sql }}
+minus
+{{ right_sql }}
+{%- endmacro %}
+
+{% macro _sync_plan_sql(sync, source, snapshot, deletes) -%}
+{%- set columns = sync.columns | join(', ') -%}
+{%- set with_deletes = deletes and (sync.mode == 'mirror' or sync.on_delete in ('delete', 'clear')) -%}
+{%- set delete_op = 'clear' if sync.on_delete == 'clear' else 'delete' -%}
+with current_rows as (
+    {{ dbt_studio._sync_current_sql(sync, source) | indent(4) }}
+),
+changed as (
+    {{ dbt_studio.except_rows('select _key, ' ~ columns ~ ' from current_rows', 'select _key, ' ~ columns ~ ' from ' ~ snapshot) | indent(4) }}
+),
+ops as (
+    select
+        {%- if sync.mode == 'update' %}
+        'update' as _op,
+        {%- else %}
+        case when acknowledged._key is null then 'insert' else 'update' end as _op,
+        {%- endif %}
+        changed.*
+    from changed
+    left join (select _key from {{ snapshot }}) as acknowledged on acknowledged._key = changed._key
+    {%- if sync.mode == 'insert' %}
+    where acknowledged._key is null
+    {%- endif %}
+    {%- if with_deletes %}
+    union all
+    select '{{ delete_op }}' as _op, gone._key, {% for c in sync.columns %}gone.{{ c }}{{ ", " if not loop.last }}{% endfor %}
+    from {{ snapshot }} as gone
+    where not exists (select 1 from current_rows where current_rows._key = gone._key)
+    {%- endif %}
+)
+select row_number() over (order by _op, _key) as _seq, ops.*
+from ops
+{%- endmacro %}
+
+{#- The plan's rows in delivery order, for the runner to stream. -#}
+{% macro sync_plan_rows_sql(sync) %}
+    {%- set plan = dbt_studio._state_relation(sync, sync.name ~ '__plan') -%}
+    {{ return('select * from ' ~ plan ~ ' order by _seq') }}
+{% endmacro %}
+
+{#- A few rows of each operation, for `dbt-studio plan`. -#}
+{% macro _sync_sample(plan, per_op=3) %}
+    {%- set query -%}
+        select * from (
+            select p.*, row_number() over (partition by _op order by _seq) as _n from {{ plan }} as p
+        ) as sampled
+        where _n <= {{ per_op }}
+        order by _op, _seq
+    {%- endset -%}
+    {%- set result = run_query(query) -%}
+    {{ return({'columns': result.column_names | list, 'rows': result.rows | map('list') | list}) }}
+{% endmacro %}

@@ -1,0 +1,86 @@
+{#-
+    Warehouse-side state of syncs, in one state schema (default `<target schema>_dbt_studio`):
+
+      sync_runs             one row per sync run: counts, status, error
+      sync_changelog        one row per acknowledged change (retention: var dbt_studio_changelog_retention_days)
+      sync_configs          the fingerprint of each sync's primary key + mappings + mode; a change resets it
+      sync_locks            one sync at a time per sync name
+      <sync>__snapshot      primary key + tracked columns as the destination last acknowledged them
+      <sync>__plan          this run's changes (_seq, _op, _key, tracked columns)
+      <sync>__rejections    keys the destination rejected, with the reason and the number of attempts
+
+    `sync` arguments are the dict the runner passes: {name, state_schema, key_columns, columns, mode,
+    on_delete, fingerprint}.
+-#}
+
+{% macro _state_relation(sync, identifier) %}
+    {{ return(api.Relation.create(database=target.database, schema=sync.state_schema, identifier=identifier, type='table')) }}
+{% endmacro %}
+
+{#- The state schema's default name, for the runner (it reads the target from the profile). -#}
+{% macro sync_default_state_schema() %}
+    {{ return(target.schema ~ dbt_studio.setting('state_schema_suffix')) }}
+{% endmacro %}
+
+{% macro sync_prepare(sync) %}
+    {{ return(adapter.dispatch('sync_prepare', 'dbt_studio')(sync)) }}
+{% endmacro %}
+
+{% macro default__sync_prepare(sync) %}
+    {%- set string, ts, int = dbt.type_string(), dbt.type_timestamp(), dbt.type_bigint() -%}
+    {%- do adapter.create_schema(api.Relation.create(database=target.database, schema=sync.state_schema)) -%}
+    {%- set tables = {
+        'sync_runs': 'run_id ' ~ string ~ ', sync_name ' ~ string ~ ', model ' ~ string ~ ', destination ' ~ string ~ ', mode ' ~ string
+            ~ ', started_at ' ~ ts ~ ', finished_at ' ~ ts ~ ', status ' ~ string ~ ', planned_inserts ' ~ int ~ ', planned_updates ' ~ int
+            ~ ', planned_deletes ' ~ int ~ ', acknowledged ' ~ int ~ ', rejected ' ~ int ~ ', full_resync boolean, error ' ~ string,
+        'sync_changelog': 'run_id ' ~ string ~ ', sync_name ' ~ string ~ ', _key ' ~ string ~ ', op ' ~ string ~ ', acknowledged_at ' ~ ts,
+        'sync_configs': 'sync_name ' ~ string ~ ', fingerprint ' ~ string ~ ', updated_at ' ~ ts,
+        'sync_locks': 'sync_name ' ~ string ~ ', holder ' ~ string ~ ', acquired_at ' ~ ts,
+        sync.name ~ '__rejections': '_key ' ~ string ~ ', reason ' ~ string ~ ', attempts ' ~ int ~ ', first_rejected_at ' ~ ts ~ ', last_rejected_at ' ~ ts,
+    } -%}
+    {%- for name, columns in tables.items() -%}
+        {%- set relation = dbt_studio._state_relation(sync, name) -%}
+        {%- if load_relation(relation) is none -%}
+            {%- do run_query('create table if not exists ' ~ relation ~ ' (' ~ columns ~ ')') -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- do adapter.commit() -%}
+{% endmacro %}
+
+{#- Null and duplicate primary keys of the model, with a few examples: a sync stops on any. -#}
+{% macro sync_check_keys(sync, source) %}
+    {%- set key = dbt_studio._sync_key_expr(sync.key_columns) -%}
+    {%- set query -%}
+        select 'null' as problem, cast(null as {{ dbt.type_string() }}) as example, count(*) as n
+        from {{ source }}
+        where {% for c in sync.key_columns %}{{ c }} is null{{ " or " if not loop.last }}{% endfor %}
+        having count(*) > 0
+        union all
+        select 'duplicate' as problem, _key as example, count(*) as n
+        from (select {{ key }} as _key from {{ source }}) as keys
+        where _key is not null
+        group by _key
+        having count(*) > 1
+    {%- endset -%}
+    {%- set rows = run_query(query).rows -%}
+    {%- set out = {'nulls': 0, 'duplicates': 0, 'examples': []} -%}
+    {%- for row in rows -%}
+        {%- if row[0] == 'null' -%}
+            {%- do out.update({'nulls': row[2] | int}) -%}
+        {%- else -%}
+            {%- do out.update({'duplicates': out.duplicates + 1}) -%}
+            {%- if out.examples | length < 5 -%}{%- do out.examples.append(row[1]) -%}{%- endif -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(out) }}
+{% endmacro %}
+
+{#- The primary key as one string: the column itself, or its parts joined with '|'. -#}
+{% macro _sync_key_expr(key_columns) -%}
+    {%- set parts = [] -%}
+    {%- for c in key_columns -%}
+        {%- do parts.append('cast(' ~ c ~ ' as ' ~ dbt.type_string() ~ ')') -%}
+        {%- if not loop.last -%}{%- do parts.append("'|'") -%}{%- endif -%}
+    {%- endfor -%}
+    {{ parts[0] if parts | length == 1 else dbt.concat(parts) }}
+{%- endmacro %}

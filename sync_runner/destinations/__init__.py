@@ -1,0 +1,15 @@
+"""Destinations by type name: `dbt_studio.yml` says `type: http`, this registry gives the class."""
+
+from __future__ import annotations
+
+from .base import Batch, BatchResult, Destination, Terminal, Transient
+from .duckdb_table import DuckDBDestination
+from .file import FileDestination
+from .http import HttpDestination
+from .postgres import PostgresDestination
+
+REGISTRY: dict[str, type[Destination]] = {
+    cls.type: cls for cls in (HttpDestination, FileDestination, DuckDBDestination, PostgresDestination)
+}
+
+__all__ = ["REGISTRY", "Batch", "BatchResult", "Destination", "Terminal", "Transient"]

@@ -1,0 +1,92 @@
+"""The destination interface: small enough to implement in one screen.
+
+A destination receives batches of one operation each (insert / update / delete / clear), already within its
+row and byte limits, and answers with the records it rejected. It raises `Transient` for anything worth
+retrying (429, 5xx, timeouts: the runner backs off, honouring `retry_after`) and `Terminal` for anything that
+retrying cannot fix (auth, configuration): the sync then stops without committing what was not acknowledged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import pyarrow as pa
+
+OPS = ("insert", "update", "delete", "clear")
+MODES = ("insert", "update", "upsert", "mirror")
+ON_DELETE = ("nothing", "clear", "delete")
+
+
+class Transient(Exception):
+    """Worth retrying; `retry_after` seconds if the destination said so."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Terminal(Exception):
+    """Retrying cannot fix it (auth, configuration): the sync fails with this one-line reason."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One request's worth of plan rows of a single operation.
+
+    `records` are dicts keyed by destination field; `keys` the primary keys as strings; `seqs` the plan row
+    numbers the runner commits by; `table` the same rows as Arrow (destination field names) for destinations
+    that load tables.
+    """
+
+    op: str
+    keys: list[str]
+    seqs: list[int]
+    records: list[dict[str, Any]]
+    table: pa.Table
+
+
+@dataclass
+class BatchResult:
+    """Rejected records by their index in the batch, with the destination's reason."""
+
+    rejected: dict[int, str] = field(default_factory=dict)
+
+
+class Destination:
+    """Base class: subclasses set the class attributes and implement `send` (and `open` / `close` if needed)."""
+
+    type: ClassVar[str] = ""
+    modes: ClassVar[tuple[str, ...]] = MODES
+    on_delete: ClassVar[tuple[str, ...]] = ON_DELETE
+    options: ClassVar[dict[str, str]] = {}  # config key -> what it means (for `dbt-studio destinations`)
+    required: ClassVar[tuple[str, ...]] = ()
+    max_rows: ClassVar[int] = 1000
+    max_bytes: ClassVar[int | None] = None
+    concurrency: ClassVar[int] = 4
+    rate_per_second: ClassVar[float | None] = None
+    commits_on_close: ClassVar[bool] = False  # only durable once close() succeeds (e.g. a file renamed into place)
+
+    def __init__(self, name: str, config: Mapping[str, Any], sync_name: str, run_id: str) -> None:
+        self.name = name
+        self.config = dict(config)
+        self.sync_name = sync_name
+        self.run_id = run_id
+
+    def limits(self) -> tuple[int, int | None, int, float | None]:
+        """(rows, bytes, concurrency, requests per second) after config overrides."""
+        cfg = self.config
+        return (int(cfg.get("batch_size", self.max_rows)),
+                int(cfg["max_bytes"]) if cfg.get("max_bytes") else self.max_bytes,
+                int(cfg.get("concurrency", self.concurrency)),
+                float(cfg["rate_per_second"]) if cfg.get("rate_per_second") else self.rate_per_second)
+
+    def open(self) -> None:
+        """Check config and credentials before anything is sent (raise Terminal on failure)."""
+
+    def send(self, batch: Batch) -> BatchResult:
+        raise NotImplementedError
+
+    def close(self, success: bool) -> None:
+        """Finish the run; with success=False, discard what is not durable."""

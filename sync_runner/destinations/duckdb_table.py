@@ -1,0 +1,74 @@
+"""`duckdb`: upsert and delete by key into a table of a DuckDB database file (a local mart or a test double
+for any table destination)."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import pyarrow as pa
+
+from .base import Batch, BatchResult, Destination, Terminal
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class DuckDBDestination(Destination):
+    type = "duckdb"
+    options = {"path": "database file (created if missing)", "table": "table name (created from the first batch)",
+               "schema": "schema (default main)", "key_column": "column holding the primary key (default _key)"}
+    required = ("path", "table")
+    max_rows = 50_000
+    concurrency = 1
+
+    def open(self) -> None:
+        import duckdb
+
+        self.table_name = str(self.config["table"])
+        self.schema = str(self.config.get("schema", "main"))
+        self.key = str(self.config.get("key_column", "_key"))
+        for label, value in (("table", self.table_name), ("schema", self.schema), ("key_column", self.key)):
+            if not _IDENT.match(value):
+                raise Terminal(f"destination '{self.name}': {label} {value!r} is not a plain identifier")
+        path = str(self.config.get("base_url") or self.config["path"])
+        self.con = duckdb.connect(path)
+        self.con.execute(f"create schema if not exists {quote(self.schema)}")
+        self.qualified = f"{quote(self.schema)}.{quote(self.table_name)}"
+        self._lock = threading.Lock()
+
+    def _ensure_table(self, table: pa.Table) -> None:
+        self.con.register("_dbt_studio_batch", table)
+        columns = self.con.execute("describe select * from _dbt_studio_batch").fetchall()
+        body = ", ".join(f"{quote(name)} {kind}" for name, kind, *_ in columns if name != self.key)
+        self.con.execute(f"create table if not exists {self.qualified} "
+                         f"({quote(self.key)} varchar primary key{', ' + body if body else ''})")
+
+    def send(self, batch: Batch) -> BatchResult:
+        table = batch.table
+        if self.key in table.column_names:
+            table = table.drop_columns([self.key])
+        table = table.add_column(0, self.key, pa.array(batch.keys, pa.string()))
+        with self._lock:
+            self._ensure_table(table)
+            self.con.register("_dbt_studio_batch", table)
+            if batch.op == "delete":
+                self.con.execute(f"delete from {self.qualified} where {quote(self.key)} in "
+                                 f"(select {quote(self.key)} from _dbt_studio_batch)")
+            elif batch.op == "clear":
+                fields = [c for c in table.column_names if c != self.key]
+                sets = ", ".join(f"{quote(c)} = null" for c in fields) or f"{quote(self.key)} = {quote(self.key)}"
+                self.con.execute(f"update {self.qualified} set {sets} where {quote(self.key)} in "
+                                 f"(select {quote(self.key)} from _dbt_studio_batch)")
+            else:
+                names = ", ".join(quote(c) for c in table.column_names)
+                self.con.execute(f"insert or replace into {self.qualified} ({names}) "
+                                 f"select {names} from _dbt_studio_batch")
+            self.con.unregister("_dbt_studio_batch")
+        return BatchResult()
+
+    def close(self, success: bool) -> None:
+        self.con.close()

@@ -1,0 +1,30 @@
+"""Turning warehouse values into what JSON APIs can carry."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import math
+from typing import Any
+
+
+def json_default(value: Any) -> Any:
+    """`json.dumps(default=...)` for values JSON has no type for."""
+    if isinstance(value, decimal.Decimal):
+        as_float = float(value)  # a number when it round-trips exactly, else the exact digits as a string
+        return as_float if decimal.Decimal(repr(as_float)) == value else str(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    return str(value)
+
+
+def clean(value: Any) -> Any:
+    """NaN and infinities become null: JSON cannot carry them and most APIs reject them."""
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    return value

@@ -1,0 +1,330 @@
+"""Running syncs: plan in the warehouse, deliver, commit what the destination acknowledged.
+
+The warehouse does the diffing (package macros, EXCEPT / MINUS against the acknowledged snapshot); this
+module streams the plan, hands batches to the destination and commits acknowledged plan rows every few
+batches, so a crash re-sends at most one commit window and loses nothing.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from .artifacts import Manifest, RunResults, load_manifest, load_run_results
+from .config import REDACT, SyncConfig, load_destinations, load_syncs
+from .delivery import Outcome, deliver, make_batches
+from .destinations import REGISTRY, Terminal
+from .errors import UserError
+from .invoke import DbtTarget
+from .warehouse import Warehouse
+
+LOCK_TTL = timedelta(hours=6)
+
+
+@dataclass
+class SyncReport:
+    sync: str
+    model: str
+    destination: str
+    status: str = "pending"  # success | failed | skipped | planned
+    planned: dict[str, int] = field(default_factory=dict)
+    full_resync: bool = False
+    sent: int = 0
+    acknowledged: int = 0
+    rejected: int = 0
+    failed_rows: int = 0
+    seconds: float = 0.0
+    message: str = ""
+    sample: dict[str, Any] = field(default_factory=dict)
+    run_id: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (REDACT(v) if isinstance(v, str) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class Options:
+    select: tuple[str, ...] = ()
+    full_resync: bool = False
+    dry_run: bool = False
+    commit_every: int = 10  # batches per commit window
+    batch_rows: int | None = None
+    max_attempts: int = 6
+    base_delay: float = 0.5
+
+
+Progress = Callable[[str, int, int], None]  # (sync name, rows done, rows planned)
+
+
+def _selected(sync: SyncConfig, select: tuple[str, ...]) -> bool:
+    if not select:
+        return True
+    return any(fnmatch.fnmatch(sync.name, s) or fnmatch.fnmatch(sync.model.name, s) for s in select)
+
+
+def _skips(manifest: Manifest, results: RunResults | None) -> dict[str, str]:
+    """Models whose last build did not succeed: unique_id -> why."""
+    if results is None:
+        return {}
+    if manifest.invocation_id and results.invocation_id and manifest.invocation_id != results.invocation_id:
+        raise UserError(f"{results.path} is from another dbt invocation than {manifest.path}: run dbt build again")
+    return {uid: f"its last build {r.status}" for uid, r in results.results.items()
+            if r.status not in ("success", "pass")}
+
+
+def _lock_is_stale(holder: str, acquired_at: str) -> bool:
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+    try:
+        return datetime.now() - datetime.fromisoformat(acquired_at[:26]) > LOCK_TTL
+    except ValueError:
+        return False
+
+
+class SyncRunner:
+    """One project, one warehouse connection, any number of syncs."""
+
+    def __init__(self, where: DbtTarget, options: Options = Options(), progress: Progress | None = None) -> None:
+        self.where = where
+        self.options = options
+        self.progress = progress
+        self.manifest = load_manifest(where.project_dir)
+        try:
+            self.results: RunResults | None = load_run_results(where.project_dir)
+        except UserError:
+            self.results = None
+        self.destinations = load_destinations(where.project_dir, where.profiles_dir)
+        self.syncs = [s for s in load_syncs(self.manifest, self.destinations) if _selected(s, options.select)]
+        if options.select and not self.syncs:
+            raise UserError(f"no sync matches {' '.join(options.select)} in {self.manifest.path}")
+        self.skips = _skips(self.manifest, self.results)
+        self._warehouse: Warehouse | None = None
+
+    @property
+    def warehouse(self) -> Warehouse:
+        if self._warehouse is None:
+            self._warehouse = Warehouse(self.where)
+        return self._warehouse
+
+    def close(self) -> None:
+        if self._warehouse is not None:
+            self._warehouse.close()
+
+    def run(self) -> list[SyncReport]:
+        reports = []
+        for sync in self.syncs:
+            report = SyncReport(sync.name, sync.model.name, sync.destination.name)
+            started = time.monotonic()
+            skip = self.skips.get(sync.model.unique_id)
+            if skip:
+                report.status, report.message = "skipped", f"model '{sync.model.name}' not synced: {skip}"
+            else:
+                try:
+                    self._run_one(sync, report)
+                except Terminal as exc:
+                    report.status, report.message = "failed", REDACT(exc)
+                except UserError as exc:
+                    report.status, report.message = "failed", REDACT(exc)
+            report.seconds = round(time.monotonic() - started, 3)
+            reports.append(report)
+        return reports
+
+    # -- one sync ------------------------------------------------------------------------------------------------
+
+    def _run_one(self, sync: SyncConfig, report: SyncReport) -> None:
+        wh = self.warehouse
+        node = sync.model
+        relation = wh.relation(node.database, node.schema, node.alias)
+        with wh.session():
+            state_schema = sync.state_schema or wh.call("sync_default_state_schema")
+            args = sync.macro_args(state_schema)
+            columns = set(wh.call("relation_columns", relation=relation))
+            if not columns:
+                raise UserError(f"model '{node.name}' has no relation {relation} in the warehouse: run dbt build first")
+            missing = [c for c in (*sync.key_columns, *sync.columns) if c.lower() not in columns]
+            if missing:
+                raise UserError(f"{node.config_file}: model '{node.name}': sync '{sync.name}' maps unknown "
+                                f"column(s) {', '.join(missing)} (the model has: {', '.join(sorted(columns))})")
+            if not self.options.dry_run:
+                wh.call("sync_prepare", sync=args)
+            keys = wh.call("sync_check_keys", sync=args, source=relation)
+            if keys["nulls"] or keys["duplicates"]:
+                parts = []
+                if keys["nulls"]:
+                    parts.append(f"{keys['nulls']} row(s) with a null primary key")
+                if keys["duplicates"]:
+                    examples = ", ".join(repr(e) for e in keys["examples"])
+                    parts.append(f"{keys['duplicates']} duplicated key(s), e.g. {examples}")
+                raise UserError(f"sync '{sync.name}' stopped before sending anything: model '{node.name}' has "
+                                f"{' and '.join(parts)} in primary_key {', '.join(sync.key_columns)}")
+            if self.options.dry_run:
+                counts = wh.call("sync_plan", sync=args, source=relation, full_resync=self.options.full_resync,
+                                 dry_run=True)
+                report.planned = {k: int(counts[k]) for k in ("insert", "update", "delete", "clear")}
+                report.full_resync = bool(counts["reset"])
+                report.sample = counts["sample"]
+                report.status = "planned"
+                return
+            run_id = uuid.uuid4().hex[:16]
+            report.run_id = run_id
+            holder = f"{socket.gethostname()}:{os.getpid()}:{run_id}"
+            self._lock(sync, args, holder)
+            try:
+                wh.call("sync_prune_changelog", sync=args)
+                wh.call("sync_run_start", sync=args, run_id=run_id, model=node.name,
+                        destination=sync.destination.name, full_resync=self.options.full_resync)
+                error = None
+                try:
+                    counts = wh.call("sync_plan", sync=args, source=relation, full_resync=self.options.full_resync)
+                    report.planned = {k: int(counts[k]) for k in ("insert", "update", "delete", "clear")}
+                    report.full_resync = bool(counts["reset"])
+                    self._deliver(sync, args, run_id, report)
+                except (Terminal, UserError) as exc:
+                    error = REDACT(exc)
+                    raise
+                finally:
+                    status = "failed" if error or report.failed_rows else "success"
+                    report.status = status
+                    if error:
+                        report.message = error
+                    elif report.failed_rows:
+                        report.message = (f"{report.failed_rows} row(s) not delivered after retries: "
+                                          "they are sent again on the next run")
+                    wh.call("sync_run_finish", sync=args, run_id=run_id, status=status, counts=report.planned,
+                            acknowledged=report.acknowledged, rejected=report.rejected, error=report.message or None)
+                if report.status == "success":
+                    wh.call("sync_record_fingerprint", sync=args)
+            finally:
+                wh.call("sync_unlock", sync=args, holder=holder)
+
+    def _lock(self, sync: SyncConfig, args: dict[str, Any], holder: str) -> None:
+        wh = self.warehouse
+        current, acquired_at = wh.call("sync_lock", sync=args, holder=holder)
+        if current != holder and current is not None and _lock_is_stale(current, acquired_at or ""):
+            current, acquired_at = wh.call("sync_lock", sync=args, holder=holder, steal_from=current)
+        if current != holder:
+            raise UserError(f"sync '{sync.name}' is already running ({current}, since {acquired_at}); "
+                            "wait for it to finish")
+
+    def _deliver(self, sync: SyncConfig, args: dict[str, Any], run_id: str, report: SyncReport) -> None:
+        wh = self.warehouse
+        cls = REGISTRY[sync.destination.type]
+        destination = cls(sync.destination.name, sync.destination.options, sync.name, run_id)
+        destination.open()
+        max_rows, max_bytes, _, _ = destination.limits()
+        if self.options.batch_rows:
+            max_rows = min(max_rows, self.options.batch_rows)
+        total = sum(report.planned.values())
+        window: dict[str, list] = {"acked": [], "rejected": []}
+        pending_batches = [0]
+
+        def commit() -> None:
+            if window["acked"] or window["rejected"]:
+                wh.call("sync_commit", sync=args, run_id=run_id, acked=_ranges(window["acked"]),
+                        rejected=window["rejected"])
+                window["acked"], window["rejected"] = [], []
+            pending_batches[0] = 0
+
+        def oversize(seq: int, reason: str) -> None:
+            window["rejected"].append([seq, reason])
+            report.rejected += 1
+
+        def on_outcome(outcome: Outcome) -> None:
+            report.sent += len(outcome.batch.seqs)
+            if outcome.failed:
+                report.failed_rows += len(outcome.batch.seqs)
+            acked = outcome.acked
+            report.acknowledged += len(acked)
+            report.rejected += len(outcome.rejected)
+            # rejected rows are recorded (with reason and attempts) through the same commit
+            window["acked"].extend(acked)
+            window["acked"].extend(seq for seq, _ in outcome.rejected)
+            window["rejected"].extend([seq, reason] for seq, reason in outcome.rejected)
+            pending_batches[0] += 1
+            if self.progress:
+                self.progress(sync.name, report.sent, total)
+            if not destination.commits_on_close and pending_batches[0] >= self.options.commit_every:
+                commit()
+
+        success = False
+        try:
+            stream = wh.stream(wh.call("sync_plan_rows_sql", sync=args))
+            deliver(destination, make_batches(stream, dict(sync.mappings), max_rows, max_bytes, oversize),
+                    on_outcome, self.options.max_attempts, self.options.base_delay)
+            success = True
+        finally:
+            destination.close(success)
+            # what was acknowledged is committed even when the run fails later, unless the destination
+            # only makes it durable on a successful close
+            if success or not destination.commits_on_close:
+                commit()
+
+
+def _ranges(seqs: list[int]) -> list[list[int]]:
+    """[3, 4, 5, 9] -> [[3, 5], [9, 9]]"""
+    out: list[list[int]] = []
+    for seq in sorted(set(seqs)):
+        if out and seq == out[-1][1] + 1:
+            out[-1][1] = seq
+        else:
+            out.append([seq, seq])
+    return out
+
+
+def run_syncs(project_dir: Path | str, profiles_dir: Path | str | None = None, target: str | None = None,
+              options: Options = Options(), progress: Progress | None = None) -> list[SyncReport]:
+    project_dir = Path(project_dir).resolve()
+    where = DbtTarget(project_dir, Path(profiles_dir).resolve() if profiles_dir else _profiles_dir(project_dir),
+                      target)
+    runner = SyncRunner(where, options, progress)
+    try:
+        return runner.run()
+    finally:
+        runner.close()
+
+
+def _profiles_dir(project_dir: Path) -> Path | None:
+    if (project_dir / "profiles.yml").is_file():
+        return project_dir
+    env = os.environ.get("DBT_PROFILES_DIR")
+    return Path(env) if env else Path("~/.dbt").expanduser()
+
+
+def recent_runs(project_dir: Path | str, profiles_dir: Path | str | None = None, target: str | None = None,
+                limit: int = 20) -> list[dict[str, Any]]:
+    """The newest runs of the run log (every state schema the project's syncs use)."""
+    project_dir = Path(project_dir).resolve()
+    where = DbtTarget(project_dir, Path(profiles_dir).resolve() if profiles_dir else _profiles_dir(project_dir),
+                      target)
+    manifest = load_manifest(project_dir)
+    destinations = load_destinations(project_dir, where.profiles_dir)
+    syncs = load_syncs(manifest, destinations)
+    warehouse = Warehouse(where)
+    try:
+        with warehouse.session():
+            default = warehouse.call("sync_default_state_schema")
+            schemas = sorted({s.state_schema or default for s in syncs} or {default})
+            runs: list[dict[str, Any]] = []
+            for schema in schemas:
+                result = warehouse.call("sync_recent_runs", state_schema=schema, limit=limit)
+                runs += [dict(zip(result["columns"], row, strict=True)) for row in result["rows"]]
+    finally:
+        warehouse.close()
+    runs.sort(key=lambda r: str(r.get("started_at")), reverse=True)
+    return runs[:limit]
