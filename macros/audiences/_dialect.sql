@@ -1,0 +1,43 @@
+{#- Dialect helpers of the audience compiler. -#}
+
+{#- `ts` minus `days` days. -#}
+{% macro _days_before(ts, days) %}
+    {{ return(adapter.dispatch('_days_before', 'dbt_studio')(ts, days)) }}
+{% endmacro %}
+
+{% macro default___days_before(ts, days) -%}
+    dateadd(day, {{ -1 * (days | int) }}, {{ ts }})
+{%- endmacro %}
+
+{% macro duckdb___days_before(ts, days) -%}
+    ({{ ts }} - interval ({{ days | int }}) day)
+{%- endmacro %}
+
+{#- A bucket 0..9999 from a string expression, stable across runs (splits). The portable default reads the first
+    7 hex digits of md5 (268M values, so the modulo is unbiased); it avoids Snowflake's HASH, which fakesnow
+    cannot run faithfully. DuckDB uses its native hash. -#}
+{% macro _hash_bucket(expr) %}
+    {{ return(adapter.dispatch('_hash_bucket', 'dbt_studio')(expr)) }}
+{% endmacro %}
+
+{% macro default___hash_bucket(expr) -%}
+    {%- set digest = 'md5(' ~ expr ~ ')' -%}
+    {%- set digits = [] -%}
+    {%- for i in range(7) -%}
+        {%- do digits.append("(position(substr(" ~ digest ~ ", " ~ (i + 1) ~ ", 1) in '0123456789abcdef') - 1) * " ~ (16 ** (6 - i))) -%}
+    {%- endfor -%}
+    mod({{ digits | join(' + ') }}, 10000)
+{%- endmacro %}
+
+{% macro duckdb___hash_bucket(expr) -%}
+    (hash({{ expr }}) % 10000)
+{%- endmacro %}
+
+{#- The `as_of` moment relative dates count back from: the argument, else the `dbt_studio_as_of` var, else now. -#}
+{% macro _as_of(as_of=none) %}
+    {%- set value = as_of if as_of is not none else var('dbt_studio_as_of', none) -%}
+    {%- if value is none -%}
+        {{ return('current_timestamp') }}
+    {%- endif -%}
+    {{ return('cast(' ~ dbt_studio.string_literal(value) ~ ' as timestamp)') }}
+{% endmacro %}
