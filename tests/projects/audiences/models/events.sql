@@ -1,0 +1,1 @@
+select * from {{ ref('seed_events') }}
