@@ -63,13 +63,17 @@ def _record_size(record: dict[str, Any]) -> int:
 
 
 def make_batches(batches: Iterable[pa.RecordBatch], mappings: dict[str, str], max_rows: int,
-                 max_bytes: int | None, on_oversize: Callable[[int, str], None]) -> Iterator[Batch]:
+                 max_bytes: int | None, on_oversize: Callable[[int, str], None],
+                 key_columns: tuple[str, ...] = ()) -> Iterator[Batch]:
     """Group plan rows into request batches of one op each, never over `max_rows` or `max_bytes`.
 
-    A single record over `max_bytes` cannot be sent at all: it is reported to `on_oversize` (a per-record
-    rejection) instead of failing the sync.
+    Records carry the mapped fields. A delete carries the values the destination last acknowledged (so it
+    can find the record by any identifier it knows, e.g. an email for an ad audience); a clear carries
+    only the fields mapped from the primary key, the others null. A single record over `max_bytes` cannot
+    be sent at all: it is reported to `on_oversize` (a per-record rejection) instead of failing the sync.
     """
     fields = list(mappings.items())
+    keys_lower = {k.lower() for k in key_columns}
     types: dict[str, pa.DataType] = {}
     pending: dict[str, Any] = {"op": None, "seqs": [], "keys": [], "records": [], "size": 0}
 
@@ -88,12 +92,10 @@ def make_batches(batches: Iterable[pa.RecordBatch], mappings: dict[str, str], ma
         columns = {src.lower(): rb.column(lower[src.lower()]).to_pylist() for _, src in fields}
         for i, seq in enumerate(seqs):
             op = ops[i]
-            if op == "delete":
-                record: dict[str, Any] = {}
-            elif op == "clear":
-                record = {dest: None for dest, _ in fields}
-            else:
-                record = {dest: clean(columns[src.lower()][i]) for dest, src in fields}
+            record: dict[str, Any] = {dest: clean(columns[src.lower()][i]) for dest, src in fields}
+            if op == "clear":
+                record = {dest: (v if src.lower() in keys_lower else None)
+                          for (dest, src), v in zip(fields, record.values(), strict=True)}
             size = _record_size(record) if max_bytes else 0
             if max_bytes and size > max_bytes:
                 on_oversize(int(seq), f"record of {size} bytes is over the destination's limit of {max_bytes} bytes")

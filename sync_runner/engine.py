@@ -12,11 +12,13 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
 
 from .artifacts import Manifest, RunResults, load_manifest, load_run_results
 from .config import REDACT, SyncConfig, load_destinations, load_syncs
@@ -59,6 +61,7 @@ class Options:
     batch_rows: int | None = None
     max_attempts: int = 6
     base_delay: float = 0.5
+    page_rows: int = 50_000  # plan rows fetched from the warehouse at a time
 
 
 Progress = Callable[[str, int, int], None]  # (sync name, rows done, rows planned)
@@ -119,7 +122,7 @@ class SyncRunner:
     @property
     def warehouse(self) -> Warehouse:
         if self._warehouse is None:
-            self._warehouse = Warehouse(self.where)
+            self._warehouse = connect(self.where)
         return self._warehouse
 
     def close(self) -> None:
@@ -213,6 +216,13 @@ class SyncRunner:
             finally:
                 wh.call("sync_unlock", sync=args, holder=holder)
 
+    def _pages(self, args: dict[str, Any], total: int) -> Iterator[pa.RecordBatch]:
+        """The plan in pages of `page_rows`, each fetched whole: memory stays bounded by the page size."""
+        page = self.options.page_rows
+        for first in range(1, total + 1, page):
+            sql = self.warehouse.call("sync_plan_rows_sql", sync=args, first_seq=first, last_seq=first + page - 1)
+            yield from self.warehouse.fetch_arrow(sql).to_batches()
+
     def _lock(self, sync: SyncConfig, args: dict[str, Any], holder: str) -> None:
         wh = self.warehouse
         current, acquired_at = wh.call("sync_lock", sync=args, holder=holder)
@@ -264,8 +274,9 @@ class SyncRunner:
 
         success = False
         try:
-            stream = wh.stream(wh.call("sync_plan_rows_sql", sync=args))
-            deliver(destination, make_batches(stream, dict(sync.mappings), max_rows, max_bytes, oversize),
+            stream = self._pages(args, total)
+            deliver(destination, make_batches(stream, dict(sync.mappings), max_rows, max_bytes, oversize,
+                                              sync.key_columns),
                     on_outcome, self.options.max_attempts, self.options.base_delay)
             success = True
         finally:
@@ -274,6 +285,21 @@ class SyncRunner:
             # only makes it durable on a successful close
             if success or not destination.commits_on_close:
                 commit()
+
+
+def connect(where: DbtTarget) -> Warehouse:
+    """The warehouse of the profile, with a one-line error when it cannot be reached or opened."""
+    try:
+        warehouse = Warehouse(where)
+        with warehouse.session():
+            warehouse.call("sync_default_state_schema")
+        return warehouse
+    except UserError:
+        raise
+    except Exception as exc:  # the adapter's own errors: bad profile, locked file, unreachable host
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), exc.__class__.__name__)
+        raise UserError(f"cannot use the warehouse of {where.project_dir} (target {where.target or 'default'}): "
+                        f"{REDACT(first)}") from None
 
 
 def _ranges(seqs: list[int]) -> list[list[int]]:
@@ -315,7 +341,7 @@ def recent_runs(project_dir: Path | str, profiles_dir: Path | str | None = None,
     manifest = load_manifest(project_dir)
     destinations = load_destinations(project_dir, where.profiles_dir)
     syncs = load_syncs(manifest, destinations)
-    warehouse = Warehouse(where)
+    warehouse = connect(where)
     try:
         with warehouse.session():
             default = warehouse.call("sync_default_state_schema")

@@ -46,6 +46,16 @@ class Project:
     def warehouse(self) -> Warehouse:
         return Warehouse(self.where)
 
+    def release(self) -> None:
+        """Let another process open the database: dbt-duckdb keeps its file open between invocations."""
+        if self.adapter == "duckdb":
+            import gc
+
+            from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+            DuckDBConnectionManager.close_all_connections()
+            gc.collect()
+
     def query(self, sql: str) -> list[tuple]:
         """Rows of a test query (plain SELECTs only: the SQL under test lives in the package)."""
         wh = self.warehouse()
@@ -151,3 +161,45 @@ def _no_dbt_tracking(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DO_NOT_TRACK", "1")
     monkeypatch.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     os.environ.setdefault("DBT_PARTIAL_PARSE", "false")
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """A real PostgreSQL server on loopback, started for the session (installed by .ci/run from Debian)."""
+    import glob
+    import shutil
+    import socket
+    import subprocess
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        pytest.fail("PostgreSQL is not installed: apt-get install -y postgresql (see .ci/run)")
+    bindir = Path(found[-1]).parent
+    import tempfile
+
+    data = Path(tempfile.mkdtemp(prefix="dbt-studio-pg-"))  # not under pytest's 0700 tmp: postgres must reach it
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(data, "postgres", "postgres")
+        prefix = ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+                   check=True, capture_output=True)
+    subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(data / "server.log"), "-o",
+                    f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
+    try:
+        yield f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
+    finally:
+        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"], capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def http_sink():
+    from fakes.http_sink import Sink
+
+    sink = Sink()
+    yield sink
+    sink.close()

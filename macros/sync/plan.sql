@@ -21,10 +21,10 @@
     {%- set plan = dbt_studio._state_relation(sync, sync.name ~ '__plan') -%}
     {%- set configs = dbt_studio._state_relation(sync, 'sync_configs') -%}
     {%- set known = [] -%}
-    {%- if load_relation(configs) is not none -%}
+    {%- if dbt_studio._relation_exists(configs) -%}
         {%- set known = run_query("select fingerprint from " ~ configs ~ " where sync_name = '" ~ sync.name ~ "'").rows -%}
     {%- endif -%}
-    {%- set reset = full_resync or known | length == 0 or known[0][0] != sync.fingerprint or load_relation(snapshot) is none -%}
+    {%- set reset = full_resync or known | length == 0 or known[0][0] != sync.fingerprint or not dbt_studio._relation_exists(snapshot) -%}
     {%- set empty_snapshot = '(' ~ dbt_studio._sync_current_sql(sync, source) ~ '\nwhere 1 = 0)' -%}
     {%- set counts = {'insert': 0, 'update': 0, 'delete': 0, 'clear': 0, 'reset': reset} -%}
     {%- if dry_run -%}
@@ -118,10 +118,10 @@ select row_number() over (order by _op, _key) as _seq, ops.*
 from ops
 {%- endmacro %}
 
-{#- The plan's rows in delivery order, for the runner to stream. -#}
-{% macro sync_plan_rows_sql(sync) %}
+{#- One page of the plan's rows in delivery order (the runner pages by _seq, which runs 1..n). -#}
+{% macro sync_plan_rows_sql(sync, first_seq, last_seq) %}
     {%- set plan = dbt_studio._state_relation(sync, sync.name ~ '__plan') -%}
-    {{ return('select * from ' ~ plan ~ ' order by _seq') }}
+    {{ return('select * from ' ~ plan ~ ' where _seq between ' ~ (first_seq | int) ~ ' and ' ~ (last_seq | int) ~ ' order by _seq') }}
 {% endmacro %}
 
 {#- A few rows of each operation, for `dbt-studio plan`. -#}

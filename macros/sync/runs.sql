@@ -52,7 +52,7 @@
 {#- Recent runs from the run log, newest first, for `dbt-studio status`. -#}
 {% macro sync_recent_runs(state_schema, limit=20) %}
     {%- set runs = api.Relation.create(database=target.database, schema=state_schema, identifier='sync_runs') -%}
-    {%- if load_relation(runs) is none -%}
+    {%- if not dbt_studio._relation_exists(runs) -%}
         {{ return({'columns': [], 'rows': []}) }}
     {%- endif -%}
     {%- set result = run_query('select run_id, sync_name, model, destination, mode, started_at, finished_at, status, planned_inserts, planned_updates, planned_deletes, acknowledged, rejected, error from ' ~ runs ~ ' order by started_at desc limit ' ~ (limit | int)) -%}

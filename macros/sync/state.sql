@@ -40,7 +40,7 @@
     } -%}
     {%- for name, columns in tables.items() -%}
         {%- set relation = dbt_studio._state_relation(sync, name) -%}
-        {%- if load_relation(relation) is none -%}
+        {%- if not dbt_studio._relation_exists(relation) -%}
             {%- do run_query('create table if not exists ' ~ relation ~ ' (' ~ columns ~ ')') -%}
         {%- endif -%}
     {%- endfor -%}

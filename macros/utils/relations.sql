@@ -82,3 +82,25 @@ create or replace transient table {{ relation }} as (
 {% macro default___materialized_cte() %}{{ return('') }}{% endmacro %}
 
 {% macro duckdb___materialized_cte() %}{{ return('materialized ') }}{% endmacro %}
+
+{#- Whether a relation exists, asked of the warehouse rather than dbt's relation cache: state tables are
+    created outside dbt's materializations and by other processes, so the cache cannot be trusted here. -#}
+{% macro _relation_exists(relation) %}
+    {%- set query = adapter.dispatch('_relation_exists_sql', 'dbt_studio')(relation) -%}
+    {{ return(run_query(query).rows | length > 0) }}
+{% endmacro %}
+
+{% macro default___relation_exists_sql(relation) -%}
+select table_name
+from {{ relation.database }}.information_schema.tables
+where lower(table_schema) = lower({{ dbt_studio.string_literal(relation.schema) }})
+  and lower(table_name) = lower({{ dbt_studio.string_literal(relation.identifier) }})
+{%- endmacro %}
+
+{% macro duckdb___relation_exists_sql(relation) -%}
+select table_name
+from information_schema.tables
+where lower(table_catalog) = lower({{ dbt_studio.string_literal(relation.database) }})
+  and lower(table_schema) = lower({{ dbt_studio.string_literal(relation.schema) }})
+  and lower(table_name) = lower({{ dbt_studio.string_literal(relation.identifier) }})
+{%- endmacro %}

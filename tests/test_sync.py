@@ -1,0 +1,319 @@
+"""The sync engine end to end, on DuckDB and on Snowflake (fakesnow): plans computed in the warehouse, changes
+delivered to real destinations (files, a DuckDB table, PostgreSQL, a local webhook that follows its contract),
+state committed only for what the destination acknowledged.
+
+Expected change sets come from a plain-Python reference of the documented semantics (`expected_ops`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from sync_runner.engine import Options, run_syncs
+
+from conftest import ADAPTERS
+
+PROJECT = Path(__file__).parent / "projects" / "sync"
+COLUMNS = ("user_id", "name", "email", "plan", "score", "note")
+MAPPED = ("email", "plan", "score")  # `name` and `note` are never mapped
+MAPPINGS = {"id": "user_id", "email": "email", "plan": "plan", "score": "score"}
+COMBOS = [("insert", "nothing"), ("update", "nothing"), ("update", "clear"), ("update", "delete"),
+          ("upsert", "nothing"), ("upsert", "clear"), ("upsert", "delete"), ("mirror", "delete"), ("mirror", "clear")]
+
+
+class SyncProject:
+    def __init__(self, project, tmp: Path) -> None:
+        self.p = project
+        self.tmp = tmp
+
+    def destinations(self, yaml_text: str) -> None:
+        (self.p.root / "dbt_studio.yml").write_text(yaml_text, encoding="utf-8")
+
+    def build(self, rows: dict[str, dict], syncs: list[dict], primary_key="user_id") -> None:
+        with (self.p.root / "seeds" / "people_rows.csv").open("w", newline="", encoding="utf-8") as fh:
+            out = csv.writer(fh)
+            out.writerow(COLUMNS)
+            for key in sorted(rows):
+                out.writerow([key] + ["" if rows[key][c] is None else rows[key][c] for c in COLUMNS[1:]])
+        self.p.dbt("build", vars={"syncs": syncs, "primary_key": primary_key})
+
+    def sync(self, **options) -> dict:
+        reports = run_syncs(self.p.root, self.p.root, options=Options(**options))
+        return {r.sync: r for r in reports}
+
+    def state(self, sync: str, table: str) -> list[tuple]:
+        schema = self.p.query("select 1")  # noqa: F841  (opens the adapter once)
+        return self.p.query(f"select * from {self._state_relation(sync, table)}")
+
+    def _state_relation(self, sync: str, table: str) -> str:
+        wh = self.p.warehouse()
+        try:
+            with wh.session():
+                schema = wh.call("sync_default_state_schema")
+            db = self.p.query("select current_database()")[0][0]
+            return str(wh.relation(db, schema, f"{sync}__{table}" if table in ("snapshot", "rejections") else table))
+        finally:
+            wh.close()
+
+
+def person(i: int, **over) -> dict:
+    row = {"name": f"Person {i}", "email": f"p{i}@mail.com", "plan": "free", "score": i, "note": "n"}
+    row.update(over)
+    return row
+
+
+def expected_ops(before: dict, after: dict, mode: str, on_delete: str) -> dict[str, str]:
+    """The documented semantics: only mapped columns count; insert mode sends keys never sent; update mode
+    sends new keys as updates; deletes go out with on_delete delete/clear (mirror deletes by default)."""
+    ops = {}
+    for key, row in after.items():
+        if key not in before:
+            ops[key] = "update" if mode == "update" else "insert"
+        elif mode != "insert" and any(row[c] != before[key][c] for c in MAPPED):
+            ops[key] = "update"
+    if mode != "insert" and (mode == "mirror" or on_delete != "nothing"):
+        for key in before.keys() - after.keys():
+            ops[key] = "clear" if on_delete == "clear" else "delete"
+    return ops
+
+
+def file_ops(directory: Path, sync: str) -> list[dict[str, dict]]:
+    """The records each run of a sync wrote, oldest first: {key: record}."""
+    runs = []
+    for path in sorted(directory.glob(f"{sync}-*.jsonl"), key=lambda p: p.stat().st_mtime_ns):
+        runs.append({r["_key"]: r for r in map(json.loads, path.read_text().splitlines())})
+    return runs
+
+
+@pytest.fixture(scope="module", params=ADAPTERS)
+def sp(request, new_project, tmp_path_factory):
+    project = new_project(request.param, name="sync", source=PROJECT)
+    return SyncProject(project, tmp_path_factory.mktemp(f"sync_out_{request.param}"))
+
+
+def test_cdc_matrix_sends_exactly_the_changes(sp):
+    out = sp.tmp / "matrix"
+    sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {out}\n")
+    syncs = [{"name": f"m_{mode}_{on_delete}", "destination": "out", "mode": mode, "on_delete": on_delete,
+              "mappings": MAPPINGS} for mode, on_delete in COMBOS]
+    before = {f"u{i:02d}": person(i) for i in range(1, 9)}
+    sp.build(before, syncs)
+    first = sp.sync()
+    assert {r.status for r in first.values()} == {"success"}
+    after = {k: dict(v) for k, v in before.items() if k not in ("u01", "u02")}   # deleted
+    after["u03"]["plan"] = "pro"                                                     # changed, mapped
+    after["u04"]["note"] = "changed but unmapped"                                    # changed, unmapped
+    after["u05"]["name"] = "New Name"                                                # changed, unmapped
+    after["u06"]["score"] = None                                                     # changed to null
+    after["u09"] = person(9)                                                         # new
+    sp.build(after, syncs)
+    second = sp.sync()
+    for mode, on_delete in COMBOS:
+        name = f"m_{mode}_{on_delete}"
+        runs = file_ops(out, name)
+        assert {k: r["_op"] for k, r in runs[0].items()} == expected_ops({}, before, mode, on_delete), name
+        sent = runs[1] if len(runs) > 1 else {}
+        assert {k: r["_op"] for k, r in sent.items()} == expected_ops(before, after, mode, on_delete), name
+        assert second[name].acknowledged == len(sent)
+        for key, record in sent.items():
+            if record["_op"] in ("insert", "update"):
+                assert record == {"_op": record["_op"], "_key": key, "id": key,
+                                  **{c: after[key][c] for c in MAPPED}}
+            elif record["_op"] == "clear":  # only the key survives a clear
+                assert record == {"_op": "clear", "_key": key, "id": key, "email": None, "plan": None,
+                                  "score": None}
+            else:  # a delete carries what the destination last acknowledged
+                assert record["email"] == before[key]["email"]
+    # a third run with nothing changed sends nothing at all
+    third = sp.sync()
+    assert all(r.planned == {"insert": 0, "update": 0, "delete": 0, "clear": 0} for r in third.values())
+
+
+def test_table_destination_ends_equal_to_the_model(sp):
+    path = sp.tmp / "mart.duckdb"
+    sp.destinations(f"destinations:\n  mart:\n    type: duckdb\n    path: {path}\n    table: people\n"
+                    "    key_column: id\n")
+    rng = random.Random(7)
+    rows = {f"u{i:03d}": person(i) for i in range(60)}
+    syncs = [{"name": "mirror_mart", "destination": "mart", "mode": "mirror", "mappings": MAPPINGS}]
+    for _ in range(3):
+        sp.build(rows, syncs)
+        assert sp.sync()["mirror_mart"].status == "success"
+        con = duckdb.connect(str(path))
+        got = {r[0]: r[1:] for r in con.execute("select id, email, plan, score from people").fetchall()}
+        con.close()
+        assert got == {k: (v["email"], v["plan"], v["score"]) for k, v in rows.items()}
+        for key in rng.sample(sorted(rows), 10):
+            del rows[key]
+        for key in rng.sample(sorted(rows), 10):
+            rows[key]["plan"] = rng.choice(["free", "pro", "team"])
+        for i in range(rng.randint(1, 10)):
+            rows[f"n{len(rows)}_{i}"] = person(1000 + i)
+
+
+def test_mapping_change_resets_to_a_full_resync_without_deletes(sp):
+    out = sp.tmp / "reset"
+    sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {out}\n")
+    rows = {f"u{i}": person(i) for i in range(5)}
+    sync = {"name": "resets", "destination": "out", "mode": "mirror", "mappings": MAPPINGS}
+    sp.build(rows, [sync])
+    sp.sync()
+    del rows["u0"]
+    sp.build(rows, [dict(sync, mappings={**MAPPINGS, "full_name": "name"})])
+    report = sp.sync()["resets"]
+    assert report.full_resync
+    last = file_ops(out, "resets")[-1]
+    assert {k: r["_op"] for k, r in last.items()} == dict.fromkeys(rows, "insert")  # no delete of u0
+    assert last["u1"]["full_name"] == "Person 1"
+
+
+def test_dry_run_plans_without_changing_state(sp):
+    out = sp.tmp / "dry"
+    sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {out}\n")
+    rows = {f"u{i}": person(i) for i in range(4)}
+    sync = {"name": "dry", "destination": "out", "mode": "upsert", "mappings": MAPPINGS}
+    sp.build(rows, [sync])
+    planned = sp.sync(dry_run=True)["dry"]
+    assert planned.status == "planned" and planned.planned["insert"] == 4
+    assert not out.exists() or not list(out.iterdir())
+    assert sp.sync(dry_run=True)["dry"].planned["insert"] == 4  # still nothing committed
+    assert sp.sync()["dry"].acknowledged == 4
+
+
+def test_duplicate_and_null_keys_stop_the_sync_and_change_nothing(sp, http_sink):
+    http_sink.reset()
+    sp.destinations(_http_yaml(http_sink))
+    rows = {f"u{i}": person(i) for i in range(4)}
+    sync = {"name": "dupes", "destination": "hook", "mode": "upsert", "mappings": MAPPINGS}
+    sp.build(rows, [sync])
+    assert sp.sync()["dupes"].status == "success"
+    received = http_sink.records_received()
+    rows["u1"]["plan"] = "team"
+    sp.build(rows, [sync], primary_key="plan")  # many people share a plan
+    report = sp.sync()["dupes"]
+    assert report.status == "failed"
+    assert "stopped before sending anything" in report.message and "'free'" in report.message
+    assert http_sink.records_received() == received
+    sp.build(rows, [sync])  # back to the real key: the change is still pending, nothing was lost
+    again = sp.sync()["dupes"]
+    assert again.status == "success" and again.planned["update"] == 1
+
+
+def _http_yaml(sink, token_var: str = "SINK_TOKEN", batch_size: int = 50, concurrency: int = 4) -> str:
+    os.environ.setdefault(token_var, sink.token)
+    return (f"destinations:\n  hook:\n    type: http\n    url: {sink.url}/records\n"
+            f"    headers:\n      Authorization: \"Bearer {{{{ env_var('{token_var}') }}}}\"\n"
+            f"    results_path: results\n    batch_size: {batch_size}\n    concurrency: {concurrency}\n")
+
+
+def test_transient_errors_are_retried_and_rejections_retried_until_they_succeed(sp, http_sink):
+    http_sink.reset()
+    sp.destinations(_http_yaml(http_sink, batch_size=10))
+    rows = {f"u{i:02d}": person(i) for i in range(30)}
+    rows["u05"]["email"] = "invalid-address"
+    rows["u17"]["email"] = "invalid-too"
+    sync = {"name": "hooked", "destination": "hook", "mode": "upsert", "mappings": MAPPINGS}
+    sp.build(rows, [sync])
+    http_sink.fail_next(2, 429, retry_after=0.1)
+    http_sink.fail_next(1, 503)
+    report = sp.sync(base_delay=0.05)["hooked"]
+    assert report.status == "success" and report.acknowledged == 28 and report.rejected == 2
+    assert set(http_sink.store) == set(rows) - {"u05", "u17"}
+    rejections = {r[0]: (r[1], r[2]) for r in sp.state("hooked", "rejections")}
+    assert rejections == {"u05": ("invalid email", 1), "u17": ("invalid email", 1)}
+    # the next run retries exactly the rejected rows (and they are refused again)
+    report = sp.sync(base_delay=0.05)["hooked"]
+    assert report.planned["insert"] == 2 and report.rejected == 2
+    assert {r[0]: r[2] for r in sp.state("hooked", "rejections")} == {"u05": 2, "u17": 2}
+    # fixed upstream: they go through and leave the rejections table
+    rows["u05"]["email"] = "ok5@mail.com"
+    rows["u17"]["email"] = "ok17@mail.com"
+    sp.build(rows, [sync])
+    assert sp.sync(base_delay=0.05)["hooked"].acknowledged == 2
+    assert sp.state("hooked", "rejections") == []
+    assert {k: v["email"] for k, v in http_sink.store.items()} == {k: v["email"] for k, v in rows.items()}
+
+
+def test_auth_failure_is_terminal_and_keeps_state(sp, http_sink, monkeypatch):
+    http_sink.reset()
+    monkeypatch.setenv("WRONG_TOKEN", "not-the-token-xyz")
+    sp.destinations(_http_yaml(http_sink, token_var="WRONG_TOKEN"))
+    rows = {f"u{i}": person(i) for i in range(3)}
+    sync = {"name": "denied", "destination": "hook", "mode": "upsert", "mappings": MAPPINGS}
+    sp.build(rows, [sync])
+    report = sp.sync()["denied"]
+    assert report.status == "failed" and "refused the credentials (HTTP 401)" in report.message
+    assert "not-the-token-xyz" not in json.dumps(report.as_dict())
+    assert sp.state("denied", "snapshot") == []
+    assert sp.sync(dry_run=True)["denied"].planned["insert"] == 3
+
+
+def test_postgres_destination_upserts_and_deletes(sp, postgres_dsn):
+    import psycopg2
+
+    sp.destinations(f"destinations:\n  pg:\n    type: postgres\n    dsn: \"{postgres_dsn}\"\n"
+                    f"    table: people_{sp.p.adapter}\n    key_column: id\n")
+    rows = {f"u{i}": person(i) for i in range(20)}
+    sync = {"name": "to_pg", "destination": "pg", "mode": "mirror", "mappings": MAPPINGS}
+    for change in range(2):
+        sp.build(rows, [sync])
+        assert sp.sync()["to_pg"].status == "success"
+        with psycopg2.connect(postgres_dsn) as conn, conn.cursor() as cur:
+            cur.execute(f"select id, email, plan, score from people_{sp.p.adapter}")
+            got = {r[0]: r[1:] for r in cur.fetchall()}
+        assert got == {k: (v["email"], v["plan"], v["score"]) for k, v in rows.items()}
+        del rows[f"u{3 + change}"]
+        rows[f"u{6 + change}"]["plan"] = "pro"
+        rows[f"new{change}"] = person(100 + change)
+
+
+def test_kill_9_during_delivery_loses_nothing(sp, http_sink):
+    """The sync process is killed while a slow destination receives batches (after a random number of them);
+    after a rerun the destination equals the model, with no row lost."""
+    rng = random.Random(11)
+    sp.destinations(_http_yaml(http_sink, batch_size=3, concurrency=1))
+    rows = {f"k{i:03d}": person(i) for i in range(60)}
+    sync = {"name": "killed", "destination": "hook", "mode": "mirror", "mappings": MAPPINGS}
+    env = dict(os.environ, SINK_TOKEN=http_sink.token)
+    cmd = [sys.executable, "-c", "from sync_runner.cli import main; main()", "sync", "--project-dir",
+           str(sp.p.root), "--profiles-dir", str(sp.p.root)]
+    http_sink.reset()
+    interrupted = 0
+    for trial in range(3):
+        if trial:
+            for key in rng.sample(sorted(rows), 8):
+                del rows[key]
+            for key in rng.sample(sorted(rows), 8):
+                rows[key]["plan"] = f"plan{trial}"
+            for i in range(8):
+                rows[f"t{trial}_{i}"] = person(500 + 10 * trial + i)
+        sp.build(rows, [sync])
+        sp.p.release()
+        http_sink.delay = 0.1
+        seen = len(http_sink.requests)
+        wanted = seen + rng.randint(1, 4)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while len(http_sink.requests) < wanted and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        interrupted += http_sink.store.keys() != rows.keys() or any(
+            http_sink.store[k]["plan"] != rows[k]["plan"] for k in rows if k in http_sink.store)
+        http_sink.delay = 0.0
+        rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        assert set(http_sink.store) == set(rows), f"trial {trial}"
+        assert {k: v["plan"] for k, v in http_sink.store.items()} == {k: v["plan"] for k, v in rows.items()}
+    assert interrupted == 3, "every kill must land while the destination was still incomplete"
