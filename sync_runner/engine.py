@@ -235,7 +235,7 @@ class SyncRunner:
     def _deliver(self, sync: SyncConfig, args: dict[str, Any], run_id: str, report: SyncReport) -> None:
         wh = self.warehouse
         cls = REGISTRY[sync.destination.type]
-        destination = cls(sync.destination.name, sync.destination.options, sync.name, run_id)
+        destination = cls(sync.destination.name, sync.destination.options, sync.name, run_id, self.where.project_dir)
         destination.open()
         max_rows, max_bytes, _, _ = destination.limits()
         if self.options.batch_rows:

@@ -29,9 +29,13 @@ class Warehouse:
         from dbt.mp_context import get_mp_context
         from dbt.parser.manifest import ManifestLoader
         from dbt_common.context import set_invocation_context
+        from dbt_common.events.event_manager_client import get_event_manager
 
         self.where = where
         set_invocation_context(os.environ)
+        # dbt's default logger prints adapter chatter ("Registered adapter: ...") to stdout, which would break
+        # `--json` output; the runner reports for itself.
+        get_event_manager().loggers.clear()
         args = Namespace(
             project_dir=str(where.project_dir),
             profiles_dir=str(where.profiles_dir or where.project_dir),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -68,11 +69,18 @@ class Destination:
     rate_per_second: ClassVar[float | None] = None
     commits_on_close: ClassVar[bool] = False  # only durable once close() succeeds (e.g. a file renamed into place)
 
-    def __init__(self, name: str, config: Mapping[str, Any], sync_name: str, run_id: str) -> None:
+    def __init__(self, name: str, config: Mapping[str, Any], sync_name: str, run_id: str,
+                 base_dir: Path | None = None) -> None:
         self.name = name
         self.config = dict(config)
         self.sync_name = sync_name
         self.run_id = run_id
+        self.base_dir = base_dir or Path.cwd()
+
+    def local_path(self, value: Any) -> Path:
+        """A path from the config; relative paths are relative to the dbt project, not to the shell."""
+        path = Path(str(value)).expanduser()
+        return path if path.is_absolute() else self.base_dir / path
 
     def limits(self) -> tuple[int, int | None, int, float | None]:
         """(rows, bytes, concurrency, requests per second) after config overrides."""

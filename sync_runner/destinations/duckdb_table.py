@@ -34,7 +34,7 @@ class DuckDBDestination(Destination):
         for label, value in (("table", self.table_name), ("schema", self.schema), ("key_column", self.key)):
             if not _IDENT.match(value):
                 raise Terminal(f"destination '{self.name}': {label} {value!r} is not a plain identifier")
-        path = str(self.config.get("base_url") or self.config["path"])
+        path = str(self.local_path(self.config.get("base_url") or self.config["path"]))
         self.con = duckdb.connect(path)
         self.con.execute(f"create schema if not exists {quote(self.schema)}")
         self.qualified = f"{quote(self.schema)}.{quote(self.table_name)}"

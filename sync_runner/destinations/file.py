@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -33,7 +32,7 @@ class FileDestination(Destination):
         fmt = self.config.get("format", "jsonl")
         if fmt not in FORMATS:
             raise Terminal(f"destination '{self.name}': format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-        self.directory = Path(str(self.config.get("base_url") or self.config["path"])).expanduser()
+        self.directory = self.local_path(self.config.get("base_url") or self.config["path"])
         self.directory.mkdir(parents=True, exist_ok=True)
         self.final = self.directory / f"{self.sync_name}-{self.run_id}.{fmt}"
         self.partial = self.directory / f".{self.final.name}.partial"
