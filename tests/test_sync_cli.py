@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 from test_sync import MAPPINGS, PROJECT, SyncProject, person
 
 SECRET = "sk-live-6c1f-SECRET-9d2e"
@@ -86,7 +85,8 @@ def test_missing_env_var_is_a_one_line_error(sp):
 
 def test_no_command_prints_a_secret(sp, http_sink):
     http_sink.reset()
-    sp.destinations(f"destinations:\n  hook:\n    type: http\n    url: {http_sink.url}/records?key={{{{ env_var('SK') }}}}\n"
+    url = f"{http_sink.url}/records?key={{{{ env_var('SK') }}}}"
+    sp.destinations(f"destinations:\n  hook:\n    type: http\n    url: {url}\n"
                     "    headers: {Authorization: \"Bearer {{ env_var('SK') }}\"}\n    timeout: 5\n")
     sp.build({f"u{i}": person(i) for i in range(3)},
              [{"name": "leaky", "destination": "hook", "mode": "upsert", "mappings": MAPPINGS}])
