@@ -62,9 +62,13 @@ def demo(directory: Path, users: int, seed: int) -> None:
     click.echo("")
     click.echo(_table(["built", "type", "rows"],
                       [[b.name, b.resource_type, f"{b.rows:,}"] for b in report.built]))
-    click.echo(f"\nDemo built {len(report.built)} relations in {report.seconds:.1f}s in {report.directory}.")
-    click.echo(f"Explore it:  cd {report.directory} && dbt build --profiles-dir . --vars "
-               f"'{{raw_data_dir: data}}'")
+    files = sorted((report.directory / "syncs").glob("*.jsonl")) if (report.directory / "syncs").is_dir() else []
+    click.echo(f"\nDemo built {len(report.built)} relations and ran {len(report.syncs) + len(report.resyncs)} syncs "
+               f"in {report.seconds:.1f}s in {report.directory}.")
+    if files:
+        click.echo(f"Synced records: {report.directory / 'syncs'} ({len(files)} files, one per sync run)")
+    click.echo(f"Explore it:  cd {report.directory} && dbt build --profiles-dir . --vars '{{raw_data_dir: data}}'"
+               " && dbt-studio plan")
 
 
 def _project_options(fn):
@@ -196,6 +200,56 @@ def validate(project_dir: Path, profiles_dir: Path | None, as_json: bool) -> Non
         click.echo(f"{len(models)} model(s) with dbt_studio config, {len(problems)} problem(s)")
     if problems:
         sys.exit(2)
+
+
+@cli.command()
+@click.option("--project-dir", default=".", show_default=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--mermaid", is_flag=True, help="Print a Mermaid erDiagram instead of text.")
+def schema(project_dir: Path, mermaid: bool) -> None:
+    """Print the schema graph (parents, related and event models, relationships, cardinalities)."""
+    from .audience import load_nodes, render_mermaid, render_text, schema_graph
+
+    graph = schema_graph(load_nodes(project_dir))
+    if not graph.models:
+        raise UserError("no model has config.meta.dbt_studio: declare a parent model first")
+    click.echo(render_mermaid(graph) if mermaid else render_text(graph))
+
+
+@cli.group()
+def audience() -> None:
+    """Audience insights."""
+
+
+@audience.command("preview")
+@click.argument("model")
+@_project_options
+@click.option("--limit", default=5, show_default=True, type=click.IntRange(min=0), help="Members to show.")
+@click.option("--json", "as_json", is_flag=True)
+def audience_preview(model: str, project_dir: Path, profiles_dir: Path | None, target: str | None, limit: int,
+                     as_json: bool) -> None:
+    """Size of an audience after each top-level condition, and a few members by their labels."""
+    from .audience import preview
+    from .engine import _profiles_dir
+    from .invoke import DbtTarget
+
+    where = DbtTarget(project_dir.resolve(), Path(profiles_dir).resolve() if profiles_dir
+                      else _profiles_dir(project_dir.resolve()), target)
+    result = preview(where, model, limit)
+    if as_json:
+        click.echo(json.dumps({"model": result.name, "parent": result.parent, "parent_rows": result.total,
+                               "size": result.size, "steps": [{"condition": c, "size": n} for c, n in result.steps],
+                               "labels": list(result.labels), "members": [list(map(str, m)) for m in result.members],
+                               "splits": dict(result.split_sizes)}, indent=2))
+        return
+    click.echo(f"{result.name}: {result.size:,} of {result.total:,} {result.parent} rows")
+    rows = [[f"{i}", condition, f"{size:,}"] for i, (condition, size) in enumerate(result.steps, 1)]
+    if rows:
+        click.echo(_table(["#", "condition (cumulative)", "size"], rows))
+    if result.split_sizes:
+        click.echo("\n" + _table(["split", "members"], [[g, f"{n:,}"] for g, n in result.split_sizes]))
+    if result.members:
+        click.echo("\n" + _table(list(result.labels), [["" if v is None else str(v) for v in m]
+                                                        for m in result.members]))
 
 
 def main() -> None:

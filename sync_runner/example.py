@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .paths import example_root, package_root
 
-_SKIP = ("target", "dbt_packages", "logs", ".user.yml", "package-lock.yml")
+_SKIP = ("target", "dbt_packages", "logs", "syncs", ".user.yml", "package-lock.yml")
 
 
 def copy_example(dest: Path | str, package_dir: Path | None = None) -> Path:

@@ -8,6 +8,7 @@ whatever authentication the user's profile already has.
 from __future__ import annotations
 
 import os
+import warnings
 from argparse import Namespace
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -93,7 +94,9 @@ class Warehouse:
             cursor = handle.cursor()
             result = cursor.execute(sql)
             if hasattr(result, "to_arrow_table"):
-                return result.to_arrow_table()
+                with warnings.catch_warnings():  # DuckDB notes the copy the DB-API path makes; pages are small
+                    warnings.simplefilter("ignore", UserWarning)
+                    return result.to_arrow_table()
             if hasattr(cursor, "fetch_arrow_batches"):  # (fetch_arrow_all insists on pandas being installed)
                 tables = [t for t in cursor.fetch_arrow_batches() or () if t is not None]
                 if tables:
