@@ -110,6 +110,12 @@ def validate_node(node: Node) -> list[Problem]:
     return problems
 
 
+def _schema_problems(manifest: Manifest) -> list[tuple[str, str, str, str]]:
+    from .audience import schema_problems
+
+    return schema_problems(manifest)
+
+
 def validate_manifest(manifest: Manifest, project_dir: Path | None = None,
                       profiles_dir: Path | None = None) -> list[Problem]:
     """Problems of every model's meta, and of its syncs against the destinations of dbt_studio.yml."""
@@ -118,6 +124,7 @@ def validate_manifest(manifest: Manifest, project_dir: Path | None = None,
     problems: list[Problem] = []
     for node in manifest.studio_models():
         problems += validate_node(node)
+    problems += [Problem(*p) for p in _schema_problems(manifest)]  # relationships across models (audience.py)
     if project_dir is None or not any(n.studio.get("syncs") for n in manifest.studio_models()):
         return problems
     try:

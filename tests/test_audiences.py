@@ -784,3 +784,159 @@ def test_proportions_of_a_split_hash_are_uniform(built):
     rows = project.query(f"select split_group from {project.relation('split_other_salt')}")
     counts = [sum(r[0] == g for r in rows) for g in ("a", "b", "holdout")]
     assert statistics.pstdev([c / p for c, p in zip(counts, (50, 30, 20), strict=True)]) < 6
+
+
+# -- validation, dependencies, CLI ----------------------------------------------------------------------------------
+
+
+def node_errors(result) -> dict[str, str]:
+    """{model name: error message} of a dbt command's failed nodes."""
+    out = {}
+    for r in getattr(result.result, "results", None) or []:
+        if str(r.status) in ("error", "fail"):
+            out[r.node.name] = str(r.message)
+    return out
+
+
+BAD_AUDIENCES = {
+    "bad_column": ({"column": "nope", "op": "=", "value": 1}, "unknown column 'nope' of model 'users'"),
+    "bad_relation": ({"has": "products"}, "model 'users' has no relationship to 'products'"),
+    "bad_operator": ({"column": "age", "op": "~", "value": 1}, "unknown operator '~'"),
+    "bad_event": ({"performed": "orders"}, "model 'orders' is not an event model"),
+    "bad_through": ({"has": "plans"}, "reads model 'memberships'"),
+    "bad_having": ({"has": "orders", "having": {"agg": "median", "column": "amount"}}, "unknown aggregate 'median'"),
+    "bad_membership": ({"in audience": "users"}, "'users' is not an audience model"),
+}
+
+
+@pytest.fixture(scope="module")
+def bad_project(new_project):
+    project = new_project("duckdb", name="audiences_bad", source=PROJECT)
+    write_seeds(project.root, make_data())
+    return project
+
+
+def test_compile_errors_are_one_line_and_name_the_audience(bad_project):
+    models = {name: audience_sql(where) for name, (where, _) in BAD_AUDIENCES.items()}
+    models["bad_parent"] = audience_sql(None, parent="orders")
+    models["bad_splits"] = audience_sql(None, splits={"groups": {"a": 50, "b": 40}})
+    write_models(bad_project.root, models)
+    errors = node_errors(bad_project.dbt("run", "-s", *models, check=False))
+    expected = {name: text for name, (_, text) in BAD_AUDIENCES.items()}
+    expected |= {"bad_parent": "model 'orders' is not a parent model", "bad_splits": "add up to 90, not 100"}
+    assert set(errors) == set(expected)
+    for name, text in expected.items():
+        assert f"dbt_studio: audience '{name}': " in errors[name] and text in errors[name], errors[name]
+
+
+def test_schema_errors_name_the_model_in_macros_and_in_validate(bad_project):
+    import shutil
+
+    from sync_runner.artifacts import load_manifest
+    from sync_runner.validate import validate_manifest
+
+    schema = bad_project.root / "models" / "_schema.yml"
+    original = schema.read_text(encoding="utf-8")
+    try:
+        merge = original.replace(
+            "{to: orders, cardinality: 1:many, join: {user_id: user_id}}",
+            "{to: orders, cardinality: 1:many, join: {user_id: user_id}, merge_columns: true}",
+        )
+        schema.write_text(merge, encoding="utf-8")
+        write_models(bad_project.root, {"ok_audience": audience_sql({"has": "orders"})})
+        errors = node_errors(bad_project.dbt("run", "-s", "ok_audience", check=False))
+        assert "dbt_studio: model 'users': relationship 'orders': merge_columns" in errors["ok_audience"]
+        schema.write_text(
+            merge.replace(
+                "{name: product, to: products, cardinality: many:1, join: {product_id: product_id}}",
+                "{name: product, to: products, cardinality: many:1, join: {product_id: sku}}",
+            ),
+            encoding="utf-8",
+        )
+        errors = node_errors(bad_project.dbt("run", "-s", "ok_audience", check=False))
+        assert any(f"dbt_studio: model '{m}': relationship " in errors["ok_audience"] for m in ("users", "orders"))
+        problems = [str(p) for p in validate_manifest(load_manifest(bad_project.root))]
+        assert any("model 'users'" in p and "many side of 1:many" in p for p in problems), problems
+        assert any("model 'orders'" in p and "unknown column 'sku' of products" in p for p in problems), problems
+    finally:
+        schema.write_text(original, encoding="utf-8")
+        for f in (bad_project.root / "models" / "generated").glob("*.sql"):
+            f.unlink()
+    # an unknown model in a tree fails at parse time, naming the audience (dbt's own message)
+    write_models(bad_project.root, {"bad_model": audience_sql({"has": "nowhere"})})
+    result = bad_project.dbt("compile", "-s", "bad_model", check=False)
+    assert not result.success and "bad_model" in str(result.exception) and "nowhere" in str(result.exception)
+    (bad_project.root / "models" / "generated" / "bad_model.sql").unlink()
+    shutil.rmtree(bad_project.root / "target", ignore_errors=True)
+
+
+def test_a_duplicate_primary_key_fails_the_package_data_test(bad_project):
+    (bad_project.root / "models" / "generated" / "dup_users.sql").write_text(
+        "select * from {{ ref('users') }} union all select * from {{ ref('users') }} where user_id = 'u01'\n"
+        "union all select * from {{ ref('users') }} where user_id = 'u02'\n",
+        encoding="utf-8",
+    )
+    (bad_project.root / "models" / "generated" / "_dup.yml").write_text(
+        "version: 2\nmodels:\n  - name: dup_users\n    config:\n      meta:\n        dbt_studio:\n"
+        "          model_type: parent\n          primary_key: user_id\n"
+        "    data_tests: [dbt_studio.unique_primary_key]\n",
+        encoding="utf-8",
+    )
+    try:
+        result = bad_project.dbt("build", "-s", "+dup_users", check=False)
+        failed = [r for r in result.result.results if str(r.status) == "fail"]
+        assert [r.node.name for r in failed] == ["dbt_studio_unique_primary_key_dup_users_"]
+        assert failed[0].failures == 2
+    finally:
+        for f in ("dup_users.sql", "_dup.yml"):
+            (bad_project.root / "models" / "generated" / f).unlink()
+
+
+def test_an_audience_depends_on_every_model_it_reads(built_example):
+    project = built_example("duckdb")
+    result = project.dbt("ls", "-s", "+monthly_subscribers", "--resource-type", "model", "--output", "name")
+    assert set(result.result) == {"monthly_subscribers", "stg_users", "stg_memberships", "stg_subscriptions"}
+    result = project.dbt("ls", "-s", "+high_value_buyers", "--resource-type", "model", "--output", "name")
+    assert set(result.result) == {"high_value_buyers", "stg_users", "stg_purchases"}
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_example_audiences_and_preview(built_example, adapter):
+    from click.testing import CliRunner
+
+    from sync_runner.cli import cli
+
+    project = built_example(adapter)
+    users = {r[0] for r in project.query(f"select user_id from {project.relation('stg_users')}")}
+    buyers = {r[0] for r in project.query(f"select distinct user_id from {project.relation('stg_purchases')}")}
+    views = project.query(f"select user_id, timestamp from {project.relation('stg_product_viewed')}")
+    recent: dict[str, int] = {}
+    for uid, ts in views:
+        if AS_OF - timedelta(days=30) <= ts <= AS_OF:
+            recent[uid] = recent.get(uid, 0) + 1
+    expected = {u for u in users if recent.get(u, 0) >= 3 and u not in buyers}
+    got = {r[0] for r in project.query(f"select user_id from {project.relation('viewed_not_bought')}")}
+    assert got == expected and got
+    [(n, holdout)] = project.query(
+        f"select count(*), sum(case when is_holdout then 1 else 0 end) from {project.relation('high_value_buyers')}"
+    )
+    assert n > 0 and 0 < holdout < n
+    [(merged,)] = project.query(
+        f"select count(*) from {project.relation('purchases_with_user')} where user__geo_region is not null"
+    )
+    assert merged > 0
+
+    runner = CliRunner()
+    out = runner.invoke(
+        cli,
+        ["audience", "preview", "viewed_not_bought", "--project-dir", str(project.root), "--json"],
+        catch_exceptions=False,
+    )
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.output[out.output.index("{") :])
+    assert report["size"] == len(expected) and report["parent_rows"] == len(users)
+    assert [s["size"] for s in report["steps"]] == [sum(1 for u in users if recent.get(u, 0) >= 3), len(expected)]
+    assert report["labels"] == ["user_id", "name", "email"] and len(report["members"]) == min(5, len(expected))
+    out = runner.invoke(cli, ["schema", "--project-dir", str(project.root), "--mermaid"], catch_exceptions=False)
+    assert out.exit_code == 0 and "stg_users ||--o{ stg_purchases" in out.output
+    assert "stg_users }o..o{ stg_subscriptions" in out.output

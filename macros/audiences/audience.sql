@@ -23,7 +23,7 @@
 {% endmacro %}
 
 {% macro default__audience(parent, where, columns, traits, splits, as_of) %}
-    {%- set spec = {'parent': parent, 'where': where, 'columns': columns, 'traits': traits or [], 'splits': splits} -%}
+    {%- set spec = {'parent': parent, 'where': where, 'columns': columns, 'traits': traits or [], 'splits': splits, 'as_of': as_of} -%}
     {%- do config(meta={'dbt_studio_audience': spec}) -%}
     {#- refs at parse time (dbt records dependencies then, when the schema in meta is not yet known) -#}
     {%- set names = dbt_studio._tree_models(where, [parent]) -%}

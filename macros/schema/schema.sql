@@ -57,12 +57,12 @@
 {% endmacro %}
 
 {#- Fail naming the model when `columns` are not among the documented columns of `model` (only when it documents any). -#}
-{% macro _check_columns(schema, model, columns, what) %}
+{% macro _check_columns(schema, model, columns, what, owner=none) %}
     {%- set known = schema.models[model].columns -%}
     {%- if known | length == 0 -%}{{ return(none) }}{%- endif -%}
     {%- for c in columns -%}
         {%- if (c | lower) not in known -%}
-            {{ dbt_studio._schema_error(model, what ~ ": unknown column '" ~ c ~ "' (columns: " ~ (known | join(', ')) ~ ")") }}
+            {{ dbt_studio._schema_error(owner or model, what ~ ": unknown column '" ~ c ~ "'" ~ (" of '" ~ model ~ "'" if owner else "") ~ " (columns: " ~ (known | join(', ')) ~ ")") }}
         {%- endif -%}
     {%- endfor -%}
 {% endmacro %}
@@ -157,14 +157,14 @@
     {%- set pairs = [] -%}
     {%- for a, b in join.items() -%}{%- do pairs.append([a, b]) -%}{%- endfor -%}
     {%- do dbt_studio._check_columns(schema, name, pairs | map('first') | list, label) -%}
-    {%- do dbt_studio._check_columns(schema, to, pairs | map('last') | list, label ~ " of model '" ~ name ~ "'") -%}
+    {%- do dbt_studio._check_columns(schema, to, pairs | map('last') | list, label, name) -%}
     {%- set merge = rel.get('merge_columns') -%}
     {%- if merge -%}
         {%- if card == '1:many' -%}
             {{ dbt_studio._schema_error(name, label ~ ": merge_columns: '" ~ to ~ "' is on the many side of 1:many; columns merge only from the one side onto the many side (declare the merge on '" ~ to ~ "')") }}
         {%- endif -%}
         {%- if merge is not sameas true -%}
-            {%- do dbt_studio._check_columns(schema, to, dbt_studio._as_list(merge), label ~ " merge_columns") -%}
+            {%- do dbt_studio._check_columns(schema, to, dbt_studio._as_list(merge), label ~ ": merge_columns", name) -%}
         {%- endif -%}
     {%- endif -%}
     {%- set rname = rel.get('name') or to -%}
@@ -214,7 +214,7 @@
     {%- for step in dbt_studio._as_list(target) -%}
         {%- set here = current | last -%}
         {%- if step not in schema.models -%}
-            {{ dbt_studio._schema_error(context, "unknown model '" ~ step ~ "'") }}
+            {{ exceptions.raise_compiler_error("dbt_studio: audience '" ~ context ~ "': " ~ "unknown model '" ~ step ~ "'") }}
         {%- endif -%}
         {%- set direct = dbt_studio._direct_to(schema, here, step) -%}
         {%- if direct is not none -%}
@@ -227,7 +227,7 @@
             {%- if through | length == 0 -%}
                 {%- set names = [] -%}
                 {%- for rel in schema.models[here].relationships.values() -%}{%- do names.append(rel.to) -%}{%- endfor -%}
-                {{ dbt_studio._schema_error(context, "model '" ~ here ~ "' has no relationship to '" ~ step ~ "' (it relates to: " ~ (names | unique | sort | join(', ') or 'nothing') ~ ")") }}
+                {{ exceptions.raise_compiler_error("dbt_studio: audience '" ~ context ~ "': " ~ "model '" ~ here ~ "' has no relationship to '" ~ step ~ "' (it relates to: " ~ (names | unique | sort | join(', ') or 'nothing') ~ ")") }}
             {%- endif -%}
             {%- set via = through[0].through -%}
             {%- do hops.append({'from': here, 'to': via, 'pairs': dbt_studio._direct_to(schema, here, via).pairs}) -%}
