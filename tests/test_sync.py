@@ -317,3 +317,52 @@ def test_kill_9_during_delivery_loses_nothing(sp, http_sink):
         assert set(http_sink.store) == set(rows), f"trial {trial}"
         assert {k: v["plan"] for k, v in http_sink.store.items()} == {k: v["plan"] for k, v in rows.items()}
     assert interrupted == 3, "every kill must land while the destination was still incomplete"
+
+
+def test_one_sync_at_a_time_and_stale_locks_are_taken_over(sp):
+    import socket
+
+    out = sp.tmp / "locked"
+    sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {out}\n")
+    sync = {"name": "locked", "destination": "out", "mode": "upsert", "mappings": MAPPINGS}
+    sp.build({"u1": person(1)}, [sync])
+    assert sp.sync()["locked"].status == "success"  # creates the state tables
+    wh = sp.p.warehouse()
+    try:
+        with wh.session():
+            args = {"name": "locked", "state_schema": wh.call("sync_default_state_schema")}
+            live = f"{socket.gethostname()}:{os.getpid()}:other-run"  # this very process: alive
+            assert wh.call("sync_lock", sync=args, holder=live)[0] == live
+    finally:
+        wh.close()
+    report = sp.sync()["locked"]
+    assert report.status == "failed" and "is already running" in report.message and live in report.message
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    wh = sp.p.warehouse()
+    try:
+        with wh.session():
+            wh.call("sync_unlock", sync=args, holder=live)
+            stale = f"{socket.gethostname()}:{dead.stdout.strip()}:killed-run"  # a process that has exited
+            assert wh.call("sync_lock", sync=args, holder=stale)[0] == stale
+    finally:
+        wh.close()
+    assert sp.sync()["locked"].status == "success"
+
+
+def test_models_whose_build_failed_are_skipped_and_artifacts_must_match(sp):
+    out = sp.tmp / "skips"
+    sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {out}\n")
+    sp.build({"u1": person(1)}, [{"name": "skippy", "destination": "out", "mappings": MAPPINGS}])
+    path = sp.p.root / "target" / "run_results.json"
+    results = json.loads(path.read_text())
+    for r in results["results"]:
+        if r["unique_id"].endswith(".people"):
+            r["status"] = "error"
+    path.write_text(json.dumps(results))
+    report = sp.sync()["skippy"]
+    assert report.status == "skipped" and "its last build error" in report.message
+    assert not out.exists()
+    results["metadata"]["invocation_id"] = "another-invocation"
+    path.write_text(json.dumps(results))
+    with pytest.raises(Exception, match="from another dbt invocation"):
+        sp.sync()
