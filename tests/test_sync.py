@@ -23,6 +23,7 @@ import pytest
 from sync_runner.engine import Options, run_syncs
 
 from conftest import ADAPTERS
+from sql_lint import unknown_functions
 
 PROJECT = Path(__file__).parent / "projects" / "sync"
 COLUMNS = ("user_id", "name", "email", "plan", "score", "note")
@@ -49,7 +50,15 @@ class SyncProject:
         self.p.dbt("build", vars={"syncs": syncs, "primary_key": primary_key})
 
     def sync(self, **options) -> dict:
-        reports = run_syncs(self.p.root, self.p.root, options=Options(**options))
+        """Run the project's syncs; the SQL they run is kept in the project's sql_log (for the Snowflake lint)."""
+        from dbt_common.events.event_manager_client import get_event_manager
+
+        manager = get_event_manager()
+        manager.callbacks.append(self.p._collect)
+        try:
+            reports = run_syncs(self.p.root, self.p.root, options=Options(**options))
+        finally:
+            manager.callbacks.remove(self.p._collect)
         return {r.sync: r for r in reports}
 
     def state(self, sync: str, table: str) -> list[tuple]:
@@ -243,6 +252,10 @@ def test_transient_errors_are_retried_and_rejections_retried_until_they_succeed(
     assert sp.sync(base_delay=0.05)["hooked"].acknowledged == 2
     assert sp.state("hooked", "rejections") == []
     assert {k: v["email"] for k, v in http_sink.store.items()} == {k: v["email"] for k, v in rows.items()}
+    if sp.p.adapter == "snowflake":  # plan, commit, rejections, locks and the run log all ran: lint their SQL
+        statements = [q for q in sp.p.sql_log if "_dbt_studio" in q.lower()]
+        assert any(" minus" in q.lower() for q in statements)
+        assert unknown_functions(statements) == []
 
 
 def test_auth_failure_is_terminal_and_keeps_state(sp, http_sink, monkeypatch):
