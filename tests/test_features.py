@@ -222,6 +222,12 @@ ERRORS = [
                  "var 'x': duplicate name", id="duplicate"),
     pytest.param([{"name": "x", "from": "profiles", "select": "count(*)", "window_days": 30}], ["x"],
                  "var 'x': `window_days` needs a timestamp, and input 'profiles' has none", id="window-no-timestamp"),
+    pytest.param([{"name": "n", "from": "events", "select": "count(*)"},
+                  {"name": "x", "from": "events", "select": "max(n)"}], ["x"],
+                 "var 'x': refers to entity var 'n', which only derived vars can use", id="entity-var-in-entity-var"),
+    pytest.param([{"name": "k", "kind": "input", "from": "profiles", "select": "upper(plan)"},
+                  {"name": "x", "from": "events", "select": "max(k)"}], ["x"],
+                 "var 'x': refers to input var 'k' of input 'profiles', not of 'events'", id="other-input-var"),
     pytest.param([{"name": "x", "from": "events", "select": "count(*)"}], ["x", "nope"],
                  "feature 'nope': names unknown var 'nope'", id="unknown-feature"),
 ]

@@ -31,6 +31,7 @@
     {%- set plan = dbt_studio._feature_plan(inputs, vars, features, as_of) -%}
 with
 {%- for input in plan.inputs %}
+{%- do input.update({'columns': dbt_studio._used_columns(input)}) %}
 {{ input.cte }}__rows as (
 {{ dbt_studio._rows_with_main_id(id_graph, input) | indent(4, true) }}
 ),
@@ -132,7 +133,13 @@ from {{ 'derived_vars_' ~ (plan.derived_layers | length) if plan.derived_layers 
     {%- set sql -%}
 select
     {{ main_id }} as main_id,
+    {%- if input.get('columns') %}
+    {%- for column in input.columns %}
+    src.{{ column }}{{ "," if not loop.last }}
+    {%- endfor %}
+    {%- else %}
     src.*
+    {%- endif %}
 from {{ input.relation }} as src
 {%- for id in input.ids %}
 left join {{ id_graph }} as ids_{{ loop.index }}
@@ -145,6 +152,21 @@ where {{ main_id }} is not null
 {%- endfor %}
     {%- endset -%}
     {{ return(sql) }}
+{% endmacro %}
+
+
+{#- The input's columns its vars use (so window and aggregate passes carry no others), when the relation can be
+    inspected (at run time, the relation built); else none, meaning all. -#}
+{% macro _used_columns(input) %}
+    {%- if not execute or input.relation is string or input.relation.identifier is not defined -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set columns = adapter.get_columns_in_relation(input.relation) -%}
+    {%- set used = [] -%}
+    {%- for column in columns if column.name | lower in input.tokens -%}
+        {%- do used.append(column.name if modules.re.match('^[A-Za-z_][A-Za-z0-9_]*$', column.name) else adapter.quote(column.name)) -%}
+    {%- endfor -%}
+    {{ return(used if used else none) }}
 {% endmacro %}
 
 
@@ -205,7 +227,7 @@ where {{ main_id }} is not null
         {%- if spec.ts -%}
             {%- do spec.update({'as_of_filter': spec.ts ~ ' <= ' ~ as_of_sql}) -%}
         {%- endif -%}
-        {%- do spec.update({'layers': [], 'ranks': [], 'passes': [], 'source': spec.cte ~ '__rows', 'col_ts': spec.timestamp if spec.timestamp and modules.re.match('^[A-Za-z_][A-Za-z0-9_]*$', spec.timestamp) else none}) -%}
+        {%- do spec.update({'layers': [], 'ranks': [], 'passes': [], 'tokens': dbt_studio._sql_identifiers(spec.timestamp or '') | map(attribute='name') | map('lower') | list, 'source': spec.cte ~ '__rows', 'col_ts': spec.timestamp if spec.timestamp and modules.re.match('^[A-Za-z_][A-Za-z0-9_]*$', spec.timestamp) else none}) -%}
         {%- do specs.update({name: spec}) -%}
         {%- do ordered.append(spec) -%}
     {%- endfor -%}
@@ -256,6 +278,9 @@ where {{ main_id }} is not null
         {%- set select = dbt_studio._with_as_of(v.select | trim, as_of_sql) -%}
         {%- set v_where = dbt_studio._with_as_of(v.get('where') or '', as_of_sql) | trim -%}
         {%- set texts = [select, v_where] + order_by + partition_by -%}
+        {%- if input is not none -%}
+            {%- do input.tokens.extend(dbt_studio._sql_identifiers(texts | join(' ')) | map(attribute='name') | map('lower') | list) -%}
+        {%- endif -%}
 
         {#- references: later vars, vars of the wrong kind or input, and (derived) unknown names -#}
         {%- for token in dbt_studio._sql_identifiers(texts | join(' ')) -%}
@@ -343,11 +368,14 @@ where {{ main_id }} is not null
                 {%- for item in order_by -%}
                     {%- do keys.append(dbt_studio._order_key(item, m.group(1) | lower == 'last_value')) -%}
                 {%- endfor -%}
-                {%- if keys[-1] != value ~ ' asc nulls last' -%}
-                    {%- do keys.append(value ~ ' asc nulls last') -%}
+                {%- if keys[-1].expr != value -%}
+                    {%- do keys.append({'expr': value, 'desc': keys[-1].desc}) -%}
                 {%- endif -%}
-                {%- do input.ranks.append({'name': v.name, 'cond': cond, 'order': keys | join(', ')}) -%}
-                {%- set agg = 'max(case when ' ~ (cond ~ ' and ' if cond else '') ~ v.name ~ '__rn = 1 then ' ~ value ~ ' end)' -%}
+                {%- set picked = dbt_studio._first_value(v.name, value, keys, cond) -%}
+                {%- if picked.rank -%}
+                    {%- do input.ranks.append({'name': v.name, 'cond': cond, 'order': picked.rank}) -%}
+                {%- endif -%}
+                {%- set agg = picked.agg -%}
                 {%- set pass_key = '' -%}
             {%- else -%}
                 {%- set pushed = dbt_studio._push_condition(select, cond) if cond else select -%}
@@ -423,12 +451,50 @@ where {{ main_id }} is not null
     {{ return(column ~ ' >= ' ~ dbt.dateadd('day', -days, as_of_sql) | trim) }}
 {% endmacro %}
 
-{#- An order_by item ('col', 'col desc', 'col asc nulls first'), flipped for last_value; nulls always last. -#}
+{#- An order_by item ('col', 'col desc', 'col asc nulls first') as {expr, desc}, flipped for last_value. NULL
+    keys always sort last. -#}
 {% macro _order_key(item, flip) %}
     {%- set m = modules.re.match('(?is)^\s*(.*?)(\s+(asc|desc))?(\s+nulls\s+(first|last))?\s*$', item) -%}
     {%- set desc = (m.group(3) or 'asc') | lower == 'desc' -%}
-    {%- if flip -%}{%- set desc = not desc -%}{%- endif -%}
-    {{ return(m.group(1) ~ (' desc' if desc else ' asc') ~ ' nulls last') }}
+    {{ return({'expr': m.group(1), 'desc': (not desc) if flip else desc}) }}
+{% endmacro %}
+
+{#- The value of the first row in `keys` order among rows meeting `cond` (ties: the last key is the value itself):
+    {agg: aggregate SQL, rank: ORDER BY of a row_number() column `<name>__rn` it reads, or none}. -#}
+{% macro _first_value(name, value, keys, cond) %}
+    {{ return(adapter.dispatch('_first_value', 'dbt_studio')(name, value, keys, cond)) }}
+{% endmacro %}
+
+{% macro default___first_value(name, value, keys, cond) %}
+    {%- set order = [] -%}
+    {%- for k in keys -%}
+        {%- do order.append(k.expr ~ (' desc' if k.desc else ' asc') ~ ' nulls last') -%}
+    {%- endfor -%}
+    {{ return({
+        'agg': 'max(case when ' ~ (cond ~ ' and ' if cond else '') ~ name ~ '__rn = 1 then ' ~ value ~ ' end)',
+        'rank': order | join(', '),
+    }) }}
+{% endmacro %}
+
+{#- DuckDB: no sort, when every key runs the same way: arg_min_null / arg_max_null over a struct of the keys
+    (rows whose struct is null, i.e. not meeting cond, are skipped; a null field sorts last ascending, so
+    descending keys carry `is not null` first). -#}
+{% macro duckdb___first_value(name, value, keys, cond) %}
+    {%- set directions = keys | map(attribute='desc') | unique | list -%}
+    {%- if directions | length > 1 -%}
+        {{ return(dbt_studio.default___first_value(name, value, keys, cond)) }}
+    {%- endif -%}
+    {%- set desc = directions[0] -%}
+    {%- set parts = [] -%}
+    {%- for k in keys -%}
+        {%- if desc -%}{%- do parts.append('(' ~ k.expr ~ ') is not null') -%}{%- endif -%}
+        {%- do parts.append(k.expr) -%}
+    {%- endfor -%}
+    {%- set key = '(' ~ parts | join(', ') ~ ')' -%}
+    {{ return({
+        'agg': ('arg_max_null(' if desc else 'arg_min_null(') ~ value ~ ', ' ~ ('case when ' ~ cond ~ ' then ' ~ key ~ ' end' if cond else key) ~ ')',
+        'rank': none,
+    }) }}
 {% endmacro %}
 
 {#- Identifiers of a SQL text outside string literals: [{name, call}] (call: followed by '(' or after '.'). -#}
