@@ -3,21 +3,15 @@ for any table destination)."""
 
 from __future__ import annotations
 
-import re
 import threading
 
 import pyarrow as pa
 
-from .base import Batch, BatchResult, Destination, Terminal
-
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+from ._table import TableDestination, quote
+from .base import Batch, BatchResult
 
 
-class DuckDBDestination(Destination):
+class DuckDBDestination(TableDestination):
     type = "duckdb"
     options = {"path": "database file (created if missing)", "table": "table name (created from the first batch)",
                "schema": "schema (default main)", "key_column": "column holding the primary key (default _key)"}
@@ -28,16 +22,10 @@ class DuckDBDestination(Destination):
     def open(self) -> None:
         import duckdb
 
-        self.table_name = str(self.config["table"])
-        self.schema = str(self.config.get("schema", "main"))
-        self.key = str(self.config.get("key_column", "_key"))
-        for label, value in (("table", self.table_name), ("schema", self.schema), ("key_column", self.key)):
-            if not _IDENT.match(value):
-                raise Terminal(f"destination '{self.name}': {label} {value!r} is not a plain identifier")
+        self._configure_table()
         path = str(self.local_path(self.config.get("base_url") or self.config["path"]))
         self.con = duckdb.connect(path)
         self.con.execute(f"create schema if not exists {quote(self.schema)}")
-        self.qualified = f"{quote(self.schema)}.{quote(self.table_name)}"
         self._lock = threading.Lock()
 
     def _ensure_table(self, table: pa.Table) -> None:

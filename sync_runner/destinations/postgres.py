@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import json
-import re
 import threading
 from typing import Any
 
 import pyarrow as pa
 
-from .base import Batch, BatchResult, Destination, Terminal, Transient
+from ._table import TableDestination, quote
+from .base import Batch, BatchResult, Terminal, Transient
 from .values import clean, json_default
-
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def pg_type(kind: pa.DataType) -> str:
@@ -37,8 +31,9 @@ def pg_type(kind: pa.DataType) -> str:
     return "jsonb"
 
 
-class PostgresDestination(Destination):
+class PostgresDestination(TableDestination):
     type = "postgres"
+    default_schema = "public"
     options = {"dsn": "libpq connection string (use env_var for the password)", "base_url": "replaces dsn",
                "table": "table name (created from the first batch)", "schema": "schema (default public)",
                "key_column": "column holding the primary key (default _key)"}
@@ -52,14 +47,8 @@ class PostgresDestination(Destination):
         except ImportError:  # pragma: no cover - depends on the install
             raise Terminal("destination type 'postgres' needs psycopg2: pip install 'dbt-studio[postgres]'") from None
         self.psycopg2 = psycopg2
-        self.table_name = str(self.config["table"])
-        self.schema = str(self.config.get("schema", "public"))
-        self.key = str(self.config.get("key_column", "_key"))
-        for label, value in (("table", self.table_name), ("schema", self.schema), ("key_column", self.key)):
-            if not _IDENT.match(value):
-                raise Terminal(f"destination '{self.name}': {label} {value!r} is not a plain identifier")
+        self._configure_table()
         self.dsn = str(self.config.get("base_url") or self.config.get("dsn") or "")
-        self.qualified = f"{quote(self.schema)}.{quote(self.table_name)}"
         self._local = threading.local()
         self._created = False
         self._create_lock = threading.Lock()
