@@ -421,6 +421,8 @@ CASES: dict[str, dict | None] = {
         "where": {"column": "event", "op": "=", "value": "cart"},
         "last": {"op": "after", "value": "2025-12-15"},
     },
+    # orders -> users is only declared the other way round (users 1:many orders): relationships are bidirectional
+    "reverse": {"has": "orders", "where": {"has": "users", "where": {"column": "region", "op": "=", "value": "North"}}},
     "in_audience": {"and": [{"in audience": "c_has"}, {"column": "age", "op": ">", "value": 40}]},
     "not_in_audience": {"not in audience": "c_has"},
     "nested": {
@@ -925,6 +927,17 @@ def test_example_audiences_and_preview(built_example, adapter):
         f"select count(*) from {project.relation('purchases_with_user')} where user__geo_region is not null"
     )
     assert merged > 0
+
+    suggested = project.query(
+        f"select column_name, value, occurrences, value_rank from "
+        f"{project.relation('suggested_values')} where model_name = 'stg_purchases'"
+    )
+    names = [r[0] for r in project.query(f"select product_name from {project.relation('stg_purchases')}")]
+    counts = {n: names.count(n) for n in set(names) if n is not None}
+    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:20]
+    assert sorted((r[3], r[1], r[2]) for r in suggested if r[0] == "product_name") == [
+        (i, name, n) for i, (name, n) in enumerate(top, 1)
+    ]
 
     runner = CliRunner()
     out = runner.invoke(
