@@ -36,7 +36,8 @@ AUDIENCE = """{{ dbt_studio.audience(
          'within_days': 30, 'times': {'op': '>=', 'value': 2}},
         {'did not perform': 'stg_tracks', 'where': {'column': 'event', 'op': '=', 'value': 'order_completed'},
          'within_days': 14},
-        {'has': 'stg_subscriptions', 'via': 'stg_memberships', 'where': {'column': 'delivery', 'op': '!=', 'value': 'annually'}},
+        {'has': 'stg_subscriptions', 'via': 'stg_memberships',
+         'where': {'column': 'delivery', 'op': '!=', 'value': 'annually'}},
         {'or': [
             {'column': 'geo_region', 'op': 'in', 'value': ['Pacific Northwest', 'Southwest']},
             {'has': 'stg_purchases', 'where': {'column': 'used_coupon', 'op': '=', 'value': true}},
