@@ -11,6 +11,7 @@ back from the warehouse. Semantics under test (README, "Schema and audiences"): 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import random
 import statistics
@@ -748,6 +749,10 @@ def test_splits_have_the_asked_proportions_and_are_stable(built):
     for group, percent in SPLITS["groups"].items():
         assert abs(share[group] - percent / 100) < 0.03, share
     assert all(holdout == (group == "holdout") for group, holdout in first.values())
+    # buckets are md5-based, so exact on both warehouses (and fakesnow): the first 7 hex digits, modulo 10000
+    for key, (group, _) in first.items():
+        bucket = int(hashlib.md5(f"s1|{key}".encode()).hexdigest()[:7], 16) % 10000
+        assert group == ("a" if bucket < 5000 else "b" if bucket < 8000 else "holdout"), key
     assert groups("split_many_again") == first  # same salt, same keys: same groups
     other = groups("split_other_salt")
     moved = sum(first[k][0] != other[k][0] for k in first) / len(first)

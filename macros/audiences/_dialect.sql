@@ -13,9 +13,10 @@
     ({{ ts }} - interval ({{ days | int }}) day)
 {%- endmacro %}
 
-{#- A bucket 0..9999 from a string expression, stable across runs (splits). The portable default reads the first
-    7 hex digits of md5 (268M values, so the modulo is unbiased); it avoids Snowflake's HASH, which fakesnow
-    cannot run faithfully. DuckDB uses its native hash. -#}
+{#- A bucket 0..9999 from a string expression (splits): the first 7 hex digits of its md5 (268M values, so the
+    modulo is unbiased), modulo 10000. The same on every warehouse and stable across versions, so a member keeps
+    its group when a project moves from DuckDB to Snowflake; it avoids Snowflake's HASH, which fakesnow cannot run
+    faithfully. -#}
 {% macro _hash_bucket(expr) %}
     {{ return(adapter.dispatch('_hash_bucket', 'dbt_studio')(expr)) }}
 {% endmacro %}
@@ -29,8 +30,9 @@
     mod({{ digits | join(' + ') }}, 10000)
 {%- endmacro %}
 
+{#- DuckDB reads the hex digits with a cast (same value as the default). -#}
 {% macro duckdb___hash_bucket(expr) -%}
-    (hash({{ expr }}) % 10000)
+    (cast('0x' || substr(md5({{ expr }}), 1, 7) as integer) % 10000)
 {%- endmacro %}
 
 {#- The `as_of` moment relative dates count back from: the argument, else the `dbt_studio_as_of` var, else now. -#}
