@@ -424,6 +424,12 @@ CASES: dict[str, dict | None] = {
     },
     # orders -> users is only declared the other way round (users 1:many orders): relationships are bidirectional
     "reverse": {"has": "orders", "where": {"has": "users", "where": {"column": "region", "op": "=", "value": "North"}}},
+    "first_within": {"performed": "events", "first": {"op": "within last days", "value": 80}},
+    "last_long_ago": {
+        "performed": "events",
+        "where": {"column": "event", "op": "=", "value": "buy"},
+        "last": {"op": "more than days ago", "value": 20},
+    },
     "in_audience": {"and": [{"in audience": "c_has"}, {"column": "age", "op": ">", "value": 40}]},
     "not_in_audience": {"not in audience": "c_has"},
     "nested": {

@@ -247,7 +247,8 @@
 {% endmacro %}
 
 {#- performed / did not perform an event: `where`, a window (`within_days` N before as_of, or `between`
-    [start, end)), `times` {op, value}, `first` / `last` {op: before | after, value}. -#}
+    [start, end)), `times` {op, value}, `first` / `last` {op: before | after | within last days | more than days ago,
+    value}. -#}
 {% macro _event(node, ctx, scope, nullsafe) %}
     {%- set negate = 'did not perform' in node -%}
     {%- set target = node['did not perform'] if negate else node['performed'] -%}
@@ -287,8 +288,8 @@
     {%- for key in checks -%}
         {%- set spec = node[key] if node[key] is mapping else {'op': '>=', 'value': node[key]} -%}
         {%- set column = agg.columns[{'times': 0, 'first': 1, 'last': 2}[key]] -%}
-        {%- if key != 'times' and (spec.get('op') or '') | lower not in ('before', 'after') -%}
-            {{ dbt_studio._cond_error(ctx, "'" ~ key ~ "' needs op: before or after") }}
+        {%- if key != 'times' and (spec.get('op') or '') | lower not in ('before', 'after', 'within last days', 'more than days ago') -%}
+            {{ dbt_studio._cond_error(ctx, "'" ~ key ~ "' needs op: before, after, within last days or more than days ago") }}
         {%- endif -%}
         {%- do parts.append(dbt_studio._safe(dbt_studio._compare(ctx, column, spec.get('op') or '>=', spec.get('value')), nullsafe)) -%}
     {%- endfor -%}
