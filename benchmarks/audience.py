@@ -104,19 +104,25 @@ def main() -> None:
     from sync_runner.generate import generate
 
     work = args.work or Path(tempfile.mkdtemp(prefix="audience_bench_"))
-    project = copy_example(work / "project")
-    # staging as tables, so both contenders read the same DuckDB tables (not Parquet)
-    config = (project / "dbt_project.yml").read_text(encoding="utf-8")
-    (project / "dbt_project.yml").write_text(config.replace("      +materialized: view", "      +materialized: table"),
-                                             encoding="utf-8")
+    reuse = args.work is not None and (work / "project" / "bench.duckdb").is_file()
+    project = work / "project"
+    gen_seconds = staging_seconds = None
+    if not reuse:  # a --work directory of an earlier run keeps its data and staging tables
+        copy_example(project)
+        # staging as tables, so both contenders read the same DuckDB tables (not Parquet)
+        config = (project / "dbt_project.yml").read_text(encoding="utf-8")
+        (project / "dbt_project.yml").write_text(
+            config.replace("      +materialized: view", "      +materialized: table"), encoding="utf-8")
+        gen_seconds, _ = timed(lambda: generate(project / "data", users=args.users, purchases_per_user=5.0))
+        dbt(project, "deps")
+        staging_seconds = dbt(project, "run", "-s", "path:models/staging")
     (project / "models" / "audiences" / "bench_audience.sql").write_text(AUDIENCE, encoding="utf-8")
-    gen_seconds, counts = timed(lambda: generate(project / "data", users=args.users, purchases_per_user=5.0))
-    dbt(project, "deps")
-    staging_seconds = dbt(project, "run", "-s", "path:models/staging")
     ours_e2e = [dbt(project, "run", "-s", "bench_audience") for _ in range(args.runs)]
     compiled = next((project / "target" / "compiled").rglob("bench_audience.sql")).read_text(encoding="utf-8")
 
     con = duckdb.connect(str(project / "bench.duckdb"))
+    counts = {t: con.execute(f"select count(*) from stg_{t}").fetchone()[0]
+              for t in ("users", "tracks", "purchases", "product_viewed", "memberships")}
     ours, hand = [], []
     for _ in range(args.runs):
         ours.append(timed(lambda: con.execute(f"create or replace table bench_ours as {compiled}"))[0])
@@ -133,7 +139,8 @@ def main() -> None:
         "ratio": round(statistics.median(ours) / statistics.median(hand), 3),
         "ours_dbt_run_s": round(statistics.median(ours_e2e), 3),
         "audience_size": size_ours, "hand_size": size_hand, "same_members": differ == 0 and size_ours == size_hand,
-        "generate_s": round(gen_seconds, 1), "staging_build_s": round(staging_seconds, 1),
+        "generate_s": gen_seconds and round(gen_seconds, 1),
+        "staging_build_s": staging_seconds and round(staging_seconds, 1),
     })
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
