@@ -6,10 +6,12 @@ from .base import Batch, BatchResult, Destination, Terminal, Transient
 from .duckdb_table import DuckDBDestination
 from .file import FileDestination
 from .http import HttpDestination
+from .hubspot import HubSpotDestination
 from .postgres import PostgresDestination
 
 REGISTRY: dict[str, type[Destination]] = {
-    cls.type: cls for cls in (HttpDestination, FileDestination, DuckDBDestination, PostgresDestination)
+    cls.type: cls for cls in (HttpDestination, FileDestination, DuckDBDestination, PostgresDestination,
+                              HubSpotDestination)
 }
 
 __all__ = ["REGISTRY", "Batch", "BatchResult", "Destination", "Terminal", "Transient"]

@@ -1,0 +1,159 @@
+"""SaaS destinations end to end: a sync through the real engine (DuckDB, tests/projects/sync) into a local fake of
+each API that follows its documented contract (tests/fakes/<api>.py): every row arrives as the API expects,
+transient errors are retried, per-record errors land in `<sync>__rejections`, state is committed only for
+acknowledged rows (the next run plans exactly the rejected ones), and bad credentials stop the sync.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_sync import PROJECT, SyncProject, person
+
+from sync_runner.destinations import REGISTRY
+
+NO_CHANGES = {"insert": 0, "update": 0, "delete": 0, "clear": 0}
+
+
+@pytest.fixture(scope="module")
+def dp(new_project, tmp_path_factory):
+    project = new_project("duckdb", name="destinations", source=PROJECT)
+    return SyncProject(project, tmp_path_factory.mktemp("destinations_out"))
+
+
+def _yaml(destinations: dict[str, dict]) -> str:
+    lines = ["destinations:"]
+    for name, spec in destinations.items():
+        lines.append(f"  {name}:")
+        lines += [f"    {k}: {json.dumps(v)}" for k, v in spec.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _state(dp: SyncProject, sync: str, table: str) -> list[tuple]:
+    """A state table read straight from the DuckDB file (SyncProject.state opens the adapter three times)."""
+    import duckdb
+
+    con = duckdb.connect(str(dp.p.root / "target" / "warehouse.duckdb"))
+    try:
+        return con.execute(f"select * from main_dbt_studio.{sync}__{table}").fetchall()
+    finally:
+        con.close()
+
+
+def _rejections(dp: SyncProject, sync: str) -> dict[str, tuple[str, int]]:
+    return {r[0]: (r[1], r[2]) for r in _state(dp, sync, "rejections")}
+
+
+def _changed(rows: dict[str, dict]) -> dict[str, dict]:
+    """A later day: 5 people gone, 4 with a new plan, one score emptied, 3 new."""
+    after = {k: dict(v) for k, v in rows.items()}
+    for key in sorted(after)[10:15]:
+        del after[key]
+    for key in sorted(after)[20:24]:
+        after[key]["plan"] = "pro"
+    after[sorted(after)[30]]["score"] = None
+    for i in range(3):
+        after[f"n{i}"] = person(900 + i)
+    return after
+
+
+# -- HubSpot -------------------------------------------------------------------------------------------------------
+
+HS_MAPPINGS = {"email": "email", "firstname": "name", "plan": "plan", "score": "score"}
+
+
+@pytest.fixture(scope="module")
+def hubspot():
+    from fakes.hubspot import HubSpot
+
+    api = HubSpot()
+    yield api
+    api.close()
+
+
+def _hs_expected(rows: dict[str, dict], emptied: dict[str, dict] | None = None,
+                 by_key: bool = False) -> dict[str, dict]:
+    """What HubSpot should hold, by email (or by user_key): every property a string, "" when empty."""
+    def value(v):
+        return "" if v is None else str(v)
+
+    out = {}
+    for key, r in rows.items():
+        if "invalid" not in r["email"]:
+            record = {"email": r["email"], "firstname": value(r["name"]), "plan": value(r["plan"]),
+                      "score": value(r["score"])}
+            out[key if by_key else r["email"]] = {"user_key": key, **record} if by_key else record
+    for key in emptied or {}:  # a clear empties every property but the id property
+        out[key] = {"user_key": key, "email": "", "firstname": "", "plan": "", "score": ""}
+    return out
+
+
+def test_hubspot_upserts_rejects_retries_and_archives(dp, hubspot, monkeypatch):
+    monkeypatch.setenv("HUBSPOT_TOKEN", hubspot.token)
+    monkeypatch.setenv("HUBSPOT_BAD_TOKEN", "pat-na1-wrong-token-123")
+    token = "{{ env_var('HUBSPOT_TOKEN') }}"
+    dp.destinations(_yaml({
+        "hs": {"type": "hubspot", "access_token": token, "base_url": hubspot.url},
+        # a custom object matched by a unique property mapped from the primary key, so a clear can find it
+        "hs_people": {"type": "hubspot", "access_token": token, "base_url": hubspot.url, "object": "p_people",
+                      "id_property": "user_key", "concurrency": 2},
+        "hs_denied": {"type": "hubspot", "access_token": "{{ env_var('HUBSPOT_BAD_TOKEN') }}",
+                      "base_url": hubspot.url},
+    }))
+    rows = {f"u{i:03d}": person(i) for i in range(230)}
+    rows["u005"]["email"] = "invalid-5@mail"
+    rows["u117"]["email"] = "invalid-117@mail"
+    syncs = [{"name": "hs_mirror", "destination": "hs", "mode": "mirror", "mappings": HS_MAPPINGS},
+             {"name": "hs_clear", "destination": "hs_people", "mode": "upsert", "on_delete": "clear",
+              "mappings": {"user_key": "user_id", **HS_MAPPINGS}},
+             {"name": "hs_denied", "destination": "hs_denied", "mode": "upsert", "mappings": HS_MAPPINGS},
+             {"name": "hs_no_id", "destination": "hs", "mode": "upsert", "mappings": {"firstname": "name"}}]
+    dp.build(rows, syncs)
+
+    hubspot.fail_next(2, 429, {"Retry-After": "0.1"})
+    hubspot.fail_next(1, 502)
+    reports = dp.sync(select=("hs_mirror", "hs_clear"), base_delay=0.05)
+    for name in ("hs_mirror", "hs_clear"):
+        report = reports[name]
+        assert report.status == "success", report.message
+        assert (report.acknowledged, report.rejected) == (228, 2)
+        assert {k: v[1] for k, v in _rejections(dp, name).items()} == {"u005": 1, "u117": 1}
+        assert "not a valid email address" in _rejections(dp, name)["u005"][0]
+    assert hubspot.records("contacts") == _hs_expected(rows)
+    assert hubspot.records("p_people", by="user_key") == _hs_expected(rows, by_key=True)
+    assert not hubspot.faults  # all three faults were met and retried
+
+    # state holds only what HubSpot acknowledged: the next run plans exactly the two rejected rows
+    reports = dp.sync(select=("hs_mirror", "hs_denied", "hs_no_id"))
+    assert reports["hs_mirror"].planned == {**NO_CHANGES, "insert": 2} and reports["hs_mirror"].rejected == 2
+    assert {k: v[1] for k, v in _rejections(dp, "hs_mirror").items()} == {"u005": 2, "u117": 2}
+    # bad credentials: terminal, one line with HubSpot's reason, no secret, nothing committed
+    denied = reports["hs_denied"]
+    assert denied.status == "failed"
+    assert "refused the credentials (HTTP 401: Authentication credentials not found" in denied.message
+    assert "wrong-token" not in json.dumps(denied.as_dict())
+    assert _state(dp, "hs_denied", "snapshot") == []
+    # the id property must be mapped: a configuration error, not 230 rejections
+    no_id = reports["hs_no_id"]
+    assert no_id.status == "failed" and "must map the field 'email'" in no_id.message
+    assert _state(dp, "hs_no_id", "rejections") == []
+
+    # a later day: deletes archive (mirror) or empty every property but the email (clear)
+    after = _changed(rows)
+    after["u005"]["email"] = "fixed-5@mail.com"
+    dp.build(after, syncs)
+    reports = dp.sync(select=("hs_mirror", "hs_clear"))
+    gone = {k: rows[k] for k in rows.keys() - after.keys()}
+    assert reports["hs_mirror"].planned["delete"] == 5 and reports["hs_clear"].planned["clear"] == 5
+    assert reports["hs_mirror"].status == reports["hs_clear"].status == "success"
+    assert hubspot.records("contacts") == _hs_expected(after)
+    assert hubspot.records("p_people", by="user_key") == _hs_expected(after, emptied=gone, by_key=True)
+    assert set(_rejections(dp, "hs_mirror")) == {"u117"}
+
+
+def test_hubspot_batches_stay_within_100_inputs(hubspot):
+    cls = REGISTRY["hubspot"]
+    dest = cls("hs", {"access_token": hubspot.token, "base_url": hubspot.url, "batch_size": 500}, "s", "r")
+    assert dest.limits()[0] == 100  # a larger batch_size is capped at HubSpot's documented limit
+    assert set(cls.modes) == {"insert", "update", "upsert", "mirror"}
