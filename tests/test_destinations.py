@@ -157,3 +157,99 @@ def test_hubspot_batches_stay_within_100_inputs(hubspot):
     dest = cls("hs", {"access_token": hubspot.token, "base_url": hubspot.url, "batch_size": 500}, "s", "r")
     assert dest.limits()[0] == 100  # a larger batch_size is capped at HubSpot's documented limit
     assert set(cls.modes) == {"insert", "update", "upsert", "mirror"}
+
+
+# -- Braze ---------------------------------------------------------------------------------------------------------
+
+BZ_MAPPINGS = {"external_id": "user_id", "email": "email", "first_name": "name", "plan": "plan", "score": "score"}
+
+
+@pytest.fixture(scope="module")
+def braze():
+    from fakes.braze import Braze
+
+    api = Braze()
+    yield api
+    api.close()
+
+
+def _bz_expected(rows: dict[str, dict], emptied=()) -> dict[str, dict]:
+    """Braze profiles by external_id: attributes as JSON values, a null attribute removed."""
+    out = {}
+    for key, r in rows.items():
+        if "invalid" not in r["email"]:
+            values = {"email": r["email"], "first_name": r["name"], "plan": r["plan"], "score": r["score"]}
+            out[key] = {k: v for k, v in values.items() if v is not None}
+    out.update({key: {} for key in emptied})
+    return out
+
+
+def test_braze_tracks_rejects_retries_and_deletes(dp, braze, monkeypatch):
+    import time
+
+    monkeypatch.setenv("BRAZE_KEY", braze.api_key)
+    monkeypatch.setenv("BRAZE_BAD_KEY", "braze-wrong-key-456")
+    key = "{{ env_var('BRAZE_KEY') }}"
+    dp.destinations(_yaml({
+        "bz": {"type": "braze", "api_key": key, "base_url": braze.url},
+        "bz_denied": {"type": "braze", "api_key": "{{ env_var('BRAZE_BAD_KEY') }}", "base_url": braze.url},
+    }))
+    rows = {f"u{i:03d}": person(i) for i in range(200)}
+    rows["u007"]["email"] = "invalid-7"
+    rows["u150"]["email"] = "invalid-150"
+    syncs = [{"name": "bz_mirror", "destination": "bz", "mode": "mirror", "mappings": BZ_MAPPINGS},
+             {"name": "bz_denied", "destination": "bz_denied", "mode": "upsert", "mappings": BZ_MAPPINGS},
+             {"name": "bz_no_id", "destination": "bz", "mode": "upsert", "mappings": {"email": "email"}}]
+    dp.build(rows, syncs)
+
+    braze.fail_next(1, 429, {"Retry-After": "0.1"})
+    braze.fail_next(1, 429, {"X-RateLimit-Reset": str(int(time.time()) + 1)})
+    braze.fail_next(1, 503)
+    report = dp.sync(select=("bz_mirror",), base_delay=0.05)["bz_mirror"]
+    assert report.status == "success", report.message
+    assert (report.acknowledged, report.rejected) == (198, 2)
+    assert braze.users == _bz_expected(rows)
+    assert not braze.faults
+    assert _rejections(dp, "bz_mirror") == {"u007": ("Invalid email address 'invalid-7'", 1),
+                                            "u150": ("Invalid email address 'invalid-150'", 1)}
+
+    reports = dp.sync(select=("bz_mirror", "bz_denied", "bz_no_id"))
+    assert reports["bz_mirror"].planned == {**NO_CHANGES, "insert": 2} and reports["bz_mirror"].rejected == 2
+    denied = reports["bz_denied"]
+    assert denied.status == "failed" and "refused the credentials (HTTP 401: Invalid API key" in denied.message
+    assert "wrong-key" not in json.dumps(denied.as_dict()) and _state(dp, "bz_denied", "snapshot") == []
+    no_id = reports["bz_no_id"]
+    assert no_id.status == "failed" and "must map the field 'external_id'" in no_id.message
+
+    # a later day: deletes go to /users/delete, changes and fixed rows to /users/track
+    after = _changed(rows)
+    after["u007"]["email"] = "fixed7@mail.com"
+    dp.build(after, syncs)
+    reports = dp.sync(select=("bz_mirror",))
+    assert reports["bz_mirror"].planned["delete"] == 5 and reports["bz_mirror"].status == "success"
+    assert braze.users == _bz_expected(after)
+    assert set(_rejections(dp, "bz_mirror")) == {"u150"}
+
+
+def _batch(op: str, records: list[dict]):
+    import pyarrow as pa
+
+    from sync_runner.destinations import Batch
+
+    return Batch(op, [str(i) for i in range(len(records))], list(range(len(records))), records, pa.table({}))
+
+
+def test_braze_splits_deletes_into_requests_of_50_and_clears_with_nulls(braze):
+    dest = REGISTRY["braze"]("bz", {"api_key": braze.api_key, "base_url": braze.url}, "s", "r")
+    dest.open()
+    assert dest.limits()[0] == 75
+    braze.users.update({f"d{i}": {"plan": "free", "score": i} for i in range(75)})
+    before = len(braze.requests)
+    clear = dest.send(_batch("clear", [{"external_id": "d0", "plan": None, "score": None},
+                                       {"external_id": None, "plan": None, "score": None}]))
+    assert braze.users["d0"] == {}  # null removes the attribute
+    assert "needs external_id mapped from the primary key" in clear.rejected[1] and 0 not in clear.rejected
+    records = [{"external_id": f"d{i}", "plan": "free", "score": i} for i in range(75)]
+    assert dest.send(_batch("delete", records)).rejected == {}
+    assert not any(k.startswith("d") for k in braze.users)
+    assert len(braze.requests) - before == 3  # a track, then 50 + 25 ids: Braze deletes at most 50 per request

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .base import Batch, BatchResult, Destination, Terminal, Transient
+from .braze import BrazeDestination
 from .duckdb_table import DuckDBDestination
 from .file import FileDestination
 from .http import HttpDestination
@@ -11,7 +12,7 @@ from .postgres import PostgresDestination
 
 REGISTRY: dict[str, type[Destination]] = {
     cls.type: cls for cls in (HttpDestination, FileDestination, DuckDBDestination, PostgresDestination,
-                              HubSpotDestination)
+                              HubSpotDestination, BrazeDestination)
 }
 
 __all__ = ["REGISTRY", "Batch", "BatchResult", "Destination", "Terminal", "Transient"]

@@ -1,0 +1,98 @@
+"""`braze`: user profiles through the REST API of your Braze instance.
+
+Inserts, updates and clears go to `POST /users/track` as `{"attributes": [...]}`, at most 75 attribute objects
+per request, each `{"external_id": ..., <attribute>: <value>, ...}`; a clear sends every mapped attribute as null
+(Braze removes an attribute set to null). Braze answers 201 (or 200) with `{"message": "success", "errors":
+[{"type": <reason>, "input_array": "attributes", "index": <i>}]}`: those objects are rejected with Braze's reason,
+the rest are acknowledged; a fatal 400 (`message` not "success") rejects the batch. Deletes go to
+`POST /users/delete` `{"external_ids": [...]}` (at most 50 per request: a batch is split).
+
+Required field: `external_id`, mapped (a record without a value is rejected before anything is sent).
+Auth: a REST API key (`Authorization: Bearer`) with users.track (and users.delete for deletes). `base_url` is
+your instance's REST endpoint (e.g. https://rest.iad-01.braze.com) and is required. A 429 is retried after
+`Retry-After` or `X-RateLimit-Reset`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._api import ApiDestination, api_message, refused
+from .base import Batch, BatchResult
+
+TRACK_LIMIT = 75
+DELETE_LIMIT = 50
+
+
+class BrazeDestination(ApiDestination):
+    type = "braze"
+    options = {
+        "api_key": "REST API key (env_var) with users.track / users.delete, sent as Authorization: Bearer",
+        "base_url": "your instance's REST endpoint, e.g. https://rest.iad-01.braze.com (required)",
+        "batch_size": "attribute objects per request (default and maximum 75)",
+        "concurrency": "requests in flight (default 4)",
+        "rate_per_second": "request rate (default 100; Braze allows 3,000 /users/track requests per 3 s)",
+        "timeout": "seconds per request (default 30)",
+    }
+    required = ("api_key", "base_url")
+    max_rows = TRACK_LIMIT
+    max_bytes = None
+    concurrency = 4
+    rate_per_second = 100.0
+    secret_option = "api_key"
+    reset_header = "X-RateLimit-Reset"
+
+    def limits(self) -> tuple[int, int | None, int, float | None]:
+        rows, size, concurrency, rate = super().limits()
+        return min(rows, TRACK_LIMIT), size, concurrency, rate
+
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.config['api_key']}"}
+
+    def send(self, batch: Batch) -> BatchResult:
+        self.require_field(batch, "external_id", "Braze identifies users by it")
+        rejected: dict[int, str] = {}
+        ids: dict[int, str] = {}
+        for i, record in enumerate(batch.records):
+            value = record.get("external_id")
+            if value is None or str(value).strip() == "":
+                rejected[i] = ("on_delete clear needs external_id mapped from the primary key" if batch.op == "clear"
+                               else "empty external_id: Braze identifies users by it")
+            else:
+                ids[i] = str(value)
+        if ids:
+            rejected.update(self._delete(ids) if batch.op == "delete" else self._track(batch, ids))
+        return BatchResult(rejected)
+
+    def _track(self, batch: Batch, ids: dict[int, str]) -> dict[int, str]:
+        order = list(ids)
+        attributes: list[dict[str, Any]] = []
+        for i in order:
+            record = batch.records[i]
+            attributes.append({**{k: v for k, v in record.items() if k != "external_id"}, "external_id": ids[i]})
+        response = self.request("POST", "/users/track", {"attributes": attributes})
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if response.status_code not in (200, 201) or body.get("message") != "success":
+            return {order[j]: reason for j, reason in refused(response, len(order)).items()}
+        rejected: dict[int, str] = {}
+        for error in body.get("errors") or []:
+            if not isinstance(error, dict) or error.get("input_array", "attributes") != "attributes":
+                continue
+            index = error.get("index")
+            if isinstance(index, int) and 0 <= index < len(order):
+                rejected[order[index]] = str(error.get("type") or error.get("message") or "refused by Braze")
+        return rejected
+
+    def _delete(self, ids: dict[int, str]) -> dict[int, str]:
+        order = list(ids)
+        rejected: dict[int, str] = {}
+        for start in range(0, len(order), DELETE_LIMIT):
+            chunk = order[start:start + DELETE_LIMIT]
+            response = self.request("POST", "/users/delete", {"external_ids": [ids[i] for i in chunk]})
+            if response.status_code not in (200, 201, 202):
+                reason = f"HTTP {response.status_code}: {api_message(response)}"
+                rejected.update(dict.fromkeys(chunk, reason))
+        return rejected
