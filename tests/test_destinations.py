@@ -253,3 +253,81 @@ def test_braze_splits_deletes_into_requests_of_50_and_clears_with_nulls(braze):
     assert dest.send(_batch("delete", records)).rejected == {}
     assert not any(k.startswith("d") for k in braze.users)
     assert len(braze.requests) - before == 3  # a track, then 50 + 25 ids: Braze deletes at most 50 per request
+
+
+# -- Segment -------------------------------------------------------------------------------------------------------
+
+SEG_MAPPINGS = {"user_id": "user_id", "email": "email", "name": "name", "plan": "plan", "note": "note"}
+
+
+@pytest.fixture(scope="module")
+def segment():
+    from fakes.segment import Segment
+
+    api = Segment()
+    yield api
+    api.close()
+
+
+def test_segment_identifies_within_size_limits_and_clears(dp, segment, monkeypatch):
+    monkeypatch.setenv("SEGMENT_WRITE_KEY", segment.write_key)
+    monkeypatch.setenv("SEGMENT_BAD_KEY", "seg-wrong-key-789")
+    dp.destinations(_yaml({
+        "seg": {"type": "segment", "write_key": "{{ env_var('SEGMENT_WRITE_KEY') }}", "base_url": segment.url},
+        "seg_denied": {"type": "segment", "write_key": "{{ env_var('SEGMENT_BAD_KEY') }}", "base_url": segment.url},
+    }))
+    # 2 KB notes: 300 calls are 600 KB, more than one 500 KB request; one 40 KB note is over 32 KB per call
+    rows = {f"u{i:03d}": person(i, note="n" * 2000) for i in range(300)}
+    rows["u042"]["note"] = "x" * 40_000
+    syncs = [{"name": "seg_mirror", "destination": "seg", "mode": "mirror", "on_delete": "clear",
+              "mappings": SEG_MAPPINGS},
+             {"name": "seg_denied", "destination": "seg_denied", "mode": "upsert", "mappings": SEG_MAPPINGS}]
+    dp.build(rows, syncs)
+
+    segment.fail_next(1, 429, {"Retry-After": "0.1"})
+    segment.fail_next(1, 500)
+    report = dp.sync(select=("seg_mirror",), base_delay=0.05)["seg_mirror"]
+    assert report.status == "success", report.message
+    assert (report.acknowledged, report.rejected) == (299, 1)
+    expected = {k: {"email": r["email"], "name": r["name"], "plan": r["plan"], "note": r["note"]}
+                for k, r in rows.items() if k != "u042"}
+    assert segment.profiles == expected
+    assert len([r for r in segment.requests if r["path"] == "/v1/batch"]) >= 2
+    assert max(r["size"] for r in segment.requests) <= 500_000
+    reason, attempts = _rejections(dp, "seg_mirror")["u042"]
+    assert "over Segment's 32 KB limit per call" in reason and attempts == 1
+
+    reports = dp.sync(select=("seg_mirror", "seg_denied"))
+    assert reports["seg_mirror"].planned == {**NO_CHANGES, "insert": 1} and reports["seg_mirror"].rejected == 1
+    denied = reports["seg_denied"]
+    assert denied.status == "failed" and "refused the credentials (HTTP 401: Invalid write key)" in denied.message
+    assert "wrong-key" not in json.dumps(denied.as_dict()) and _state(dp, "seg_denied", "snapshot") == []
+
+    after = _changed(rows)
+    after["u042"]["note"] = "short now"
+    dp.build(after, syncs)
+    report = dp.sync(select=("seg_mirror",))["seg_mirror"]
+    assert report.status == "success" and report.planned["clear"] == 5
+    gone = rows.keys() - after.keys()
+    expected = {k: {"email": r["email"], "name": r["name"], "plan": r["plan"], "note": r["note"]}
+                for k, r in after.items()}
+    expected.update({k: {"email": None, "name": None, "plan": None, "note": None} for k in gone})
+    assert segment.profiles == expected
+    assert _state(dp, "seg_mirror", "rejections") == []
+
+
+def test_validate_refuses_modes_and_deletes_a_destination_cannot_do():
+    from sync_runner.artifacts import Node
+    from sync_runner.config import DestinationConfig, sync_problems
+
+    def problems(dest_type: str, **spec) -> list[str]:
+        node = Node("model.t.people", "people", "model", "t", "models/people.sql", None, None, None, "main", "people",
+                    "table", ("user_id", "email"),
+                    {"primary_key": "user_id", "syncs": [{"name": "s", "destination": "d",
+                                                          "mappings": {"user_id": "user_id"}, **spec}]})
+        return [f"{k}: {m}" for k, m in sync_problems(node, {"d": DestinationConfig("d", dest_type, {})})]
+
+    assert problems("segment", mode="mirror") == [
+        "syncs[0].on_delete: destination type 'segment' does not support 'delete'"]
+    assert problems("segment", mode="mirror", on_delete="clear") == []
+    assert problems("hubspot", mode="mirror") == problems("braze", mode="update", on_delete="delete") == []

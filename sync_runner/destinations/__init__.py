@@ -9,10 +9,11 @@ from .file import FileDestination
 from .http import HttpDestination
 from .hubspot import HubSpotDestination
 from .postgres import PostgresDestination
+from .segment import SegmentDestination
 
 REGISTRY: dict[str, type[Destination]] = {
     cls.type: cls for cls in (HttpDestination, FileDestination, DuckDBDestination, PostgresDestination,
-                              HubSpotDestination, BrazeDestination)
+                              HubSpotDestination, BrazeDestination, SegmentDestination)
 }
 
 __all__ = ["REGISTRY", "Batch", "BatchResult", "Destination", "Terminal", "Transient"]

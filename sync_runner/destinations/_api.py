@@ -78,7 +78,7 @@ class ApiDestination(Destination):
         """Send one request; raise Transient / Terminal as the answer says, return any other answer."""
         all_headers = {"Content-Type": "application/json", "Accept": "application/json", **self.auth(),
                        **(headers or {})}
-        data = dumps(body) if body is not None else None
+        data = body if isinstance(body, bytes) or body is None else dumps(body)  # bytes: already encoded
         try:
             response = self._session().request(method, self.base_url + path, data=data, headers=all_headers,
                                                timeout=self.timeout)
