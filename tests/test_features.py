@@ -198,13 +198,10 @@ def test_focused_semantics(focused):
     ]
 
 
-def test_focused_snowflake_sql_uses_only_snowflake_functions(focused):
-    if focused.adapter != "snowflake":
-        pytest.skip("the lint reads a Snowflake build")
-    assert unknown_functions(focused.sql_log) == []
-
-
 def test_conditions_are_pushed_into_one_group_by_per_input(focused):
+    if focused.adapter == "snowflake":  # the focused build ran: lint what Snowflake ran
+        assert focused.sql_log
+        assert unknown_functions(focused.sql_log) == []
     compiled = (focused.root / "target" / "compiled" / "features_tests" / "models" / "features.sql").read_text()
     assert compiled.count("group by main_id") == 2  # events and profiles, whatever the where / windows
     assert "count(case when (kind = 'buy') and" in compiled
