@@ -331,3 +331,75 @@ def test_validate_refuses_modes_and_deletes_a_destination_cannot_do():
         "syncs[0].on_delete: destination type 'segment' does not support 'delete'"]
     assert problems("segment", mode="mirror", on_delete="clear") == []
     assert problems("hubspot", mode="mirror") == problems("braze", mode="update", on_delete="delete") == []
+    assert problems("klaviyo", mode="mirror") == [
+        "syncs[0].mode: destination type 'klaviyo' does not support mode 'mirror'",
+        "syncs[0].on_delete: destination type 'klaviyo' does not support 'delete'"]
+    assert problems("klaviyo", mode="upsert") == []
+
+
+# -- Klaviyo -------------------------------------------------------------------------------------------------------
+
+KL_MAPPINGS = {"email": "email", "external_id": "user_id", "first_name": "name", "plan": "plan", "score": "score"}
+
+
+@pytest.fixture(scope="module")
+def klaviyo():
+    from fakes.klaviyo import Klaviyo
+
+    api = Klaviyo()
+    yield api
+    api.close()
+
+
+def _kl_profile(key: str, r: dict, old: dict | None = None) -> dict:
+    properties = {k: r[k] for k in ("plan", "score") if r[k] is not None}
+    if old:  # the bulk import ignores nulls: a value emptied in the model stays as it was
+        properties = {**{k: old[k] for k in ("plan", "score") if old[k] is not None}, **properties}
+    return {"email": r["email"], "external_id": key, "first_name": r["name"], "properties": properties}
+
+
+def test_klaviyo_imports_jobs_polls_and_rejects_import_errors(dp, klaviyo, monkeypatch):
+    monkeypatch.setenv("KLAVIYO_KEY", klaviyo.api_key)
+    monkeypatch.setenv("KLAVIYO_BAD_KEY", "pk_wrong_key_000")
+    common = {"type": "klaviyo", "base_url": klaviyo.url, "poll_interval": 0.01, "batch_size": 50,
+              "rate_per_second": 50}
+    dp.destinations(_yaml({
+        "kl": {**common, "api_key": "{{ env_var('KLAVIYO_KEY') }}", "list_id": "LIST1"},
+        "kl_denied": {**common, "api_key": "{{ env_var('KLAVIYO_BAD_KEY') }}"},
+    }))
+    rows = {f"u{i:03d}": person(i) for i in range(120)}
+    for i in (40, 41, 42):  # three refused profiles in one job: their errors span two pages
+        rows[f"u{i:03d}"]["email"] = f"invalid-{i}"
+    syncs = [{"name": "kl_upsert", "destination": "kl", "mode": "upsert", "mappings": KL_MAPPINGS},
+             {"name": "kl_denied", "destination": "kl_denied", "mode": "upsert", "mappings": KL_MAPPINGS}]
+    dp.build(rows, syncs)
+
+    klaviyo.fail_next(1, 429, {"Retry-After": "0.1"})
+    klaviyo.fail_next(1, 503)
+    report = dp.sync(select=("kl_upsert",), base_delay=0.05)["kl_upsert"]
+    assert report.status == "success", report.message
+    assert (report.acknowledged, report.rejected) == (117, 3)
+    valid = {k: r for k, r in rows.items() if "invalid" not in r["email"]}
+    assert klaviyo.profiles == {r["email"]: _kl_profile(k, r) for k, r in valid.items()}
+    assert klaviyo.lists["LIST1"] == {r["email"] for r in valid.values()}
+    assert _rejections(dp, "kl_upsert") == {f"u0{i}": (f"Invalid email address 'invalid-{i}'.", 1)
+                                            for i in (40, 41, 42)}
+    assert any("import-errors?page=1" in r["path"] for r in klaviyo.requests)  # followed links.next
+
+    reports = dp.sync(select=("kl_upsert", "kl_denied"))
+    assert reports["kl_upsert"].planned == {**NO_CHANGES, "insert": 3} and reports["kl_upsert"].rejected == 3
+    denied = reports["kl_denied"]
+    assert denied.status == "failed" and "refused the credentials (HTTP 401: Missing or invalid private key" \
+        in denied.message
+    assert "pk_wrong" not in json.dumps(denied.as_dict()) and _state(dp, "kl_denied", "snapshot") == []
+
+    after = _changed(rows)
+    after["u040"]["email"] = "fixed40@mail.com"
+    dp.build(after, syncs)
+    report = dp.sync(select=("kl_upsert",))["kl_upsert"]
+    assert report.status == "success" and report.planned["delete"] == 0
+    expected = {r["email"]: _kl_profile(k, r) for k, r in valid.items()}  # deleted rows stay (on_delete nothing)
+    expected.update({r["email"]: _kl_profile(k, r, rows.get(k))
+                     for k, r in after.items() if "invalid" not in r["email"]})
+    assert klaviyo.profiles == expected
+    assert set(_rejections(dp, "kl_upsert")) == {"u041", "u042"}

@@ -8,12 +8,13 @@ from .duckdb_table import DuckDBDestination
 from .file import FileDestination
 from .http import HttpDestination
 from .hubspot import HubSpotDestination
+from .klaviyo import KlaviyoDestination
 from .postgres import PostgresDestination
 from .segment import SegmentDestination
 
 REGISTRY: dict[str, type[Destination]] = {
     cls.type: cls for cls in (HttpDestination, FileDestination, DuckDBDestination, PostgresDestination,
-                              HubSpotDestination, BrazeDestination, SegmentDestination)
+                              HubSpotDestination, BrazeDestination, SegmentDestination, KlaviyoDestination)
 }
 
 __all__ = ["REGISTRY", "Batch", "BatchResult", "Destination", "Terminal", "Transient"]
