@@ -403,3 +403,69 @@ def test_klaviyo_imports_jobs_polls_and_rejects_import_errors(dp, klaviyo, monke
                      for k, r in after.items() if "invalid" not in r["email"]})
     assert klaviyo.profiles == expected
     assert set(_rejections(dp, "kl_upsert")) == {"u041", "u042"}
+
+
+# -- Mailchimp -----------------------------------------------------------------------------------------------------
+
+MC_MAPPINGS = {"email_address": "email", "FNAME": "name", "PLAN": "plan", "SCORE": "score"}
+
+
+@pytest.fixture(scope="module")
+def mailchimp():
+    from fakes.mailchimp import Mailchimp
+
+    api = Mailchimp()
+    yield api
+    api.close()
+
+
+def _mc_expected(rows: dict[str, dict]) -> dict[str, dict]:
+    return {r["email"]: {"status": "subscribed", "merge_fields": {
+        "FNAME": r["name"], "PLAN": r["plan"], "SCORE": "" if r["score"] is None else r["score"]}}
+        for r in rows.values() if "invalid" not in r["email"]}
+
+
+def test_mailchimp_batches_members_rejects_errors_and_archives(dp, mailchimp, monkeypatch):
+    monkeypatch.setenv("MAILCHIMP_KEY", mailchimp.api_key)
+    monkeypatch.setenv("MAILCHIMP_BAD_KEY", "ffffffffffff-us6")
+    common = {"type": "mailchimp", "base_url": mailchimp.url, "list_id": "abc123"}
+    dp.destinations(_yaml({
+        "mc": {**common, "api_key": "{{ env_var('MAILCHIMP_KEY') }}"},
+        "mc_denied": {**common, "api_key": "{{ env_var('MAILCHIMP_BAD_KEY') }}"},
+        "mc_nolist": {**common, "api_key": "{{ env_var('MAILCHIMP_KEY') }}", "list_id": "nosuchlist"},
+    }))
+    rows = {f"u{i:04d}": person(i) for i in range(1100)}  # three requests of at most 500 members
+    rows["u0077"]["email"] = "invalid-77@mail.com"
+    rows["u0777"]["email"] = "invalid-777@mail.com"
+    syncs = [{"name": "mc_mirror", "destination": "mc", "mode": "mirror", "mappings": MC_MAPPINGS},
+             {"name": "mc_denied", "destination": "mc_denied", "mode": "upsert", "mappings": MC_MAPPINGS},
+             {"name": "mc_nolist", "destination": "mc_nolist", "mode": "upsert", "mappings": MC_MAPPINGS}]
+    dp.build(rows, syncs)
+
+    mailchimp.fail_next(1, 429, {"Retry-After": "0.1"})
+    mailchimp.fail_next(1, 500)
+    report = dp.sync(select=("mc_mirror",), base_delay=0.05)["mc_mirror"]
+    assert report.status == "success", report.message
+    assert (report.acknowledged, report.rejected) == (1098, 2)
+    assert mailchimp.active() == _mc_expected(rows)
+    assert _rejections(dp, "mc_mirror")["u0077"] == (
+        "invalid-77@mail.com looks fake or invalid, please enter a real email address. (ERROR_GENERIC)", 1)
+
+    reports = dp.sync(select=("mc_mirror", "mc_denied", "mc_nolist"))
+    assert reports["mc_mirror"].planned == {**NO_CHANGES, "insert": 2} and reports["mc_mirror"].rejected == 2
+    denied = reports["mc_denied"]
+    assert denied.status == "failed" and "refused the credentials (HTTP 401: Your API key may be invalid" \
+        in denied.message
+    assert "ffffffffffff" not in json.dumps(denied.as_dict()) and _state(dp, "mc_denied", "snapshot") == []
+    nolist = reports["mc_nolist"]
+    assert nolist.status == "failed" and "answered 404" in nolist.message and nolist.rejected == 0
+
+    after = _changed(rows)
+    after["u0077"]["email"] = "fixed77@mail.com"
+    dp.build(after, syncs)
+    report = dp.sync(select=("mc_mirror",))["mc_mirror"]
+    assert report.status == "success" and report.planned["delete"] == 5
+    assert mailchimp.active() == _mc_expected(after)
+    gone = {rows[k]["email"] for k in rows.keys() - after.keys()}
+    assert {e for e, m in mailchimp.members["abc123"].items() if m["status"] == "archived"} == gone
+    assert set(_rejections(dp, "mc_mirror")) == {"u0777"}

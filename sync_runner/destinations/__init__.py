@@ -9,12 +9,14 @@ from .file import FileDestination
 from .http import HttpDestination
 from .hubspot import HubSpotDestination
 from .klaviyo import KlaviyoDestination
+from .mailchimp import MailchimpDestination
 from .postgres import PostgresDestination
 from .segment import SegmentDestination
 
 REGISTRY: dict[str, type[Destination]] = {
     cls.type: cls for cls in (HttpDestination, FileDestination, DuckDBDestination, PostgresDestination,
-                              HubSpotDestination, BrazeDestination, SegmentDestination, KlaviyoDestination)
+                              HubSpotDestination, BrazeDestination, SegmentDestination, KlaviyoDestination,
+                              MailchimpDestination)
 }
 
 __all__ = ["REGISTRY", "Batch", "BatchResult", "Destination", "Terminal", "Transient"]
