@@ -203,6 +203,29 @@ def validate(project_dir: Path, profiles_dir: Path | None, as_json: bool) -> Non
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the destination types as JSON.")
+def destinations(as_json: bool) -> None:
+    """Destination types: their config keys, supported modes and on_delete, and limits."""
+    from .destinations import REGISTRY
+
+    types = [{"type": name, "modes": list(cls.modes), "on_delete": list(cls.on_delete),
+              "required": list(cls.required), "options": dict(cls.options), "max_rows": cls.max_rows,
+              "max_bytes": cls.max_bytes, "concurrency": cls.concurrency, "rate_per_second": cls.rate_per_second}
+             for name, cls in sorted(REGISTRY.items())]
+    if as_json:
+        click.echo(json.dumps(types, indent=2))
+        return
+    click.echo(_table(["type", "modes", "on_delete", "rows/request", "bytes/request", "concurrency", "requests/s"],
+                      [[t["type"], ", ".join(t["modes"]), ", ".join(t["on_delete"]), f"{t['max_rows']:,}",
+                        f"{t['max_bytes']:,}" if t["max_bytes"] else "-", str(t["concurrency"]),
+                        f"{t['rate_per_second']:g}" if t["rate_per_second"] else "-"] for t in types]))
+    for t in types:
+        click.echo(f"\n{t['type']}:")
+        for key, meaning in t["options"].items():
+            click.echo(f"  {key}{' (required)' if key in t['required'] else ''}: {meaning}")
+
+
+@cli.command()
 @click.option("--project-dir", default=".", show_default=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--mermaid", is_flag=True, help="Print a Mermaid erDiagram instead of text.")
 def schema(project_dir: Path, mermaid: bool) -> None:

@@ -469,3 +469,21 @@ def test_mailchimp_batches_members_rejects_errors_and_archives(dp, mailchimp, mo
     gone = {rows[k]["email"] for k in rows.keys() - after.keys()}
     assert {e for e, m in mailchimp.members["abc123"].items() if m["status"] == "archived"} == gone
     assert set(_rejections(dp, "mc_mirror")) == {"u0777"}
+
+
+def test_destinations_command_lists_every_type_with_keys_modes_and_limits():
+    from click.testing import CliRunner
+
+    from sync_runner.cli import cli
+
+    result = CliRunner().invoke(cli, ["destinations"])
+    assert result.exit_code == 0, result.output
+    for name in REGISTRY:
+        assert f"\n{name}:" in result.output
+    assert "  access_token (required): private-app access token" in result.output
+    hubspot = next(line for line in result.output.splitlines() if line.startswith("hubspot "))
+    assert hubspot.split()[1:4] == ["insert,", "update,", "upsert,"] and " 100 " in hubspot
+    listed = json.loads(CliRunner().invoke(cli, ["destinations", "--json"]).output)
+    segment = next(t for t in listed if t["type"] == "segment")
+    assert segment["on_delete"] == ["nothing", "clear"] and "write_key" in segment["required"]
+    assert {t["type"] for t in listed} == set(REGISTRY)

@@ -28,7 +28,7 @@ class BrazeDestination(ApiDestination):
     type = "braze"
     options = {
         "api_key": "REST API key (env_var) with users.track / users.delete, sent as Authorization: Bearer",
-        "base_url": "your instance's REST endpoint, e.g. https://rest.iad-01.braze.com (required)",
+        "base_url": "your instance's REST endpoint, e.g. https://rest.iad-01.braze.com",
         "batch_size": "attribute objects per request (default and maximum 75)",
         "concurrency": "requests in flight (default 4)",
         "rate_per_second": "request rate (default 100; Braze allows 3,000 /users/track requests per 3 s)",
