@@ -156,6 +156,43 @@ def plan(project_dir: Path, profiles_dir: Path | None, target: str | None, selec
     _run(project_dir, profiles_dir, target, select, full_resync, True, as_json)
 
 
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": True})
+@_project_options
+@click.option("--full-resync", is_flag=True, help="Send every row of the built models' syncs again.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report (dbt's own output goes to stderr).")
+@click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
+def build(project_dir: Path, profiles_dir: Path | None, target: str | None, full_resync: bool, as_json: bool,
+          dbt_args: tuple[str, ...]) -> None:
+    """`dbt build [DBT_ARGS...]`, then sync the models this build made (e.g. `dbt-studio build -s audiences`)."""
+    from .config import REDACT
+    from .orchestrate import build_and_sync
+
+    report = build_and_sync(dbt_args, project_dir, profiles_dir, target, full_resync=full_resync,
+                            dbt_output_to_stderr=as_json, progress=None if as_json else _ProgressBar())
+    if as_json:
+        click.echo(REDACT(json.dumps(report.as_dict(), indent=2, default=str)))
+    else:
+        if report.syncs:
+            _print_reports(report.syncs, False)
+        elif not report.sync_error:
+            click.echo("no sync of a model this build made")
+        for message in (report.dbt_error, report.sync_error):
+            if message:
+                click.echo(f"error: {REDACT(message)}", err=True)
+    sys.exit(report.exit_code)
+
+
+@cli.command()
+@_project_options
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8580, show_default=True, type=click.IntRange(1, 65535))
+def serve(project_dir: Path, profiles_dir: Path | None, target: str | None, host: str, port: int) -> None:
+    """Receive dbt Cloud webhooks and sync what each successful job run built (see dbt_cloud in dbt_studio.yml)."""
+    from .server import serve as run_server
+
+    run_server(host, port, project_dir, profiles_dir, target)
+
+
 @cli.command()
 @_project_options
 @click.option("--limit", default=20, show_default=True)

@@ -150,6 +150,65 @@ def load_destinations(project_dir: Path, profiles_dir: Path | None = None) -> di
     return out
 
 
+@dataclass(frozen=True)
+class DbtCloudConfig:
+    """The `dbt_cloud:` block of dbt_studio.yml: which jobs' runs the webhook server syncs after."""
+
+    account_id: str
+    job_ids: tuple[str, ...]
+    base_url: str
+    token: str = field(repr=False)  # the service token, read from the env var `token_env`
+    webhook_secret: str = field(repr=False)  # from the env var `webhook_secret_env`
+
+
+DBT_CLOUD_KEYS = {"account_id": "an integer", "job_ids": "a list of job ids (empty: every job of the account)",
+                  "base_url": "your access URL (default https://cloud.getdbt.com)",
+                  "token_env": "the env var name of a service token (default DBT_CLOUD_API_TOKEN)",
+                  "webhook_secret_env": "the env var name of the webhook secret (default DBT_CLOUD_WEBHOOK_SECRET)"}
+
+
+def load_dbt_cloud(project_dir: Path, profiles_dir: Path | None = None,
+                   environ: Mapping[str, str] | None = None) -> DbtCloudConfig:
+    """Parse the `dbt_cloud:` block; every secret comes from an env var and goes to REDACT."""
+    environ = os.environ if environ is None else environ
+    path = find_config(project_dir, profiles_dir)
+    if path is None:
+        raise UserError(f"no {CONFIG_FILE} in {project_dir}: add a dbt_cloud block (account_id, job_ids, token_env)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    block = raw.get("dbt_cloud") if isinstance(raw, dict) else None
+    if not isinstance(block, dict):
+        raise UserError(f"{path}: needs a 'dbt_cloud' mapping (account_id, job_ids, base_url, token_env)")
+    unknown = sorted(set(block) - set(DBT_CLOUD_KEYS))
+    if unknown:
+        hint = " (secrets only through env vars: token_env names one)" if {"token", "secret"} & set(unknown) else ""
+        raise UserError(f"{path}: dbt_cloud: unknown key(s) {', '.join(map(str, unknown))}{hint}; "
+                        f"known: {', '.join(DBT_CLOUD_KEYS)}")
+    account = block.get("account_id")
+    if not isinstance(account, (int, str)) or not str(account).strip().isdigit():
+        raise UserError(f"{path}: dbt_cloud.account_id: must be {DBT_CLOUD_KEYS['account_id']}, not {account!r}")
+    jobs = block.get("job_ids") or []
+    if isinstance(jobs, (int, str)):
+        jobs = [jobs]
+    if not isinstance(jobs, list) or not all(str(j).strip().isdigit() for j in jobs):
+        raise UserError(f"{path}: dbt_cloud.job_ids: must be {DBT_CLOUD_KEYS['job_ids']}, not {jobs!r}")
+    base_url = str(block.get("base_url") or "https://cloud.getdbt.com").rstrip("/")
+    if not base_url.startswith(("https://", "http://")):
+        raise UserError(f"{path}: dbt_cloud.base_url: must be an http(s) URL, not {base_url!r}")
+    secrets = {}
+    for key, default in (("token_env", "DBT_CLOUD_API_TOKEN"), ("webhook_secret_env", "DBT_CLOUD_WEBHOOK_SECRET")):
+        name = str(block.get(key) or default)
+        value = environ.get(name, "")
+        if not value:
+            raise UserError(f"{path}: dbt_cloud.{key}: env var '{name}' is not set")
+        REDACT.add(value)
+        secrets[key] = value
+    return DbtCloudConfig(str(account).strip(), tuple(str(j).strip() for j in jobs), base_url,
+                          secrets["token_env"], secrets["webhook_secret_env"])
+
+
 def sync_problems(node: Node, destinations: Mapping[str, DestinationConfig]) -> list[tuple[str, str]]:
     """(key, message) for each problem of the model's syncs; empty when all is well."""
     problems: list[tuple[str, str]] = []

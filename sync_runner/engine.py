@@ -62,6 +62,12 @@ class Options:
     max_attempts: int = 6
     base_delay: float = 0.5
     page_rows: int = 50_000  # plan rows fetched from the warehouse at a time
+    # where manifest.json and run_results.json are read from (default <project_dir>/target; e.g. the artifacts
+    # of a dbt Cloud run downloaded elsewhere)
+    artifacts_dir: str | None = None
+    # sync only models that are in run_results.json (built by that invocation); those that failed or were
+    # skipped there are reported as skipped, those it did not build are left out
+    only_built: bool = False
 
 
 Progress = Callable[[str, int, int], None]  # (sync name, rows done, rows planned)
@@ -107,15 +113,20 @@ class SyncRunner:
         self.where = where
         self.options = options
         self.progress = progress
-        self.manifest = load_manifest(where.project_dir)
+        artifacts = options.artifacts_dir or "target"  # an absolute directory replaces <project_dir>/target
+        self.manifest = load_manifest(where.project_dir, artifacts)
         try:
-            self.results: RunResults | None = load_run_results(where.project_dir)
+            self.results: RunResults | None = load_run_results(where.project_dir, artifacts)
         except UserError:
+            if options.only_built:
+                raise
             self.results = None
         self.destinations = load_destinations(where.project_dir, where.profiles_dir)
         self.syncs = [s for s in load_syncs(self.manifest, self.destinations) if _selected(s, options.select)]
         if options.select and not self.syncs:
             raise UserError(f"no sync matches {' '.join(options.select)} in {self.manifest.path}")
+        if options.only_built and self.results is not None:
+            self.syncs = [s for s in self.syncs if s.model.unique_id in self.results.results]
         self.skips = _skips(self.manifest, self.results)
         self._warehouse: Warehouse | None = None
 
