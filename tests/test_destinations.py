@@ -487,3 +487,33 @@ def test_destinations_command_lists_every_type_with_keys_modes_and_limits():
     segment = next(t for t in listed if t["type"] == "segment")
     assert segment["on_delete"] == ["nothing", "clear"] and "write_key" in segment["required"]
     assert {t["type"] for t in listed} == set(REGISTRY)
+
+
+def test_timeouts_are_transient_and_refused_batches_rejected_with_the_api_reason(hubspot, braze, mailchimp):
+    from sync_runner.destinations import Transient
+
+    dest = REGISTRY["hubspot"]("hs", {"access_token": hubspot.token, "base_url": hubspot.url, "timeout": 0.2},
+                               "s", "r")
+    dest.open()
+    records = [{"email": f"t{i}@mail.com", "plan": "free"} for i in range(101)]
+    hubspot.delay = 0.5
+    try:
+        with pytest.raises(Transient, match="ReadTimeout"):
+            dest.send(_batch("insert", records[:1]))
+    finally:
+        hubspot.delay = 0.0
+    # a batch over the API's limit (the engine never sends one: limits() caps batch_size) is refused whole
+    refused = dest.send(_batch("insert", records)).rejected
+    assert set(refused) == set(range(101))
+    assert refused[0] == "HTTP 400: Batch input cannot exceed 100 inputs, 101 provided"
+
+    mc = REGISTRY["mailchimp"]("mc", {"api_key": mailchimp.api_key, "base_url": mailchimp.url,
+                                      "list_id": "abc123"}, "s", "r")
+    mc.open()
+    assert mc.send(_batch("insert", [{"email_address": "c@mail.com", "FNAME": "C"}])).rejected == {}
+    clear = mc.send(_batch("clear", [{"email_address": "c@mail.com", "FNAME": None}]))
+    assert clear.rejected == {} and mailchimp.active()["c@mail.com"]["merge_fields"] == {"FNAME": ""}
+    assert mc.send(_batch("delete", [{"email_address": "nobody@mail.com"}])).rejected == {}  # 404: already gone
+    derived = REGISTRY["mailchimp"]("mc", {"api_key": "k-us21", "list_id": "abc123"}, "s", "r")
+    derived.open()
+    assert derived.base_url == "https://us21.api.mailchimp.com"
