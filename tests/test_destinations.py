@@ -517,3 +517,19 @@ def test_timeouts_are_transient_and_refused_batches_rejected_with_the_api_reason
     derived = REGISTRY["mailchimp"]("mc", {"api_key": "k-us21", "list_id": "abc123"}, "s", "r")
     derived.open()
     assert derived.base_url == "https://us21.api.mailchimp.com"
+
+
+def test_klaviyo_failures_it_does_not_attribute_acknowledge_nothing_of_the_job(klaviyo):
+    dest = REGISTRY["klaviyo"]("kl", {"api_key": klaviyo.api_key, "base_url": klaviyo.url, "poll_interval": 0.01},
+                               "s", "r")
+    dest.open()
+    records = [{"email": "a@mail.com", "plan": "free"}, {"email": "invalid-b", "plan": "free"},
+               {"email": None, "plan": "free"}]
+    klaviyo.anonymous_errors = True
+    try:
+        rejected = dest.send(_batch("insert", records)).rejected
+    finally:
+        klaviyo.anonymous_errors = False
+    assert rejected[2] == "no email, phone_number or external_id: Klaviyo cannot identify the profile"
+    assert set(rejected) == {0, 1, 2} and "without saying which" in rejected[0]
+    assert dest.send(_batch("insert", records[:2])).rejected.keys() == {1}  # attributed: only the bad one

@@ -4,7 +4,8 @@ Each batch becomes one job, `POST /api/profile-bulk-import-jobs` (JSON:API, at m
 a larger batch is split), with the `revision` header. Klaviyo processes a job asynchronously: the destination
 polls `GET /api/profile-bulk-import-jobs/{id}` until the job is complete, then, when `failed_count` is not zero,
 reads `GET .../{id}/import-errors` (following `links.next`) and rejects the profiles named there (by
-`source.pointer`, else by the identifiers of `original_payload`) with Klaviyo's `detail`. A job that is
+`source.pointer`, else by the identifiers of `original_payload`) with Klaviyo's `detail` (failures it does not
+tie to a profile reject the whole job, so nothing unconfirmed is acknowledged). A job that is
 cancelled, or still running after `poll_timeout` seconds, is sent again (the import is an upsert).
 
 Fields: `email`, `phone_number`, `external_id`, `first_name`, `last_name`, `organization`, `title`, `image` are
@@ -110,9 +111,15 @@ class KlaviyoDestination(ApiDestination):
             return {job[j][0]: reason for j, reason in refused(response, len(job)).items()}
         job_id = response.json()["data"]["id"]
         attributes = self._wait(job_id)
-        if not attributes.get("failed_count"):
+        failed = int(attributes.get("failed_count") or 0)
+        if not failed:
             return {}
-        return self._errors(batch, job, job_id)
+        rejected = self._errors(batch, job, job_id)
+        if len(rejected) < failed:  # failures Klaviyo did not tie to a profile: none of the rest is acknowledged
+            reason = (f"Klaviyo reported {failed} failed profile(s) in import job {job_id} without saying which; "
+                      "sent again on the next run")
+            rejected.update({i: reason for i, _ in job if i not in rejected})
+        return rejected
 
     def _wait(self, job_id: str) -> dict[str, Any]:
         deadline = time.monotonic() + self.poll_timeout

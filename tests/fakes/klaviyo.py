@@ -36,6 +36,7 @@ class Klaviyo(FakeApi):
         self.lists: dict[str, set[str]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
         self.ids = itertools.count(1)
+        self.anonymous_errors = False  # import errors without source.pointer and original_payload
         super().__init__()
 
     def authorized(self, headers: Any) -> bool:
@@ -107,10 +108,11 @@ class Klaviyo(FakeApi):
             elif "invalid" in str(attrs.get("email") or ""):
                 detail = f"Invalid email address {attrs['email']!r}."
             if detail:
-                job["errors"].append({"type": "import-error", "id": f"{job['id']}-{index}", "attributes": {
-                    "code": "invalid", "title": "Invalid input.", "detail": detail,
-                    "source": {"pointer": f"/data/attributes/profiles/data/{index}"},
-                    "original_payload": attrs}})
+                error = {"code": "invalid", "title": "Invalid input.", "detail": detail}
+                if not self.anonymous_errors:
+                    error.update(source={"pointer": f"/data/attributes/profiles/data/{index}"},
+                                 original_payload=attrs)
+                job["errors"].append({"type": "import-error", "id": f"{job['id']}-{index}", "attributes": error})
                 continue
             key = attrs.get("email") or attrs.get("external_id") or attrs.get("phone_number")
             stored = self.profiles.setdefault(key, {})
