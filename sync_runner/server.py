@@ -26,7 +26,6 @@ import logging
 import queue
 import shutil
 import threading
-import time
 import traceback
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -330,6 +329,4 @@ def serve(host: str, port: int, project_dir: Path | str = ".", profiles_dir: Pat
     log.info("dbt Cloud account %s, jobs %s; syncing %s (target %s); webhooks on http://%s:%s%s",
              cloud.account_id, ", ".join(cloud.job_ids) or "all", settings.project_dir, settings.target or "default",
              host, port, WEBHOOK_PATH)
-    started = time.monotonic()
     uvicorn.run(create_app(Service(settings)), host=host, port=port, log_level="info")
-    log.info("stopped after %.0fs", time.monotonic() - started)

@@ -25,6 +25,8 @@ import requests
 from test_orchestrate import add_fragile_model, dbt_vars
 from test_sync import PROJECT, file_ops
 
+from sync_runner.config import load_dbt_cloud
+from sync_runner.errors import UserError
 from sync_runner.server import WEBHOOK_PATH, Service, create_app, load_settings
 
 WEBHOOK_SECRET = "whsec-7f3a-RECOGNISABLE-WEBHOOK-SECRET"
@@ -261,3 +263,27 @@ def test_no_secret_in_logs_responses_or_runs(server, logs):
     assert "queued" in logs.getvalue() and "dbt_studio.server" in logs.getvalue()  # the logs were captured
     for text in texts:
         assert WEBHOOK_SECRET not in text and SERVICE_TOKEN not in text
+
+
+@pytest.mark.parametrize(("block", "environ", "error"), [
+    ("account_id: 1\n  token: dbtc_literal", {}, "unknown key(s) token (secrets only through env vars"),
+    ("account_id: abc", {}, "dbt_cloud.account_id: must be an integer"),
+    ("account_id: 1\n  job_ids: [x]", {}, "dbt_cloud.job_ids: must be a list of job ids"),
+    ("account_id: 1\n  base_url: cloud.getdbt.com", {}, "dbt_cloud.base_url: must be an http(s) URL"),
+    ("account_id: 1", {"DBT_CLOUD_WEBHOOK_SECRET": "s3cr3t"}, "token_env: env var 'DBT_CLOUD_API_TOKEN' is not set"),
+    ("account_id: 1\n  webhook_secret_env: HOOK", {"DBT_CLOUD_API_TOKEN": "t0k3n"},
+     "webhook_secret_env: env var 'HOOK' is not set"),
+])
+def test_dbt_cloud_config_errors_are_one_line(tmp_path, block, environ, error):
+    (tmp_path / "dbt_studio.yml").write_text(f"dbt_cloud:\n  {block}\n", encoding="utf-8")
+    with pytest.raises(UserError) as raised:
+        load_dbt_cloud(tmp_path, tmp_path, environ)
+    assert error in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_dbt_cloud_config_defaults(tmp_path):
+    (tmp_path / "dbt_studio.yml").write_text("dbt_cloud:\n  account_id: 12\n  job_ids: 7\n", encoding="utf-8")
+    environ = {"DBT_CLOUD_API_TOKEN": "tok-unit-7781", "DBT_CLOUD_WEBHOOK_SECRET": "sec-unit-7781"}
+    cloud = load_dbt_cloud(tmp_path, tmp_path, environ)
+    assert (cloud.account_id, cloud.job_ids, cloud.base_url) == ("12", ("7",), "https://cloud.getdbt.com")
+    assert "tok-unit-7781" not in repr(cloud) and "sec-unit-7781" not in repr(cloud)
