@@ -78,12 +78,19 @@ class BrazeDestination(ApiDestination):
         if response.status_code not in (200, 201) or body.get("message") != "success":
             return {order[j]: reason for j, reason in refused(response, len(order)).items()}
         rejected: dict[int, str] = {}
+        unplaced = []
         for error in body.get("errors") or []:
-            if not isinstance(error, dict) or error.get("input_array", "attributes") != "attributes":
+            if isinstance(error, dict) and error.get("input_array", "attributes") != "attributes":
                 continue
-            index = error.get("index")
+            reason = (str(error.get("type") or error.get("message") or "refused by Braze") if isinstance(error, dict)
+                      else str(error))
+            index = error.get("index") if isinstance(error, dict) else None
             if isinstance(index, int) and 0 <= index < len(order):
-                rejected[order[index]] = str(error.get("type") or error.get("message") or "refused by Braze")
+                rejected[order[index]] = reason
+            else:
+                unplaced.append(reason)
+        if unplaced:  # an error Braze did not tie to an object: none of the rest is acknowledged
+            rejected.update({i: unplaced[0] for i in order if i not in rejected})
         return rejected
 
     def _delete(self, ids: dict[int, str]) -> dict[int, str]:
