@@ -287,3 +287,28 @@ def test_dbt_cloud_config_defaults(tmp_path):
     cloud = load_dbt_cloud(tmp_path, tmp_path, environ)
     assert (cloud.account_id, cloud.job_ids, cloud.base_url) == ("12", ("7",), "https://cloud.getdbt.com")
     assert "tok-unit-7781" not in repr(cloud) and "sec-unit-7781" not in repr(cloud)
+
+
+def test_runs_are_processed_one_at_a_time(server, cloud):
+    active, peak, calls = [0], [0], []
+    lock = threading.Lock()
+
+    def slow_sync(project_dir, profiles_dir, target, options):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        calls.append(options)
+        time.sleep(0.3)
+        with lock:
+            active[0] -= 1
+        return []
+
+    other = LiveServer(create_app(Service(server.settings, sync_fn=slow_sync)))
+    try:
+        bodies = [event("101") for _ in range(3)]
+        assert [post(other, body).status_code for body in bodies] == [202, 202, 202]
+        records = [wait_for(other, json.loads(body)["eventId"]) for body in bodies]
+    finally:
+        other.close()
+    assert [r["status"] for r in records] == ["success"] * 3 and peak[0] == 1
+    assert all(o.only_built and o.artifacts_dir.endswith("run_101") for o in calls)
