@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .destinations.base import Batch, BatchResult, Destination, Terminal, Transient
-from .destinations.values import clean, json_default
+from .destinations.values import json_default
 
 
 @dataclass
@@ -62,53 +63,71 @@ def _record_size(record: dict[str, Any]) -> int:
     return len(json.dumps(record, default=json_default, ensure_ascii=False).encode("utf-8")) + 1
 
 
+def _python_values(column: pa.ChunkedArray | pa.Array) -> list[Any]:
+    """A column's values for JSON: NaN and infinities become null in Arrow (no per-value Python work)."""
+    if pa.types.is_floating(column.type):
+        bad = pc.or_(pc.is_nan(column), pc.is_inf(column))
+        column = pc.if_else(bad, pa.scalar(None, column.type), column)
+    return column.to_pylist()
+
+
 def make_batches(batches: Iterable[pa.RecordBatch], mappings: dict[str, str], max_rows: int,
                  max_bytes: int | None, on_oversize: Callable[[int, str], None],
-                 key_columns: tuple[str, ...] = ()) -> Iterator[Batch]:
+                 key_columns: tuple[str, ...] = (), with_table: bool = False) -> Iterator[Batch]:
     """Group plan rows into request batches of one op each, never over `max_rows` or `max_bytes`.
 
     Records carry the mapped fields. A delete carries the values the destination last acknowledged (so it
     can find the record by any identifier it knows, e.g. an email for an ad audience); a clear carries
     only the fields mapped from the primary key, the others null. A single record over `max_bytes` cannot
     be sent at all: it is reported to `on_oversize` (a per-record rejection) instead of failing the sync.
+    Records are built a page at a time from whole columns; the typed Arrow table of a batch is only cut
+    out for destinations that load tables (`with_table`).
     """
-    fields = list(mappings.items())
-    keys_lower = {k.lower() for k in key_columns}
-    types: dict[str, pa.DataType] = {}
-    pending: dict[str, Any] = {"op": None, "seqs": [], "keys": [], "records": [], "size": 0}
+    dests = [dest for dest, _ in mappings.items()]
+    sources = [src.lower() for _, src in mappings.items()]
+    key_positions = [i for i, src in enumerate(sources) if src in {k.lower() for k in key_columns}]
+    pending: dict[str, Any] = {"op": None, "rows": [], "seqs": [], "keys": [], "records": [], "size": 0}
+    page: dict[str, Any] = {"typed": None}
 
     def flush() -> Iterator[Batch]:
         if pending["seqs"]:
-            records = pending["records"]
-            table = pa.table({dest: pa.array([r.get(dest) for r in records], type=types[src.lower()])
-                              for dest, src in fields})
-            yield Batch(pending["op"], pending["keys"], pending["seqs"], records, table)
-        pending.update({"seqs": [], "keys": [], "records": [], "size": 0})
+            table = page["typed"].take(pa.array(pending["rows"])) if with_table else _EMPTY
+            yield Batch(pending["op"], pending["keys"], pending["seqs"], pending["records"], table)
+        pending.update({"rows": [], "seqs": [], "keys": [], "records": [], "size": 0})
 
     for rb in batches:
+        yield from flush()  # a batch never spans two pages: its rows index the page's table
         lower = {name.lower(): i for i, name in enumerate(rb.schema.names)}
-        types.update({src.lower(): rb.schema.field(lower[src.lower()]).type for _, src in fields})
+        if with_table:
+            page["typed"] = pa.Table.from_batches([rb]).select([lower[s] for s in sources]).rename_columns(dests)
         seqs, ops, keys = (rb.column(lower[c]).to_pylist() for c in ("_seq", "_op", "_key"))
-        columns = {src.lower(): rb.column(lower[src.lower()]).to_pylist() for _, src in fields}
+        values = [_python_values(rb.column(lower[s])) for s in sources]
+        records = [dict(zip(dests, row, strict=True)) for row in zip(*values, strict=True)] if values \
+            else [{} for _ in seqs]
         for i, seq in enumerate(seqs):
             op = ops[i]
-            record: dict[str, Any] = {dest: clean(columns[src.lower()][i]) for dest, src in fields}
+            record = records[i]
             if op == "clear":
-                record = {dest: (v if src.lower() in keys_lower else None)
-                          for (dest, src), v in zip(fields, record.values(), strict=True)}
+                record = dict.fromkeys(dests)
+                for k in key_positions:
+                    record[dests[k]] = values[k][i]
             size = _record_size(record) if max_bytes else 0
             if max_bytes and size > max_bytes:
                 on_oversize(int(seq), f"record of {size} bytes is over the destination's limit of {max_bytes} bytes")
                 continue
-            full = len(pending["seqs"]) >= max_rows or (max_bytes and pending["size"] + size > max_bytes)
-            if op != pending["op"] or full:
+            if op != pending["op"] or len(pending["seqs"]) >= max_rows or (
+                    max_bytes and pending["size"] + size > max_bytes):
                 yield from flush()
                 pending["op"] = op
+            pending["rows"].append(i)
             pending["seqs"].append(int(seq))
             pending["keys"].append(str(keys[i]))
             pending["records"].append(record)
             pending["size"] += size
     yield from flush()
+
+
+_EMPTY = pa.table({})
 
 
 def send_with_retries(destination: Destination, batch: Batch, limiter: RateLimiter, max_attempts: int,

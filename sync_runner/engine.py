@@ -57,7 +57,8 @@ class Options:
     select: tuple[str, ...] = ()
     full_resync: bool = False
     dry_run: bool = False
-    commit_every: int = 10  # batches per commit window
+    commit_rows: int = 50_000  # a commit window: at most this many rows ...
+    commit_seconds: float = 5.0  # ... or this long, whichever comes first
     batch_rows: int | None = None
     max_attempts: int = 6
     base_delay: float = 0.5
@@ -253,14 +254,14 @@ class SyncRunner:
             max_rows = min(max_rows, self.options.batch_rows)
         total = sum(report.planned.values())
         window: dict[str, list] = {"acked": [], "rejected": []}
-        pending_batches = [0]
+        last_commit = [time.monotonic()]
 
         def commit() -> None:
             if window["acked"] or window["rejected"]:
                 wh.call("sync_commit", sync=args, run_id=run_id, acked=_ranges(window["acked"]),
                         rejected=window["rejected"])
                 window["acked"], window["rejected"] = [], []
-            pending_batches[0] = 0
+            last_commit[0] = time.monotonic()
 
         def oversize(seq: int, reason: str) -> None:
             window["rejected"].append([seq, reason])
@@ -277,17 +278,18 @@ class SyncRunner:
             window["acked"].extend(acked)
             window["acked"].extend(seq for seq, _ in outcome.rejected)
             window["rejected"].extend([seq, reason] for seq, reason in outcome.rejected)
-            pending_batches[0] += 1
             if self.progress:
                 self.progress(sync.name, report.sent, total)
-            if not destination.commits_on_close and pending_batches[0] >= self.options.commit_every:
+            due = (len(window["acked"]) >= self.options.commit_rows
+                   or time.monotonic() - last_commit[0] >= self.options.commit_seconds)
+            if due and not destination.commits_on_close:
                 commit()
 
         success = False
         try:
             stream = self._pages(args, total)
             deliver(destination, make_batches(stream, dict(sync.mappings), max_rows, max_bytes, oversize,
-                                              sync.key_columns),
+                                              sync.key_columns, with_table=destination.wants_table),
                     on_outcome, self.options.max_attempts, self.options.base_delay)
             success = True
         finally:

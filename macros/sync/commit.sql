@@ -28,8 +28,9 @@
     {%- set rejected_seqs = rejected | map(attribute=0) | map('int') | list -%}
     {%- set not_rejected = ('_seq not in (' ~ rejected_seqs | join(', ') ~ ')') if rejected_seqs else '1 = 1' -%}
     {%- set acknowledged = 'select * from ' ~ plan ~ ' where ' ~ in_ranges ~ ' and ' ~ not_rejected -%}
+    {#- an insert's key is never in the snapshot, so only the other operations need its old row deleted -#}
     {%- set statements = [
-        'delete from ' ~ snapshot ~ ' where _key in (select _key from (' ~ acknowledged ~ ') as a)',
+        'delete from ' ~ snapshot ~ ' where _key in (select _key from (' ~ acknowledged ~ ") as a where _op <> 'insert')",
         'insert into ' ~ snapshot ~ ' (_key, ' ~ columns ~ ') select _key, ' ~ columns ~ ' from (' ~ acknowledged ~ ") as a where _op in ('insert', 'update')",
         'insert into ' ~ changelog ~ " (run_id, sync_name, _key, op, acknowledged_at) select '" ~ run_id ~ "', '" ~ sync.name ~ "', _key, _op, " ~ dbt_studio._now() ~ ' from (' ~ acknowledged ~ ') as a',
         'delete from ' ~ rejections ~ ' where _key in (select _key from (' ~ acknowledged ~ ') as a)',

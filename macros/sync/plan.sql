@@ -116,6 +116,7 @@ ops as (
 )
 select row_number() over (order by _op, _key) as _seq, ops.*
 from ops
+order by _seq  {#- stored in _seq order, so the runner's page and commit ranges read only their rows #}
 {%- endmacro %}
 
 {#- One page of the plan's rows in delivery order (the runner pages by _seq, which runs 1..n). -#}

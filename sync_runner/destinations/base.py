@@ -37,8 +37,8 @@ class Batch:
     """One request's worth of plan rows of a single operation.
 
     `records` are dicts keyed by destination field; `keys` the primary keys as strings; `seqs` the plan row
-    numbers the runner commits by; `table` the same rows as Arrow (destination field names) for destinations
-    that load tables.
+    numbers the runner commits by; `table` the same rows as typed Arrow (destination field names), filled only
+    for destinations that set `wants_table`.
     """
 
     op: str
@@ -68,6 +68,7 @@ class Destination:
     concurrency: ClassVar[int] = 4
     rate_per_second: ClassVar[float | None] = None
     commits_on_close: ClassVar[bool] = False  # only durable once close() succeeds (e.g. a file renamed into place)
+    wants_table: ClassVar[bool] = False  # needs `Batch.table` (typed Arrow rows), not only `records`
 
     def __init__(self, name: str, config: Mapping[str, Any], sync_name: str, run_id: str,
                  base_dir: Path | None = None) -> None:

@@ -17,6 +17,7 @@ class DuckDBDestination(TableDestination):
                "schema": "schema (default main)", "key_column": "column holding the primary key (default _key)"}
     required = ("path", "table")
     max_rows = 50_000
+    wants_table = True
     concurrency = 1
 
     def open(self) -> None:

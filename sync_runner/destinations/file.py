@@ -27,6 +27,7 @@ class FileDestination(Destination):
     max_rows = 50_000
     concurrency = 1
     commits_on_close = True
+    wants_table = True  # csv and parquet are written from typed Arrow
 
     def open(self) -> None:
         fmt = self.config.get("format", "jsonl")
@@ -41,15 +42,16 @@ class FileDestination(Destination):
         self._fh: Any = None
 
     def send(self, batch: Batch) -> BatchResult:
-        table = batch.table.append_column("_op", pa.array([batch.op] * batch.table.num_rows, pa.string()))
-        table = table.append_column("_key", pa.array(batch.keys, pa.string()))
         if self.fmt == "jsonl":
             if self._fh is None:
                 self._fh = self.partial.open("w", encoding="utf-8")
             for record, key in zip(batch.records, batch.keys, strict=True):
                 line = {"_op": batch.op, "_key": key, **record}
                 self._fh.write(json.dumps(line, default=json_default, ensure_ascii=False) + "\n")
-        elif self.fmt == "csv":
+            return BatchResult()
+        table = batch.table.append_column("_op", pa.array([batch.op] * batch.table.num_rows, pa.string()))
+        table = table.append_column("_key", pa.array(batch.keys, pa.string()))
+        if self.fmt == "csv":
             if self._writer is None:
                 self._writer = pacsv.CSVWriter(str(self.partial), table.schema)
             self._writer.write_table(table.cast(self._writer.schema) if table.schema != self._writer.schema else table)

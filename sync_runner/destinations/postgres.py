@@ -39,6 +39,7 @@ class PostgresDestination(TableDestination):
                "key_column": "column holding the primary key (default _key)"}
     required = ("table",)
     max_rows = 5_000
+    wants_table = True
     concurrency = 2
 
     def open(self) -> None:
