@@ -64,10 +64,16 @@ def _record_size(record: dict[str, Any]) -> int:
 
 
 def _python_values(column: pa.ChunkedArray | pa.Array) -> list[Any]:
-    """A column's values for JSON: NaN and infinities become null in Arrow (no per-value Python work)."""
-    if pa.types.is_floating(column.type):
+    """A column's values ready for JSON, converted in Arrow rather than value by value in Python: NaN and
+    infinities become null, timestamps ISO 8601 text (with the offset when the column has a time zone)."""
+    kind = column.type
+    if pa.types.is_floating(kind):
         bad = pc.or_(pc.is_nan(column), pc.is_inf(column))
-        column = pc.if_else(bad, pa.scalar(None, column.type), column)
+        column = pc.if_else(bad, pa.scalar(None, kind), column)
+    elif pa.types.is_timestamp(kind):
+        column = pc.strftime(column, format="%Y-%m-%dT%H:%M:%S%z" if kind.tz else "%Y-%m-%dT%H:%M:%S")
+    elif pa.types.is_date(kind):
+        column = pc.strftime(column, format="%Y-%m-%d")
     return column.to_pylist()
 
 
