@@ -43,3 +43,9 @@ def median_of(results: list[dict[str, Any]], key: str) -> float | None:
 
 def emit(payload: dict[str, Any]) -> None:
     print(json.dumps(payload, sort_keys=False), flush=True)
+
+
+def errors_of(results: dict[str, list[dict[str, Any]]]) -> dict[str, list[str]]:
+    """Each contender's failed runs (their last lines of output), for the JSON line."""
+    return {name: [r["error"] for r in runs if "error" in r] for name, runs in results.items()
+            if any("error" in r for r in runs)}

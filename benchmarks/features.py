@@ -20,7 +20,7 @@ import textwrap
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, median_of, peak_rss_mb, run_child, timed  # noqa: E402
+from _common import emit, errors_of, median_of, peak_rss_mb, run_child, timed  # noqa: E402
 
 AS_OF = "2026-01-01"
 FEATURES = ("n_active_days_total", "orders_completed_in_past_365_days", "first_seen_date",
@@ -219,8 +219,7 @@ def main() -> None:
             "ours_peak_mb": median_of(results["ours"], "peak_mb"),
             "hand_peak_mb": median_of(results["hand"], "peak_mb"),
             "runs": args.runs,
-            "errors": {k: [r["error"] for r in v if "error" in r] for k, v in results.items()
-                       if any("error" in r for r in v)},
+            "errors": errors_of(results),
         })
     finally:
         shutil.rmtree(work, ignore_errors=True)

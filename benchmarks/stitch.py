@@ -20,7 +20,7 @@ import textwrap
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, median_of, peak_rss_mb, run_child, timed  # noqa: E402
+from _common import emit, errors_of, median_of, peak_rss_mb, run_child, timed  # noqa: E402
 
 JUNK = ("unknown", "", "null")
 
@@ -261,8 +261,7 @@ def main() -> None:
             "scipy_peak_mb": median_of(results["scipy"], "peak_mb"),
             "splink_peak_mb": median_of(results["splink"], "peak_mb"),
             "runs": args.runs,
-            "errors": {k: [r["error"] for r in v if "error" in r] for k, v in results.items()
-                       if any("error" in r for r in v)},
+            "errors": errors_of(results),
         })
     finally:
         shutil.rmtree(work, ignore_errors=True)
