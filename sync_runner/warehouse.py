@@ -23,7 +23,7 @@ class Warehouse:
     """The adapter for one dbt target, with the root project's and the packages' macros loaded."""
 
     def __init__(self, where: DbtTarget) -> None:
-        from dbt.adapters.factory import get_adapter, register_adapter
+        from dbt.adapters.factory import get_adapter, register_adapter, reset_adapters
         from dbt.config.runtime import RuntimeConfig
         from dbt.context.providers import generate_runtime_macro_context
         from dbt.flags import set_from_args
@@ -50,6 +50,9 @@ class Warehouse:
         with _LOCK, working_directory(where.project_dir):
             set_from_args(args, None)
             self.config = RuntimeConfig.from_args(args)
+            # dbt keeps one adapter per type per process and `register_adapter` keeps an existing one: without a
+            # reset, a second project in the same process (tests, `serve`) would reuse the first one's credentials
+            reset_adapters()
             register_adapter(self.config, get_mp_context())
             self.adapter = get_adapter(self.config)
             self.manifest = ManifestLoader.load_macros(self.config, self.adapter.connections.set_query_header)

@@ -33,3 +33,13 @@ def test_generate_rejects_bad_arguments_without_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "--users" in result.stderr
+
+
+def test_two_projects_in_one_process_each_get_their_own_warehouse(new_project):
+    """dbt keeps one adapter per type per process; a second project must not reuse the first one's database."""
+    first, second = new_project("duckdb", name="first"), new_project("duckdb", name="second")
+    first.dbt("seed", "-s", "raw_subscriptions")
+    second.dbt("seed", "-s", "raw_users")
+    assert first.query(f"select count(*) from {first.relation('raw_subscriptions')}") == [(6,)]
+    assert second.query(f"select count(*) from {second.relation('raw_users')}") == [(60,)]
+    assert first.query(f"select count(*) from {first.relation('raw_subscriptions')}") == [(6,)]
