@@ -263,3 +263,21 @@ def test_screening_and_caps_are_recorded_with_reasons(stitching):
     assert ("c", "unknown", "blocklist") in reasons
     assert ("c", "bot-17", "exclude_regex: ^bot-") in reasons
     assert ("a", "hub", "max_edges: linked to 3 b values (cap 2)") in reasons
+
+
+def test_cluster_size_data_test_warns_then_errors(stitching):
+    """A 30-identifier cluster: above warn_above the package's data test warns, above error_above it fails."""
+    rows = [(f"w{i:03d}", f"w{i + 1:03d}" if i % 2 == 0 else f"w{i - 1:03d}", None, None, BASE) for i in range(30)]
+    rows += [(f"w{i:03d}", f"w{i + 1:03d}", None, None, BASE) for i in range(1, 29, 2)]
+    build(stitching, rows, "--full-refresh", "-s", "stitch_rows", "stitched", check=False)
+    largest = max(len(c) for c in partition({n: m for n, (m, _) in output(stitching).items()}))
+    assert largest >= 25
+
+    def outcome(warn_above: int, error_above: int) -> set[str]:
+        result = stitching.dbt("test", "-s", "stitched", check=False,
+                               vars={"warn_above": warn_above, "error_above": error_above})
+        return {str(r.status) for r in result.result.results if "max_cluster_size" in r.node.name}
+
+    assert outcome(1000, 10000) == {"pass"}
+    assert outcome(10, 1000) == {"warn"}
+    assert outcome(5, 10) == {"fail"}

@@ -2,7 +2,9 @@
 
 {#- Fails (warns) when the largest cluster has more identifiers than `error_above` (`warn_above`): a giant
     cluster almost always means a junk identifier slipped through screening. -#}
-{% test max_cluster_size(model, warn_above=1000, error_above=10000) %}
+{% test max_cluster_size(model, warn_above=none, error_above=none) %}
+    {%- set warn_above = warn_above if warn_above is not none else dbt_studio.setting('max_cluster_size_warn') -%}
+    {%- set error_above = error_above if error_above is not none else dbt_studio.setting('max_cluster_size_error') -%}
     {{ config(fail_calc='coalesce(max(cluster_size), 0)', warn_if='>' ~ warn_above, error_if='>' ~ error_above) }}
     select main_id, count(*) as cluster_size
     from {{ model }}
