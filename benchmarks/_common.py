@@ -49,3 +49,33 @@ def errors_of(results: dict[str, list[dict[str, Any]]]) -> dict[str, list[str]]:
     """Each contender's failed runs (their last lines of output), for the JSON line."""
     return {name: [r["error"] for r in runs if "error" in r] for name, runs in results.items()
             if any("error" in r for r in runs)}
+
+
+def dbt_project(project: Path, name: str, database: Path, models: dict[str, str] | None = None,
+                duckdb_settings: dict[str, str] | None = None) -> Any:
+    """A throwaway dbt project on DuckDB that installs this package with `local:`, `dbt deps` already run.
+
+    Returns its `DbtTarget` (target `bench`). `models` maps file names under models/ to their SQL.
+    """
+    import textwrap
+
+    from sync_runner.invoke import DbtTarget, run_dbt
+    from sync_runner.paths import package_root
+
+    (project / "models").mkdir(parents=True, exist_ok=True)
+    (project / "dbt_project.yml").write_text(f"name: {name}\nversion: '1.0'\nconfig-version: 2\n"
+                                             "profile: bench\nmodel-paths: ['models']\n")
+    (project / "packages.yml").write_text(f"packages:\n  - local: {package_root().as_posix()}\n")
+    settings = ", settings: {" + ", ".join(f"{k}: '{v}'" for k, v in duckdb_settings.items()) + "}" \
+        if duckdb_settings else ""
+    (project / "profiles.yml").write_text(textwrap.dedent(f"""
+        bench:
+          target: bench
+          outputs:
+            bench: {{type: duckdb, path: "{database.as_posix()}", threads: 2{settings}}}
+    """))
+    for file_name, sql in (models or {}).items():
+        (project / "models" / file_name).write_text(sql)
+    where = DbtTarget(project_dir=project, profiles_dir=project, target="bench")
+    run_dbt(["deps"], where)
+    return where

@@ -15,11 +15,10 @@ import json
 import shutil
 import sys
 import tempfile
-import textwrap
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, errors_of, median_of, peak_rss_mb, run_child, timed  # noqa: E402
+from _common import dbt_project, emit, errors_of, median_of, peak_rss_mb, run_child, timed  # noqa: E402
 
 COLUMNS = 20
 
@@ -43,21 +42,10 @@ def prepare(work: Path, rows: int) -> None:
     """A dbt project on DuckDB whose state schema holds the acknowledged snapshot of version 1."""
     import duckdb
 
-    from sync_runner.invoke import DbtTarget, run_dbt
-    from sync_runner.paths import package_root
     from sync_runner.warehouse import Warehouse
 
     project = work / "project"
-    project.mkdir(parents=True, exist_ok=True)
-    (project / "dbt_project.yml").write_text("name: cdc_bench\nversion: '1.0'\nconfig-version: 2\nprofile: bench\n")
-    (project / "packages.yml").write_text(f"packages:\n  - local: {package_root().as_posix()}\n")
-    (project / "profiles.yml").write_text(textwrap.dedent(f"""
-        bench:
-          target: bench
-          outputs:
-            bench: {{type: duckdb, path: "{(work / 'bench.duckdb').as_posix()}", threads: 2}}
-    """))
-    run_dbt(["deps"], DbtTarget(project, project, "bench"))
+    where = dbt_project(project, "cdc_bench", work / "bench.duckdb")
     con = duckdb.connect(str(work / "bench.duckdb"))
     for version in (1, 2):
         deleted = "" if version == 1 else "where i % 200 <> 1"
@@ -72,7 +60,7 @@ def prepare(work: Path, rows: int) -> None:
         if version == 1:
             con.execute(f"delete from model_v1 where id::bigint >= {rows}")
     con.close()
-    wh = Warehouse(DbtTarget(project, project, "bench"))
+    wh = Warehouse(where)
     sync = sync_args()
     model = wh.relation("bench", "main", "model_v1")
     with wh.session():

@@ -20,7 +20,7 @@ import textwrap
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, errors_of, median_of, peak_rss_mb, run_child, timed  # noqa: E402
+from _common import dbt_project, emit, errors_of, median_of, peak_rss_mb, run_child, timed  # noqa: E402
 
 JUNK = ("unknown", "", "null")
 
@@ -105,27 +105,13 @@ def run_ours(data: Path, work: Path) -> dict:
 
 
 def prepare_ours(work: Path) -> None:
-    from sync_runner.invoke import DbtTarget, run_dbt
-    from sync_runner.paths import package_root
-
     project = work / "ours"
-    (project / "models").mkdir(parents=True, exist_ok=True)
-    (project / "dbt_project.yml").write_text("name: stitch_bench\nversion: '1.0'\nconfig-version: 2\n"
-                                             "profile: bench\nmodel-paths: ['models']\n")
-    (project / "packages.yml").write_text(f"packages:\n  - local: {package_root().as_posix()}\n")
-    (project / "profiles.yml").write_text(textwrap.dedent(f"""
-        bench:
-          target: bench
-          outputs:
-            bench: {{type: duckdb, path: "{(project / 'bench.duckdb').as_posix()}", threads: 2}}
-    """))
-    (project / "models" / "stitched.sql").write_text(textwrap.dedent("""
+    dbt_project(project, "stitch_bench", project / "bench.duckdb", {"stitched.sql": textwrap.dedent("""
         {{ config(materialized='id_stitcher') }}
         {{ dbt_studio.id_edges(sources=[{'relation': "read_parquet('" ~ var('rows') ~ "')",
                                          'name': 'rows', 'ids': ['anonymous_id', 'user_id', 'email'],
                                          'timestamp': 'ts'}]) }}
-    """))
-    run_dbt(["deps"], DbtTarget(project_dir=project, profiles_dir=project, target="bench"))
+    """)})
 
 
 def run_scipy(data: Path, work: Path) -> dict:

@@ -29,13 +29,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, median_of, peak_rss_mb, run_child  # noqa: E402
+from _common import dbt_project, emit, median_of, peak_rss_mb, run_child  # noqa: E402
 
 SYNC = "bench_http"
 MARKER = b'"id":'
@@ -152,27 +151,14 @@ class SinkProcess:
 def prepare_ours(work: Path, rows: int, sink_url: str, concurrency: int, memory_limit: str | None = None) -> float:
     """Write the dbt project, dbt deps, dbt build; returns the build's seconds. (In a child process: dbt-duckdb
     keeps the database open in the process that ran dbt, which would lock the contenders out.)"""
-    from sync_runner.invoke import DbtTarget, run_dbt
-    from sync_runner.paths import package_root
-
     project = work / "ours"
-    (project / "models").mkdir(parents=True, exist_ok=True)
-    (project / "dbt_project.yml").write_text("name: sync_bench\nversion: '1.0'\nconfig-version: 2\n"
-                                             "profile: bench\nmodel-paths: ['models']\n")
-    (project / "packages.yml").write_text(f"packages:\n  - local: {package_root().as_posix()}\n")
-    settings = f", settings: {{memory_limit: '{memory_limit}'}}" if memory_limit else ""
-    (project / "profiles.yml").write_text(textwrap.dedent(f"""
-        bench:
-          target: bench
-          outputs:
-            bench: {{type: duckdb, path: "{(project / 'bench.duckdb').as_posix()}", threads: 2{settings}}}
-    """))
+    (project).mkdir(parents=True, exist_ok=True)
     (project / "dbt_studio.yml").write_text(
         f"destinations:\n  sink:\n    type: http\n    url: {sink_url}/records\n"
         f"    batch_size: 1000\n    concurrency: {concurrency}\n")
-    (project / "models" / "bench_rows.sql").write_text(MODEL_SQL % {"sync": SYNC, "mappings": repr(MAPPINGS)})
-    where = DbtTarget(project_dir=project, profiles_dir=project)
-    run_dbt(["deps"], where)
+    dbt_project(project, "sync_bench", project / "bench.duckdb",
+                {"bench_rows.sql": MODEL_SQL % {"sync": SYNC, "mappings": repr(MAPPINGS)}},
+                {"memory_limit": memory_limit} if memory_limit else None)
     return build(work, rows)
 
 
