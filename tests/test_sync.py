@@ -62,7 +62,6 @@ class SyncProject:
         return {r.sync: r for r in reports}
 
     def state(self, sync: str, table: str) -> list[tuple]:
-        schema = self.p.query("select 1")  # noqa: F841  (opens the adapter once)
         return self.p.query(f"select * from {self._state_relation(sync, table)}")
 
     def _state_relation(self, sync: str, table: str) -> str:
