@@ -1,0 +1,157 @@
+"""`customerio`: people in a Customer.io (Journeys) workspace through the Track API v2 batch endpoint.
+
+Every operation goes to `POST /api/v2/batch` as `{"batch": [<entity operation>, ...]}`: an insert, update or clear
+is `{"type": "person", "identifiers": {"id": ...}, "action": "identify", "attributes": {...}}`, a delete is the
+same without attributes and with `"action": "delete"`. Customer.io takes at most 500 KB per request and 32 KB per
+operation: an operation over 32 KB is rejected with its size before anything is sent, and a batch is split into
+requests under 500 KB. An empty value is sent as "" (Customer.io removes an attribute whose value is empty), so a
+clear removes every mapped attribute.
+
+Customer.io answers 200 when every operation was accepted and 207 with `{"errors": [{"batch_index", "reason",
+"field", "message"}]}` for the operations it refused (an attribute value over 1,000 bytes, more than 300
+attributes...): those are rejected with its message, the others are acknowledged. A 400 (bad JSON) or 413 (a
+request too large) rejects the whole request. 401 / 403 stop the sync.
+
+Required field: `id` (or `email` with `identifier: email`), mapped: Customer.io identifies the person by it (a
+clear needs it mapped from the primary key); the other fields are attributes (`email` mapped next to `id` is an
+attribute, as in Customer.io). Auth: the Track API site id and API key, as HTTP basic auth. `base_url` defaults to
+the US region; EU workspaces use https://track-eu.customer.io.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import requests
+
+from ._api import ApiDestination, api_message, dumps
+from .base import Batch, BatchResult, Terminal
+
+REQUEST_LIMIT = 500_000
+OPERATION_LIMIT = 32_000
+IDENTIFIERS = ("id", "email")
+
+
+def cio_message(response: requests.Response) -> str:
+    """Customer.io's reason: `{"meta": {"error": ...}}` on the Track API, else what the shared helper finds."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("meta"), dict) and body["meta"].get("error"):
+        return " ".join(str(body["meta"]["error"]).split())[:300]
+    return api_message(response)
+
+
+class CustomerIoDestination(ApiDestination):
+    type = "customerio"
+    options = {
+        "site_id": "Track API site id (env_var), the basic-auth user name",
+        "api_key": "Track API key (env_var), the basic-auth password",
+        "identifier": "the mapped field that identifies a person: id (default) or email",
+        "base_url": "Track API root (default https://track.customer.io; EU: https://track-eu.customer.io)",
+        "batch_size": "operations per batch (default 1000; requests are also kept under 500 KB)",
+        "concurrency": "requests in flight (default 4)",
+        "rate_per_second": "request rate (default 50; Customer.io's fair use is 100 requests/s per workspace)",
+        "timeout": "seconds per request (default 30)",
+    }
+    required = ("site_id", "api_key")
+    max_rows = 1000
+    max_bytes = 400_000  # of mapped fields per batch: the operations' envelopes fit in the 500 KB per request
+    concurrency = 4
+    rate_per_second = 50.0
+    default_base_url = "https://track.customer.io"
+    secret_option = "api_key"
+
+    def open(self) -> None:
+        if not self.config.get("site_id"):
+            raise Terminal(f"customerio destination '{self.name}' needs 'site_id' "
+                           "(e.g. \"{{ env_var('CUSTOMERIO_SITE_ID') }}\")")
+        super().open()
+        self.identifier = str(self.config.get("identifier", "id"))
+        if self.identifier not in IDENTIFIERS:
+            raise Terminal(f"customerio destination '{self.name}': identifier must be id or email, "
+                           f"not {self.identifier!r}")
+
+    def auth(self) -> dict[str, str]:
+        token = base64.b64encode(f"{self.config['site_id']}:{self.config['api_key']}".encode()).decode("ascii")
+        return {"Authorization": f"Basic {token}"}
+
+    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
+                ok_statuses: tuple[int, ...] = ()) -> requests.Response:
+        # 401 / 403 are terminal as everywhere, with Customer.io's reason read from its `meta.error`
+        response = super().request(method, path, body, headers, ok_statuses=(*ok_statuses, 401, 403))
+        if response.status_code in (401, 403):
+            raise Terminal(f"customerio destination '{self.name}' refused the credentials "
+                           f"(HTTP {response.status_code}: {cio_message(response)})")
+        return response
+
+    def _operation(self, batch: Batch, i: int) -> dict[str, Any]:
+        record = batch.records[i]
+        operation: dict[str, Any] = {"type": "person", "identifiers": {self.identifier: str(record[self.identifier])}}
+        if batch.op == "delete":
+            operation["action"] = "delete"
+            return operation
+        operation["action"] = "identify"
+        operation["attributes"] = {k: ("" if v is None else v) for k, v in record.items() if k != self.identifier}
+        return operation
+
+    def send(self, batch: Batch) -> BatchResult:
+        self.require_field(batch, self.identifier, "Customer.io identifies people by it")
+        rejected: dict[int, str] = {}
+        operations: list[tuple[int, bytes]] = []
+        for i, record in enumerate(batch.records):
+            value = record.get(self.identifier)
+            if value is None or str(value).strip() == "":
+                rejected[i] = (f"on_delete clear needs {self.identifier} mapped from the primary key"
+                               if batch.op == "clear"
+                               else f"empty {self.identifier}: Customer.io identifies people by it")
+                continue
+            encoded = dumps(self._operation(batch, i))
+            if len(encoded) > OPERATION_LIMIT:
+                rejected[i] = (f"{batch.op} operation of {len(encoded)} bytes is over Customer.io's 32 KB limit "
+                               "per operation")
+                continue
+            operations.append((i, encoded))
+        envelope = len(b'{"batch":[]}')
+        chunk: list[tuple[int, bytes]] = []
+        size = envelope
+        for item in operations:
+            if chunk and size + len(item[1]) + 1 > REQUEST_LIMIT:
+                rejected.update(self._post(chunk))
+                chunk, size = [], envelope
+            chunk.append(item)
+            size += len(item[1]) + 1
+        if chunk:
+            rejected.update(self._post(chunk))
+        return BatchResult(rejected)
+
+    def _post(self, chunk: list[tuple[int, bytes]]) -> dict[int, str]:
+        body = b'{"batch":[' + b",".join(encoded for _, encoded in chunk) + b"]}"
+        response = self.request("POST", "/api/v2/batch", body)
+        status = response.status_code
+        if status not in (200, 207):
+            reason = f"HTTP {status}: {cio_message(response)}"
+            return {i: reason for i, _ in chunk}
+        try:
+            errors = (response.json() or {}).get("errors") or []
+        except ValueError:
+            errors = []
+        rejected: dict[int, str] = {}
+        unplaced = []
+        for error in errors:
+            if not isinstance(error, dict):
+                unplaced.append(str(error))
+                continue
+            reason = str(error.get("message") or error.get("reason") or "refused by Customer.io")
+            if error.get("field") and str(error["field"]) not in reason:
+                reason = f"{error['field']}: {reason}"
+            index = error.get("batch_index")
+            if isinstance(index, int) and 0 <= index < len(chunk):
+                rejected[chunk[index][0]] = reason
+            else:
+                unplaced.append(reason)
+        if unplaced:  # an error Customer.io did not tie to an operation: none of the rest is acknowledged
+            rejected.update({i: unplaced[0] for i, _ in chunk if i not in rejected})
+        return rejected
