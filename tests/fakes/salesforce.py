@@ -33,6 +33,7 @@ import re
 import threading
 import time
 import urllib.parse
+from collections import deque
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -89,7 +90,8 @@ class Salesforce(FakeApi):
         self.client_id, self.client_secret = "3MVG9FakeConsumerKey", "FakeConsumerSecret"
         self.refresh_token = "5Aep861FakeRefreshToken"
         self.objects: dict[str, dict[str, set[str]]] = {
-            "Contact": {"fields": set(CONTACT_FIELDS), "external_ids": {"External_Id__c"}}}
+            "Contact": {"fields": set(CONTACT_FIELDS), "external_ids": {"External_Id__c"}},
+            "Person__c": {"fields": set(CONTACT_FIELDS), "external_ids": {"External_Id__c"}}}
         self.records: dict[str, dict[str, dict[str, str]]] = {name: {} for name in self.objects}
         self.deleted: set[str] = set()
         self.jobs: dict[str, dict[str, Any]] = {}
@@ -100,6 +102,7 @@ class Salesforce(FakeApi):
         self.polls = 2  # status checks a job stays UploadComplete / InProgress
         self.fail_job: tuple[int, str] | None = None  # the next job fails after this many rows, with this message
         self.token_requests = 0
+        self.get_faults: deque[tuple[int, dict[str, str]]] = deque()  # faults only GETs (polls, results) meet
         self.state_lock = threading.RLock()
         super().__init__()
         self.server.RequestHandlerClass = _handler(self)
@@ -116,7 +119,11 @@ class Salesforce(FakeApi):
             return 401, _error("INVALID_SESSION_ID", "Session expired or invalid"), {}
         with self.lock:
             fault = self.faults.popleft() if self.faults else None
+            if fault is None and method == "GET" and self.get_faults:
+                fault = self.get_faults.popleft()
             if fault:
+                if fault[0] == 403:  # the org's rolling 24-hour API request allocation
+                    return 403, _error("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."), fault[1]
                 code = "REQUEST_LIMIT_EXCEEDED" if fault[0] == 429 else "SERVER_UNAVAILABLE"
                 return fault[0], _error(code, "fault injected by the test"), fault[1]
             self.requests.append({"method": method, "path": path, "size": len(raw),
