@@ -9,9 +9,10 @@
       "invalidEmails", "invalidUserIds", "notFoundEmails", "notFoundUserIds", "invalidDataEmails",
       "invalidDataUserIds", "conflictEmails", "conflictUserIds", "forgottenEmails", "forgottenUserIds"}}.
       A user is refused when its email is not an address (listed in invalidEmails, also at the top level), when
-      it has neither email nor userId, or when it is in `forgotten` (forgottenEmails / forgottenUserIds); the
-      others are merged (data fields overwritten, null kept as null). With `anonymous_failures`, refused users
-      are only counted in failCount, not named.
+      it has neither email nor userId, when it is in `forgotten` (forgottenEmails / forgottenUserIds), or when
+      its email belongs to a user with another userId (conflictEmails); the others are merged (data fields
+      overwritten, null kept as null). With `anonymous_failures`, refused users are only counted in failCount,
+      not named.
   DELETE /api/users/byUserId/{userId} and DELETE /api/users/{email}: 200 {"msg": "All users associated with ...
       were successfully deleted", "code": "Success"}, or 400 {"msg": "User does not exist. ...", "code":
       "BadParams"}.
@@ -97,6 +98,11 @@ class Iterable(FakeApi):
             if email in self.forgotten or user_id in self.forgotten:
                 failed["forgottenUserIds" if user_id in self.forgotten else "forgottenEmails"].append(
                     user_id if user_id in self.forgotten else email)
+                fail_count += 1
+                continue
+            owner = self._find(email, None) if email is not None else None
+            if user_id is not None and owner is not None and self.users[owner].get("userId") != user_id:
+                failed["conflictEmails"].append(email)  # the email belongs to another user
                 fail_count += 1
                 continue
             key = self._find(email, user_id) or (user_id if user_id is not None else email)
