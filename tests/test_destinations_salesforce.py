@@ -86,6 +86,7 @@ def test_salesforce_upserts_rejects_retries_and_deletes(dp, salesforce, monkeypa
 
     salesforce.fail_next(2, 429, {"Retry-After": "0.1"})
     salesforce.fail_next(1, 503)
+    first = len(salesforce.requests)
     reports = dp.sync(select=("sf_mirror", "sf_clear"), base_delay=0.05)
     for name in ("sf_mirror", "sf_clear"):
         report = reports[name]
@@ -103,6 +104,8 @@ def test_salesforce_upserts_rejects_retries_and_deletes(dp, salesforce, monkeypa
         assert job["operation"] == "upsert" and job["externalIdFieldName"] == "External_Id__c"
         assert len(job["uploads"]) == 1 and job["header"] == list(SF_MAPPINGS)
         assert len(list(csv.reader(io.StringIO(job["uploads"][0].decode())))) - 1 <= 40
+    # results are read only for the jobs with a failure (u005 and u117 are in two jobs per object)
+    assert len([r for r in salesforce.requests[first:] if "Results/" in r["path"]]) == 2 * 4
     uploads = [r for r in salesforce.requests if r["method"] == "PUT"]
     assert uploads and all(r["content_type"] == "text/csv" for r in uploads)
 

@@ -377,11 +377,14 @@ class SalesforceDestination(ApiDestination):
         message = " ".join(str(info.get("errorMessage") or "").split())[:300]
         if state == "Aborted":
             raise Transient(f"{self.name}: Salesforce job {job_id} was aborted")
-        if state == "Failed" and not int(info.get("numberRecordsProcessed") or 0):
+        if state == "Failed" and not info.get("numberRecordsProcessed"):
             if any(marker in message for marker in _CONFIG_FAILURES):
                 raise Terminal(f"salesforce destination '{self.name}': Salesforce failed {operation} job {job_id} "
                                f"on {self.object}: {message}")
             raise Transient(f"{self.name}: Salesforce job {job_id} failed before processing any row: {message}")
+        processed, failed = int(info.get("numberRecordsProcessed") or 0), int(info.get("numberRecordsFailed") or 0)
+        if state == "JobComplete" and processed == len(lines) and not failed:
+            return {}  # every row processed, none failed: no need to spend two API requests on the results
         positions: dict[str, list[int]] = {}
         for i, _ in lines:
             positions.setdefault(keys[i], []).append(i)
