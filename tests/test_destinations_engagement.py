@@ -15,7 +15,7 @@ import pytest
 from test_destinations import NO_CHANGES, _changed, _rejections, _state, _yaml, dp  # noqa: F401 (dp: fixture)
 from test_sync import person
 
-from sync_runner.destinations import REGISTRY, Batch, Terminal
+from sync_runner.destinations import REGISTRY, Batch, Terminal, Transient
 
 
 def _batch(op: str, records: list[dict]) -> Batch:
@@ -106,7 +106,7 @@ def test_customerio_identifies_within_limits_rejects_retries_and_deletes(dp, cus
     assert set(_rejections(dp, "cio_mirror")) == {"u200"}
 
 
-def test_customerio_clears_by_email_and_refused_requests_are_rejected(customerio, monkeypatch):
+def test_customerio_clears_by_email_times_out_and_refused_requests_are_rejected(customerio, monkeypatch):
     from sync_runner.destinations import customerio as module
 
     config = {"site_id": customerio.site_id, "api_key": customerio.api_key, "base_url": customerio.url}
@@ -127,6 +127,16 @@ def test_customerio_clears_by_email_and_refused_requests_are_rejected(customerio
     refused = dest.send(_batch("insert", records)).rejected
     assert set(refused) == set(range(600)) and refused[0].startswith("HTTP 413: request of ")
     assert not any(k.startswith("big") for k in customerio.people)
+
+    # a timeout is transient: the runner retries it
+    slow = REGISTRY["customerio"]("cio", {**config, "timeout": 0.2}, "s", "r")
+    slow.open()
+    customerio.delay = 0.5
+    try:
+        with pytest.raises(Transient, match="ReadTimeout"):
+            slow.send(_batch("insert", [{"id": "t1", "plan": "free"}]))
+    finally:
+        customerio.delay = 0.0
 
     with pytest.raises(Terminal, match="identifier must be id or email"):
         REGISTRY["customerio"]("cio", {**config, "identifier": "phone"}, "s", "r").open()
@@ -285,7 +295,8 @@ def test_rudderstack_identifies_tracks_within_size_limits_and_clears(dp, rudders
              {"name": "rs_denied", "destination": "rs_denied", "mode": "upsert", "mappings": RS_MAPPINGS}]
     dp.build(rows, syncs)
 
-    rudderstack.fail_next(1, 429)  # RudderStack sends no Retry-After: backoff
+    rudderstack.fail_next(1, 429)  # RudderStack documents no Retry-After: exponential backoff
+    rudderstack.fail_next(1, 429, {"Retry-After": "0.1"})  # but one is honoured if a proxy sends it
     rudderstack.fail_next(1, 503)
     before = len(rudderstack.requests)
     reports = dp.sync(select=("rs_mirror", "rs_track"), base_delay=0.05)

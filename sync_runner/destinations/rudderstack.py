@@ -37,7 +37,7 @@ class RudderStackDestination(ApiDestination):
     on_delete = ("nothing", "clear")
     options = {
         "write_key": "the HTTP source's write key (env_var), sent as basic auth",
-        "base_url": "your data plane URL, e.g. https://yourcompanyxyz.dataplane.rudderstack.com (required)",
+        "base_url": "your data plane URL, e.g. https://yourcompanyxyz.dataplane.rudderstack.com",
         "user_id_field": "the mapped field sent as userId (default user_id); other fields become traits",
         "event": "send inserts and updates as track calls of this event (properties = fields) instead of identify",
         "batch_size": "calls per batch (default 1000; requests are also kept under 4,000 KB)",
