@@ -15,7 +15,7 @@ import pytest
 from test_destinations import NO_CHANGES, _batch, _changed, _rejections, _state, _yaml
 from test_sync import PROJECT, SyncProject, person
 
-from sync_runner.destinations import REGISTRY, Terminal
+from sync_runner.destinations import REGISTRY, Terminal, Transient
 from sync_runner.destinations import _identifiers as ids
 
 MAPPINGS = {"email": "email", "phone": "note"}
@@ -73,6 +73,7 @@ def dp(new_project, tmp_path_factory):
 
 def test_identifiers_are_normalised_then_hashed_like_the_platforms_ask():
     assert ids.hashed_email("  Someone@Example.COM ") == hashlib.sha256(b"someone@example.com").hexdigest()
+    assert ids.hashed_email("Test@Example.com") == "973dfe463ec85785f5f95af5ba3906eedb2d931c24e69824a89ea65dba4e813b"
     assert ids.normalise_email("A.B+tag@Sub.Example.org") == "a.b+tag@sub.example.org"
     for bad in ("no-at-sign", "a@b", "a b@c.com", "@example.com", "x@y."):
         with pytest.raises(ids.InvalidIdentifier, match="not a valid email address"):
@@ -330,6 +331,16 @@ def test_google_requests_stay_within_the_identifier_limit_and_tokens_refresh(goo
     assert fresh.token == google.token
     with pytest.raises(Terminal, match=r"could not refresh its OAuth token \(HTTP 400: invalid_grant"):
         REGISTRY["google_ads_customer_match"]("gads", {**refresh, "refresh_token": "1//revoked"}, "s", "r").open()
+    # a job still running after poll_timeout is sent again (Transient); meanwhile the list refuses a second job
+    # with 409 ABORTED (concurrent modification), also retried
+    slow = REGISTRY["google_ads_customer_match"]("gads", {**config, "poll_timeout": 0}, "s", "r")
+    slow.open()
+    with pytest.raises(Transient, match="still running after 0 s"):
+        slow.send(_batch("insert", records[:1]))
+    with pytest.raises(Transient, match="HTTP 409 .*Multiple requests were attempting to modify"):
+        dest.send(_batch("insert", records[:1]))
+    for job in google.jobs.values():  # let the fake finish it, as Google would
+        job["status"] = "SUCCESS" if job["status"] == "RUNNING" else job["status"]
     # without the manager account in login-customer-id the customer is out of reach: terminal, Google's reason
     alone = REGISTRY["google_ads_customer_match"]("gads", {**config, "login_customer_id": ""}, "s", "r")
     alone.open()

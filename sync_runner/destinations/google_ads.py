@@ -145,7 +145,10 @@ class GoogleAdsCustomerMatchDestination(ApiDestination):
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise Terminal(f"{self.type} destination '{self.name}': token endpoint unreachable "
                            f"({exc.__class__.__name__})") from None
-        token = response.json().get("access_token") if response.ok else None
+        try:
+            token = response.json().get("access_token") if response.ok else None
+        except ValueError:
+            token = None
         if not token:
             raise Terminal(f"{self.type} destination '{self.name}' could not refresh its OAuth token (HTTP "
                            f"{response.status_code}: {api_message(response, 200)})")
@@ -230,7 +233,7 @@ class GoogleAdsCustomerMatchDestination(ApiDestination):
         response = self._call(f"{job}:run", {})
         if response.status_code != 200:
             reason = f"HTTP {response.status_code}: {google_message(response)}"
-            return {i: reason for i, _ in operations}
+            return {**{i: reason for i, _ in operations}, **rejected}
         self._wait(job, response.json()["name"])
         return rejected
 
@@ -274,7 +277,10 @@ class GoogleAdsCustomerMatchDestination(ApiDestination):
         deadline = time.monotonic() + self.poll_timeout
         while True:
             response = self.request("GET", f"/{self.version}/{operation}")
-            answer = response.json() if response.status_code == 200 else {}
+            if response.status_code != 200:
+                raise Transient(f"{self.name}: HTTP {response.status_code} polling job {job}: "
+                                f"{google_message(response)}")
+            answer = response.json()
             if answer.get("done"):
                 if answer.get("error"):
                     raise Transient(f"{self.name}: job {job} failed ({answer['error'].get('message', 'no reason')})")
