@@ -249,6 +249,13 @@ def test_iterable_unnamed_failures_refused_requests_and_deletes_by_email(iterabl
     assert deleted.rejected == {} and "a@mail.com" not in iterable.users  # a user already gone counts as deleted
     assert iterable.requests[-1]["path"] == "/api/users/never-there%40mail.com"
 
+    # a 404 that is not Iterable saying the user is unknown is a wrong base_url: the sync stops, no email shown
+    wrong = REGISTRY["iterable"]("it", {"api_key": iterable.api_key, "base_url": iterable.url + "/v9"}, "s", "r")
+    wrong.open()
+    with pytest.raises(Terminal, match="answered 404") as stopped:
+        wrong.send(_batch("delete", [{"email": "who@mail.com"}]))
+    assert "who@mail.com" not in str(stopped.value)
+
     # more than 1,000 users in one request (the destination never builds one) is refused whole with the reason
     monkeypatch.setattr(module, "USER_LIMIT", 5000)
     many = [{"email": f"m{i}@mail.com", "plan": "free"} for i in range(1001)]

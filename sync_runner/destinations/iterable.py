@@ -8,7 +8,8 @@ each a list of the emails or userIds it refused): those users are rejected with 
 the others are acknowledged; failures Iterable counts without naming the user acknowledge nothing of the request.
 A 400 (`{"msg", "code": "BadJsonBody"...}`) or 413 rejects the request. Deletes go to `DELETE
 /api/users/byUserId/{userId}` (or `DELETE /api/users/{email}` when no userId is mapped), one request per user,
-paced at `delete_rate_per_second`; a user Iterable no longer has ("User does not exist") counts as deleted.
+paced at `delete_rate_per_second`; a user Iterable no longer has (400 "User does not exist", or a 404 saying
+so) counts as deleted.
 
 Required field: `email` or `userId` (at least one mapped; a clear needs it mapped from the primary key); the
 other fields are data fields. With `userId` mapped, `preferUserId` is set so a new userId creates its user.
@@ -186,11 +187,15 @@ class IterableDestination(ApiDestination):
             path = (f"/api/users/byUserId/{quote(found['userId'], safe='')}" if "userId" in found
                     else f"/api/users/{quote(found['email'], safe='')}")
             self._pace()
-            response = self.request("DELETE", path, ok_statuses=(400,))
+            response = self.request("DELETE", path, ok_statuses=(400, 404))
             if response.status_code == 200:
                 continue
             message = iterable_message(response)
-            if response.status_code == 400 and "does not exist" in message:
+            if response.status_code in (400, 404) and ("does not exist" in message.lower()
+                                                       or "not found" in message.lower()):
                 continue  # already gone
+            if response.status_code == 404:  # not Iterable saying the user is unknown: a wrong base_url
+                raise Terminal(f"iterable destination '{self.name}': DELETE {self.base_url}{path.rsplit('/', 1)[0]}/"
+                               f"... answered 404 ({message})")
             rejected[i] = f"HTTP {response.status_code}: {message}"
         return rejected
