@@ -2,10 +2,11 @@
 Marketing API.
 
 Inserts and updates add people (`POST /{version}/{audience_id}/users`), deletes remove them (`DELETE` of the same
-path), with the JSON body `{"payload": {"schema": ["EMAIL", "PHONE"], "data": [[<sha256>, <sha256>], ...]},
-"access_token": ...}`: one row per record, a column per mapped identifier ("" when the record has none), at most
-10,000 rows per request (Meta's documented limit; a larger `batch_size` is capped). A delete carries the
-identifiers Meta last acknowledged, so the removal hashes exactly what was added.
+path), with the JSON body `{"session": {...}, "payload": {"schema": ["EMAIL", "PHONE"], "is_raw": true, "data":
+[[<sha256>, <sha256>], ...]}, "access_token": ...}` (each request its own session: a random `session_id`,
+`batch_seq` 1, `last_batch_flag` true): one row per record, a column per mapped identifier ("" when the
+record has none), at most 10,000 rows per request (Meta's documented limit; a larger `batch_size` is capped).
+A delete carries the identifiers Meta last acknowledged, so the removal hashes exactly what was added.
 
 Fields: `email` (trimmed, lowercased) and `phone` (E.164 digits without the `+`; `default_country_code` for
 national numbers), hashed with SHA-256 here (see `_identifiers`: a 64-hex value passes through as a hash).
@@ -28,6 +29,7 @@ identifiers must leave the audience: a changed email is then a delete of the old
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import requests
@@ -120,7 +122,10 @@ class MetaCustomAudienceDestination(ApiDestination):
         return BatchResult(rejected)
 
     def _users(self, method: str, fields: list[str], rows: list[tuple[int, list[str]]]) -> dict[int, str]:
-        body = {"payload": {"schema": [SCHEMA[f] for f in fields], "data": [row for _, row in rows]},
+        body = {"session": {"session_id": secrets.randbits(62) + 1, "batch_seq": 1, "last_batch_flag": True,
+                            "estimated_num_total": len(rows)},  # each request is a whole upload session
+                "payload": {"schema": [SCHEMA[f] for f in fields], "is_raw": True,
+                            "data": [row for _, row in rows]},
                 "access_token": str(self.config["access_token"])}
         response = self.request(method, f"/{self.version}/{self.audience}/users", body)
         if response.status_code != 200:

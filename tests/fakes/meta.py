@@ -2,7 +2,9 @@
 
   POST   /{version}/{audience_id}/users   add people
   DELETE /{version}/{audience_id}/users   remove people
-      JSON body {"payload": {"schema": "EMAIL_SHA256" | ["EMAIL", "PHONE", ...], "data": [...]}, "access_token"}
+      JSON body {"session": {"session_id": int, "batch_seq": int >= 1, "last_batch_flag": bool, ...},
+      "payload": {"schema": "EMAIL_SHA256" | ["EMAIL", "PHONE", ...], "is_raw"?: bool, "data": [...]},
+      "access_token"} (the guide marks `session` required: without a valid one, 400 code 100)
       (a single-key schema takes a list of hashes, a list schema a list of rows, one value per key).
       200 {"audience_id", "session_id", "num_received", "num_invalid_entries", "invalid_entry_samples":
       {entry: reason}}: an entry is invalid when a value is not 64 lowercase hex (or ""), a row has the wrong
@@ -16,7 +18,6 @@ Members live in `audiences[audience_id]` as a set of (schema key, hash) pairs.
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from typing import Any
@@ -43,7 +44,6 @@ class Meta(FakeApi):
         self.audiences: dict[str, set[tuple[str, str]]] = {a: set() for a in audiences}
         self.refused: set[str] = set()
         self.throttled = 0
-        self.sessions = itertools.count(7000)
         self.bodies: list[dict] = []
         super().__init__()
 
@@ -74,6 +74,12 @@ class Meta(FakeApi):
             return 400, graph_error(f"Unsupported post request. Object with ID '{parts[1]}' does not exist, cannot "
                                     "be loaded due to missing permissions, or does not support this operation",
                                     100, 33, "GraphMethodException"), {}
+        session = body.get("session")
+        if not isinstance(session, dict) or not isinstance(session.get("session_id"), int) \
+                or not isinstance(session.get("batch_seq"), int) or session["batch_seq"] < 1 \
+                or not isinstance(session.get("last_batch_flag"), bool):
+            return 400, graph_error("(#100) The parameter session is required: session_id, batch_seq, "
+                                    "last_batch_flag", 100), {}
         payload = body.get("payload")
         if isinstance(payload, str):
             payload = json.loads(payload)
@@ -111,5 +117,5 @@ class Meta(FakeApi):
                 audience.update(pairs)
             else:
                 audience.difference_update(pairs)
-        return 200, {"audience_id": parts[1], "session_id": str(next(self.sessions)), "num_received": len(rows),
+        return 200, {"audience_id": parts[1], "session_id": str(session["session_id"]), "num_received": len(rows),
                      "num_invalid_entries": count, "invalid_entry_samples": invalid}, {}
