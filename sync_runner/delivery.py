@@ -157,24 +157,44 @@ def send_with_retries(destination: Destination, batch: Batch, limiter: RateLimit
 
 def deliver(destination: Destination, batches: Iterable[Batch], on_outcome: Callable[[Outcome], None],
             max_attempts: int = 6, base_delay: float = 0.5) -> None:
-    """Send every batch; call `on_outcome` (in this thread) as each finishes. Terminal errors propagate."""
+    """Send every batch; call `on_outcome` (in this thread) as each finishes. A Terminal error propagates once the
+    outcomes of the batches already on the wire were handed over too, so what they got acknowledged is committed."""
     _, _, concurrency, rate = destination.limits()
     limiter = RateLimiter(rate)
     stop = threading.Event()
     in_flight: set[Future] = set()
+
+    def settle(futures: list[Future], raising: bool = True) -> None:
+        """Hand over the outcome of each of `futures` (waiting for it); the first Terminal error stops the
+        others from retrying and is raised once they all were handed over."""
+        error: Terminal | None = None
+        for future in futures:
+            in_flight.discard(future)
+            if future.cancelled():
+                continue
+            try:
+                outcome = future.result()
+            except Terminal as exc:
+                stop.set()
+                for other in in_flight:
+                    other.cancel()  # not started yet: never sent
+                error = error or exc
+                continue
+            on_outcome(outcome)
+        if error is not None and raising:
+            settle(list(in_flight), raising=False)  # those already sending finish; another Terminal adds nothing
+            raise error
+
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="dbt-studio-send") as pool:
         try:
             for batch in batches:
                 while len(in_flight) >= 2 * max(1, concurrency):
-                    done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        on_outcome(future.result())
+                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    settle(list(done))
                 in_flight.add(pool.submit(send_with_retries, destination, batch, limiter, max_attempts,
                                           base_delay, stop))
-            for future in list(in_flight):
-                on_outcome(future.result())
-                in_flight.discard(future)
-        except (Terminal, KeyboardInterrupt):
+            settle(list(in_flight))
+        except KeyboardInterrupt:
             stop.set()
             for future in in_flight:
                 future.cancel()

@@ -209,6 +209,8 @@ class SyncRunner:
                     counts = wh.call("sync_plan", sync=args, source=relation, full_resync=self.options.full_resync)
                     report.planned = {k: int(counts[k]) for k in ("insert", "update", "delete", "clear")}
                     report.full_resync = bool(counts["reset"])
+                    if report.full_resync:  # the snapshot now tracks this fingerprint: what gets acknowledged
+                        wh.call("sync_record_fingerprint", sync=args)  # counts even if the run fails later
                     self._deliver(sync, args, run_id, report)
                 except (Terminal, UserError) as exc:
                     error = REDACT(exc)
@@ -223,8 +225,6 @@ class SyncRunner:
                                           "they are sent again on the next run")
                     wh.call("sync_run_finish", sync=args, run_id=run_id, status=status, counts=report.planned,
                             acknowledged=report.acknowledged, rejected=report.rejected, error=report.message or None)
-                if report.status == "success":
-                    wh.call("sync_record_fingerprint", sync=args)
             finally:
                 wh.call("sync_unlock", sync=args, holder=holder)
 

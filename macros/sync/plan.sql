@@ -46,7 +46,8 @@
     {{ return(counts) }}
 {% endmacro %}
 
-{#- The fingerprint is recorded only once a run succeeded, so a failed first run after a change resets again. -#}
+{#- Recorded as soon as a reset plan is made: the emptied snapshot tracks the new fingerprint from then on, so a
+    run that fails after the reset keeps what the destination acknowledged instead of resetting (and resending) again. -#}
 {% macro sync_record_fingerprint(sync) %}
     {%- set configs = dbt_studio._state_relation(sync, 'sync_configs') -%}
     {%- do run_query("delete from " ~ configs ~ " where sync_name = '" ~ sync.name ~ "'") -%}
