@@ -241,7 +241,7 @@ def test_google_customer_match_jobs_add_remove_reject_and_retry(dp, google, monk
     monkeypatch.setenv("GADS_BAD_TOKEN", "ya29.revoked-token-777")
     creds = {"access_token": "{{ env_var('GADS_TOKEN') }}", "developer_token": "{{ env_var('GADS_DEV') }}"}
     dp.destinations(_yaml({
-        "gads": _google_config(google, **creds),
+        "gads": _google_config(google, **creds, ad_user_data_consent="granted", ad_personalization_consent="GRANTED"),
         "gads_denied": _google_config(google, **{**creds, "access_token": "{{ env_var('GADS_BAD_TOKEN') }}"}),
         "gads_nolist": _google_config(google, **creds, user_list_id="404"),
     }))
@@ -265,6 +265,8 @@ def test_google_customer_match_jobs_add_remove_reject_and_retry(dp, google, monk
     assert google.lists["customers/1234567890/userLists/555"] == _google_members(valid)
     assert not google.faults and not google.quota_faults and not google.fail_jobs
     assert any(j["status"] == "FAILED" for j in google.jobs.values())
+    assert {json.dumps(j["consent"]) for j in google.jobs.values()} == {
+        '{"adUserData": "GRANTED", "adPersonalization": "GRANTED"}'}
     assert max(google.identifiers_sent) <= 120  # 60 records per job, at most two identifiers each
     assert _rejections(dp, "gads_mirror") == {k: (v, 1) for k, v in reasons.items()}
 
@@ -341,6 +343,8 @@ def test_google_requests_stay_within_the_identifier_limit_and_tokens_refresh(goo
         dest.send(_batch("insert", records[:1]))
     for job in google.jobs.values():  # let the fake finish it, as Google would
         job["status"] = "SUCCESS" if job["status"] == "RUNNING" else job["status"]
+    with pytest.raises(Terminal, match="ad_user_data_consent must be GRANTED or DENIED, not 'YES'"):
+        REGISTRY["google_ads_customer_match"]("gads", {**config, "ad_user_data_consent": "yes"}, "s", "r").open()
     # without the manager account in login-customer-id the customer is out of reach: terminal, Google's reason
     alone = REGISTRY["google_ads_customer_match"]("gads", {**config, "login_customer_id": ""}, "s", "r")
     alone.open()

@@ -3,7 +3,9 @@ REST interface (OfflineUserDataJobService; no client library).
 
 Each batch is one offline user data job on the list:
   1. `POST /{version}/customers/{customer_id}/offlineUserDataJobs:create` `{"job": {"type":
-     "CUSTOMER_MATCH_USER_LIST", "customerMatchUserListMetadata": {"userList": "customers/{cid}/userLists/{id}"}}}`
+     "CUSTOMER_MATCH_USER_LIST", "customerMatchUserListMetadata": {"userList": "customers/{cid}/userLists/{id}",
+     "consent"?: {"adUserData", "adPersonalization"}}}}` (consent from `ad_user_data_consent` /
+     `ad_personalization_consent`, for users in the EEA)
   2. `POST /{version}/{job}:addOperations` `{"enablePartialFailure": true, "operations": [{"create" | "remove":
      {"userIdentifiers": [{"hashedEmail": ...}, {"hashedPhoneNumber": ...}]}}]}`: one operation per record, at
      most 100,000 identifiers per request (Google's limit; a larger job is sent in several requests). Operations
@@ -91,6 +93,8 @@ class GoogleAdsCustomerMatchDestination(ApiDestination):
         "client_id": "OAuth 2 client id (with refresh_token)",
         "client_secret": "OAuth 2 client secret (env_var, with refresh_token)",
         "login_customer_id": "the manager account the credentials reach the customer through (optional)",
+        "ad_user_data_consent": "GRANTED or DENIED: the job's consent for ad user data (EEA users; optional)",
+        "ad_personalization_consent": "GRANTED or DENIED: the job's consent for ad personalization (optional)",
         "api_version": f"Google Ads API version (default {VERSION})",
         "default_country_code": "calling code put in front of phone numbers written without + or 00 (e.g. 1, 44)",
         "base_url": "API root (default https://googleads.googleapis.com)",
@@ -120,6 +124,13 @@ class GoogleAdsCustomerMatchDestination(ApiDestination):
         self.login = re.sub(r"[\s-]", "", str(cfg.get("login_customer_id") or "")) or None
         self.user_list = f"customers/{self.customer}/userLists/{str(cfg['user_list_id']).strip()}"
         self.version = str(cfg.get("api_version", VERSION)).strip("/")
+        self.consent = {}
+        for key, field in (("ad_user_data_consent", "adUserData"), ("ad_personalization_consent", "adPersonalization")):
+            value = str(cfg.get(key) or "").strip().upper()
+            if value and value not in ("GRANTED", "DENIED"):
+                raise Terminal(f"{self.type} destination '{self.name}': {key} must be GRANTED or DENIED, not {value!r}")
+            if value:
+                self.consent[field] = value
         self.poll_interval = float(cfg.get("poll_interval", 5))
         self.poll_timeout = float(cfg.get("poll_timeout", 1800))
         try:
@@ -218,9 +229,11 @@ class GoogleAdsCustomerMatchDestination(ApiDestination):
         return response
 
     def _job(self, operations: list[tuple[int, dict[str, Any]]]) -> dict[int, str]:
+        metadata: dict[str, Any] = {"userList": self.user_list}
+        if self.consent:
+            metadata["consent"] = self.consent
         response = self._call(f"customers/{self.customer}/offlineUserDataJobs:create",
-                              {"job": {"type": "CUSTOMER_MATCH_USER_LIST",
-                                       "customerMatchUserListMetadata": {"userList": self.user_list}}})
+                              {"job": {"type": "CUSTOMER_MATCH_USER_LIST", "customerMatchUserListMetadata": metadata}})
         if response.status_code != 200:
             raise Terminal(f"{self.type} destination '{self.name}': Google Ads refused to create a job on "
                            f"{self.user_list} (HTTP {response.status_code}: {google_message(response)})")

@@ -4,8 +4,9 @@ contract.
   Headers: `Authorization: Bearer <token>` (else 401 UNAUTHENTICATED), `developer-token` (else 401, a wrong one
       403), `login-customer-id` when `manager` is set (else 403 PERMISSION_DENIED USER_PERMISSION_DENIED)
   POST /{version}/customers/{cid}/offlineUserDataJobs:create {"job": {"type": "CUSTOMER_MATCH_USER_LIST",
-      "customerMatchUserListMetadata": {"userList": "customers/{cid}/userLists/{id}"}}}: 200 {"resourceName"};
-      an unknown list is 400 INVALID_ARGUMENT (offlineUserDataJobError INVALID_USER_LIST_ID)
+      "customerMatchUserListMetadata": {"userList": "customers/{cid}/userLists/{id}", "consent"?: {"adUserData",
+      "adPersonalization": GRANTED | DENIED | UNSPECIFIED}}}}: 200 {"resourceName"}; an unknown list is 400
+      INVALID_ARGUMENT (offlineUserDataJobError INVALID_USER_LIST_ID), a bad consent value 400
   POST /{version}/{job}:addOperations {"enablePartialFailure", "operations": [{"create" | "remove":
       {"userIdentifiers": [{"hashedEmail" | "hashedPhoneNumber": <64 lowercase hex>}]}}]}: more than 100,000
       identifiers in the request, or 20 in one operation, is 400 INVALID_ARGUMENT (TOO_MANY_USER_IDENTIFIERS);
@@ -121,6 +122,10 @@ class GoogleAds(FakeApi):
     def _create(self, body: dict) -> Answer:
         job = body.get("job") or {}
         user_list = (job.get("customerMatchUserListMetadata") or {}).get("userList")
+        consent = (job.get("customerMatchUserListMetadata") or {}).get("consent") or {}
+        if set(consent) - {"adUserData", "adPersonalization"} or \
+                set(consent.values()) - {"GRANTED", "DENIED", "UNSPECIFIED"}:
+            return 400, status_error(400, "INVALID_ARGUMENT", f"Invalid value in consent: {consent}"), {}
         if job.get("type") != "CUSTOMER_MATCH_USER_LIST" or user_list not in self.lists:
             return 400, status_error(400, "INVALID_ARGUMENT", "Request contains an invalid argument.",
                                      [{"errorCode": {"offlineUserDataJobError": "INVALID_USER_LIST_ID"},
@@ -134,7 +139,7 @@ class GoogleAds(FakeApi):
                                                   "at once. Retry the request."}]), {}
         name = f"customers/{self.customer}/offlineUserDataJobs/{next(self.ids)}"
         self.jobs[name] = {"list": user_list, "status": "PENDING", "operations": [], "polls": 0,
-                           "fail": self.fail_jobs > 0}
+                           "fail": self.fail_jobs > 0, "consent": consent}
         self.fail_jobs = max(0, self.fail_jobs - 1)
         return 200, {"resourceName": name}, {}
 
