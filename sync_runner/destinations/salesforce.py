@@ -372,7 +372,11 @@ class SalesforceDestination(ApiDestination):
         except Transient:
             self._abort(job_id)
             raise
-        info = self._wait(job_id)
+        try:
+            info = self._wait(job_id)
+        except Transient:  # the rows are sent again as a new job: this one must not apply them later
+            self._abort(job_id)
+            raise
         state = info.get("state")
         message = " ".join(str(info.get("errorMessage") or "").split())[:300]
         if state == "Aborted":
@@ -416,7 +420,6 @@ class SalesforceDestination(ApiDestination):
             if info.get("state") in ("JobComplete", "Failed", "Aborted"):
                 return info
             if time.monotonic() > deadline:
-                self._abort(job_id)
                 raise Transient(f"{self.name}: Salesforce job {job_id} still {info.get('state')} after "
                                 f"{self.poll_timeout:.0f} s; aborted, sent again")
             time.sleep(self.poll_interval)
