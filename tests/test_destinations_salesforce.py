@@ -242,7 +242,7 @@ def test_job_failures_timeouts_and_limits_map_to_transient_or_terminal(salesforc
     salesforce.fail_next(1, 403)
     with pytest.raises(Terminal, match="API request allocation is used up .HTTP 403: REQUEST_LIMIT_EXCEEDED"):
         dest.send(_batch("insert", records))
-    with pytest.raises(Terminal, match="refused a upsert job on Nope__c .HTTP 400: INVALIDJOB: Unable to find object"):
+    with pytest.raises(Terminal, match="refused to create the upsert job on Nope__c .HTTP 400: INVALIDJOB: Unable"):
         _dest(salesforce, object="Nope__c").send(_batch("insert", records))
     with pytest.raises(Terminal, match="HTTP 400: INVALIDJOB: External ID field LastName is not an External ID"):
         _dest(salesforce, external_id_field="LastName").send(_batch("insert", [{"LastName": "x"}]))

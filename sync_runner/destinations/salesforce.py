@@ -62,7 +62,7 @@ QUERY_URI_BYTES = 8_000  # REST: URI + headers at most 16,384 bytes
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _VERSION = re.compile(r"^\d+\.\d$")
 _ALL_STATUSES = range(100, 600)
-_CONFIG_FAILURES = ("InvalidBatch", "Field name not found", "ClientInputError", "INVALIDJOB")
+_CONFIG_FAILURES = ("InvalidBatch", "Field name not found", "ClientInputError", "INVALIDJOB", "ExceededQuota")
 
 
 def csv_value(value: Any) -> str:
@@ -352,8 +352,8 @@ class SalesforceDestination(ApiDestination):
         jobs = f"{self.api}/jobs/ingest"
         created = self.request("POST", jobs, spec, ok_statuses=(200, 201))
         if created.status_code not in (200, 201):
-            raise Terminal(f"salesforce destination '{self.name}': Salesforce refused a {operation} job on "
-                           f"{self.object} (HTTP {created.status_code}: {sf_message(created, 200)})")
+            raise Terminal(f"salesforce destination '{self.name}': Salesforce refused to create the {operation} job "
+                           f"on {self.object} (HTTP {created.status_code}: {sf_message(created, 200)})")
         job_id = str(created.json()["id"])
         try:
             data = header + b"".join(line for _, line in lines)
