@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import datetime as dt
 import io
 import json
 
@@ -98,6 +99,7 @@ def test_salesforce_upserts_rejects_retries_and_deletes(dp, salesforce, monkeypa
     assert salesforce.by_external_id("Contact") == _expected(rows)
     assert salesforce.by_external_id("Person__c") == _expected(rows)
     assert not salesforce.faults  # the two 429s and the 503 were met and retried
+    assert all(job["state"] in ("JobComplete", "Aborted") for job in _jobs(salesforce))  # none left open
     closed = [job for job in _jobs(salesforce) if job["state"] == "JobComplete"]
     assert len(closed) == 12  # 230 rows in jobs of at most 40, per object
     for job in closed:  # one CSV upload per job, an upsert by the external id, the header as mapped
@@ -319,3 +321,19 @@ def test_the_fake_enforces_the_bulk_api_contract(salesforce):
         assert len(base64.b64encode(big)) > 100 and upload(four, big).status_code == 413
     finally:
         salesforce.upload_limit = 150 * 1024 * 1024
+
+
+def test_csv_quoting_values_and_soql_escaping_round_trip(salesforce):
+    dest = _dest(salesforce, object="Person__c")
+    awkward = 'O\'Brien, "Jr"\nsecond line ünïcødé'
+    records = [{"External_Id__c": "it's-1", "LastName": awkward, "Plan__c": True, "Score__c": 1.5,
+                "Note__c": dt.date(2026, 11, 22)},
+               {"External_Id__c": "back\\slash,2", "LastName": "", "Plan__c": False, "Score__c": 7,
+                "Note__c": {"a": [1, 2]}}]
+    assert dest.send(_batch("insert", records)).rejected == {}
+    held = salesforce.by_external_id("Person__c")
+    assert held["it's-1"] == {"LastName": awkward, "Plan__c": "true", "Score__c": "1.5", "Note__c": "2026-11-22"}
+    assert held["back\\slash,2"] == {"Plan__c": "false", "Score__c": "7", "Note__c": '{"a":[1,2]}'}
+    assert dest.send(_batch("delete", records)).rejected == {}  # quotes and backslashes escaped in the SOQL
+    assert not {"it's-1", "back\\slash,2"} & salesforce.by_external_id("Person__c").keys()
+    assert dest.send(_batch("delete", records)).rejected == {}  # already gone: nothing to do
