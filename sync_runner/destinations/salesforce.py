@@ -7,7 +7,8 @@ takes one upload per job, at most 150 MB once base64-encoded, so at most 100 MB 
 `{"state": "UploadComplete"}`, then `GET .../{id}` every `poll_interval` seconds until the job is `JobComplete`,
 `Failed` or `Aborted`. The per-row results, `GET .../successfulResults/` (`sf__Id, sf__Created`, then the uploaded
 columns) and `.../failedResults/` (`sf__Id, sf__Error`, then the uploaded columns), come in no particular order:
-rows are matched to them by the external id value, and only rows in the successful results are acknowledged. A
+rows are matched to them by the external id value, and only rows in the successful results are acknowledged (a
+job whose counts say every row was processed and none failed is acknowledged whole without reading them). A
 failed result rejects its row with Salesforce's `sf__Error`; a row with no result (a job that failed part way) is
 rejected as not processed, so it is sent again on the next run.
 
