@@ -7,7 +7,7 @@ Memory stays bounded: Arrow record batches are read from the warehouse as they a
 
 from __future__ import annotations
 
-import json
+import itertools
 import random
 import threading
 import time
@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .destinations.base import Batch, BatchResult, Destination, Terminal, Transient
-from .destinations.values import json_default
+from .destinations.values import dumps
 
 
 @dataclass
@@ -60,7 +60,7 @@ class RateLimiter:
 
 
 def _record_size(record: dict[str, Any]) -> int:
-    return len(json.dumps(record, default=json_default, ensure_ascii=False).encode("utf-8")) + 1
+    return len(dumps(record)) + 1
 
 
 def _python_values(column: pa.ChunkedArray | pa.Array) -> list[Any]:
@@ -71,10 +71,21 @@ def _python_values(column: pa.ChunkedArray | pa.Array) -> list[Any]:
         bad = pc.or_(pc.is_nan(column), pc.is_inf(column))
         column = pc.if_else(bad, pa.scalar(None, kind), column)
     elif pa.types.is_timestamp(kind):
-        column = pc.strftime(column, format="%Y-%m-%dT%H:%M:%S%z" if kind.tz else "%Y-%m-%dT%H:%M:%S")
+        # a cast to text is ~40x faster than strftime; it writes a space where ISO 8601 has a T
+        column = pc.utf8_replace_slice(pc.cast(column, pa.string()), start=10, stop=11, replacement="T")
     elif pa.types.is_date(kind):
-        column = pc.strftime(column, format="%Y-%m-%d")
+        column = pc.cast(column, pa.string())
     return column.to_pylist()
+
+
+def _runs(ops: list[str], max_rows: int) -> Iterator[tuple[int, int]]:
+    """[start, end) slices of consecutive rows of one op, at most `max_rows` long (the plan is sorted by op)."""
+    start = 0
+    for _, group in itertools.groupby(ops):
+        end = start + sum(1 for _ in group)
+        for lo in range(start, end, max_rows):
+            yield lo, min(end, lo + max_rows)
+        start = end
 
 
 def make_batches(batches: Iterable[pa.RecordBatch], mappings: dict[str, str], max_rows: int,
@@ -86,51 +97,74 @@ def make_batches(batches: Iterable[pa.RecordBatch], mappings: dict[str, str], ma
     can find the record by any identifier it knows, e.g. an email for an ad audience); a clear carries
     only the fields mapped from the primary key, the others null. A single record over `max_bytes` cannot
     be sent at all: it is reported to `on_oversize` (a per-record rejection) instead of failing the sync.
-    Records are built a page at a time from whole columns; the typed Arrow table of a batch is only cut
-    out for destinations that load tables (`with_table`).
+    Records are built a page at a time from whole columns, and without a byte limit batches are slices of
+    the page (no per-row work beyond building each record); the typed Arrow table of a batch is only cut
+    out for destinations that load tables (`with_table`). A batch never spans two pages.
     """
-    dests = [dest for dest, _ in mappings.items()]
-    sources = [src.lower() for _, src in mappings.items()]
-    key_positions = [i for i, src in enumerate(sources) if src in {k.lower() for k in key_columns}]
-    pending: dict[str, Any] = {"op": None, "rows": [], "seqs": [], "keys": [], "records": [], "size": 0}
-    page: dict[str, Any] = {"typed": None}
-
-    def flush() -> Iterator[Batch]:
-        if pending["seqs"]:
-            table = page["typed"].take(pa.array(pending["rows"])) if with_table else _EMPTY
-            yield Batch(pending["op"], pending["keys"], pending["seqs"], pending["records"], table)
-        pending.update({"rows": [], "seqs": [], "keys": [], "records": [], "size": 0})
+    dests = list(mappings)
+    sources = [src.lower() for src in mappings.values()]
+    key_names = {k.lower() for k in key_columns}
+    key_positions = [i for i, src in enumerate(sources) if src in key_names]
 
     for rb in batches:
-        yield from flush()  # a batch never spans two pages: its rows index the page's table
-        lower = {name.lower(): i for i, name in enumerate(rb.schema.names)}
-        if with_table:
-            page["typed"] = pa.Table.from_batches([rb]).select([lower[s] for s in sources]).rename_columns(dests)
-        seqs, ops, keys = (rb.column(lower[c]).to_pylist() for c in ("_seq", "_op", "_key"))
-        values = [_python_values(rb.column(lower[s])) for s in sources]
-        records = [dict(zip(dests, row, strict=True)) for row in zip(*values, strict=True)] if values \
-            else [{} for _ in seqs]
-        for i, seq in enumerate(seqs):
-            op = ops[i]
-            record = records[i]
-            if op == "clear":
-                record = dict.fromkeys(dests)
-                for k in key_positions:
-                    record[dests[k]] = values[k][i]
-            size = _record_size(record) if max_bytes else 0
-            if max_bytes and size > max_bytes:
-                on_oversize(int(seq), f"record of {size} bytes is over the destination's limit of {max_bytes} bytes")
+        page = _Page.read(rb, dests, sources, key_positions, with_table)
+        if not max_bytes:
+            for lo, hi in _runs(page.ops, max_rows):
+                yield page.cut(slice(lo, hi))
+            continue
+        rows: list[int] = []
+        size = 0
+        for i, op in enumerate(page.ops):
+            record_size = _record_size(page.records[i])
+            if record_size > max_bytes:
+                on_oversize(page.seqs[i], f"record of {record_size} bytes is over the destination's limit of "
+                                          f"{max_bytes} bytes")
                 continue
-            if op != pending["op"] or len(pending["seqs"]) >= max_rows or (
-                    max_bytes and pending["size"] + size > max_bytes):
-                yield from flush()
-                pending["op"] = op
-            pending["rows"].append(i)
-            pending["seqs"].append(int(seq))
-            pending["keys"].append(str(keys[i]))
-            pending["records"].append(record)
-            pending["size"] += size
-    yield from flush()
+            if rows and (op != page.ops[rows[0]] or len(rows) >= max_rows or size + record_size > max_bytes):
+                yield page.cut(rows)
+                rows, size = [], 0
+            rows.append(i)
+            size += record_size
+        if rows:
+            yield page.cut(rows)
+
+
+@dataclass
+class _Page:
+    """One page of plan rows as Python lists (and, for table destinations, typed Arrow)."""
+
+    ops: list[str]
+    keys: list[str]
+    seqs: list[int]
+    records: list[dict[str, Any]]
+    typed: pa.Table
+
+    @classmethod
+    def read(cls, rb: pa.RecordBatch, dests: list[str], sources: list[str], key_positions: list[int],
+             with_table: bool) -> _Page:
+        lower = {name.lower(): i for i, name in enumerate(rb.schema.names)}
+        typed = (pa.Table.from_batches([rb]).select([lower[s] for s in sources]).rename_columns(dests)
+                 if with_table else _EMPTY)
+        ops = rb.column(lower["_op"]).to_pylist()
+        values = [_python_values(rb.column(lower[s])) for s in sources]
+        records = ([dict(zip(dests, row, strict=True)) for row in zip(*values, strict=True)] if values
+                   else [{} for _ in ops])
+        for i, op in enumerate(ops):
+            if op == "clear":  # only the fields mapped from the primary key, the others null
+                records[i] = dict.fromkeys(dests)
+                for k in key_positions:
+                    records[i][dests[k]] = values[k][i]
+        return cls(ops, pc.cast(rb.column(lower["_key"]), pa.string()).to_pylist(),
+                   rb.column(lower["_seq"]).to_pylist(), records, typed)
+
+    def cut(self, rows: list[int] | slice) -> Batch:
+        """The batch of these rows (all of one op)."""
+        if isinstance(rows, slice):
+            return Batch(self.ops[rows.start], self.keys[rows], self.seqs[rows], self.records[rows],
+                         self.typed.slice(rows.start, rows.stop - rows.start) if self.typed.num_columns else _EMPTY)
+        return Batch(self.ops[rows[0]], [self.keys[i] for i in rows], [self.seqs[i] for i in rows],
+                     [self.records[i] for i in rows],
+                     self.typed.take(pa.array(rows, pa.int64())) if self.typed.num_columns else _EMPTY)
 
 
 _EMPTY = pa.table({})

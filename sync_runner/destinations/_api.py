@@ -17,11 +17,7 @@ from typing import Any, ClassVar
 import requests
 
 from .base import Batch, Destination, Terminal, Transient
-from .values import json_default
-
-
-def dumps(document: Any) -> bytes:
-    return json.dumps(document, default=json_default, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+from .values import dumps
 
 
 def api_message(response: requests.Response, limit: int = 300) -> str:

@@ -15,10 +15,10 @@ import jinja2
 import requests
 
 from .base import Batch, BatchResult, Destination, Terminal, Transient
-from .values import json_default
+from .values import dumps
 
 _ENV = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined)
-_ENV.filters["tojson"] = lambda value: json.dumps(value, default=json_default, ensure_ascii=False)
+_ENV.filters["tojson"] = lambda value: dumps(value).decode("utf-8")
 
 
 def retry_after(response: requests.Response) -> float | None:
@@ -88,6 +88,7 @@ class HttpDestination(Destination):
             self.url = _ENV.from_string(url)
             default = ("{{ record | tojson }}" if self.row_mode
                        else '{"op": "{{ op }}", "records": {{ records | tojson }}}')
+            self.templated = "body_template" in self.config
             self.body = _ENV.from_string(str(self.config.get("body_template", default)))
         except jinja2.TemplateError as exc:
             raise Terminal(f"destination '{self.name}': bad template: {exc}") from None
@@ -101,10 +102,11 @@ class HttpDestination(Destination):
             session = self._local.session = requests.Session()
         return session
 
-    def _request(self, op: str, body: str, **context: Any) -> requests.Response:
+    def _request(self, op: str, body: str | bytes, **context: Any) -> requests.Response:
         method = self.delete_method if op == "delete" else self.method
+        data = body if isinstance(body, bytes) else body.encode("utf-8")
         try:
-            response = self._session().request(method, self.url.render(op=op, **context), data=body.encode("utf-8"),
+            response = self._session().request(method, self.url.render(op=op, **context), data=data,
                                                headers=self.headers, timeout=self.timeout)
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise Transient(f"{self.name}: {exc.__class__.__name__}") from None
@@ -133,7 +135,10 @@ class HttpDestination(Destination):
 
     def send(self, batch: Batch) -> BatchResult:
         if not self.row_mode:
-            body = self.body.render(op=batch.op, records=batch.records, keys=batch.keys)
+            if self.templated:
+                body: str | bytes = self.body.render(op=batch.op, records=batch.records, keys=batch.keys)
+            else:  # the default body, without a round trip of the records' JSON through a str
+                body = b'{"op":"%s","records":%s}' % (batch.op.encode(), dumps(batch.records))
             response = self._request(batch.op, body)
             return BatchResult(self._rejections(response, len(batch.records)))
         rejected = {}

@@ -5,8 +5,11 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import decimal
+import json
 import math
 from typing import Any
+
+import orjson
 
 
 def json_default(value: Any) -> Any:
@@ -28,3 +31,13 @@ def clean(value: Any) -> Any:
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         return None
     return value
+
+
+def dumps(document: Any) -> bytes:
+    """Compact UTF-8 JSON. orjson encodes a batch of records about ten times faster than `json` — on the
+    sender threads that share the GIL with the page reader this is most of a sync's CPU; `json` takes over
+    for what orjson refuses (integers beyond 64 bits, non-string keys)."""
+    try:
+        return orjson.dumps(document, default=json_default)
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(document, default=json_default, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
