@@ -113,12 +113,13 @@ def schema_problems(manifest: Manifest) -> list[tuple[str, str, str, str]]:
         known = {c.lower() for c in models[model].columns}
         return [c for c in columns if known and c.lower() not in known]
 
+    studio_models = [n for n in manifest.studio_models() if isinstance(n.studio, dict)]  # validate_node: the rest
     direct: set[tuple[str, str]] = set()
-    for node in manifest.studio_models():
+    for node in studio_models:
         for rel in node.studio.get("relationships") or []:
             if isinstance(rel, dict) and rel.get("to") in models and not rel.get("through"):
                 direct |= {(node.name, rel["to"]), (rel["to"], node.name)}
-    for node in manifest.studio_models():
+    for node in studio_models:
         rels = node.studio.get("relationships")
         if not isinstance(rels, list):
             continue

@@ -213,12 +213,18 @@ def sync_problems(node: Node, destinations: Mapping[str, DestinationConfig]) -> 
     """(key, message) for each problem of the model's syncs; empty when all is well."""
     problems: list[tuple[str, str]] = []
     studio = node.studio
+    if not isinstance(studio, dict):
+        return [("", "must be a mapping (primary_key, syncs, ...)")]
     syncs = studio.get("syncs")
     if not syncs:
         return problems
+    if not isinstance(syncs, list):
+        return [("syncs", "must be a list of syncs (name, destination, mode, mappings)")]
     pk = studio.get("primary_key")
     if not pk:
         problems.append(("primary_key", "a model with syncs needs a primary_key"))
+    elif not (isinstance(pk, str) or isinstance(pk, list) and all(isinstance(c, str) and c for c in pk)):
+        problems.append(("primary_key", f"must be a column name or a list of column names, not {pk!r}"))
     columns = {c.lower() for c in node.columns}
     seen = set()
     for i, spec in enumerate(syncs if isinstance(syncs, list) else []):
@@ -272,7 +278,8 @@ def load_syncs(manifest: Manifest, destinations: Mapping[str, DestinationConfig]
         problems = sync_problems(node, destinations)
         if problems:
             key, message = problems[0]
-            raise UserError(f"{node.config_file}: model '{node.name}': meta.dbt_studio.{key}: {message}")
+            where = f"meta.dbt_studio.{key}" if key else "meta.dbt_studio"
+            raise UserError(f"{node.config_file}: model '{node.name}': {where}: {message}")
         pk = node.studio.get("primary_key")
         key_columns = (pk,) if isinstance(pk, str) else tuple(pk or ())
         for spec in node.studio.get("syncs") or []:

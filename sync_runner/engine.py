@@ -169,13 +169,16 @@ class SyncRunner:
         with wh.session():
             state_schema = sync.state_schema or wh.call("sync_default_state_schema")
             args = sync.macro_args(state_schema)
-            columns = set(wh.call("relation_columns", relation=relation))
+            columns = {c.lower(): c for c in wh.call("relation_columns", relation=relation, lower=False)}
             if not columns:
                 raise UserError(f"model '{node.name}' has no relation {relation} in the warehouse: run dbt build first")
             missing = [c for c in (*sync.key_columns, *sync.columns) if c.lower() not in columns]
             if missing:
                 raise UserError(f"{node.config_file}: model '{node.name}': sync '{sync.name}' maps unknown "
                                 f"column(s) {', '.join(missing)} (the model has: {', '.join(sorted(columns))})")
+            # the macros quote every column, so they get each one's name as the warehouse stores it
+            args["key_columns"] = [columns[c.lower()] for c in sync.key_columns]
+            args["columns"] = [columns[c.lower()] for c in sync.columns]
             if not self.options.dry_run:
                 wh.call("sync_prepare", sync=args)
             keys = wh.call("sync_check_keys", sync=args, source=relation)

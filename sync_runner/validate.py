@@ -26,7 +26,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}: model '{self.model}': meta.dbt_studio.{self.key}: {self.message}"
+        where = f"meta.dbt_studio.{self.key}" if self.key else "meta.dbt_studio"
+        return f"{self.file}: model '{self.model}': {where}: {self.message}"
 
 
 def _column_list(value: Any) -> list[str] | None:

@@ -19,7 +19,7 @@
     {%- set plan = dbt_studio._state_relation(sync, sync.name ~ '__plan') -%}
     {%- set rejections = dbt_studio._state_relation(sync, sync.name ~ '__rejections') -%}
     {%- set changelog = dbt_studio._state_relation(sync, 'sync_changelog') -%}
-    {%- set columns = sync.columns | join(', ') -%}
+    {%- set columns = dbt_studio._sync_idents(sync.columns) -%}
     {%- set ranges = [] -%}
     {%- for r in acked -%}
         {%- do ranges.append('_seq between ' ~ (r[0] | int) ~ ' and ' ~ (r[1] | int)) -%}

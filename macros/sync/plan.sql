@@ -63,7 +63,7 @@ cast({{ dbt.current_timestamp() }} as {{ dbt.type_timestamp() }})
 select
     {{ dbt_studio._sync_key_expr(sync.key_columns) }} as _key
     {%- for column in sync.columns %},
-    {{ column }}
+    {{ dbt_studio._sync_ident(column) }}
     {%- endfor %}
 from {{ source }}
 {%- endmacro %}
@@ -86,7 +86,7 @@ minus
 {%- endmacro %}
 
 {% macro _sync_plan_sql(sync, source, snapshot, deletes) -%}
-{%- set columns = sync.columns | join(', ') -%}
+{%- set columns = dbt_studio._sync_idents(sync.columns) -%}
 {%- set with_deletes = deletes and (sync.mode == 'mirror' or sync.on_delete in ('delete', 'clear')) -%}
 {%- set delete_op = 'clear' if sync.on_delete == 'clear' else 'delete' -%}
 with current_rows as (
@@ -110,7 +110,7 @@ ops as (
     {%- endif %}
     {%- if with_deletes %}
     union all
-    select '{{ delete_op }}' as _op, gone._key, {% for c in sync.columns %}gone.{{ c }}{{ ", " if not loop.last }}{% endfor %}
+    select '{{ delete_op }}' as _op, gone._key, {{ dbt_studio._sync_idents(sync.columns, 'gone.') }}
     from {{ snapshot }} as gone
     where not exists (select 1 from current_rows where current_rows._key = gone._key)
     {%- endif %}

@@ -53,7 +53,7 @@
     {%- set query -%}
         select 'null' as problem, cast(null as {{ dbt.type_string() }}) as example, count(*) as n
         from {{ source }}
-        where {% for c in sync.key_columns %}{{ c }} is null{{ " or " if not loop.last }}{% endfor %}
+        where {% for c in sync.key_columns %}{{ dbt_studio._sync_ident(c) }} is null{{ " or " if not loop.last }}{% endfor %}
         having count(*) > 0
         union all
         select 'duplicate' as problem, _key as example, count(*) as n
@@ -79,8 +79,19 @@
 {% macro _sync_key_expr(key_columns) -%}
     {%- set parts = [] -%}
     {%- for c in key_columns -%}
-        {%- do parts.append('cast(' ~ c ~ ' as ' ~ dbt.type_string() ~ ')') -%}
+        {%- do parts.append('cast(' ~ dbt_studio._sync_ident(c) ~ ' as ' ~ dbt.type_string() ~ ')') -%}
         {%- if not loop.last -%}{%- do parts.append("'|'") -%}{%- endif -%}
     {%- endfor -%}
     {{ parts[0] if parts | length == 1 else dbt.concat(parts) }}
+{%- endmacro %}
+
+{#- A model column as a quoted identifier, exactly as the warehouse stores it (the runner passes stored names): a
+    name with spaces, quotes or semicolons, or a reserved word, stays one identifier. -#}
+{% macro _sync_ident(name) -%}
+    "{{ name | replace('"', '""') }}"
+{%- endmacro %}
+
+{#- Several columns, quoted, comma-separated. -#}
+{% macro _sync_idents(names, prefix='') -%}
+    {%- for name in names -%}{{ prefix }}{{ dbt_studio._sync_ident(name) }}{{ ", " if not loop.last }}{%- endfor -%}
 {%- endmacro %}

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from fault_sink import REJECT_REASON, Fault, FaultSink
+from state_reader import StateReader
 from test_sync import PROJECT, SyncProject, person
 
 MAPPINGS = {"id": "user_id", "email": "email", "plan": "plan", "score": "score"}
@@ -139,30 +140,7 @@ def fp(new_project, tmp_path_factory, sink):
     return sp
 
 
-class StateReader:
-    """The sync state tables, read through one warehouse connection."""
-
-    def __init__(self, sp: SyncProject) -> None:
-        self.wh = sp.p.warehouse()
-
-    def __enter__(self) -> StateReader:
-        self.session = self.wh.session()
-        self.session.__enter__()
-        self.schema = self.wh.call("sync_default_state_schema")
-        self.db = self.rows("select current_database()")[0][0]
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.session.__exit__(*exc)
-        self.wh.close()
-
-    def rows(self, sql: str) -> list[tuple]:
-        _, table = self.wh.adapter.execute(sql, fetch=True)
-        return [tuple(row.values()) for row in table.rows]
-
-    def table(self, name: str) -> str:
-        return str(self.wh.relation(self.db, self.schema, name))
-
+class Reader(StateReader):
     def state(self, sync: str, run_id: str) -> dict:
         snapshot = {r[0]: (r[1], r[2], None if r[3] is None else int(r[3]))
                     for r in self.rows(f"select _key, email, plan, score from {self.table(sync + '__snapshot')}")}
@@ -181,7 +159,7 @@ def _run_and_check(sp: SyncProject, sink: FaultSink, expectations: dict[str, Exp
     pending = {name: expect.pending(rows) for name, expect in expectations.items()}
     marks = {name: (*sink.marks(name), len(sink.log[name])) for name in expectations}
     reports = sp.sync(**OPTIONS)
-    with StateReader(sp) as reader:
+    with Reader(sp.p) as reader:
         for name, expect in expectations.items():
             report = reports[f"f_{name}"]
             acked_mark, refused_mark, seen = marks[name]
