@@ -130,16 +130,24 @@ class SyncRunner:
             self.syncs = [s for s in self.syncs if s.model.unique_id in self.results.results]
         self.skips = _skips(self.manifest, self.results)
         self._warehouse: Warehouse | None = None
+        self._session_changed = False
 
     @property
     def warehouse(self) -> Warehouse:
         if self._warehouse is None:
-            self._warehouse = connect(self.where)
+            self._warehouse = connect(self.where, self.manifest.path)
+            with self._warehouse.session():  # e.g. DuckDB's memory limit for planning (macros/sync/session.sql)
+                self._session_changed = bool(self._warehouse.call("sync_session_start"))
         return self._warehouse
 
     def close(self) -> None:
         if self._warehouse is not None:
-            self._warehouse.close()
+            try:
+                if self._session_changed:
+                    with self._warehouse.session():
+                        self._warehouse.call("sync_session_end", changed=True)
+            finally:
+                self._warehouse.close()
 
     def run(self) -> list[SyncReport]:
         reports = []
@@ -303,10 +311,10 @@ class SyncRunner:
                 commit()
 
 
-def connect(where: DbtTarget) -> Warehouse:
+def connect(where: DbtTarget, manifest_path: Path | None = None) -> Warehouse:
     """The warehouse of the profile, with a one-line error when it cannot be reached or opened."""
     try:
-        warehouse = Warehouse(where)
+        warehouse = Warehouse(where, manifest_path)
         with warehouse.session():
             warehouse.call("sync_default_state_schema")
         return warehouse

@@ -12,6 +12,7 @@ import warnings
 from argparse import Namespace
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -22,10 +23,13 @@ from .invoke import _LOCK, DbtTarget, working_directory
 class Warehouse:
     """The adapter for one dbt target, with the root project's and the packages' macros loaded."""
 
-    def __init__(self, where: DbtTarget) -> None:
+    def __init__(self, where: DbtTarget, manifest_path: Path | None = None) -> None:
+        """`manifest_path`: a manifest.json whose macros may be used instead of parsing every macro file again
+        (a second of a sync's start-up), when nothing they came from changed since (see `_macros_of`)."""
         from dbt.adapters.factory import get_adapter, register_adapter, reset_adapters
         from dbt.config.runtime import RuntimeConfig
         from dbt.context.providers import generate_runtime_macro_context
+        from dbt.context.query_header import generate_query_header_context
         from dbt.flags import set_from_args
         from dbt.mp_context import get_mp_context
         from dbt.parser.manifest import ManifestLoader
@@ -55,7 +59,11 @@ class Warehouse:
             reset_adapters()
             register_adapter(self.config, get_mp_context())
             self.adapter = get_adapter(self.config)
-            self.manifest = ManifestLoader.load_macros(self.config, self.adapter.connections.set_query_header)
+            self.manifest = _macros_of(manifest_path, self.config, self.adapter.type())
+            if self.manifest is None:
+                self.manifest = ManifestLoader.load_macros(self.config, self.adapter.connections.set_query_header)
+            else:  # what load_macros does once its macros are parsed
+                self.adapter.connections.set_query_header(generate_query_header_context(self.config, self.manifest))
             self.adapter.set_macro_resolver(self.manifest)
             self.adapter.set_macro_context_generator(generate_runtime_macro_context)
 
@@ -114,3 +122,33 @@ class Warehouse:
 
     def close(self) -> None:
         self.adapter.cleanup_connections()
+
+
+def _macros_of(manifest_path: Path | None, config: Any, adapter_type: str) -> Any:
+    """The macros recorded in a manifest.json, or None when they may differ from what parsing would give: another
+    dbt version or adapter wrote it, or a macro file, generic test or project file of the project, a package or
+    the adapter (pip installs write fresh files) is newer than the manifest."""
+    if manifest_path is None or not manifest_path.is_file():
+        return None
+    import json
+
+    from dbt.contracts.graph.manifest import MacroManifest
+    from dbt.contracts.graph.nodes import Macro
+    from dbt.version import __version__
+
+    written = manifest_path.stat().st_mtime
+    for project in config.load_dependencies().values():
+        root = Path(project.project_root)
+        files = [root / "dbt_project.yml"]
+        for folder in (*project.macro_paths, *project.test_paths):
+            files += (root / folder).rglob("*.sql")
+        if any(f.stat().st_mtime >= written for f in files if f.exists()):
+            return None
+    try:
+        data = json.loads(manifest_path.read_text(encoding="utf-8"))
+        meta = data.get("metadata") or {}
+        if meta.get("dbt_version") != __version__ or meta.get("adapter_type") != adapter_type:
+            return None
+        return MacroManifest({uid: Macro.from_dict(raw) for uid, raw in data["macros"].items()})
+    except Exception:  # an unreadable or foreign artifact: parse instead
+        return None

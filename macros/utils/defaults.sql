@@ -19,6 +19,7 @@
         'changelog_retention_days': 30,
         'max_cluster_size_warn': 1000,
         'max_cluster_size_error': 10000,
+        'sync_duckdb_memory_limit': '512MB',
     }) }}
 {% endmacro %}
 
