@@ -107,7 +107,6 @@ def test_customerio_identifies_within_limits_rejects_retries_and_deletes(dp, cus
 
 
 def test_customerio_clears_by_email_times_out_and_refused_requests_are_rejected(customerio, monkeypatch):
-    from sync_runner.destinations import customerio as module
 
     config = {"site_id": customerio.site_id, "api_key": customerio.api_key, "base_url": customerio.url}
     dest = REGISTRY["customerio"]("cio", {**config, "identifier": "email"}, "s", "r")
@@ -122,7 +121,7 @@ def test_customerio_clears_by_email_times_out_and_refused_requests_are_rejected(
     assert "c@mail.com" not in customerio.people
 
     # a request over Customer.io's 500 KB (the destination never builds one) is refused whole with its reason
-    monkeypatch.setattr(module, "REQUEST_LIMIT", 10_000_000)
+    monkeypatch.setattr(dest, "request_limit", 10_000_000)
     records = [{"email": f"big{i}@mail.com", "note": "z" * 900} for i in range(600)]
     refused = dest.send(_batch("insert", records)).rejected
     assert set(refused) == set(range(600)) and refused[0].startswith("HTTP 413: request of ")
@@ -339,13 +338,12 @@ def test_rudderstack_identifies_tracks_within_size_limits_and_clears(dp, rudders
 
 
 def test_rudderstack_refused_requests_are_rejected_and_base_url_is_required(rudderstack, monkeypatch):
-    from sync_runner.destinations import rudderstack as module
 
     with pytest.raises(Terminal, match="needs 'base_url'"):
         REGISTRY["rudderstack"]("rs", {"write_key": "k"}, "s", "r").open()
     dest = REGISTRY["rudderstack"]("rs", {"write_key": rudderstack.write_key, "base_url": rudderstack.url}, "s", "r")
     dest.open()
-    monkeypatch.setattr(module, "REQUEST_LIMIT", 50_000_000)  # a request over 4,000 KB: the data plane refuses it
+    monkeypatch.setattr(dest, "request_limit", 50_000_000)  # a request over 4,000 KB: the data plane refuses it
     records = [{"user_id": f"big{i}", "note": "z" * 5000} for i in range(900)]
     refused = dest.send(_batch("insert", records)).rejected
     assert set(refused) == set(range(900)) and refused[0] == "HTTP 413: Request size exceeds max limit"

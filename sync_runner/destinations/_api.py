@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import requests
 
-from .base import Batch, Destination, Terminal, Transient
+from .base import Batch, BatchResult, Destination, Terminal, Transient
 from .values import dumps
 
 
@@ -119,3 +119,55 @@ def refused(response: requests.Response, count: int) -> dict[int, str]:
     """A whole batch refused (400, 413, 422...): every record rejected with the API's reason."""
     reason = f"HTTP {response.status_code}: {api_message(response)}"
     return dict.fromkeys(range(count), reason)
+
+
+class CallListDestination(ApiDestination):
+    """APIs whose request is a JSON list of calls, one per record (Segment, RudderStack, Customer.io).
+
+    Each record is encoded once; a record without its identifier, or whose call is over `call_limit` bytes, is
+    rejected before anything is sent; the others go out in requests of at most `request_limit` bytes. Subclasses
+    set `identifier` in `open()` and implement `call()` (one record's call) and `post()` (one request).
+    """
+
+    label: ClassVar[str] = ""  # the API's name in reasons ("Segment")
+    call_name: ClassVar[str] = "call"
+    needs: ClassVar[str] = "a userId"  # what a record without its identifier lacks, in its rejection reason
+    call_limit: ClassVar[int] = 32_000
+    request_limit: ClassVar[int] = 500_000
+    envelope: ClassVar[int] = len(b'{"batch":[]}')  # bytes of a request around its calls
+    identifier: str = ""
+
+    def call(self, batch: Batch, i: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def post(self, chunk: list[tuple[int, bytes]]) -> dict[int, str]:
+        """Send one request of (record index, encoded call); return the rejected record indexes with reasons."""
+        raise NotImplementedError
+
+    def send(self, batch: Batch) -> BatchResult:
+        self.require_field(batch, self.identifier, f"{self.label} identifies people by it")
+        rejected: dict[int, str] = {}
+        calls: list[tuple[int, bytes]] = []
+        for i, record in enumerate(batch.records):
+            value = record.get(self.identifier)
+            if value is None or str(value).strip() == "":
+                rejected[i] = (f"on_delete clear needs {self.identifier} mapped from the primary key"
+                               if batch.op == "clear" else f"empty {self.identifier}: {self.label} needs {self.needs}")
+                continue
+            encoded = dumps(self.call(batch, i))
+            if len(encoded) > self.call_limit:
+                rejected[i] = (f"{batch.op} {self.call_name} of {len(encoded)} bytes is over {self.label}'s "
+                               f"{self.call_limit // 1000} KB limit per {self.call_name}")
+                continue
+            calls.append((i, encoded))
+        chunk: list[tuple[int, bytes]] = []
+        size = self.envelope
+        for item in calls:
+            if chunk and size + len(item[1]) + 1 > self.request_limit:
+                rejected.update(self.post(chunk))
+                chunk, size = [], self.envelope
+            chunk.append(item)
+            size += len(item[1]) + 1
+        if chunk:
+            rejected.update(self.post(chunk))
+        return BatchResult(rejected)

@@ -25,11 +25,9 @@ from typing import Any
 
 import requests
 
-from ._api import ApiDestination, api_message, dumps
-from .base import Batch, BatchResult, Terminal
+from ._api import CallListDestination, api_message
+from .base import Batch, Terminal
 
-REQUEST_LIMIT = 500_000
-OPERATION_LIMIT = 32_000
 IDENTIFIERS = ("id", "email")
 
 
@@ -44,8 +42,12 @@ def cio_message(response: requests.Response) -> str:
     return api_message(response)
 
 
-class CustomerIoDestination(ApiDestination):
+class CustomerIoDestination(CallListDestination):
     type = "customerio"
+    label = "Customer.io"
+    call_name = "operation"
+    needs = "it to identify a person"
+    request_limit = 500_000
     options = {
         "site_id": "Track API site id (env_var), the basic-auth user name",
         "api_key": "Track API key (env_var), the basic-auth password",
@@ -87,7 +89,7 @@ class CustomerIoDestination(ApiDestination):
                            f"(HTTP {response.status_code}: {cio_message(response)})")
         return response
 
-    def _operation(self, batch: Batch, i: int) -> dict[str, Any]:
+    def call(self, batch: Batch, i: int) -> dict[str, Any]:
         record = batch.records[i]
         operation: dict[str, Any] = {"type": "person", "identifiers": {self.identifier: str(record[self.identifier])}}
         if batch.op == "delete":
@@ -97,37 +99,7 @@ class CustomerIoDestination(ApiDestination):
         operation["attributes"] = {k: ("" if v is None else v) for k, v in record.items() if k != self.identifier}
         return operation
 
-    def send(self, batch: Batch) -> BatchResult:
-        self.require_field(batch, self.identifier, "Customer.io identifies people by it")
-        rejected: dict[int, str] = {}
-        operations: list[tuple[int, bytes]] = []
-        for i, record in enumerate(batch.records):
-            value = record.get(self.identifier)
-            if value is None or str(value).strip() == "":
-                rejected[i] = (f"on_delete clear needs {self.identifier} mapped from the primary key"
-                               if batch.op == "clear"
-                               else f"empty {self.identifier}: Customer.io identifies people by it")
-                continue
-            encoded = dumps(self._operation(batch, i))
-            if len(encoded) > OPERATION_LIMIT:
-                rejected[i] = (f"{batch.op} operation of {len(encoded)} bytes is over Customer.io's 32 KB limit "
-                               "per operation")
-                continue
-            operations.append((i, encoded))
-        envelope = len(b'{"batch":[]}')
-        chunk: list[tuple[int, bytes]] = []
-        size = envelope
-        for item in operations:
-            if chunk and size + len(item[1]) + 1 > REQUEST_LIMIT:
-                rejected.update(self._post(chunk))
-                chunk, size = [], envelope
-            chunk.append(item)
-            size += len(item[1]) + 1
-        if chunk:
-            rejected.update(self._post(chunk))
-        return BatchResult(rejected)
-
-    def _post(self, chunk: list[tuple[int, bytes]]) -> dict[int, str]:
+    def post(self, chunk: list[tuple[int, bytes]]) -> dict[int, str]:
         body = b'{"batch":[' + b",".join(encoded for _, encoded in chunk) + b"]}"
         response = self.request("POST", "/api/v2/batch", body)
         status = response.status_code

@@ -21,20 +21,17 @@ and is required.
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
-from ._api import ApiDestination, dumps, refused
-from .base import Batch, BatchResult
-
-REQUEST_LIMIT = 4_000 * 1024
-CALL_LIMIT = 32_000
+from .base import Batch
+from .segment import SegmentDestination
 
 
-class RudderStackDestination(ApiDestination):
+class RudderStackDestination(SegmentDestination):
+    """Segment's batch API shape, with RudderStack's limits, traits under `context` and optional track calls."""
+
     type = "rudderstack"
-    modes = ("insert", "update", "upsert", "mirror")
-    on_delete = ("nothing", "clear")
+    label = "RudderStack"
     options = {
         "write_key": "the HTTP source's write key (env_var), sent as basic auth",
         "base_url": "your data plane URL, e.g. https://yourcompanyxyz.dataplane.rudderstack.com",
@@ -48,23 +45,18 @@ class RudderStackDestination(ApiDestination):
     required = ("write_key", "base_url")
     max_rows = 1000
     max_bytes = 3_500_000  # of mapped fields per batch: the calls' envelopes fit in the 4,000 KB per request
-    concurrency = 4
-    rate_per_second = 50.0
-    secret_option = "write_key"
+    request_limit = 4_000 * 1024
+    envelope = len(b'{"batch":[]}')
+    default_base_url = ""
 
     def open(self) -> None:
         super().open()
-        self.user_id_field = str(self.config.get("user_id_field", "user_id"))
         self.event = str(self.config["event"]) if self.config.get("event") else None
 
-    def auth(self) -> dict[str, str]:
-        token = base64.b64encode(f"{self.config['write_key']}:".encode()).decode("ascii")
-        return {"Authorization": f"Basic {token}"}
-
-    def _call(self, batch: Batch, i: int) -> dict[str, Any]:
+    def call(self, batch: Batch, i: int) -> dict[str, Any]:
         record = batch.records[i]
-        fields = {k: v for k, v in record.items() if k not in (self.user_id_field, "anonymous_id")}
-        call: dict[str, Any] = {"userId": str(record[self.user_id_field]),
+        fields = {k: v for k, v in record.items() if k not in (self.identifier, "anonymous_id")}
+        call: dict[str, Any] = {"userId": str(record[self.identifier]),
                                 "messageId": f"{self.sync_name}-{self.run_id}-{batch.op}-{batch.keys[i]}"}
         if self.event and batch.op in ("insert", "update"):
             call.update({"type": "track", "event": self.event, "properties": fields})
@@ -74,36 +66,5 @@ class RudderStackDestination(ApiDestination):
             call["anonymousId"] = str(record["anonymous_id"])
         return call
 
-    def send(self, batch: Batch) -> BatchResult:
-        self.require_field(batch, self.user_id_field, "sent as userId")
-        rejected: dict[int, str] = {}
-        calls: list[tuple[int, bytes]] = []
-        for i, record in enumerate(batch.records):
-            if record.get(self.user_id_field) is None or str(record[self.user_id_field]).strip() == "":
-                rejected[i] = (f"on_delete clear needs {self.user_id_field} mapped from the primary key"
-                               if batch.op == "clear" else f"empty {self.user_id_field}: RudderStack needs a userId")
-                continue
-            encoded = dumps(self._call(batch, i))
-            if len(encoded) > CALL_LIMIT:
-                rejected[i] = f"{batch.op} call of {len(encoded)} bytes is over RudderStack's 32 KB limit per call"
-                continue
-            calls.append((i, encoded))
-        envelope = len(b'{"batch":[]}')
-        chunk: list[tuple[int, bytes]] = []
-        size = envelope
-        for item in calls:
-            if chunk and size + len(item[1]) + 1 > REQUEST_LIMIT:
-                rejected.update(self._post(chunk))
-                chunk, size = [], envelope
-            chunk.append(item)
-            size += len(item[1]) + 1
-        if chunk:
-            rejected.update(self._post(chunk))
-        return BatchResult(rejected)
-
-    def _post(self, chunk: list[tuple[int, bytes]]) -> dict[int, str]:
-        body = b'{"batch":[' + b",".join(encoded for _, encoded in chunk) + b"]}"
-        response = self.request("POST", "/v1/batch", body)
-        if response.status_code == 200:
-            return {}
-        return {chunk[j][0]: reason for j, reason in refused(response, len(chunk)).items()}
+    def body(self, calls: list[bytes]) -> bytes:
+        return b'{"batch":[' + b",".join(calls) + b"]}"

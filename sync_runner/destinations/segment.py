@@ -21,15 +21,15 @@ import base64
 import datetime as dt
 from typing import Any
 
-from ._api import ApiDestination, dumps, refused
-from .base import Batch, BatchResult
-
-BATCH_LIMIT = 500_000
-CALL_LIMIT = 32_000
+from ._api import CallListDestination, refused
+from .base import Batch
 
 
-class SegmentDestination(ApiDestination):
+class SegmentDestination(CallListDestination):
     type = "segment"
+    label = "Segment"
+    request_limit = 500_000
+    envelope = len(b'{"batch":[],"sentAt":"2026-01-01T00:00:00.000000Z"}')
     modes = ("insert", "update", "upsert", "mirror")
     on_delete = ("nothing", "clear")
     options = {
@@ -51,53 +51,28 @@ class SegmentDestination(ApiDestination):
 
     def open(self) -> None:
         super().open()
-        self.user_id_field = str(self.config.get("user_id_field", "user_id"))
+        self.identifier = str(self.config.get("user_id_field", "user_id"))
 
     def auth(self) -> dict[str, str]:
         token = base64.b64encode(f"{self.config['write_key']}:".encode()).decode("ascii")
         return {"Authorization": f"Basic {token}"}
 
-    def _call(self, batch: Batch, i: int) -> dict[str, Any]:
+    def call(self, batch: Batch, i: int) -> dict[str, Any]:
         record = batch.records[i]
-        call: dict[str, Any] = {"type": "identify", "userId": str(record[self.user_id_field]),
+        call: dict[str, Any] = {"type": "identify", "userId": str(record[self.identifier]),
                                 "messageId": f"{self.sync_name}-{self.run_id}-{batch.op}-{batch.keys[i]}",
                                 "traits": {k: v for k, v in record.items()
-                                           if k not in (self.user_id_field, "anonymous_id")}}
+                                           if k not in (self.identifier, "anonymous_id")}}
         if record.get("anonymous_id") is not None:
             call["anonymousId"] = str(record["anonymous_id"])
         return call
 
-    def send(self, batch: Batch) -> BatchResult:
-        self.require_field(batch, self.user_id_field, "sent as userId")
-        rejected: dict[int, str] = {}
-        calls: list[tuple[int, bytes]] = []
-        for i, record in enumerate(batch.records):
-            if record.get(self.user_id_field) is None or str(record[self.user_id_field]).strip() == "":
-                rejected[i] = (f"on_delete clear needs {self.user_id_field} mapped from the primary key"
-                               if batch.op == "clear" else f"empty {self.user_id_field}: Segment needs a userId")
-                continue
-            encoded = dumps(self._call(batch, i))
-            if len(encoded) > CALL_LIMIT:
-                rejected[i] = f"identify call of {len(encoded)} bytes is over Segment's 32 KB limit per call"
-                continue
-            calls.append((i, encoded))
-        sent_at = dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z").encode()
-        envelope = len(b'{"batch":[],"sentAt":""}') + len(sent_at)
-        chunk: list[tuple[int, bytes]] = []
-        size = envelope
-        for item in calls:
-            if chunk and size + len(item[1]) + 1 > BATCH_LIMIT:
-                rejected.update(self._post(chunk, sent_at))
-                chunk, size = [], envelope
-            chunk.append(item)
-            size += len(item[1]) + 1
-        if chunk:
-            rejected.update(self._post(chunk, sent_at))
-        return BatchResult(rejected)
+    def body(self, calls: list[bytes]) -> bytes:
+        sent_at = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
+        return b'{"batch":[' + b",".join(calls) + b'],"sentAt":"' + sent_at + b'"}'
 
-    def _post(self, chunk: list[tuple[int, bytes]], sent_at: bytes) -> dict[int, str]:
-        body = b'{"batch":[' + b",".join(c for _, c in chunk) + b'],"sentAt":"' + sent_at + b'"}'
-        response = self.request("POST", "/v1/batch", body)
+    def post(self, chunk: list[tuple[int, bytes]]) -> dict[int, str]:
+        response = self.request("POST", "/v1/batch", self.body([encoded for _, encoded in chunk]))
         if response.status_code == 200:
             return {}
         return {chunk[j][0]: reason for j, reason in refused(response, len(chunk)).items()}
