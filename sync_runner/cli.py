@@ -1,7 +1,7 @@
 """The `dbt-studio` command: a thin click shell over the library.
 
 Every user mistake surfaces as a `UserError` and is printed as one line with exit code 2; anything else is a
-bug and keeps its traceback.
+bug and keeps its traceback (with every secret redacted).
 """
 
 from __future__ import annotations
@@ -326,3 +326,10 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except SystemExit:
         raise
+    except Exception:  # a bug: it keeps its traceback, but never a secret
+        import traceback
+
+        from .config import REDACT
+
+        click.echo(REDACT(traceback.format_exc()), err=True, nl=False)
+        sys.exit(1)

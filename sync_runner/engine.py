@@ -23,12 +23,13 @@ import pyarrow as pa
 from .artifacts import Manifest, RunResults, load_manifest, load_run_results
 from .config import REDACT, SyncConfig, load_destinations, load_syncs
 from .delivery import Outcome, deliver, make_batches
-from .destinations import REGISTRY, Terminal
+from .destinations import REGISTRY, Terminal, Transient
 from .errors import UserError
 from .invoke import DbtTarget
 from .warehouse import Warehouse
 
 LOCK_TTL = timedelta(hours=6)
+_ORPHANED: set[str] = set()  # locks of this process's runs whose unlock failed (e.g. the warehouse went away)
 
 
 @dataclass
@@ -91,6 +92,8 @@ def _skips(manifest: Manifest, results: RunResults | None) -> dict[str, str]:
 
 
 def _lock_is_stale(holder: str, acquired_at: str) -> bool:
+    if holder in _ORPHANED:  # this process is alive but that run is over
+        return True
     host, _, rest = holder.partition(":")
     pid = rest.partition(":")[0]
     if host == socket.gethostname() and pid.isdigit():
@@ -226,18 +229,25 @@ class SyncRunner:
                 except (Terminal, UserError) as exc:
                     error = REDACT(exc)
                     raise
+                except Exception as exc:  # a bug: the run log must still say the run failed
+                    error = REDACT(f"{exc.__class__.__name__}: {exc}")
+                    raise
                 finally:
                     status = "failed" if error or report.failed_rows else "success"
                     report.status = status
                     if error:
                         report.message = error
                     elif report.failed_rows:
-                        report.message = (f"{report.failed_rows} row(s) not delivered after retries: "
-                                          "they are sent again on the next run")
+                        report.message = (f"{report.failed_rows} row(s) not delivered after retries "
+                                          f"({report.message}): they are sent again on the next run")
                     wh.call("sync_run_finish", sync=args, run_id=run_id, status=status, counts=report.planned,
                             acknowledged=report.acknowledged, rejected=report.rejected, error=report.message or None)
             finally:
-                wh.call("sync_unlock", sync=args, holder=holder)
+                try:
+                    wh.call("sync_unlock", sync=args, holder=holder)
+                except Exception:
+                    _ORPHANED.add(holder)
+                    raise
 
     def _pages(self, args: dict[str, Any], total: int) -> Iterator[pa.RecordBatch]:
         """The plan in pages of `page_rows`, each fetched whole: memory stays bounded by the page size."""
@@ -259,8 +269,13 @@ class SyncRunner:
         wh = self.warehouse
         cls = REGISTRY[sync.destination.type]
         destination = cls(sync.destination.name, sync.destination.options, sync.name, run_id, self.where.project_dir)
-        destination.open()
-        max_rows, max_bytes, _, _ = destination.limits()
+        try:
+            destination.open()
+            max_rows, max_bytes, _, _ = destination.limits()
+        except Transient as exc:  # unreachable before anything was sent: this sync fails, the next run tries again
+            raise Terminal(str(exc)) from None
+        except (TypeError, ValueError) as exc:  # e.g. a timeout or batch_size that is not a number
+            raise Terminal(f"destination '{sync.destination.name}': a config value is not valid ({exc})") from None
         if self.options.batch_rows:
             max_rows = min(max_rows, self.options.batch_rows)
         total = sum(report.planned.values())
@@ -282,13 +297,15 @@ class SyncRunner:
             report.sent += len(outcome.batch.seqs)
             if outcome.failed:
                 report.failed_rows += len(outcome.batch.seqs)
+                report.message = REDACT(outcome.failed)  # the last reason, for the one-line summary
             acked = outcome.acked
             report.acknowledged += len(acked)
             report.rejected += len(outcome.rejected)
             # rejected rows are recorded (with reason and attempts) through the same commit
             window["acked"].extend(acked)
             window["acked"].extend(seq for seq, _ in outcome.rejected)
-            window["rejected"].extend([seq, reason] for seq, reason in outcome.rejected)
+            # a destination may quote the request (URL, headers) in its reason: no secret reaches the state tables
+            window["rejected"].extend([seq, REDACT(reason)] for seq, reason in outcome.rejected)
             if self.progress:
                 self.progress(sync.name, report.sent, total)
             due = (len(window["acked"]) >= self.options.commit_rows

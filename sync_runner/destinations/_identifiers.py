@@ -102,3 +102,17 @@ def present(value: Any) -> bool:
 def _show(value: Any) -> str:
     text = str(value)
     return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+def mapped_identifiers(destination: Any, batch: Any, allowed: Any, platform: str) -> list[str]:
+    """The identifier fields a batch maps, in `allowed` order; mapping anything else (or none of them) is a
+    configuration error (Terminal), not a rejection: an ad audience keeps only identifiers."""
+    from .base import Terminal
+
+    mapped = list(batch.records[0])
+    fields = [f for f in allowed if f in mapped]
+    if not fields or any(f not in allowed for f in mapped):
+        raise Terminal(f"{destination.type} destination '{destination.name}': sync '{destination.sync_name}' can map "
+                       f"only {' and '.join(allowed)} (the identifiers {platform} matches by); it maps "
+                       f"{', '.join(mapped) or 'nothing'}")
+    return fields

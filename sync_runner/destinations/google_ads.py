@@ -203,13 +203,7 @@ class GoogleAdsCustomerMatchDestination(ApiDestination):
     def send(self, batch: Batch) -> BatchResult:
         if not batch.records:
             return BatchResult()
-        mapped = list(batch.records[0])
-        unknown = [f for f in mapped if f not in FIELDS]
-        fields = [f for f in FIELDS if f in mapped]
-        if unknown or not fields:
-            raise Terminal(f"{self.type} destination '{self.name}': sync '{self.sync_name}' can map only "
-                           f"{' and '.join(FIELDS)} (the identifiers Customer Match matches by); it maps "
-                           f"{', '.join(mapped) or 'nothing'}")
+        fields = ids.mapped_identifiers(self, batch, FIELDS, "Customer Match")
         verb = "remove" if batch.op == "delete" else "create"
         rejected: dict[int, str] = {}
         operations: list[tuple[int, dict[str, Any]]] = []

@@ -103,13 +103,7 @@ class MetaCustomAudienceDestination(ApiDestination):
     def send(self, batch: Batch) -> BatchResult:
         if not batch.records:
             return BatchResult()
-        mapped = list(batch.records[0])
-        unknown = [f for f in mapped if f not in SCHEMA]
-        fields = [f for f in SCHEMA if f in mapped]
-        if unknown or not fields:
-            raise Terminal(f"{self.type} destination '{self.name}': sync '{self.sync_name}' can map only "
-                           f"{' and '.join(SCHEMA)} (the identifiers Meta matches by); it maps "
-                           f"{', '.join(mapped) or 'nothing'}")
+        fields = ids.mapped_identifiers(self, batch, SCHEMA, "Meta")
         rejected: dict[int, str] = {}
         rows: list[tuple[int, list[str]]] = []
         for i, record in enumerate(batch.records):

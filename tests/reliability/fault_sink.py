@@ -16,6 +16,8 @@ that call) and again with the batch's keys. Faults:
   lost_ack      read and apply the records (the destination has them), then reset before answering: the
                 client never learns of it, so it must send them again (at least once)
   slow          wait `seconds`, then answer normally
+  echo          answer `status` with an error that quotes the request's URL and Authorization header back (as
+                some APIs do): a secret in either must not reach a log, a report or a state table
 
 The ledger is the independent expectation of the tests: `acked[stream]` maps each key to the record the server
 acknowledged to the client (a 200 whose body was written and flushed), deletes and clears included, in order;
@@ -35,13 +37,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 REJECT_REASON = "invalid email: it's \\'); drop table x; --"
 
 
 @dataclass(frozen=True)
 class Fault:
-    kind: str  # status | timeout | reset_body | reset_answer | lost_ack | slow
+    kind: str  # status | timeout | reset_body | reset_answer | lost_ack | slow | echo
     status: int = 500
     retry_after: float | None = None
     seconds: float = 0.0
@@ -86,7 +89,7 @@ class FaultSink:
                 self.wfile.flush()
 
             def do_POST(self) -> None:  # noqa: N802
-                stream = self.path.strip("/")
+                stream = urlsplit(self.path).path.strip("/")  # the query string is not part of it
                 length = int(self.headers.get("Content-Length", 0))
                 with sink.lock:
                     sink.counts[stream] += 1
@@ -113,6 +116,10 @@ class FaultSink:
                         sink._note(stream, n, "timeout", keys)
                         time.sleep(fault.seconds)
                         return self._reset()
+                    if fault.kind == "echo":
+                        sink._note(stream, n, f"echo {fault.status}", keys)
+                        auth = self.headers.get("Authorization")
+                        return self._answer(fault.status, {"error": f"refused {self.path} (Authorization: {auth})"})
                     if fault.kind in ("reset_answer", "reset_body"):
                         sink._note(stream, n, fault.kind, keys)
                         return self._reset()
