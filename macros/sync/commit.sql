@@ -54,15 +54,21 @@
     {{ return(adapter.dispatch('_in_transaction', 'dbt_studio')(statements)) }}
 {% endmacro %}
 
+{#- `run_query` never opens dbt's transaction (auto_begin=false), so each statement would commit on its own:
+    `adapter.execute(auto_begin=true)` opens it (DuckDB: BEGIN), the adapter rolls it back when a statement
+    fails, and `adapter.commit()` ends it. -#}
 {% macro default___in_transaction(statements) %}
     {%- for sql in statements -%}
-        {%- do run_query(sql) -%}
+        {%- do adapter.execute(sql, auto_begin=true) -%}
     {%- endfor -%}
     {%- do adapter.commit() -%}
 {% endmacro %}
 
-{#- Snowflake autocommits each statement unless a transaction is opened explicitly. -#}
+{#- Snowflake autocommits each statement unless a transaction is opened explicitly, and dbt-snowflake does not
+    roll back when a statement fails: a commit that failed half-way leaves its transaction open in the session,
+    so the next attempt first rolls that back (a no-op when none is open). -#}
 {% macro snowflake___in_transaction(statements) %}
+    {%- do run_query('rollback') -%}
     {%- do run_query('begin') -%}
     {%- for sql in statements -%}
         {%- do run_query(sql) -%}

@@ -27,8 +27,9 @@
     {%- set reset = full_resync or known | length == 0 or known[0][0] != sync.fingerprint or not dbt_studio._relation_exists(snapshot) -%}
     {%- set empty_snapshot = '(' ~ dbt_studio._sync_current_sql(sync, source) ~ '\nwhere 1 = 0)' -%}
     {%- set counts = {'insert': 0, 'update': 0, 'delete': 0, 'clear': 0, 'reset': reset} -%}
+    {%- set previous = plan if not reset and dbt_studio._relation_exists(plan) else none -%}
     {%- if dry_run -%}
-        {%- set plan_sql = dbt_studio._sync_plan_sql(sync, source, empty_snapshot if reset else snapshot, deletes=not reset) -%}
+        {%- set plan_sql = dbt_studio._sync_plan_sql(sync, source, empty_snapshot if reset else snapshot, deletes=not reset, previous=previous) -%}
         {%- for row in run_query('select _op, count(*) from (' ~ plan_sql ~ ') as p group by _op').rows -%}
             {%- do counts.update({row[0]: row[1] | int}) -%}
         {%- endfor -%}
@@ -38,7 +39,7 @@
     {%- if reset -%}
         {%- do run_query(dbt_studio._create_table_as(snapshot, dbt_studio._sync_current_sql(sync, source) ~ '\nwhere 1 = 0')) -%}
     {%- endif -%}
-    {%- do run_query(dbt_studio._create_table_as(plan, dbt_studio._sync_plan_sql(sync, source, snapshot, deletes=not reset))) -%}
+    {%- do run_query(dbt_studio._create_table_as(plan, dbt_studio._sync_plan_sql(sync, source, snapshot, deletes=not reset, previous=previous))) -%}
     {%- for row in run_query('select _op, count(*) from ' ~ plan ~ ' group by _op').rows -%}
         {%- do counts.update({row[0]: row[1] | int}) -%}
     {%- endfor -%}
@@ -85,7 +86,11 @@ minus
 {{ right_sql }}
 {%- endmacro %}
 
-{% macro _sync_plan_sql(sync, source, snapshot, deletes) -%}
+{#- `previous`: the last run's plan. Its rows the snapshot does not show as committed were sent but maybe not
+    acknowledged (a crash, a timeout): the destination may hold them even when the model went back to what the
+    snapshot has, so those keys are sent again as the model has them now (or deleted, when the model no longer
+    has a key that was never committed). After a run that committed everything this adds nothing. -#}
+{% macro _sync_plan_sql(sync, source, snapshot, deletes, previous=none) -%}
 {%- set columns = dbt_studio._sync_idents(sync.columns) -%}
 {%- set with_deletes = deletes and (sync.mode == 'mirror' or sync.on_delete in ('delete', 'clear')) -%}
 {%- set delete_op = 'clear' if sync.on_delete == 'clear' else 'delete' -%}
@@ -95,6 +100,15 @@ with current_rows as (
 changed as (
     {{ dbt_studio.except_rows('select _key, ' ~ columns ~ ' from current_rows', 'select _key, ' ~ columns ~ ' from ' ~ snapshot) | indent(4) }}
 ),
+{%- if previous %}
+in_doubt as (
+    select _key from (
+        {{ dbt_studio.except_rows('select _key, ' ~ columns ~ ' from ' ~ previous ~ " where _op in ('insert', 'update')", 'select _key, ' ~ columns ~ ' from ' ~ snapshot) | indent(8) }}
+    ) as unconfirmed
+    union all
+    select _key from {{ previous }} where _op in ('delete', 'clear') and _key in (select _key from {{ snapshot }})
+),
+{%- endif %}
 ops as (
     select
         {%- if sync.mode == 'update' %}
@@ -113,6 +127,22 @@ ops as (
     select '{{ delete_op }}' as _op, gone._key, {{ dbt_studio._sync_idents(sync.columns, 'gone.') }}
     from {{ snapshot }} as gone
     where not exists (select 1 from current_rows where current_rows._key = gone._key)
+    {%- endif %}
+    {%- if previous and sync.mode != 'insert' %}
+    union all
+    select 'update' as _op, resend.*
+    from current_rows as resend
+    where resend._key in (select _key from in_doubt)
+        and resend._key in (select _key from {{ snapshot }})
+        and resend._key not in (select _key from changed)
+    {%- endif %}
+    {%- if previous and with_deletes %}
+    union all
+    select '{{ delete_op }}' as _op, stray.*
+    from (select _key, {{ columns }} from {{ previous }} where _op in ('insert', 'update')) as stray
+    where stray._key in (select _key from in_doubt)
+        and stray._key not in (select _key from current_rows)
+        and stray._key not in (select _key from {{ snapshot }})
     {%- endif %}
 )
 select row_number() over (order by _op, _key) as _seq, ops.*
