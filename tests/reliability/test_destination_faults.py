@@ -52,6 +52,8 @@ def _mixed(seed: int):
     return script
 
 
+MIXED_TRIALS = 4
+
 # scenario -> (fault script, what the run must end as: "success", "failed" or "either" when random)
 SCENARIOS = {
     "timeouts": (_every("timeout", {2, 5}, seconds=CLIENT_TIMEOUT * 2.5), "success"),
@@ -94,8 +96,11 @@ class Expectation:
     def __init__(self) -> None:
         self.snapshot: dict[str, tuple] = {}
         self.rejections: dict[str, tuple[str, int]] = {}
+        self.runs = 0
 
-    def apply(self, acked: list[tuple[str, str, dict]], refused: list[tuple[str, str]]) -> None:
+    def apply(self, acked: list[tuple[str, str, dict]], refused: list[tuple[str, str]], reset: bool = False) -> None:
+        if reset:  # a full resync starts from an empty snapshot
+            self.snapshot = {}
         for op, key, record in acked:
             if op in ("insert", "update"):
                 self.snapshot[key] = (record["email"], record["plan"], record["score"])
@@ -106,8 +111,11 @@ class Expectation:
             attempts = self.rejections.get(key, ("", 0))[1]
             self.rejections[key] = (reason, attempts + 1)
 
-    def pending(self, rows: dict[str, dict]) -> set[str]:
-        """Keys the next run must send: changed or never acknowledged, and acknowledged keys gone (mirror)."""
+    def pending(self, rows: dict[str, dict], full_resync: bool = False) -> set[str]:
+        """Keys the next run must send: changed or never acknowledged, and acknowledged keys gone (mirror); a
+        full resync sends every row and deletes nothing."""
+        if full_resync:
+            return set(rows)
         changed = {k for k, row in rows.items() if self.snapshot.get(k) != _values(row)}
         return changed | (self.snapshot.keys() - rows.keys())
 
@@ -154,11 +162,11 @@ class Reader(StateReader):
 
 
 def _run_and_check(sp: SyncProject, sink: FaultSink, expectations: dict[str, Expectation], rows: dict,
-                   outcomes: dict[str, str], tally: dict) -> None:
+                   outcomes: dict[str, str], tally: dict, full_resync: bool = False) -> None:
     """One run of every scenario's sync (each against its own faulty stream), then every check."""
-    pending = {name: expect.pending(rows) for name, expect in expectations.items()}
+    pending = {name: expect.pending(rows, full_resync) for name, expect in expectations.items()}
     marks = {name: (*sink.marks(name), len(sink.log[name])) for name in expectations}
-    reports = sp.sync(**OPTIONS)
+    reports = sp.sync(select=tuple(f"f_{name}" for name in expectations), full_resync=full_resync, **OPTIONS)
     with Reader(sp.p) as reader:
         for name, expect in expectations.items():
             report = reports[f"f_{name}"]
@@ -166,7 +174,10 @@ def _run_and_check(sp: SyncProject, sink: FaultSink, expectations: dict[str, Exp
             acked, refused = sink.acked_entries(name, acked_mark), sink.refused(name, refused_mark)
             sent_keys = {k for entry in sink.log[name][seen:] for k in entry["keys"] or ()}
             state = reader.state(f"f_{name}", report.run_id)
-            expect.apply(acked, refused)
+            # only the first run and asked-for full resyncs start over: not a run after a failed one
+            assert report.full_resync == (full_resync or expect.runs == 0), name
+            expect.runs += 1
+            expect.apply(acked, refused, reset=report.full_resync)
             # the committed state is exactly what the server acknowledged
             assert state["snapshot"] == expect.snapshot, name
             assert state["rejections"] == expect.rejections, name
@@ -210,6 +221,14 @@ def test_every_fault_ends_with_state_equal_to_what_was_acknowledged(fp, sink, tm
             sink.script(name, script if phase == 0 else _rephase(script, name, sink))
         _run_and_check(fp, sink, expectations, rows, {name: s[1] for name, s in SCENARIOS.items()}, tally)
         _converge(fp, sink, expectations, rows, tally)
+    # more trials of random faults: full resyncs (every row again) of the mixed scenario, each a new fault draw
+    mixed = {"mixed_random": expectations["mixed_random"]}
+    for trial in range(MIXED_TRIALS):
+        offset = sink.counts["mixed_random"]
+        draw = _mixed(100 + trial)
+        sink.script("mixed_random", lambda n, keys, draw=draw, offset=offset: draw(n - offset, keys))
+        _run_and_check(fp, sink, mixed, rows, {"mixed_random": "either"}, tally, full_resync=True)
+        _converge(fp, sink, mixed, rows, tally)
     # the Retry-After of a 429 is honoured: a batch is not sent again before it
     log = sink.log["storm_429_retry_after"]
     for i, entry in enumerate(log):
