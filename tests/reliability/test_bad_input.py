@@ -47,6 +47,12 @@ CRAFTED_SQL = (
     + ",\n".join(f'    {src} as "{dst.replace(chr(34), chr(34) * 2)}"' for dst, src in CRAFTED_COLUMNS.items())
     + "\nfrom {{ ref('people_rows') }}\n")
 
+# a model whose name is not an identifier (DuckDB only: dbt-snowflake leaves relation names unquoted, so dbt itself
+# cannot build it there)
+ODD_MODEL = "odd-model.v2"
+ODD_SQL = ("{{ config(materialized='table', enabled=target.type == 'duckdb', meta={'dbt_studio': "
+           "{'primary_key': 'user_id', 'syncs': var('odd_syncs', [])}}) }}\nselect * from {{ ref('people_rows') }}\n")
+
 CANARY_SQL = "{{ config(materialized='table') }}\nselect 1 as still_here\n"  # the `x` an injection would drop
 
 HOSTILE_SQL = """{{ config(materialized='table', meta={'dbt_studio': {'primary_key': 'user_id',
@@ -125,20 +131,14 @@ def bp(request, new_project, tmp_path_factory, sink):
     (models / "crafted.sql").write_text(CRAFTED_SQL, encoding="utf-8")
     (models / "hostile.sql").write_text(HOSTILE_SQL, encoding="utf-8")
     (models / "x.sql").write_text(CANARY_SQL, encoding="utf-8")
+    (models / f"{ODD_MODEL}.sql").write_text(ODD_SQL, encoding="utf-8")
     bp = BadProject(project, tmp_path_factory.mktemp(f"bad_{request.param}"))
     bp.destinations("destinations:\n" + "\n".join([
         _destination(sink, f"base_{request.param}"), _destination(sink, f"crafted_{request.param}"),
         _destination(sink, f"hostile_{request.param}"),
         _destination(sink, f"limited_{request.param}", max_bytes=4000)]) + "\n")
     bp.rows = _rows()
-    bp.build_all(bp.rows, {
-        "syncs": [{"name": "base", "destination": f"base_{request.param}", "mode": "mirror", "mappings": MAPPINGS}],
-        "crafted_syncs": [{"name": "crafted", "destination": f"crafted_{request.param}", "mode": "mirror",
-                           "mappings": CRAFTED_MAPPINGS}],
-        "hostile_syncs": [
-            {"name": "hostile", "destination": f"hostile_{request.param}", "mappings": HOSTILE_MAPPINGS},
-            {"name": "limited", "destination": f"limited_{request.param}", "mappings": HOSTILE_MAPPINGS}],
-    })
+    bp.build_all(bp.rows, _vars(bp))
     return bp
 
 
@@ -167,6 +167,12 @@ def test_crafted_identifiers_and_values_arrive_exactly_and_break_nothing(bp, sin
     again = bp.sync(select=("crafted",))["crafted"]
     assert again.status == "success" and again.planned == {"insert": 1, "update": 1, "delete": 0, "clear": 0}
     assert sink.store[stream]["u4"]["plan"] == "pro; --" and sink.store[stream]["u4"]["order"] == "pro; --"
+    if bp.p.adapter == "duckdb":  # a model named with a dash and a dot syncs, and the run log names it
+        odd = bp.sync(select=("odd",))["odd"]
+        assert odd.status == "success" and odd.model == ODD_MODEL and odd.acknowledged == len(bp.rows) - 1
+        with StateReader(bp.p) as reader:
+            assert reader.rows(f"select model, status from {reader.table('sync_runs')} where sync_name = 'odd'") == [
+                (ODD_MODEL, "success")]
 
 
 def _vars(bp: BadProject) -> dict:
@@ -176,7 +182,8 @@ def _vars(bp: BadProject) -> dict:
                                "mappings": CRAFTED_MAPPINGS}],
             "hostile_syncs": [
                 {"name": "hostile", "destination": f"hostile_{adapter}", "mappings": HOSTILE_MAPPINGS},
-                {"name": "limited", "destination": f"limited_{adapter}", "mappings": HOSTILE_MAPPINGS}]}
+                {"name": "limited", "destination": f"limited_{adapter}", "mappings": HOSTILE_MAPPINGS}],
+            "odd_syncs": [{"name": "odd", "destination": f"crafted_{adapter}", "mode": "mirror", "mappings": MAPPINGS}]}
 
 
 def test_values_json_cannot_carry_as_is_and_records_over_the_byte_limit(bp, sink):
