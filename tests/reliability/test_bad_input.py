@@ -373,6 +373,10 @@ def test_user_mistakes_are_one_line_exit_2_and_change_nothing(bp, sink, capsys, 
             failures.append((case, command, code, lines[-3:], out[-300:]))
         MISTAKE_TALLY.append((case, command, code, ok))
     assert failures == [], "\n".join(map(repr, failures))
+    if os.environ.get("RELIABILITY_TALLY"):
+        with open(os.environ["RELIABILITY_TALLY"], "a", encoding="utf-8") as fh:
+            fh.write(f"mistakes: cases={len(MISTAKES)} invocations={len(MISTAKE_TALLY)} "
+                     f"ok={sum(m[3] for m in MISTAKE_TALLY)}\n")
     assert sum(len(v) for v in sink.log.values()) == received  # nothing was sent
     with StateReader(bp.p) as reader:
         assert reader.everything("base") == before

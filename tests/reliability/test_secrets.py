@@ -245,10 +245,12 @@ def test_no_secret_in_any_output_state_table_file_or_exception(secret_project, s
 
     assert t.leaks() == []
     assert all(code != -1 for code in t.codes.values()), {k: v for k, v in t.codes.items() if v == -1}
-    SECRETS_TALLY.update(outputs=len(t.texts), commands=len(t.codes), files=len(files))
-
-
-SECRETS_TALLY: dict[str, int] = {}
+    tally = os.environ.get("RELIABILITY_TALLY")
+    if tally:
+        tables = sum(what.startswith("table ") for what, _ in t.texts)
+        with open(tally, "a", encoding="utf-8") as fh:
+            fh.write(f"secrets: outputs={len(t.texts)} cli_invocations={len(t.codes)} tables={tables} "
+                     f"files={len(files)} exit_codes={sorted(set(t.codes.values()))}\n")
 
 
 def _serve(sp: SyncProject) -> str:
