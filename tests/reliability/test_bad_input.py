@@ -16,6 +16,7 @@ import csv
 import itertools
 import json
 import os
+import re
 import sys
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -197,7 +198,7 @@ def test_values_json_cannot_carry_as_is_and_records_over_the_byte_limit(bp, sink
     # timestamps are ISO 8601; with a time zone the instant is kept, fractions of a second too
     assert h1["at_tz"][10] == "T" and h1["at_ntz"][10] == "T"
     at_tz = datetime.fromisoformat(h1["at_tz"])
-    assert at_tz.tzinfo is not None
+    assert at_tz.tzinfo is not None and re.search(r"(Z|[+-]\d\d:\d\d)$", h1["at_tz"]), h1["at_tz"]  # RFC 3339
     assert at_tz == datetime(2024, 3, 1, 10, 34, 56, 789000, tzinfo=timezone.utc)
     assert datetime.fromisoformat(h1["at_ntz"]) == datetime(2024, 3, 1, 12, 34, 56, 500000)
     assert h1["day"] == "2024-02-29"
