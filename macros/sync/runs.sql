@@ -9,6 +9,7 @@
 {% endmacro %}
 
 {% macro sync_run_finish(sync, run_id, status, counts, acknowledged, rejected, error=none) %}
+    {%- do dbt_studio._drop_failed_transaction() -%}
     {%- set runs = dbt_studio._state_relation(sync, 'sync_runs') -%}
     {%- do run_query('update ' ~ runs ~ " set finished_at = " ~ dbt_studio._now() ~ ", status = '" ~ status ~ "'"
         ~ ", planned_inserts = " ~ (counts.get('insert', 0) | int) ~ ", planned_updates = " ~ (counts.get('update', 0) | int)
@@ -36,6 +37,7 @@
 {% endmacro %}
 
 {% macro sync_unlock(sync, holder) %}
+    {%- do dbt_studio._drop_failed_transaction() -%}
     {%- set locks = dbt_studio._state_relation(sync, 'sync_locks') -%}
     {%- do run_query("delete from " ~ locks ~ " where sync_name = '" ~ sync.name ~ "' and holder = " ~ dbt_studio.string_literal(holder)) -%}
     {%- do adapter.commit() -%}
@@ -64,4 +66,19 @@
     {%- set rejections = dbt_studio._state_relation(sync, sync.name ~ '__rejections') -%}
     {%- set result = run_query('select _key, reason, attempts from ' ~ rejections ~ ' order by last_rejected_at desc limit ' ~ (limit | int)) -%}
     {{ return(result.rows | map('list') | list) }}
+{% endmacro %}
+
+{#- After a commit failed half-way (the warehouse errored or the connection dropped mid-transaction), discard what
+    it did: dbt-snowflake does not roll back a failed statement's explicit transaction, and the run log update and
+    the unlock would otherwise run inside it and be lost with it (leaving the lock taken). DuckDB's adapter rolls
+    back on the error itself. -#}
+{% macro _drop_failed_transaction() %}
+    {{ return(adapter.dispatch('_drop_failed_transaction', 'dbt_studio')()) }}
+{% endmacro %}
+
+{% macro default___drop_failed_transaction() %}
+{% endmacro %}
+
+{% macro snowflake___drop_failed_transaction() %}
+    {%- do run_query('rollback') -%}
 {% endmacro %}
