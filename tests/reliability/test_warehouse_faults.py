@@ -29,8 +29,9 @@ from conftest import ADAPTERS
 SEED = int(os.environ.get("DBT_STUDIO_FAULT_SEED", "20261122"))
 SYNC = "wh_mirror"
 # the commit's statements: snapshot delete, snapshot insert, changelog insert, rejections delete, rejections
-# update, rejections insert (Snowflake: ROLLBACK of a failed earlier attempt and BEGIN first, COMMIT last)
-CASES = {"duckdb": 12, "snowflake": 8}
+# update, rejections insert, as the adapter runs them: DuckDB 1 the first DML (2: the BEGIN dbt opens for it),
+# 3-7 the others, 8 COMMIT; Snowflake 1 ROLLBACK (of a failed earlier attempt), 2 BEGIN, 3-8 the DML, 9 COMMIT
+CASES = {"duckdb": 16, "snowflake": 8}
 SUMMARY: dict[str, Any] = {}
 
 
@@ -69,9 +70,9 @@ def test_commit_is_all_or_nothing_when_the_warehouse_fails(wrig):
     rng = random.Random(f"{SEED}:warehouse:{adapter}")
     outcomes: Counter[str] = Counter()
     for case in range(CASES[adapter]):
-        # DuckDB: each of the 6 statements, before then after; Snowflake: BEGIN .. COMMIT (2 .. 9), alternating
-        statement = case % 6 + 1 if adapter == "duckdb" else case + 2
-        when = ("before", "after")[(case // 6) % 2] if adapter == "duckdb" else ("before", "after")[case % 2]
+        # DuckDB: each of the 8 statements, before then after; Snowflake: BEGIN .. COMMIT (2 .. 9), alternating
+        statement = case % 8 + 1 if adapter == "duckdb" else case + 2
+        when = ("before", "after")[(case // 8) % 2] if adapter == "duckdb" else ("before", "after")[case % 2]
         # Snowflake: blips only. When the connection is gone for good, Snowflake rolls back the open transaction
         # of a session that ends; the fake keeps it open (and its row locks), so that case is not emulated.
         down = rng.random() < 0.5 if adapter == "duckdb" else False
