@@ -262,6 +262,7 @@ class SyncRunner:
         if current != holder and current is not None and _lock_is_stale(current, acquired_at or ""):
             current, acquired_at = wh.call("sync_lock", sync=args, holder=holder, steal_from=current)
         if current != holder:
+            wh.call("sync_unlock", sync=args, holder=holder)  # a row of ours that lost a race to another's
             raise UserError(f"sync '{sync.name}' is already running ({current}, since {acquired_at}); "
                             "wait for it to finish")
 

@@ -20,7 +20,8 @@
     {%- do adapter.commit() -%}
 {% endmacro %}
 
-{#- Take the sync's lock unless a live holder has it; returns the holder that has it after the attempt.
+{#- Take the sync's lock unless a live holder has it; returns the holder that has it after the attempt (two runs
+    inserting at the same instant both read the same, earliest row: the other one removes its own).
     A holder is '<host>:<pid>:<run_id>'; the runner treats a lock of a dead process on its own host, or one
     older than the lock TTL, as stale and passes `steal`. -#}
 {% macro sync_lock(sync, holder, steal_from=none) %}
@@ -32,7 +33,7 @@
         ~ dbt_studio.string_literal(holder) ~ ", " ~ dbt_studio._now()
         ~ " where not exists (select 1 from " ~ locks ~ " where sync_name = '" ~ sync.name ~ "')") -%}
     {%- do adapter.commit() -%}
-    {%- set rows = run_query("select holder, acquired_at from " ~ locks ~ " where sync_name = '" ~ sync.name ~ "' order by acquired_at").rows -%}
+    {%- set rows = run_query("select holder, acquired_at from " ~ locks ~ " where sync_name = '" ~ sync.name ~ "' order by acquired_at, holder").rows -%}
     {{ return([rows[0][0], rows[0][1] | string] if rows else [none, none]) }}
 {% endmacro %}
 

@@ -13,6 +13,7 @@ Everything is checked against the test's own rows and what the fake destinations
 
 from __future__ import annotations
 
+import random
 import time
 
 import pytest
@@ -66,7 +67,7 @@ def test_the_same_sync_twice_at_once_the_second_refuses(crig):
     adapter = fp.p.adapter
     sink = sinks["same"]
     for round_, together in enumerate((False, True)):
-        fp.write_model(mutate(__import__("random").Random(round_), fp.rows, f"s{round_}"))
+        fp.write_model(mutate(random.Random(round_), fp.rows, f"s{round_}"))
         runs_before = fp.fetch(f"select count(*) from {fp.state_relation('sync_runs')} where sync_name = 'same'"
                                ) if round_ else [(0,)]
         fp.release()
@@ -106,7 +107,7 @@ def test_the_same_sync_twice_at_once_the_second_refuses(crig):
 def test_two_different_syncs_at_once(crig):
     fp, sinks, server = crig
     adapter = fp.p.adapter
-    fp.write_model(mutate(__import__("random").Random(7), fp.rows, "d"))
+    fp.write_model(mutate(random.Random(7), fp.rows, "d"))
     for sink in sinks.values():
         sink.delay = 0.05
     fp.release()

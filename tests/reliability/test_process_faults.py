@@ -76,10 +76,12 @@ def _kill_point(rng: random.Random, phase: str, planned: int, commit_rows: int) 
     if phase == "commit":
         # every commit but the last takes at least `commit_rows` rows and at most a batch more
         calls = max(1, planned // (commit_rows + BATCH - 1))
+        call = rng.randint(1, calls)
         # the commit's statements as the adapter sees them: 1 the first DML (BEGIN is opened for it: 2), 3-5 the
-        # other DML (inside the transaction, after some of it ran), 6 COMMIT; 7: just after it returned
-        return {"macro": "sync_commit", "call": rng.randint(1, calls), "statement": rng.randint(1, 7),
-                "hold": rng.random() < 0.6}
+        # other DML (inside the transaction, after some of it ran), 6 COMMIT; 7: just after it returned. Killed
+        # there, or a few ms later (not after what may be the last commit: the run could be over by then)
+        return {"macro": "sync_commit", "call": call, "statement": rng.randint(1, 7),
+                "hold": rng.random() < 0.6 or call == calls}
     macro = rng.choice(("sync_run_finish", "sync_unlock"))  # (one statement each; 2 = just after it)
     return {"macro": macro, "call": 1, "statement": rng.randint(1, 2), "hold": True}
 
