@@ -242,6 +242,8 @@ class SyncRunner:
                                           f"({report.message}): they are sent again on the next run")
                     wh.call("sync_run_finish", sync=args, run_id=run_id, status=status, counts=report.planned,
                             acknowledged=report.acknowledged, rejected=report.rejected, error=report.message or None)
+                if report.status == "success":  # every planned row committed: nothing of this plan is in doubt
+                    wh.call("sync_plan_settled", sync=args)
             finally:
                 try:
                     wh.call("sync_unlock", sync=args, holder=holder)

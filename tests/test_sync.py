@@ -70,7 +70,7 @@ class SyncProject:
             with wh.session():
                 schema = wh.call("sync_default_state_schema")
             db = self.p.query("select current_database()")[0][0]
-            return str(wh.relation(db, schema, f"{sync}__{table}" if table in ("snapshot", "rejections") else table))
+            return str(wh.relation(db, schema, f"{sync}__{table}" if table in ("snapshot", "rejections", "plan") else table))
         finally:
             wh.close()
 
@@ -378,3 +378,21 @@ def test_models_whose_build_failed_are_skipped_and_artifacts_must_match(sp):
     path.write_text(json.dumps(results))
     with pytest.raises(Exception, match="from another dbt invocation"):
         sp.sync()
+
+
+def test_a_run_that_commits_everything_empties_its_plan(sp, http_sink):
+    http_sink.reset()
+    sp.destinations(_http_yaml(http_sink, batch_size=5))
+    rows = {f"s{i}": person(i) for i in range(12)}
+    sync = {"name": "settles", "destination": "hook", "mode": "upsert", "mappings": MAPPINGS}
+    sp.build(rows, [sync])
+    assert sp.sync(select=("settles",))["settles"].status == "success"
+    assert sp.state("settles", "plan") == []  # nothing of it is in doubt any more
+    rows["s1"]["plan"] = "pro"
+    sp.build(rows, [sync])
+    http_sink.fail_next(2, 503)  # both attempts of the next run fail: its plan stays, for the run after it
+    report = sp.sync(select=("settles",), max_attempts=2, base_delay=0.01)["settles"]
+    assert report.status == "failed"
+    assert [r[2] for r in sp.state("settles", "plan")] == ["s1"]
+    assert sp.sync(select=("settles",))["settles"].acknowledged == 1
+    assert sp.state("settles", "plan") == [] and http_sink.store["s1"]["plan"] == "pro"

@@ -27,7 +27,7 @@
     {%- set reset = full_resync or known | length == 0 or known[0][0] != sync.fingerprint or not dbt_studio._relation_exists(snapshot) -%}
     {%- set empty_snapshot = '(' ~ dbt_studio._sync_current_sql(sync, source) ~ '\nwhere 1 = 0)' -%}
     {%- set counts = {'insert': 0, 'update': 0, 'delete': 0, 'clear': 0, 'reset': reset} -%}
-    {%- set previous = plan if not reset and dbt_studio._relation_exists(plan) else none -%}
+    {%- set previous = plan if not reset and dbt_studio._relation_exists(plan) and run_query('select 1 from ' ~ plan ~ ' limit 1').rows | length > 0 else none -%}
     {%- if dry_run -%}
         {%- set plan_sql = dbt_studio._sync_plan_sql(sync, source, empty_snapshot if reset else snapshot, deletes=not reset, previous=previous) -%}
         {%- for row in run_query('select _op, count(*) from (' ~ plan_sql ~ ') as p group by _op').rows -%}
@@ -45,6 +45,13 @@
     {%- endfor -%}
     {%- do adapter.commit() -%}
     {{ return(counts) }}
+{% endmacro %}
+
+{#- A run that committed every planned row (acknowledged or rejected) empties its plan, so the next plan need not
+    look for rows of it that were sent but never committed (see `previous` in _sync_plan_sql). -#}
+{% macro sync_plan_settled(sync) %}
+    {%- do run_query('delete from ' ~ dbt_studio._state_relation(sync, sync.name ~ '__plan')) -%}
+    {%- do adapter.commit() -%}
 {% endmacro %}
 
 {#- Recorded as soon as a reset plan is made: the emptied snapshot tracks the new fingerprint from then on, so a
