@@ -103,6 +103,7 @@ def test_kill_9_at_random_points_loses_nothing(rig, mode):
     sync = f"kill_{mode}"
     rng = random.Random(f"{SEED}:{mode}")
     acked: dict[str, Any] = {}  # what the destination holds after the last successful run (expected)
+    snap: dict[str, Any] = {}  # the snapshot it left (upsert, insert: may lack keys the destination has)
     stats: Counter[str] = Counter()
     worst_dupes, worst_bound, killed_points = 0, 10**9, []
     argv = ["sync", "-s", sync, "--project-dir", str(fp.p.root), "--profiles-dir", str(fp.p.root)]
@@ -149,14 +150,15 @@ def test_kill_9_at_random_points_loses_nothing(rig, mode):
         committed = dict(snapshot)
         received = {(r["op"], str(rec["id"]), record_values(rec)) for r in sent_killed for rec in r["records"]}
         received_keys = {(op, key) for op, key, _ in received}
-        for key, value in committed.items():
-            if acked.get(key) != value:
+        for key, value in committed.items():  # what the killed run changed in the snapshot, it had delivered
+            if snap.get(key) != value:
                 assert ("insert", key, value) in received or ("update", key, value) in received, \
                     f"{where}: {key} committed as {value} but never acknowledged"
-        for key in acked:  # a key leaves the snapshot only by a delete the destination acknowledged
+        for key in snap:  # a key leaves the snapshot only by a delete the destination acknowledged
             if key not in committed:
-                assert ("delete", key) in received_keys, f"{where}: {key} left the snapshot, never deleted"
-        stats["committed_before_kill"] += sum(1 for k, v in committed.items() if acked.get(k) != v)
+                assert ("delete", key) in received_keys, \
+                    f"{where}, killed {point}: {key} left the snapshot ({len(committed)} keys), never deleted"
+        stats["committed_before_kill"] += sum(1 for k, v in committed.items() if snap.get(k) != v)
         # sometimes the model changes again before the rerun (the next dbt build came first)
         if rng.random() < 0.5:
             fp.write_model(mutate(rng, fp.rows, f"{mode[0]}{trial}b", deletes=3, changes=4, inserts=4))
@@ -190,13 +192,17 @@ def test_kill_9_at_random_points_loses_nothing(rig, mode):
                     expected = {at_kill[key], None}
                 assert store.get(key) in expected, f"{where}: {key}: {store.get(key)} not in {expected}"
             acked = dict(store)
+        # the snapshot: the model (mirror); upsert, insert: also what the killed run committed of keys the model
+        # lost since (never deleted), and insert keeps the values first committed
+        if mode == "mirror":
+            expected_snapshot = dict(now)
+        elif mode == "upsert":
+            expected_snapshot = {**committed, **now}
+        else:
+            expected_snapshot = {**now, **committed}
         snapshot = dict(fp.snapshot(sync))
-        expected_snapshot = {k: v for k, v in acked.items() if mode != "insert" or k in now or k in committed
-                             or k in before_rerun}
-        if mode == "upsert":  # keys gone from the model keep what was last committed for them
-            snapshot = {k: v for k, v in snapshot.items() if k in now}
-            expected_snapshot = {k: v for k, v in expected_snapshot.items() if k in now}
         assert snapshot == expected_snapshot, f"{where}: snapshot: {_diff(snapshot, expected_snapshot)}"
+        snap = expected_snapshot
         # re-sent rows: at most one commit window plus the batches in flight
         sent = Counter((r["op"], str(rec["id"])) for r in sink.requests[first_request:] for rec in r["records"])
         dupes = sum(n - 1 for n in sent.values())
