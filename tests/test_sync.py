@@ -70,7 +70,8 @@ class SyncProject:
             with wh.session():
                 schema = wh.call("sync_default_state_schema")
             db = self.p.query("select current_database()")[0][0]
-            return str(wh.relation(db, schema, f"{sync}__{table}" if table in ("snapshot", "rejections", "plan") else table))
+            own = table in ("snapshot", "rejections", "plan")  # the sync's own tables; the others are shared
+            return str(wh.relation(db, schema, f"{sync}__{table}" if own else table))
         finally:
             wh.close()
 
