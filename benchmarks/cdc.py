@@ -5,7 +5,9 @@ in Python), same data, same run.
     python benchmarks/cdc.py --rows 5000000 --runs 3
 
 The model has N rows x 20 columns; the new version updates 1%, deletes 0.5% and inserts 1%. Both sides must
-find exactly the same inserts, updates and deletes; we also report how many rows leave the warehouse.
+find exactly the same inserts, updates and deletes; we also report how many rows leave the warehouse. Ours plans
+as `dbt-studio sync` does: in its session settings (DuckDB's memory limit) and from the settled state a run that
+committed everything leaves (its plan emptied).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ def prepare(work: Path, rows: int) -> None:
         counts = wh.call("sync_plan", sync=sync, source=model)
         wh.call("sync_commit", sync=sync, run_id="setup", acked=[[1, counts["insert"]]])
         wh.call("sync_record_fingerprint", sync=sync)
+        wh.call("sync_plan_settled", sync=sync)  # what a sync that committed everything leaves
     wh.close()
 
 
@@ -85,7 +88,9 @@ def run_ours(work: Path) -> dict:
     wh = Warehouse(DbtTarget(project, project, "bench"))
     model = wh.relation("bench", "main", "model_v2")
     with wh.session():
+        wh.call("sync_session_start")  # as `dbt-studio sync` plans: under the package's DuckDB memory limit
         seconds, counts = timed(lambda: wh.call("sync_plan", sync=sync_args(), source=model))
+        wh.call("sync_plan_settled", sync=sync_args())  # the next run starts from a settled state again
     wh.close()
     changed = counts["insert"] + counts["update"] + counts["delete"]
     return {"seconds": seconds, "insert": counts["insert"], "update": counts["update"], "delete": counts["delete"],
