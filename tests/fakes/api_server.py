@@ -18,6 +18,8 @@ Answer = tuple[int, Any, dict[str, str]]
 
 
 class FakeApi:
+    text_content_type = "text/plain; charset=utf-8"  # of answers given as str or bytes (JSON otherwise)
+
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.faults: deque[tuple[int, dict[str, str]]] = deque()
@@ -36,10 +38,15 @@ class FakeApi:
                 if api.delay:
                     time.sleep(api.delay)
                 status, body, headers = api.dispatch(self.command, self.path, self.headers, raw)
-                data = b"" if body is None else json.dumps(body).encode()
+                if body is None:
+                    data, kind = b"", None
+                elif isinstance(body, str | bytes):  # an API that answers text (CSV, "OK")
+                    data, kind = body.encode() if isinstance(body, str) else body, api.text_content_type
+                else:
+                    data, kind = json.dumps(body).encode(), "application/json"
                 self.send_response(status)
-                if body is not None:
-                    self.send_header("Content-Type", "application/json")
+                if kind:
+                    self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(data)))
                 for k, v in headers.items():
                     self.send_header(k, v)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from typing import Any
 
 from .api_server import Answer, FakeApi
@@ -28,26 +27,6 @@ class RudderStack(FakeApi):
         self.message_ids: set[str] = set()
         self.calls = 0
         super().__init__()
-        api = self
-
-        class TextHandler(self.server.RequestHandlerClass):  # the gateway answers text/plain, not JSON
-            def _handle(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
-                if api.delay:
-                    time.sleep(api.delay)
-                status, body, headers = api.dispatch(self.command, self.path, self.headers, raw)
-                data = (body if isinstance(body, str) else json.dumps(body)).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "text/plain; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_POST = do_GET = _handle  # noqa: N815
-
-        self.server.RequestHandlerClass = TextHandler
 
     def authorized(self, headers: Any) -> bool:
         expected = base64.b64encode(f"{self.write_key}:".encode()).decode()

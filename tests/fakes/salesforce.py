@@ -34,7 +34,6 @@ import threading
 import time
 import urllib.parse
 from collections import deque
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from .api_server import Answer, FakeApi
@@ -54,37 +53,9 @@ def _csv(rows: list[list[str]]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-def _handler(api: Salesforce) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _handle(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
-            if api.delay:
-                time.sleep(api.delay)
-            status, body, headers = api.dispatch(self.command, self.path, self.headers, raw)
-            if isinstance(body, bytes):
-                data, kind = body, "text/csv; charset=UTF-8"
-            else:
-                data, kind = (b"", None) if body is None else (json.dumps(body).encode(), "application/json")
-            self.send_response(status)
-            if kind:
-                self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(data)))
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle  # noqa: N815
-
-    return Handler
-
-
 class Salesforce(FakeApi):
+    text_content_type = "text/csv; charset=UTF-8"  # job results
+
     def __init__(self, token: str = "00DFAKE000000001!AQ0AQFakeAccessToken") -> None:
         self.token = token
         self.client_id, self.client_secret = "3MVG9FakeConsumerKey", "FakeConsumerSecret"
@@ -105,7 +76,6 @@ class Salesforce(FakeApi):
         self.get_faults: deque[tuple[int, dict[str, str]]] = deque()  # faults only GETs (polls, results) meet
         self.state_lock = threading.RLock()
         super().__init__()
-        self.server.RequestHandlerClass = _handler(self)
 
     # -- plumbing --------------------------------------------------------------------------------------------------
 

@@ -28,16 +28,20 @@ included).
 from __future__ import annotations
 
 import json
+import os
 import socket
 import struct
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
+
+from fakes.http_sink import JsonHandler
 
 REJECT_REASON = "invalid email: it's \\'); drop table x; --"
 
@@ -65,28 +69,14 @@ class FaultSink:
         self.store: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         sink = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, like real APIs: resets hit pooled connections too
-
-            def log_message(self, *args: Any) -> None:
-                pass
 
             def _reset(self) -> None:
                 # SO_LINGER 0: close() sends RST, the client sees "connection reset by peer"
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 self.close_connection = True
                 self.connection.close()
-
-            def _answer(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
-                self.wfile.flush()
 
             def do_POST(self) -> None:  # noqa: N802
                 stream = urlsplit(self.path).path.strip("/")  # the query string is not part of it
@@ -215,3 +205,20 @@ class FaultSink:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@contextmanager
+def serving(token_var: str) -> Iterator[FaultSink]:
+    """A FaultSink whose token is in the env var `token_var` (the destinations' config reads it with env_var) for
+    as long as it runs; the variable's earlier value comes back after."""
+    server = FaultSink()
+    saved = os.environ.get(token_var)
+    os.environ[token_var] = server.token
+    try:
+        yield server
+    finally:
+        server.close()
+        if saved is None:
+            os.environ.pop(token_var, None)
+        else:
+            os.environ[token_var] = saved

@@ -23,7 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from fault_sink import REJECT_REASON, FaultSink
+from fault_sink import REJECT_REASON, FaultSink, serving
 from state_reader import StateReader
 from test_sync import COLUMNS, PROJECT, SyncProject, person
 
@@ -107,15 +107,8 @@ def _rows() -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def sink():
-    server = FaultSink()
-    saved = os.environ.get(TOKEN_VAR)
-    os.environ[TOKEN_VAR] = server.token
-    yield server
-    server.close()
-    if saved is None:
-        os.environ.pop(TOKEN_VAR, None)
-    else:
-        os.environ[TOKEN_VAR] = saved
+    with serving(TOKEN_VAR) as server:
+        yield server
 
 
 def _destination(sink: FaultSink, name: str, **extra) -> str:

@@ -12,7 +12,7 @@ import os
 import random
 
 import pytest
-from fault_sink import REJECT_REASON, Fault, FaultSink
+from fault_sink import REJECT_REASON, Fault, FaultSink, serving
 from state_reader import StateReader
 from test_sync import PROJECT, SyncProject, person
 
@@ -121,15 +121,8 @@ class Expectation:
 
 @pytest.fixture(scope="module")
 def sink():
-    server = FaultSink()
-    saved = os.environ.get(TOKEN_VAR)
-    os.environ[TOKEN_VAR] = server.token
-    yield server
-    server.close()
-    if saved is None:
-        os.environ.pop(TOKEN_VAR, None)
-    else:
-        os.environ[TOKEN_VAR] = saved
+    with serving(TOKEN_VAR) as server:
+        yield server
 
 
 def _project(new_project, tmp_path_factory, sink: FaultSink, adapter: str, names) -> SyncProject:
