@@ -249,7 +249,7 @@ def test_job_failures_timeouts_and_limits_map_to_transient_or_terminal(salesforc
     with pytest.raises(Terminal, match="HTTP 400: INVALIDJOB: External ID field LastName is not an External ID"):
         _dest(salesforce, external_id_field="LastName").send(_batch("insert", [{"LastName": "x"}]))
     clear = dest.send(_batch("clear", [{"External_Id__c": None, "LastName": None}])).rejected
-    assert "on_delete clear needs the external id field 'External_Id__c' mapped" in clear[0]
+    assert "on_delete clear needs External_Id__c mapped from the primary key" in clear[0]
 
 
 def test_oauth_client_credentials_and_a_token_that_expires_during_the_run(salesforce):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 import requests
@@ -114,6 +114,25 @@ class ApiDestination(Destination):
             raise Terminal(f"{self.type} destination '{self.name}': sync '{self.sync_name}' must map the field "
                            f"'{field}' ({what}); it maps {', '.join(batch.records[0]) or 'nothing'}")
 
+    def identified(self, batch: Batch, field: str, why: str,
+                   convert: Callable[[Any], str] = str) -> tuple[dict[int, str], dict[int, str]]:
+        """Each record's identifier as the API takes it (`convert`), and the records without one, rejected: the
+        field must be mapped at all (else Terminal), and a clear needs it mapped from the primary key, since a
+        clear empties every other field."""
+        self.require_field(batch, field, why)
+        ids: dict[int, str] = {}
+        rejected: dict[int, str] = {}
+        for i, record in enumerate(batch.records):
+            value = record.get(field)
+            text = "" if value is None else convert(value)
+            if text.strip():
+                ids[i] = text
+            elif batch.op == "clear":
+                rejected[i] = f"on_delete clear needs {field} mapped from the primary key"
+            else:
+                rejected[i] = f"empty {field}: {why}"
+        return ids, rejected
+
 
 def refused(response: requests.Response, count: int) -> dict[int, str]:
     """A whole batch refused (400, 413, 422...): every record rejected with the API's reason."""
@@ -145,15 +164,9 @@ class CallListDestination(ApiDestination):
         raise NotImplementedError
 
     def send(self, batch: Batch) -> BatchResult:
-        self.require_field(batch, self.identifier, f"{self.label} identifies people by it")
-        rejected: dict[int, str] = {}
+        ids, rejected = self.identified(batch, self.identifier, f"{self.label} needs {self.needs}")
         calls: list[tuple[int, bytes]] = []
-        for i, record in enumerate(batch.records):
-            value = record.get(self.identifier)
-            if value is None or str(value).strip() == "":
-                rejected[i] = (f"on_delete clear needs {self.identifier} mapped from the primary key"
-                               if batch.op == "clear" else f"empty {self.identifier}: {self.label} needs {self.needs}")
-                continue
+        for i in ids:
             encoded = dumps(self.call(batch, i))
             if len(encoded) > self.call_limit:
                 rejected[i] = (f"{batch.op} {self.call_name} of {len(encoded)} bytes is over {self.label}'s "

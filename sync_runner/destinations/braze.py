@@ -50,16 +50,7 @@ class BrazeDestination(ApiDestination):
         return {"Authorization": f"Bearer {self.config['api_key']}"}
 
     def send(self, batch: Batch) -> BatchResult:
-        self.require_field(batch, "external_id", "Braze identifies users by it")
-        rejected: dict[int, str] = {}
-        ids: dict[int, str] = {}
-        for i, record in enumerate(batch.records):
-            value = record.get("external_id")
-            if value is None or str(value).strip() == "":
-                rejected[i] = ("on_delete clear needs external_id mapped from the primary key" if batch.op == "clear"
-                               else "empty external_id: Braze identifies users by it")
-            else:
-                ids[i] = str(value)
+        ids, rejected = self.identified(batch, "external_id", "Braze identifies users by it")
         if ids:
             rejected.update(self._delete(ids) if batch.op == "delete" else self._track(batch, ids))
         return BatchResult(rejected)

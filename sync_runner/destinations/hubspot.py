@@ -79,18 +79,8 @@ class HubSpotDestination(ApiDestination):
         return {"Authorization": f"Bearer {self.config['access_token']}"}
 
     def send(self, batch: Batch) -> BatchResult:
-        self.require_field(batch, self.id_property, "HubSpot's id_property")
-        rejected: dict[int, str] = {}
-        ids: dict[int, str] = {}
-        for i, record in enumerate(batch.records):
-            value = property_value(record.get(self.id_property))
-            if value.strip():
-                ids[i] = value
-            elif batch.op == "clear":
-                rejected[i] = (f"on_delete clear needs the id property '{self.id_property}' mapped from the "
-                               "primary key (a clear empties every other field)")
-            else:
-                rejected[i] = f"empty {self.id_property}: HubSpot matches records by it"
+        ids, rejected = self.identified(batch, self.id_property, "HubSpot matches records by it (id_property)",
+                                        property_value)
         if ids:
             send = self._archive if batch.op == "delete" else self._upsert
             rejected.update(send(batch, ids))

@@ -81,16 +81,8 @@ class MailchimpDestination(ApiDestination):
         return {"Authorization": f"Basic {token}"}
 
     def send(self, batch: Batch) -> BatchResult:
-        self.require_field(batch, "email_address", "Mailchimp identifies members by it")
-        rejected: dict[int, str] = {}
-        emails: dict[int, str] = {}
-        for i, record in enumerate(batch.records):
-            email = str(record.get("email_address") or "").strip()
-            if email:
-                emails[i] = email
-            else:
-                rejected[i] = ("on_delete clear needs email_address mapped from the primary key" if batch.op == "clear"
-                               else "empty email_address: Mailchimp identifies members by it")
+        emails, rejected = self.identified(batch, "email_address", "Mailchimp identifies members by it",
+                                           lambda value: str(value).strip())
         if emails:
             rejected.update(self._archive(emails) if batch.op == "delete" else self._upsert(batch, emails))
         return BatchResult(rejected)

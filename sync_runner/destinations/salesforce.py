@@ -259,18 +259,9 @@ class SalesforceDestination(ApiDestination):
     # -- batches -------------------------------------------------------------------------------------------------
 
     def send(self, batch: Batch) -> BatchResult:
-        self.require_field(batch, self.ext, "the External ID field Salesforce upserts and deletes by")
-        rejected: dict[int, str] = {}
-        ids: dict[int, str] = {}
-        for i, record in enumerate(batch.records):
-            value = record.get(self.ext)
-            if value is not None and str(value).strip():
-                ids[i] = csv_value(value)
-            elif batch.op == "clear":
-                rejected[i] = (f"on_delete clear needs the external id field '{self.ext}' mapped from the primary "
-                               "key (a clear empties every other field)")
-            else:
-                rejected[i] = f"empty {self.ext}: Salesforce matches records by it"
+        ids, rejected = self.identified(
+            batch, self.ext, "the External ID field Salesforce upserts and deletes by",
+            lambda value: csv_value(value) if str(value).strip() else "")
         if ids:
             send = self._delete if batch.op == "delete" else self._upsert
             rejected.update(send(batch, ids))
