@@ -19,13 +19,12 @@ to the US data center; EU projects use https://api.eu.iterable.com.
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
+from ..delivery import RateLimiter
 from ._api import ApiDestination, api_message, dumps
 from .base import Batch, BatchResult, Terminal
 
@@ -76,9 +75,7 @@ class IterableDestination(ApiDestination):
     def open(self) -> None:
         super().open()
         rate = float(self.config.get("delete_rate_per_second") or 5.0)
-        self._delete_interval = 1.0 / rate if rate > 0 else 0.0
-        self._delete_next = time.monotonic()
-        self._delete_lock = threading.Lock()
+        self._delete_pace = RateLimiter(rate if rate > 0 else None)  # deletes go one request per user
 
     def limits(self) -> tuple[int, int | None, int, float | None]:
         rows, size, concurrency, rate = super().limits()
@@ -171,22 +168,12 @@ class IterableDestination(ApiDestination):
 
     # -- deletes -----------------------------------------------------------------------------------------------
 
-    def _pace(self) -> None:
-        if not self._delete_interval:
-            return
-        with self._delete_lock:
-            now = time.monotonic()
-            start = max(now, self._delete_next)
-            self._delete_next = start + self._delete_interval
-        if start > now:
-            time.sleep(start - now)
-
     def _delete(self, ids: dict[int, dict[str, str]]) -> dict[int, str]:
         rejected: dict[int, str] = {}
         for i, found in ids.items():
             path = (f"/api/users/byUserId/{quote(found['userId'], safe='')}" if "userId" in found
                     else f"/api/users/{quote(found['email'], safe='')}")
-            self._pace()
+            self._delete_pace.wait()
             response = self.request("DELETE", path, ok_statuses=(400, 404))
             if response.status_code == 200:
                 continue

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -261,3 +262,18 @@ def serve() -> None:
 if __name__ == "__main__":
     if sys.argv[1:] == ["--serve"]:
         serve()
+
+
+@contextlib.contextmanager
+def forked(fp: Any, sinks: dict[str, Any], tmp: Path) -> Iterator[ForkServer]:
+    """A ForkServer warmed on the built project; on the way out it, the project's adapter and the sinks close."""
+    fp.release()
+    server = ForkServer(tmp)
+    server.warm(fp.p.root)
+    try:
+        yield server
+    finally:
+        server.close()
+        fp.release()
+        for sink in sinks.values():
+            sink.close()

@@ -18,7 +18,7 @@ import time
 
 import pytest
 from _faults import FaultProject, http_yaml, mutate, person, record_values, values
-from _process import ForkServer
+from _process import ForkServer, forked
 from test_sync import MAPPINGS, PROJECT
 
 from conftest import ADAPTERS
@@ -38,14 +38,8 @@ def crig(request, new_project, tmp_path_factory):
     fp.build({f"c{i:03d}": person(i) for i in range(50)},
              [{"name": name, "destination": f"sink_{name}", "mode": "mirror", "mappings": MAPPINGS}
               for name in sinks])
-    fp.release()
-    server = ForkServer(tmp)
-    server.warm(fp.p.root)
-    yield fp, sinks, server
-    server.close()
-    fp.release()
-    for sink in sinks.values():
-        sink.close()
+    with forked(fp, sinks, tmp) as server:
+        yield fp, sinks, server
 
 
 def _start(fp: FaultProject, server: ForkServer, sync: str, sink, name: str):

@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 from _faults import FaultProject, http_yaml, mutate, person, record_values, sink_idle, values
-from _process import ForkServer
+from _process import forked
 from test_sync import MAPPINGS, PROJECT
 
 SEED = int(os.environ.get("DBT_STUDIO_FAULT_SEED", "20261122"))
@@ -57,14 +57,8 @@ def rig(new_project, tmp_path_factory):
     rows = {f"u{i:03d}": person(i) for i in range(120)}
     fp.build(rows, [{"name": f"kill_{m}", "destination": f"sink_{m}", "mode": m, "mappings": MAPPINGS}
                     for m in MODES])
-    fp.release()
-    server = ForkServer(tmp)
-    server.warm(fp.p.root)
-    yield fp, sinks, server
-    server.close()
-    fp.release()
-    for sink in sinks.values():
-        sink.close()
+    with forked(fp, sinks, tmp) as server:
+        yield fp, sinks, server
     if SUMMARY:
         print("\nprocess faults:", json.dumps(SUMMARY, indent=1))
 
