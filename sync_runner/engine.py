@@ -138,9 +138,16 @@ class SyncRunner:
     @property
     def warehouse(self) -> Warehouse:
         if self._warehouse is None:
-            self._warehouse = connect(self.where, self.manifest.path)
-            with self._warehouse.session():  # e.g. DuckDB's memory limit for planning (macros/sync/session.sql)
-                self._session_changed = bool(self._warehouse.call("sync_session_start"))
+            warehouse = connect(self.where, self.manifest.path)
+            try:
+                with warehouse.session():  # e.g. DuckDB's memory limit for planning (macros/sync/session.sql)
+                    self._session_changed = bool(warehouse.call("sync_session_start"))
+            except Exception as exc:  # a var the warehouse cannot take, e.g. a memory limit of 'a lot'
+                warehouse.close()
+                first = next((line.strip() for line in str(exc).splitlines() if line.strip()), exc.__class__.__name__)
+                raise UserError(f"the warehouse refused the sync session's settings (var "
+                                f"dbt_studio_sync_duckdb_memory_limit): {REDACT(first)}") from None
+            self._warehouse = warehouse
         return self._warehouse
 
     def close(self) -> None:

@@ -112,6 +112,16 @@ def test_a_sync_session_caps_duckdb_memory_and_lifts_the_cap_at_the_end(wp):
             runner.close()
         assert (got != default) is expect_capped, (value, got)
 
+    # a value DuckDB cannot take fails the sync with one line naming the var, nothing planned
+    where = DbtTarget(wp.p.root, wp.p.root, None, {"dbt_studio_sync_duckdb_memory_limit": "a lot"})
+    runner = SyncRunner(where, Options())
+    try:
+        report = runner.run()[0]
+    finally:
+        runner.close()
+    assert report.status == "failed" and "dbt_studio_sync_duckdb_memory_limit" in report.message
+    assert "\n" not in report.message and report.planned == {}
+
     # a memory_limit in the profile's settings wins
     profile = wp.p.root / "profiles.yml"
     original = profile.read_text()
