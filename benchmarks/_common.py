@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -13,6 +14,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+SPAWNED_AT = "DBT_STUDIO_BENCH_SPAWNED_AT"
+
+
+def since_spawn() -> float | None:
+    """Seconds since this process was spawned by run_child (interpreter start and imports included)."""
+    spawned = os.environ.get(SPAWNED_AT)
+    return time.time() - float(spawned) if spawned else None
 
 
 def peak_rss_mb() -> float:
@@ -27,8 +35,12 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def run_child(args: list[str], python: str | None = None, timeout: float = 3600) -> dict[str, Any]:
-    """Run one contender in a fresh interpreter (so its peak memory is its own) and parse its JSON line."""
-    proc = subprocess.run([python or sys.executable, *args], capture_output=True, text=True, timeout=timeout)
+    """Run one contender in a fresh interpreter (so its peak memory is its own) and parse its JSON line.
+
+    The child finds the wall-clock time it was spawned at in SPAWNED_AT, to report times from process start."""
+    env = {**os.environ, SPAWNED_AT: repr(time.time())}
+    proc = subprocess.run([python or sys.executable, *args], capture_output=True, text=True, timeout=timeout,
+                          env=env)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
@@ -59,8 +71,8 @@ def dbt_project(project: Path, name: str, database: Path, models: dict[str, str]
     """
     import textwrap
 
-    from sync_runner.invoke import DbtTarget, run_dbt
-    from sync_runner.paths import package_root
+    from sync_runner.core.paths import package_root
+    from sync_runner.project.target import DbtTarget, run_dbt
 
     (project / "models").mkdir(parents=True, exist_ok=True)
     (project / "dbt_project.yml").write_text(f"name: {name}\nversion: '1.0'\nconfig-version: 2\n"

@@ -2,7 +2,7 @@
 
     python benchmarks/audience.py --users 1000000 --runs 3
 
-Data: `sync_runner.generate.generate(out, users=N, purchases_per_user=5.0)` (N users, ~20N track events, ~5N
+Data: `sync_runner.demo.generate.generate(out, users=N, purchases_per_user=5.0)` (N users, ~20N track events, ~5N
 purchases, ~5N product views), built into DuckDB tables by the plant-store example's staging models. The audience
 has six conditions — a property, has-with-aggregate, an event count within 30 days, did not perform, a through
 relation (users -> memberships -> subscriptions) and a nested or — written once as `dbt_studio.audience(...)` and
@@ -100,8 +100,8 @@ def main() -> None:
 
     import duckdb
 
-    from sync_runner.example import copy_example
-    from sync_runner.generate import generate
+    from sync_runner.demo.example import copy_example
+    from sync_runner.demo.generate import generate
 
     work = args.work or Path(tempfile.mkdtemp(prefix="audience_bench_"))
     reuse = args.work is not None and (work / "project" / "bench.duckdb").is_file()

@@ -44,7 +44,7 @@ def prepare(work: Path, rows: int) -> None:
     """A dbt project on DuckDB whose state schema holds the acknowledged snapshot of version 1."""
     import duckdb
 
-    from sync_runner.warehouse import Warehouse
+    from sync_runner.project.warehouse import Warehouse
 
     project = work / "project"
     where = dbt_project(project, "cdc_bench", work / "bench.duckdb")
@@ -81,8 +81,8 @@ def sync_args() -> dict:
 
 
 def run_ours(work: Path) -> dict:
-    from sync_runner.invoke import DbtTarget
-    from sync_runner.warehouse import Warehouse
+    from sync_runner.project.target import DbtTarget
+    from sync_runner.project.warehouse import Warehouse
 
     project = work / "project"
     wh = Warehouse(DbtTarget(project, project, "bench"))

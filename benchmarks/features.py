@@ -3,7 +3,7 @@ hand-written single SELECT computing the same 10 features, same run, same databa
 
     python benchmarks/features.py --users 1000000 --runs 3
 
-Data: `sync_runner.generate.generate(out, users=N)` (at 1M users ~20M track events, ~2M purchases). The example
+Data: `sync_runner.demo.generate.generate(out, users=N)` (at 1M users ~20M track events, ~2M purchases). The example
 project is built once on it (staging views over the Parquet files, the id graph); then each contender rebuilds
 the feature table from the same views and id graph, in its own process, `--runs` times; the JSON line has
 medians and whether both tables hold identical rows.
@@ -110,7 +110,7 @@ left join mf using (main_id)
 
 
 def _target(project: Path, data: Path):
-    from sync_runner.invoke import DbtTarget
+    from sync_runner.project.target import DbtTarget
 
     return DbtTarget(project_dir=project, profiles_dir=project, target="duckdb",
                      vars={"raw_data_dir": data.as_posix(), "as_of": AS_OF})
@@ -118,8 +118,8 @@ def _target(project: Path, data: Path):
 
 def prepare(work: Path, data: Path) -> dict:
     """A copy of the example on the generated data: staging views and the id graph, built once."""
-    from sync_runner.example import copy_example
-    from sync_runner.invoke import run_dbt
+    from sync_runner.demo.example import copy_example
+    from sync_runner.project.target import run_dbt
 
     project = copy_example(work / "project")
     (project / "profiles.yml").write_text(textwrap.dedent(f"""
@@ -139,7 +139,7 @@ def run_prepare(work: Path, data: Path) -> dict:
 
 
 def run_ours(work: Path, data: Path) -> dict:
-    from sync_runner.invoke import run_dbt
+    from sync_runner.project.target import run_dbt
 
     seconds, result = timed(lambda: run_dbt(["run", "-s", "user_profile"], _target(work / "project", data)))
     return {"seconds": seconds, "model_seconds": result.result.results[0].execution_time, "peak_mb": peak_rss_mb()}
@@ -195,7 +195,7 @@ def main() -> None:
     try:
         data = args.data
         if data is None:
-            from sync_runner.generate import generate
+            from sync_runner.demo.generate import generate
 
             data = work / "data"
             generate(data, users=args.users)

@@ -6,6 +6,13 @@ The graph follows NOTES.md: each person a random tree of ids (1-3 anonymous ids,
 anonymous-only visitors, monotone chains of 50 and 500 ids (ids and times increase along the chain), and junk
 hubs ('unknown', '', 'null' on ~10% of persons) that screening must drop. Each contender runs in its own
 process (peak memory is its own) `--runs` times; the JSON line has medians.
+
+Ours is measured three ways: a full build of the graph; an incremental run after appending 1% more rows (half
+of them new people, half touching existing clusters: new anonymous ids of known users and links that merge two
+people, with timestamps spread over the whole year, so most are older than the first build's newest row); and
+a full rebuild of base + appended rows, whose partition the incremental output must equal. The Snowflake
+statement count is that of the same builds (full, then incremental) on fakesnow for a small graph
+(`--snowflake-persons`), counted from dbt's query log.
 """
 
 from __future__ import annotations
@@ -78,21 +85,58 @@ def make_graph(persons: int, out: Path, seed: int = 1) -> dict[str, int]:
     return {"rows": table.num_rows, "chains_50": chains.count(50), "chains_500": chains.count(500)}
 
 
+def make_delta(persons: int, base_rows: int, out: Path, seed: int = 2) -> dict[str, int]:
+    """1% of the base's rows more: half new people (a new anonymous id and a new user id), half touching existing
+    ones (a new anonymous id of a known user; every tenth also carries another person's email, merging the two
+    when that person has one), timestamps uniform over the year (late rows: most are older than the base's
+    newest row)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    n = max(2, base_rows // 100)
+
+    def ids(prefix: str, numbers) -> pa.Array:
+        return pc.binary_join_element_wise(prefix, pc.cast(pa.array(numbers), pa.string()), "")
+
+    fresh = n // 2  # new people: a new anonymous id with a new user id
+    people = np.arange(persons, persons + fresh)
+    touching = n - fresh
+    known = rng.integers(0, persons, touching)
+    anon = np.arange(10**9, 10**9 + fresh + touching)  # never used by the base
+    merge = rng.random(touching) < 0.1
+    other = rng.integers(0, persons, touching)
+    table = pa.table({
+        "anonymous_id": pa.concat_arrays([ids("a", anon[:fresh]), ids("a", anon[fresh:])]),
+        "user_id": pa.concat_arrays([ids("u", people), ids("u", known)]),
+        "email": pa.concat_arrays([pa.nulls(fresh, pa.string()),
+                                   pc.if_else(pa.array(merge), ids("e", other), pa.nulls(touching, pa.string()))]),
+        "ts": pc.cast(pa.array(rng.integers(0, 86400 * 365, n) * 1_000_000), pa.timestamp("us")),
+    })
+    pq.write_table(table, out)
+    return {"rows": table.num_rows, "new_people": fresh, "touching": touching, "merging": int(merge.sum())}
+
+
 # -- contenders (each runs in its own process) -------------------------------------------------------------------
 
-def run_ours(data: Path, work: Path) -> dict:
-    from sync_runner.example import copy_project  # noqa: F401  (imported for its side effect: the package path)
-    from sync_runner.invoke import DbtTarget, run_dbt
+def run_ours(data: Path, work: Path, mode: str = "full", project_name: str = "ours") -> dict:
+    """One dbt run of the stitcher: `full` (--full-refresh) or `incremental` (on the output a full run left)."""
+    from sync_runner.demo.example import copy_project  # noqa: F401  (imported for its side effect: the package path)
+    from sync_runner.project.target import DbtTarget, run_dbt
 
-    project = work / "ours"
-    where = DbtTarget(project_dir=project, profiles_dir=project, target="bench", vars={"rows": data.as_posix()})
+    project = work / project_name
+    paths = [p.as_posix() for p in sorted(data.parent.glob(data.name))]
+    where = DbtTarget(project_dir=project, profiles_dir=project, target="bench", vars={"rows": paths})
     messages: list[str] = []
 
     def collect(event) -> None:
         if event.info.name == "JinjaLogInfo":
             messages.append(event.info.msg)
 
-    seconds, result = timed(lambda: run_dbt(["run", "--full-refresh"], where, callbacks=[collect]))
+    args = ["run", "--full-refresh"] if mode == "full" else ["run"]
+    seconds, result = timed(lambda: run_dbt(args, where, callbacks=[collect]))
     model_seconds = result.result.results[0].execution_time
     import duckdb
 
@@ -104,14 +148,90 @@ def run_ours(data: Path, work: Path) -> dict:
             "peak_mb": peak_rss_mb()}
 
 
-def prepare_ours(work: Path) -> None:
-    project = work / "ours"
-    dbt_project(project, "stitch_bench", project / "bench.duckdb", {"stitched.sql": textwrap.dedent("""
-        {{ config(materialized='id_stitcher') }}
-        {{ dbt_studio.id_edges(sources=[{'relation': "read_parquet('" ~ var('rows') ~ "')",
-                                         'name': 'rows', 'ids': ['anonymous_id', 'user_id', 'email'],
-                                         'timestamp': 'ts'}]) }}
-    """)})
+MODEL = """
+    {{ config(materialized='id_stitcher') }}
+    {{ dbt_studio.id_edges(sources=[{'relation': "read_parquet(" ~ var('rows') ~ ")",
+                                     'name': 'rows', 'ids': ['anonymous_id', 'user_id', 'email'],
+                                     'timestamp': 'ts'}]) }}
+"""
+
+
+def prepare_ours(work: Path, project_name: str = "ours") -> None:
+    project = work / project_name
+    dbt_project(project, "stitch_bench", project / "bench.duckdb", {"stitched.sql": textwrap.dedent(MODEL)})
+
+
+def same_partition(first: Path, second: Path) -> bool:
+    """Whether two stitched outputs hold the same identifiers in the same clusters (main_ids may differ)."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"attach '{first.as_posix()}' as a (read_only); attach '{second.as_posix()}' as b (read_only)")
+    pairs, left, right, only_a, only_b = con.execute("""
+        select count(distinct (a.main_id, b.main_id)), count(distinct a.main_id), count(distinct b.main_id),
+               count(*) filter (where b.main_id is null), count(*) filter (where a.main_id is null)
+        from a.main.stitched as a
+        full join b.main.stitched as b on a.id_type = b.id_type and a.id_value = b.id_value
+    """).fetchone()
+    con.close()
+    return only_a == only_b == 0 and pairs == left == right
+
+
+def snowflake_statements(persons: int, work: Path) -> dict:
+    """Statements the same builds send to Snowflake (fakesnow), for a graph of `persons`: a full build, then an
+    incremental run after the 1% more rows. Counted from dbt's query log (those run for the model)."""
+    import csv
+
+    import fakesnow
+    import pyarrow.parquet as pq
+
+    from sync_runner.project.target import DbtTarget, run_dbt
+
+    project = work / "snowflake"
+    data = work / "snowflake_data"
+    data.mkdir(parents=True, exist_ok=True)
+    graph = make_graph(persons, data / "rows_base.parquet")
+    make_delta(persons, graph["rows"], data / "rows_delta.parquet")
+    (project / "seeds").mkdir(parents=True, exist_ok=True)
+
+    def seed(files: list[Path]) -> None:
+        with (project / "seeds" / "stitch_rows.csv").open("w", newline="", encoding="utf-8") as fh:
+            out = csv.writer(fh)
+            out.writerow(["anonymous_id", "user_id", "email", "ts"])
+            for f in files:
+                for row in pq.read_table(f).to_pylist():
+                    out.writerow([row["anonymous_id"] or "", row["user_id"] or "", row["email"] or "",
+                                  row["ts"].strftime("%Y-%m-%d %H:%M:%S")])
+
+    model = MODEL.replace('"read_parquet(" ~ var(\'rows\') ~ ")"', "ref('stitch_rows')")
+    counts: dict[str, int] = {}
+    with fakesnow.server() as conn:
+        dbt_project(project, "stitch_bench", project / "unused.duckdb", {"stitched.sql": textwrap.dedent(model)})
+        (project / "dbt_project.yml").write_text((project / "dbt_project.yml").read_text()
+                                                 + "seed-paths: ['seeds']\n")
+        (project / "profiles.yml").write_text(textwrap.dedent(f"""
+            bench:
+              target: bench
+              outputs:
+                bench: {{type: snowflake, account: {conn['account']}, user: {conn['user']},
+                         password: {conn['password']}, host: {conn['host']}, port: {conn['port']}, protocol: http,
+                         database: BENCH, warehouse: WH, schema: ANALYTICS, threads: 1}}
+        """))
+        where = DbtTarget(project_dir=project, profiles_dir=project, target="bench")
+        for mode, files in (("full", [data / "rows_base.parquet"]),
+                            ("incremental", [data / "rows_base.parquet", data / "rows_delta.parquet"])):
+            seed(files)
+            run_dbt(["seed", "--full-refresh"], where)
+            sql: list[str] = []
+
+            def collect(event, sql=sql) -> None:
+                if event.info.name == "SQLQuery" and "model.stitch_bench.stitched" in event.data.sql:
+                    sql.append(event.data.sql)
+
+            run_dbt(["run", "-s", "stitched"] + (["--full-refresh"] if mode == "full" else []), where,
+                    callbacks=[collect])
+            counts[mode] = len(sql)
+    return counts
 
 
 def run_scipy(data: Path, work: Path) -> dict:
@@ -204,33 +324,57 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--persons", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--snowflake-persons", type=int, default=2_000,
+                        help="graph size of the Snowflake (fakesnow) statement count; 0 skips it")
     parser.add_argument("--splink-python", default=os.environ.get("SPLINK_PYTHON"),
                         help="a Python with splink installed (its own virtual environment)")
-    parser.add_argument("--contender", choices=["ours", "scipy", "splink"], help=argparse.SUPPRESS)
+    parser.add_argument("--contender", choices=["ours", "ours_incremental", "scipy", "splink"], help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--project", default="ours", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.contender:
-        fn = {"ours": run_ours, "scipy": run_scipy, "splink": run_splink}[args.contender]
-        print(json.dumps(fn(args.data, args.work)))
+        if args.contender in ("ours", "ours_incremental"):
+            mode = "full" if args.contender == "ours" else "incremental"
+            print(json.dumps(run_ours(args.data, args.work, mode, args.project)))
+        else:
+            fn = {"scipy": run_scipy, "splink": run_splink}[args.contender]
+            print(json.dumps(fn(args.data, args.work)))
         return
 
     work = Path(tempfile.mkdtemp(prefix="stitch_bench_"))
     try:
-        data = work / "rows.parquet"
-        graph = make_graph(args.persons, data)
-        prepare_ours(work)
+        base = work / "rows_base.parquet"
+        graph = make_graph(args.persons, base)
+        delta = make_delta(args.persons, graph["rows"], work / "rows_delta.parquet")
+        every = work / "rows_*.parquet"  # base + delta
+        for name in ("ours", "ours_rebuild"):
+            prepare_ours(work, name)
         here = str(Path(__file__).resolve())
-        results: dict[str, list[dict]] = {"ours": [], "scipy": [], "splink": []}
-        for _ in range(args.runs):
-            for name in ("ours", "scipy"):
-                results[name].append(run_child([here, "--contender", name, "--data", str(data), "--work", str(work)]))
+
+        def child(contender: str, data: Path, project: str = "ours") -> dict:
+            return run_child([here, "--contender", contender, "--data", str(data), "--work", str(work),
+                              "--project", project])
+
+        results: dict[str, list[dict]] = {"ours": [], "ours_incremental": [], "ours_rebuild": [], "scipy": [],
+                                          "splink": []}
+        equal = []
+        for run in range(args.runs):
+            results["ours"].append(child("ours", base))
+            results["scipy"].append(child("scipy", base))
+            results["ours_incremental"].append(child("ours_incremental", every))
+            if run == 0:  # the full rebuild of base + delta the incremental output must equal
+                results["ours_rebuild"].append(child("ours", every, "ours_rebuild"))
+                equal.append(same_partition(work / "ours" / "bench.duckdb", work / "ours_rebuild" / "bench.duckdb"))
             if args.splink_python:
-                results["splink"].append(run_child([here, "--contender", "splink", "--data", str(data),
+                results["splink"].append(run_child([here, "--contender", "splink", "--data", str(base),
                                                     "--work", str(work)], python=args.splink_python))
+        statements = snowflake_statements(args.snowflake_persons, work) if args.snowflake_persons else {}
         ours, scipy_s = median_of(results["ours"], "seconds"), median_of(results["scipy"], "seconds")
+        inc = median_of(results["ours_incremental"], "seconds")
         splink_s = median_of(results["splink"], "seconds")
+        ours_peak, scipy_peak = median_of(results["ours"], "peak_mb"), median_of(results["scipy"], "peak_mb")
         first = next((r for r in results["ours"] if "ids" in r), {})
         emit({
             "benchmark": "stitch", "persons": args.persons, "rows": graph["rows"],
@@ -243,9 +387,20 @@ def main() -> None:
             "scipy_e2e_s": scipy_s, "splink_s": splink_s,
             "ours_vs_scipy": round(ours / scipy_s, 2) if ours and scipy_s else None,
             "ours_vs_splink": round(ours / splink_s, 2) if ours and splink_s else None,
-            "ours_peak_mb": median_of(results["ours"], "peak_mb"),
-            "scipy_peak_mb": median_of(results["scipy"], "peak_mb"),
+            "ours_peak_mb": ours_peak, "scipy_peak_mb": scipy_peak,
+            "peak_vs_scipy": round(ours_peak / scipy_peak, 2) if ours_peak and scipy_peak else None,
             "splink_peak_mb": median_of(results["splink"], "peak_mb"),
+            "delta_rows": delta["rows"], "delta_new_people": delta["new_people"],
+            "delta_touching": delta["touching"], "delta_merging": delta["merging"],
+            "incremental_s": inc, "incremental_model_s": median_of(results["ours_incremental"], "model_seconds"),
+            "incremental_peak_mb": median_of(results["ours_incremental"], "peak_mb"),
+            "incremental_vs_full": round(inc / ours, 3) if inc and ours else None,
+            "rebuild_s": median_of(results["ours_rebuild"], "seconds"),
+            "incremental_equals_rebuild": all(equal) if equal else None,
+            "snowflake_persons": args.snowflake_persons or None,
+            "snowflake_statements_full": statements.get("full"),
+            "snowflake_statements_incremental": statements.get("incremental"),
+            "splink": None if args.splink_python else "not run: splink is not a dependency (pass --splink-python)",
             "runs": args.runs,
             "errors": errors_of(results),
         })

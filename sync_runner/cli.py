@@ -7,13 +7,15 @@ bug and keeps its traceback (with every secret redacted).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from . import __version__
-from .errors import UserError
+from sync_runner import __version__
+from sync_runner.core.errors import UserError
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -40,7 +42,7 @@ def cli() -> None:
 @click.option("--format", "fmt", default="parquet", show_default=True, type=click.Choice(["parquet", "csv"]))
 def generate(users: int, seed: int, out_dir: Path, fmt: str) -> None:
     """Write deterministic, messy plant-store data (users, identifies, tracks, purchases, ...)."""
-    from .generate import generate as run
+    from sync_runner.demo.generate import generate as run
 
     def progress(done: int, total: int) -> None:
         click.echo(f"  {done:,} / {total:,} users", err=True)
@@ -56,7 +58,7 @@ def generate(users: int, seed: int, out_dir: Path, fmt: str) -> None:
 @click.option("--seed", default=42, show_default=True)
 def demo(directory: Path, users: int, seed: int) -> None:
     """Set up the plant-store example, generate data, and build it with dbt on DuckDB."""
-    from .demo import run_demo
+    from sync_runner.demo.run import run_demo
 
     report = run_demo(directory, users=users, seed=seed, echo=click.echo)
     click.echo("")
@@ -69,6 +71,7 @@ def demo(directory: Path, users: int, seed: int) -> None:
         click.echo(f"Synced records: {report.directory / 'syncs'} ({len(files)} files, one per sync run)")
     click.echo(f"Explore it:  cd {report.directory} && dbt build --profiles-dir . --vars '{{raw_data_dir: data}}'"
                " && dbt-studio plan")
+    click.echo(f"Open the studio:  dbt-studio studio --project-dir {report.directory}")
 
 
 def _project_options(fn):
@@ -80,7 +83,7 @@ def _project_options(fn):
 
 
 def _print_reports(reports, as_json: bool, planned_only: bool = False) -> None:
-    from .config import REDACT
+    from sync_runner.core.redact import REDACT
 
     if as_json:
         click.echo(REDACT(json.dumps({"syncs": [r.as_dict() for r in reports]}, indent=2, default=str)))
@@ -98,7 +101,9 @@ def _print_reports(reports, as_json: bool, planned_only: bool = False) -> None:
             click.echo(f"{r.sync}: full resync (first run, --full-resync, or a changed primary key / mapping / mode):"
                        " every row is sent, no deletes")
         if r.message:
-            click.echo(f"{r.sync}: {REDACT(r.message)}", err=r.status == "failed")
+            click.echo(f"{r.sync}: {REDACT(r.message)}", err=r.status == "failed" or bool(r.problem))
+        for line in r.alerts:
+            click.echo(f"{r.sync}: {REDACT(line)}", err=True)
         if planned_only and r.sample.get("rows"):
             click.echo(f"{r.sync}: sample")
             cols = [c for c in r.sample["columns"] if c.lower() not in ("_seq", "_n")]
@@ -108,13 +113,18 @@ def _print_reports(reports, as_json: bool, planned_only: bool = False) -> None:
 
 
 class _ProgressBar:
-    """One line per sync, redrawn in place on a terminal; silent otherwise."""
+    """One line per sync, redrawn in place on a terminal; silent otherwise. With DBT_STUDIO_PROGRESS=lines (the
+    studio sets it for the syncs it starts) each step is a plain line, so a page can show it live."""
 
     def __init__(self) -> None:
-        self.enabled = sys.stderr.isatty()
+        self.lines = os.environ.get("DBT_STUDIO_PROGRESS") == "lines"
+        self.enabled = sys.stderr.isatty() or self.lines
 
     def __call__(self, name: str, done: int, total: int) -> None:
         if not self.enabled or not total:
+            return
+        if self.lines:
+            click.echo(f"{name}: {done:,}/{total:,} rows sent", err=True)
             return
         width = 30
         filled = int(width * min(done, total) / total)
@@ -124,25 +134,72 @@ class _ProgressBar:
 
 
 def _run(project_dir: Path, profiles_dir: Path | None, target: str | None, select: tuple[str, ...],
-         full_resync: bool, dry_run: bool, as_json: bool) -> None:
-    from .engine import Options, run_syncs
+         full_resync: bool, dry_run: bool, as_json: bool, allow_large_changes: bool = False, debug: bool = False,
+         keys: str | None = None) -> None:
+    from sync_runner.sync.engine import Options, exit_code, run_syncs
 
-    options = Options(select=select, full_resync=full_resync, dry_run=dry_run)
+    only = tuple(k.strip() for k in (keys or "").split(",") if k.strip())
+    if keys is not None and not only:
+        raise UserError("--keys needs primary keys, comma-separated (e.g. --keys u1,u2)")
+    if only and len(select) != 1:
+        raise UserError("--keys sends a test sync of one sync: select it with -s <sync>")
+    options = Options(select=select, full_resync=full_resync, dry_run=dry_run,
+                      allow_large_changes=allow_large_changes, debug=debug, keys=only)
     reports = run_syncs(project_dir, profiles_dir, target, options, progress=None if as_json else _ProgressBar())
     _print_reports(reports, as_json, planned_only=dry_run)
-    if any(r.status == "failed" for r in reports):
-        sys.exit(1)
+    code = exit_code(reports)
+    if code:
+        sys.exit(code)
 
 
 @cli.command()
 @_project_options
 @click.option("--select", "-s", "select", multiple=True, help="Sync or model name (glob); repeatable.")
 @click.option("--full-resync", is_flag=True, help="Send every row again (never deletes).")
+@click.option("--allow-large-changes", is_flag=True,
+              help="Send plans that a safeguard would stop (mass deletes or changes).")
+@click.option("--debug", is_flag=True, help="Keep each batch's request and response and each record's history "
+              "(as debug: true on the sync); see dbt-studio debug.")
+@click.option("--keys", default=None, metavar="K1,K2",
+              help="A test sync: send and commit only these primary keys (one sync, selected with -s).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
 def sync(project_dir: Path, profiles_dir: Path | None, target: str | None, select: tuple[str, ...],
-         full_resync: bool, as_json: bool) -> None:
+         full_resync: bool, allow_large_changes: bool, debug: bool, keys: str | None, as_json: bool) -> None:
     """Send each sync's changes (computed in the warehouse) to its destination."""
-    _run(project_dir, profiles_dir, target, select, full_resync, False, as_json)
+    _run(project_dir, profiles_dir, target, select, full_resync, False, as_json, allow_large_changes, debug, keys)
+
+
+@cli.command("debug")
+@_project_options
+@click.argument("sync_name")
+@click.option("--key", required=True, help="The record's primary key (parts of a composite key joined by |).")
+@click.option("--json", "as_json", is_flag=True, help="Print the history as JSON.")
+def debug_record(project_dir: Path, profiles_dir: Path | None, target: str | None, sync_name: str, key: str,
+                 as_json: bool) -> None:
+    """One record's history in a sync: planned, sent (payload, request, response), acknowledged or rejected and why.
+
+    The details come from runs with the debugger on (`debug: true` on the sync, or `sync --debug`); the
+    acknowledged changes and an open rejection are shown for any run."""
+    from sync_runner.core.redact import REDACT
+    from sync_runner.sync.engine import record_history
+
+    history = record_history(project_dir, profiles_dir, target, sync_name, key)
+    if as_json:
+        click.echo(REDACT(json.dumps(history, indent=2, default=str)))
+        return
+    if not history:
+        click.echo(f"{sync_name}: no history for key {key!r} (run the sync with --debug to capture one)")
+        return
+    for h in history:
+        line = f"{h['at']}  {h['event']:<14} {h['op'] or '':<7} run {h['run_id'] or '-'}"
+        if h["attempt"] is not None and h["event"] in ("sent", "still rejected"):
+            line += f"  attempt {h['attempt']}"
+        if h["reason"]:
+            line += f"  reason: {h['reason']}"
+        click.echo(REDACT(line))
+        for label in ("payload", "request", "response"):
+            if h[label]:
+                click.echo(REDACT(f"    {label}: " + str(h[label]).replace("\n", "\n      ")))
 
 
 @cli.command()
@@ -159,16 +216,19 @@ def plan(project_dir: Path, profiles_dir: Path | None, target: str | None, selec
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": True})
 @_project_options
 @click.option("--full-resync", is_flag=True, help="Send every row of the built models' syncs again.")
+@click.option("--allow-large-changes", is_flag=True,
+              help="Send plans that a safeguard would stop (mass deletes or changes).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report (dbt's own output goes to stderr).")
 @click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
-def build(project_dir: Path, profiles_dir: Path | None, target: str | None, full_resync: bool, as_json: bool,
-          dbt_args: tuple[str, ...]) -> None:
+def build(project_dir: Path, profiles_dir: Path | None, target: str | None, full_resync: bool,
+          allow_large_changes: bool, as_json: bool, dbt_args: tuple[str, ...]) -> None:
     """`dbt build [DBT_ARGS...]`, then sync the models this build made (e.g. `dbt-studio build -s audiences`)."""
-    from .config import REDACT
-    from .orchestrate import build_and_sync
+    from sync_runner.core.redact import REDACT
+    from sync_runner.sync.orchestrate import build_and_sync
 
     report = build_and_sync(dbt_args, project_dir, profiles_dir, target, full_resync=full_resync,
-                            dbt_output_to_stderr=as_json, progress=None if as_json else _ProgressBar())
+                            allow_large_changes=allow_large_changes, dbt_output_to_stderr=as_json,
+                            progress=None if as_json else _ProgressBar())
     if as_json:
         click.echo(REDACT(json.dumps(report.as_dict(), indent=2, default=str)))
     else:
@@ -187,10 +247,79 @@ def build(project_dir: Path, profiles_dir: Path | None, target: str | None, full
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8580, show_default=True, type=click.IntRange(1, 65535))
 def serve(project_dir: Path, profiles_dir: Path | None, target: str | None, host: str, port: int) -> None:
-    """Receive dbt Cloud webhooks and sync what each successful job run built (see dbt_cloud in dbt_studio.yml)."""
-    from .server import serve as run_server
+    """Run the schedules of dbt_studio.yml, and receive dbt Cloud webhooks (sync what each successful job run
+    built) when it has a dbt_cloud block."""
+    import logging
+    import threading
 
-    run_server(host, port, project_dir, profiles_dir, target)
+    from sync_runner.project.target import resolve_target
+    from sync_runner.serve.schedules import Scheduler, load_schedules, project_job, state_path
+    from sync_runner.serve.webhook import serve as run_server
+    from sync_runner.sync.config import has_block
+
+    where = resolve_target(project_dir, profiles_dir, target)
+    schedules = load_schedules(where.project_dir, where.profiles_dir)
+    webhooks = has_block(where.project_dir, where.profiles_dir, "dbt_cloud") or not schedules
+    stop = threading.Event()
+    if schedules:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        scheduler = Scheduler(schedules, state_path(where.project_dir),
+                              project_job(where.project_dir, where.profiles_dir, where.target))
+        click.echo(f"schedules: {', '.join(f'{s.name} ({s.cron})' for s in schedules)}", err=True)
+        if not webhooks:
+            try:
+                scheduler.run_forever(stop)
+            except KeyboardInterrupt:
+                stop.set()
+            return
+        threading.Thread(target=scheduler.run_forever, args=(stop,), daemon=True, name="schedules").start()
+    try:
+        run_server(host, port, project_dir, profiles_dir, target)
+    finally:
+        stop.set()
+
+
+@cli.command()
+@_project_options
+@click.option("--write", is_flag=True, help="Write the exposures file (default models/dbt_studio_exposures.yml).")
+@click.option("--check", is_flag=True, help="Exit 1 when the exposures file is not current (for CI).")
+def exposures(project_dir: Path, profiles_dir: Path | None, target: str | None, write: bool, check: bool) -> None:
+    """One dbt exposure per sync (type application, depends on the synced model): print, --write or --check."""
+    from sync_runner.project.target import resolve_target
+    from sync_runner.sync.exposures import exposures_file
+
+    if write and check:
+        raise UserError("exposures: pass --write or --check, not both")
+    wanted = exposures_file(resolve_target(project_dir, profiles_dir, target))
+    if check:
+        if not wanted.current:
+            click.echo(f"{wanted.path} is stale: run dbt-studio exposures --write", err=True)
+            sys.exit(1)
+        click.echo(f"{wanted.path} is current")
+    elif write:
+        if wanted.current:
+            click.echo(f"{wanted.path} is current")
+        else:
+            wanted.path.parent.mkdir(parents=True, exist_ok=True)
+            wanted.path.write_text(wanted.text, encoding="utf-8")
+            click.echo(f"wrote {wanted.path}")
+    else:
+        click.echo(wanted.text, nl=False)
+
+
+@cli.command()
+@_project_options
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on; any other than 127.0.0.1 requires a token on every request.")
+@click.option("--port", default=8581, show_default=True, type=click.IntRange(1, 65535))
+def studio(project_dir: Path, profiles_dir: Path | None, target: str | None, host: str, port: int) -> None:
+    """The Customer Studio: a local web app to build, size and sync audiences (see docs/studio.md)."""
+    from sync_runner.project.target import resolve_target
+    from sync_runner.serve.studio.app import Settings
+    from sync_runner.serve.studio.app import serve as run_studio
+
+    token = os.environ.get("DBT_STUDIO_TOKEN") or None
+    run_studio(Settings(resolve_target(project_dir, profiles_dir, target), host=host, port=port, token=token))
 
 
 @cli.command()
@@ -199,8 +328,8 @@ def serve(project_dir: Path, profiles_dir: Path | None, target: str | None, host
 @click.option("--json", "as_json", is_flag=True)
 def status(project_dir: Path, profiles_dir: Path | None, target: str | None, limit: int, as_json: bool) -> None:
     """Recent sync runs from the run log in the warehouse."""
-    from .config import REDACT
-    from .engine import recent_runs
+    from sync_runner.core.redact import REDACT
+    from sync_runner.sync.engine import recent_runs
 
     runs = recent_runs(project_dir, profiles_dir, target, limit)
     if as_json:
@@ -215,23 +344,35 @@ def status(project_dir: Path, profiles_dir: Path | None, target: str | None, lim
 
 
 @cli.command()
-@click.option("--project-dir", default=".", show_default=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--profiles-dir", default=None, type=click.Path(file_okay=False, path_type=Path))
+@_project_options
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
-def validate(project_dir: Path, profiles_dir: Path | None, as_json: bool) -> None:
-    """Check the dbt_studio configuration of every model in target/manifest.json, syncs and destinations."""
-    from .artifacts import load_manifest
-    from .validate import validate_manifest
+def validate(project_dir: Path, profiles_dir: Path | None, target: str | None, as_json: bool) -> None:
+    """Check the dbt_studio configuration of every model in target/manifest.json, syncs and destinations.
+
+    Columns are checked against each built model's relation in the warehouse; the YAML docs stand in only for
+    models not built yet (or when the warehouse cannot be reached, which is said)."""
+    from sync_runner.project.artifacts import load_manifest
+    from sync_runner.project.target import resolve_target
+    from sync_runner.validate import relation_columns, validate_manifest
 
     manifest = load_manifest(project_dir)
+    note = ""
+    try:
+        where = resolve_target(project_dir, profiles_dir, target)
+        manifest = manifest.with_columns(relation_columns(manifest, where))
+    except UserError as exc:
+        note = f"columns checked against the YAML docs only: {exc}"
     problems = validate_manifest(manifest, project_dir.resolve(), profiles_dir)
     models = manifest.studio_models()
     if as_json:
-        click.echo(json.dumps({"models": [m.name for m in models],
+        click.echo(json.dumps({"models": [m.name for m in models], "columns_note": note or None,
                                "problems": [vars(p) | {"text": str(p)} for p in problems]}, indent=2))
     else:
         for model in models:
-            click.echo(f"{model.name}  ({model.config_file})")
+            source = "columns from the warehouse" if model.columns_source == "warehouse" else "documented columns"
+            click.echo(f"{model.name}  ({model.config_file}; {source})")
+        if note:  # information, not a problem: stdout, so that stderr holds only the problems
+            click.echo(f"note: {note}")
         for problem in problems:
             click.echo(f"error: {problem}", err=True)
         click.echo(f"{len(models)} model(s) with dbt_studio config, {len(problems)} problem(s)")
@@ -243,12 +384,19 @@ def validate(project_dir: Path, profiles_dir: Path | None, as_json: bool) -> Non
 @click.option("--json", "as_json", is_flag=True, help="Print the destination types as JSON.")
 def destinations(as_json: bool) -> None:
     """Destination types: their config keys, supported modes and on_delete, and limits."""
-    from .destinations import REGISTRY
+    from sync_runner.sync.destinations import REGISTRY
 
-    types = [{"type": name, "modes": list(cls.modes), "on_delete": list(cls.on_delete),
-              "required": list(cls.required), "options": dict(cls.options), "max_rows": cls.max_rows,
-              "max_bytes": cls.max_bytes, "concurrency": cls.concurrency, "rate_per_second": cls.rate_per_second}
-             for name, cls in sorted(REGISTRY.items())]
+    def listing(name: str, cls: Any) -> dict[str, Any]:
+        fields = cls.surface().fields_by_name  # the limits are the declared defaults of the limit options
+        return {"type": name, "modes": list(cls.modes), "on_delete": list(cls.on_delete),
+                "required": list(cls.required), "max_rows": fields["batch_size"].default,
+                "max_bytes": fields["max_bytes"].default, "concurrency": fields["concurrency"].default,
+                "rate_per_second": fields["rate_per_second"].default,
+                "options": {o.name: {"type": o.kind.text(), "default": o.default, "required": o.required,
+                                     "secret": o.secret, "limit": o.limit, "help": o.help}
+                            for o in fields.values()}}
+
+    types = [listing(name, cls) for name, cls in sorted(REGISTRY.items())]
     if as_json:
         click.echo(json.dumps(types, indent=2))
         return
@@ -258,16 +406,28 @@ def destinations(as_json: bool) -> None:
                         f"{t['rate_per_second']:g}" if t["rate_per_second"] else "-"] for t in types]))
     for t in types:
         click.echo(f"\n{t['type']}:")
-        for key, meaning in t["options"].items():
-            click.echo(f"  {key}{' (required)' if key in t['required'] else ''}: {meaning}")
+        for key, o in t["options"].items():
+            notes = [o["type"]] + (["required"] if o["required"] else []) + (["secret: env_var"] if o["secret"] else [])
+            notes += [f"default {o['default']}"] if o["default"] is not None else []
+            notes += [f"at most {o['limit']:,g}"] if o["limit"] is not None else []
+            click.echo(f"  {key} ({'; '.join(notes)}): {o['help']}")
 
 
 @cli.command()
 @click.option("--project-dir", default=".", show_default=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--mermaid", is_flag=True, help="Print a Mermaid erDiagram instead of text.")
-def schema(project_dir: Path, mermaid: bool) -> None:
+@click.option("--json-schema", "json_schema", type=click.Choice(["dbt_studio.yml", "meta"]), default=None,
+              help="Print the JSON Schema of dbt_studio.yml or of models' YAML (meta) for editors, and exit.")
+def schema(project_dir: Path, mermaid: bool, json_schema: str | None) -> None:
     """Print the schema graph (parents, related and event models, relationships, cardinalities)."""
-    from .audience import load_nodes, render_mermaid, render_text, schema_graph
+    if json_schema:
+        from sync_runner.reference import schema_text
+
+        click.echo(schema_text("dbt_studio.schema.json" if json_schema == "dbt_studio.yml" else "meta.schema.json"),
+                   nl=False)
+        return
+    from sync_runner.audiences.render import render_mermaid, render_text
+    from sync_runner.audiences.schema import load_nodes, schema_graph
 
     graph = schema_graph(load_nodes(project_dir))
     if not graph.models:
@@ -288,12 +448,10 @@ def audience() -> None:
 def audience_preview(model: str, project_dir: Path, profiles_dir: Path | None, target: str | None, limit: int,
                      as_json: bool) -> None:
     """Size of an audience after each top-level condition, and a few members by their labels."""
-    from .audience import preview
-    from .engine import _profiles_dir
-    from .invoke import DbtTarget
+    from sync_runner.audiences.preview import preview
+    from sync_runner.project.target import resolve_target
 
-    where = DbtTarget(project_dir.resolve(), Path(profiles_dir).resolve() if profiles_dir
-                      else _profiles_dir(project_dir.resolve()), target)
+    where = resolve_target(project_dir, profiles_dir, target)
     result = preview(where, model, limit)
     if as_json:
         click.echo(json.dumps({"model": result.name, "parent": result.parent, "parent_rows": result.total,
@@ -329,7 +487,7 @@ def main() -> None:
     except Exception:  # a bug: it keeps its traceback, but never a secret
         import traceback
 
-        from .config import REDACT
+        from sync_runner.core.redact import REDACT
 
         click.echo(REDACT(traceback.format_exc()), err=True, nl=False)
         sys.exit(1)

@@ -6,16 +6,13 @@ found in seconds and changes nothing.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from .artifacts import Manifest, Node
-from .errors import UserError
-
-MODEL_TYPES = ("parent", "related", "event")
+from sync_runner.core.errors import UserError
+from sync_runner.project.artifacts import Manifest, Node
+from sync_runner.project.declared import MODEL_META, audience_problems
+from sync_runner.project.target import DbtTarget
 
 
 @dataclass(frozen=True)
@@ -24,116 +21,107 @@ class Problem:
     model: str
     key: str
     message: str
+    block: str = "meta.dbt_studio"  # or dbt_studio.audience: the arguments of the audience macro
 
     def __str__(self) -> str:
-        where = f"meta.dbt_studio.{self.key}" if self.key else "meta.dbt_studio"
-        return f"{self.file}: model '{self.model}': {where}: {self.message}"
-
-
-def _column_list(value: Any) -> list[str] | None:
-    if isinstance(value, str) and value:
-        return [value]
-    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
-        return list(value)
-    return None
-
-
-def _check_columns(node: Node, key: str, names: list[str]) -> list[str]:
-    """Columns a key names that the model's documented columns lack (only when it documents any)."""
-    if not node.columns:
-        return []
-    known = {c.lower() for c in node.columns}
-    return [n for n in names if n.lower() not in known]
-
-
-def _primary_key(node: Node, value: Any) -> list[str]:
-    cols = _column_list(value)
-    if cols is None:
-        return ["must be a column name or a non-empty list of column names"]
-    missing = _check_columns(node, "primary_key", cols)
-    return [f"unknown column '{c}' (documented columns: {', '.join(node.columns)})" for c in missing]
-
-
-def _labels(node: Node, value: Any) -> list[str]:
-    if isinstance(value, dict):
-        bad = set(value) - {"primary", "secondary"}
-        if bad:
-            return [f"unknown label kind(s) {sorted(bad)}; use 'primary' and 'secondary'"]
-        cols = [v for v in value.values() if isinstance(v, str)]
-        if len(cols) != len(value):
-            return ["each label must be a column name"]
-    else:
-        cols = _column_list(value)
-        if cols is None or len(cols) > 2:
-            return ["must be [primary, secondary] column names or {primary: col, secondary: col}"]
-    return [f"unknown column '{c}'" for c in _check_columns(node, "labels", cols)]
-
-
-def _model_type(node: Node, value: Any) -> list[str]:
-    return [] if value in MODEL_TYPES else [f"must be one of {', '.join(MODEL_TYPES)}, not {value!r}"]
-
-
-def _timestamp(node: Node, value: Any) -> list[str]:
-    if not isinstance(value, str) or not value:
-        return ["must be a column name"]
-    return [f"unknown column '{c}'" for c in _check_columns(node, "timestamp", [value])]
-
-
-def _list_of_mappings(node: Node, value: Any) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        return ["must be a list of mappings"]
-    return []
-
-
-KEY_CHECKS: dict[str, Callable[[Node, Any], list[str]]] = {
-    "primary_key": _primary_key,
-    "labels": _labels,
-    "model_type": _model_type,
-    "timestamp": _timestamp,
-    "relationships": _list_of_mappings,
-    "syncs": _list_of_mappings,
-}
+        if not self.model:  # a problem of a file that is not a model's (dbt_studio.yml): file and key, once each
+            return f"{self.file}: {self.key}: {self.message}" if self.key else f"{self.file}: {self.message}"
+        where = f"{self.block}.{self.key}" if self.key else self.block
+        return f"{self.file}: model '{self.model}': {where + ': ' if where else ''}{self.message}"
 
 
 def validate_node(node: Node) -> list[Problem]:
+    """The model's meta against the declared schema (keys, types, enums), then its columns; and the arguments
+    of `dbt_studio.audience` if the model is an audience."""
     studio = node.studio
     if not isinstance(studio, dict):
         return [Problem(node.config_file, node.name, "", "must be a mapping")]
-    problems = []
-    for key, value in studio.items():
-        check = KEY_CHECKS.get(key)
-        if check is None:
-            close = difflib.get_close_matches(str(key), KEY_CHECKS, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(sorted(KEY_CHECKS))}"
-            problems.append(Problem(node.config_file, node.name, str(key), f"unknown key{hint}"))
-            continue
-        problems += [Problem(node.config_file, node.name, key, msg) for msg in check(node, value)]
+    # syncs are checked by sync_problems, against dbt_studio.yml's destinations too
+    found = [(k, m) for k, m in MODEL_META.problems(studio) if not k.startswith("syncs")]
+    problems = [Problem(node.config_file, node.name, key, message) for key, message in found]
+    if node.audience is not None:
+        problems += [Problem(node.original_file_path, node.name, key, message, "dbt_studio.audience")
+                     for key, message in audience_problems(node.audience)]
     return problems
 
 
-def _schema_problems(manifest: Manifest) -> list[tuple[str, str, str, str]]:
-    from .audience import schema_problems
+def _schema_problems(manifest: Manifest) -> list[Problem]:
+    """The schema's rules across models, from the package's `_schema` macro itself (the same answer as dbt's
+    compile): which models, columns and hops exist, merge sides, event timestamps."""
+    from sync_runner.audiences.schema import schema_problems
 
-    return schema_problems(manifest)
+    return [Problem(file, model, "", message, "") for file, model, message in schema_problems(manifest)]
 
 
 def validate_manifest(manifest: Manifest, project_dir: Path | None = None,
                       profiles_dir: Path | None = None) -> list[Problem]:
     """Problems of every model's meta, and of its syncs against the destinations of dbt_studio.yml."""
-    from .config import find_config, load_destinations, sync_problems
+    from sync_runner.sync.config import ConfigProblem, find_config, load_alerts, load_destinations, sync_problems
 
     problems: list[Problem] = []
-    for node in manifest.studio_models():
+    nodes = {n.unique_id: n for n in (*manifest.studio_models(), *manifest.audience_models())}
+    for node in sorted(nodes.values(), key=lambda n: n.name):
         problems += validate_node(node)
-    problems += [Problem(*p) for p in _schema_problems(manifest)]  # relationships across models (audience.py)
-    if project_dir is None or not any(n.studio.get("syncs") for n in manifest.studio_models()):
+    if not any(p.block == "meta.dbt_studio" for p in problems):  # the rules across models read well-formed meta
+        problems += _schema_problems(manifest)
+    if not any(n.studio.get("syncs") for n in manifest.studio_models() if isinstance(n.studio, dict)):
         return problems
+    if project_dir is None:  # no dbt_studio.yml to check the destinations against: the syncs' shape only
+        problems += [Problem(node.config_file, node.name, key, message) for node in manifest.studio_models()
+                     for key, message in sync_problems(node, None)]
+        return list(dict.fromkeys(problems))
+    broken: dict[str, ConfigProblem] = {}
     try:
-        destinations = load_destinations(project_dir, profiles_dir)
+        destinations = load_destinations(project_dir, profiles_dir, broken=broken)
+    except ConfigProblem as exc:  # the file as a whole
+        return [*problems, Problem(exc.file, "", exc.key, exc.message, "")]
+    except UserError as exc:  # not YAML, not a mapping: the message names the file
+        config = find_config(project_dir, profiles_dir)
+        return [*problems, Problem(str(config or "dbt_studio.yml"), "", "", str(exc).removeprefix(f"{config}: "), "")]
+    problems += [Problem(p.file, "", p.key, p.message, "") for p in broken.values()]
+    try:
+        alerts = load_alerts(project_dir, profiles_dir)
     except UserError as exc:
         config = find_config(project_dir, profiles_dir)
-        return [*problems, Problem(str(config or "dbt_studio.yml"), "-", "destinations", str(exc))]
+        return [*problems, Problem(str(config or "dbt_studio.yml"), "", "", str(exc), "")]
     for node in manifest.studio_models():
         problems += [Problem(node.config_file, node.name, key, message)
-                     for key, message in sync_problems(node, destinations)]
-    return problems
+                     for key, message in sync_problems(node, destinations, alerts, broken)]
+    return list(dict.fromkeys(problems))  # a primary key both the meta and the syncs need is named once
+
+
+def relation_columns(manifest: Manifest, where: DbtTarget) -> dict[str, list[str]]:
+    """unique_id -> the columns of the relation of every model the dbt_studio configuration names, for those
+    built: the warehouse is the truth for columns. Raises UserError when the warehouse cannot be used.
+
+    On DuckDB each relation's columns come from `relation_columns_sql`, kept compiled between commands
+    (project/compiled.py): once compiled, validate runs without loading dbt. Other profiles ask dbt's adapter."""
+    from sync_runner import __version__
+    from sync_runner.project.compiled import CompiledSql
+    from sync_runner.sync.config import find_config
+    from sync_runner.sync.engine import check_versions, connect
+
+    names = set()
+    for node in manifest.studio_models():
+        names.add(node.name)
+        rels = node.studio.get("relationships") if isinstance(node.studio, dict) else None
+        for rel in rels if isinstance(rels, list) else []:
+            if isinstance(rel, dict):
+                names |= {str(rel.get("to")), str(rel.get("through"))}
+    nodes = [n for n in manifest.models() if n.name in names]
+    with CompiledSql(where, manifest.path, [find_config(where.project_dir, where.profiles_dir)],
+                     connect=lambda: connect(where, manifest.path)) as compiled:
+        if not (compiled.direct or compiled.warehouse.adapter_type == "duckdb"):  # names as dbt's adapter lists them
+            warehouse = compiled.warehouse
+            with warehouse.session():
+                relations = {n.unique_id: warehouse.relation(n.database, n.schema, n.alias) for n in nodes}
+                found = warehouse.call("relations_columns", relations=list(relations.values()))
+            return {uid: list(found[i]) for i, uid in enumerate(relations) if found[i]}
+        check_versions(__version__, compiled.value("dbt_studio_version"))  # connect() checks it on a miss
+        out: dict[str, list[str]] = {}
+        for node in nodes:
+            relation = {"database": node.database, "schema": node.schema, "identifier": node.alias}
+            _, rows = compiled.rows(compiled.value("relation_columns_sql", relation=relation))
+            if rows:
+                out[node.unique_id] = [str(r[0]) for r in rows]
+        return out

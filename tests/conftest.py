@@ -6,21 +6,20 @@ pytest's tmp dir with a generated profiles.yml, so builds never share a database
 
 from __future__ import annotations
 
-import itertools
 import os
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sync_runner.example import copy_example, copy_project
-from sync_runner.invoke import DbtTarget, run_dbt
-from sync_runner.warehouse import Warehouse
+from sync_runner.core.redact import REDACT
+from sync_runner.demo.example import copy_example, copy_project
+from sync_runner.project.target import DbtTarget, run_dbt
+from sync_runner.project.warehouse import Warehouse
 
-ADAPTERS = ("duckdb", "snowflake")
-_db_counter = itertools.count(1)
+from helpers import ADAPTERS
+from helpers.profiles import write_profile
 
 
 class Project:
@@ -68,7 +67,7 @@ class Project:
 
     def relation(self, name: str, suffix: str = "") -> str:
         """The fully qualified relation of a model or seed (plus `suffix`: its side tables, e.g. '__id_changes')."""
-        from sync_runner.artifacts import load_manifest
+        from sync_runner.project.artifacts import load_manifest
 
         node = load_manifest(self.root).by_name(name)
         assert node is not None and node.relation_name, f"{name} is not in the manifest"
@@ -79,35 +78,6 @@ class Project:
             return str(wh.relation(node.database, node.schema, node.alias + suffix))
         finally:
             wh.close()
-
-
-def write_profile(root: Path, adapter: str, snowflake: dict[str, Any] | None) -> None:
-    if adapter == "duckdb":
-        output = f"""
-            type: duckdb
-            path: "{(root / 'target' / 'warehouse.duckdb').as_posix()}"
-            schema: main
-            threads: 2
-        """
-    else:
-        assert snowflake is not None
-        output = f"""
-            type: snowflake
-            account: {snowflake['account']}
-            user: {snowflake['user']}
-            password: {snowflake['password']}
-            host: {snowflake['host']}
-            port: {snowflake['port']}
-            protocol: http
-            database: DB{next(_db_counter)}
-            warehouse: COMPUTE_WH
-            schema: ANALYTICS
-            threads: 1
-            connect_retries: 0
-        """
-    profile = f"plant_store:\n  target: {adapter}\n  outputs:\n    {adapter}:\n"
-    profile += textwrap.indent(textwrap.dedent(output).strip(), "      ") + "\n"
-    (root / "profiles.yml").write_text(profile, encoding="utf-8")
 
 
 @pytest.fixture(scope="session")
@@ -160,7 +130,15 @@ def plant_store(request: pytest.FixtureRequest, built_example) -> Project:
 def _no_dbt_tracking(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DO_NOT_TRACK", "1")
     monkeypatch.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    os.environ.setdefault("DBT_PARTIAL_PARSE", "false")
+
+
+@pytest.fixture(autouse=True)
+def _secrets_of_this_test_only() -> Iterator[None]:
+    """The redactor is process-wide (a long-lived `serve` keeps every secret it has seen); in a test worker that
+    would let one test's env_var values (a sink URL, say) mask text another test expects to read in clear."""
+    kept = set(REDACT.secrets)
+    yield
+    REDACT.secrets = kept
 
 
 @pytest.fixture(scope="session")

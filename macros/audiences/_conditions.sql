@@ -1,5 +1,5 @@
 {#-
-    The audience compiler: a condition tree (README, "Schema and audiences") to SQL predicates over one scope.
+    The audience compiler: a condition tree (docs/audiences.md) to SQL predicates over one scope.
 
     `ctx`   {schema, mode ('model' | 'preview'), name (the audience, for errors), as_of (SQL), ctes: [], n: [0]}
     `scope` {alias, model, joins: []}: the rows a predicate is about (the parent as `p`, or a related model's
@@ -38,18 +38,21 @@
         {{ return(node.relation) }}
     {%- endif -%}
     {%- if node.unique_id not in model.depends_on.nodes -%}
-        {{ dbt_studio._cond_error(ctx, "reads model '" ~ name ~ "' (a through relationship) which the condition tree does not name; add 'via': '" ~ name ~ "' to the condition so that dbt records the dependency") }}
+        {{ dbt_studio._cond_error(ctx, "reads model '" ~ name
+                                  ~ "' (a through relationship) which the condition tree does not name; add 'via': '"
+                                  ~ name ~ "' to the condition so that dbt records the dependency") }}
     {%- endif -%}
     {{ return(ref(name)) }}
 {% endmacro %}
 
 {% macro _check_column(ctx, model, column) %}
-    {%- set known = ctx.schema.models[model].columns -%}
+    {%- set known = dbt_studio._model_columns(ctx.schema, model) -%}
     {%- if column is not string or not column -%}
         {{ dbt_studio._cond_error(ctx, "a condition on model '" ~ model ~ "' needs a column name") }}
     {%- endif -%}
     {%- if known | length > 0 and (column | lower) not in known -%}
-        {{ dbt_studio._cond_error(ctx, "unknown column '" ~ column ~ "' of model '" ~ model ~ "' (columns: " ~ (known | join(', ')) ~ ")") }}
+        {{ dbt_studio._cond_error(ctx, "unknown column '" ~ column ~ "' of model '" ~ model ~ "' "
+                                  ~ dbt_studio._columns_phrase(ctx.schema, model)) }}
     {%- endif -%}
 {% endmacro %}
 
@@ -81,7 +84,8 @@
         {%- if op == 'contains' -%}
             {{ return('position(' ~ dbt_studio._lit(v) ~ ' in ' ~ expr ~ ') > 0') }}
         {%- endif -%}
-        {{ return(('left(' if op == 'starts with' else 'right(') ~ expr ~ ', ' ~ (v | length) ~ ') = ' ~ dbt_studio._lit(v)) }}
+        {{ return(('left(' if op == 'starts with' else 'right(') ~ expr ~ ', ' ~ (v | length) ~ ') = '
+                  ~ dbt_studio._lit(v)) }}
     {%- elif op == 'is null' -%}
         {{ return(expr ~ ' is null') }}
     {%- elif op == 'is not null' -%}
@@ -99,7 +103,9 @@
         {%- if value is none -%}{{ return('(null is not null)') }}{%- endif -%}
         {{ return(expr ~ (' < ' if op == 'before' else ' > ') ~ dbt_studio._lit(value)) }}
     {%- endif -%}
-    {{ dbt_studio._cond_error(ctx, "unknown operator '" ~ op ~ "' (known: =, !=, <, <=, >, >=, in, not in, between, contains, starts with, ends with, is null, is not null, within last days, more than days ago, before, after)") }}
+    {{ dbt_studio._cond_error(ctx, "unknown operator '" ~ op ~ "' (known: =, !=, <, <=, >, >=, in, not in, between, "
+                              ~ "contains, starts with, ends with, is null, is not null, within last days, "
+                              ~ "more than days ago, before, after)") }}
 {% endmacro %}
 
 {% macro _safe(sql, nullsafe) %}
@@ -123,7 +129,9 @@
         {{ return('not (' ~ dbt_studio._cond(node['not'], ctx, scope, true) ~ ')') }}
     {%- elif 'column' in node -%}
         {%- do dbt_studio._check_column(ctx, scope.model, node.column) -%}
-        {{ return(dbt_studio._safe(dbt_studio._compare(ctx, scope.alias ~ '.' ~ node.column, node.get('op'), node.get('value')), nullsafe)) }}
+        {%- set column = scope.alias ~ '.' ~ node.column -%}
+        {%- set compared = dbt_studio._compare(ctx, column, node.get('op'), node.get('value')) -%}
+        {{ return(dbt_studio._safe(compared, nullsafe)) }}
     {%- elif 'has' in node or 'has not' in node -%}
         {{ return(dbt_studio._related(node, ctx, scope, nullsafe)) }}
     {%- elif 'performed' in node or 'did not perform' in node -%}
@@ -131,7 +139,8 @@
     {%- elif 'in audience' in node or 'not in audience' in node -%}
         {{ return(dbt_studio._membership(node, ctx, scope)) }}
     {%- endif -%}
-    {{ dbt_studio._cond_error(ctx, "unknown condition " ~ (node.keys() | list) ~ " (use and / or / not, column, has / has not, performed / did not perform, in audience / not in audience)") }}
+    {{ dbt_studio._cond_error(ctx, "unknown condition " ~ (node.keys() | list) ~ " (use and / or / not, column, "
+                              ~ "has / has not, performed / did not perform, in audience / not in audience)") }}
 {% endmacro %}
 
 {#- FROM clause of a path of hops: {from, first, last, corr (SQL correlating the first hop with `scope`), keys}. -#}
@@ -144,8 +153,11 @@
             {%- do parts.append(dbt_studio._relation(ctx, hop.to) ~ ' as ' ~ alias) -%}
         {%- else -%}
             {%- set on = [] -%}
-            {%- for p in hop.pairs -%}{%- do on.append(aliases[-1] ~ '.' ~ p[0] ~ ' = ' ~ alias ~ '.' ~ p[1]) -%}{%- endfor -%}
-            {%- do parts.append('join ' ~ dbt_studio._relation(ctx, hop.to) ~ ' as ' ~ alias ~ ' on ' ~ (on | join(' and '))) -%}
+            {%- for p in hop.pairs -%}
+                {%- do on.append(aliases[-1] ~ '.' ~ p[0] ~ ' = ' ~ alias ~ '.' ~ p[1]) -%}
+            {%- endfor -%}
+            {%- do parts.append('join ' ~ dbt_studio._relation(ctx, hop.to) ~ ' as ' ~ alias ~ ' on '
+                                ~ (on | join(' and '))) -%}
         {%- endif -%}
         {%- do aliases.append(alias) -%}
     {%- endfor -%}
@@ -155,7 +167,13 @@
         {%- do corr.append(aliases[0] ~ '.' ~ p[1] ~ ' = ' ~ scope.alias ~ '.' ~ p[0]) -%}
         {%- do keys.append({'inner': aliases[0] ~ '.' ~ p[1], 'outer': scope.alias ~ '.' ~ p[0]}) -%}
     {%- endfor -%}
-    {{ return({'from': parts | join('\n            '), 'first': aliases[0], 'last': aliases[-1], 'corr': corr | join(' and '), 'keys': keys}) }}
+    {{ return({
+        'from': parts | join('\n            '),
+        'first': aliases[0],
+        'last': aliases[-1],
+        'corr': corr | join(' and '),
+        'keys': keys,
+    }) }}
 {% endmacro %}
 
 {#-
@@ -176,7 +194,8 @@
     {%- set columns = [] -%}
     {%- for agg in aggs -%}
         {%- do selects.append(agg ~ ' as v' ~ loop.index0) -%}
-        {%- do columns.append(('coalesce(' ~ name ~ '.v' ~ loop.index0 ~ ', 0)') if agg.startswith('count(') else (name ~ '.v' ~ loop.index0)) -%}
+        {%- set column = name ~ '.v' ~ loop.index0 -%}
+        {%- do columns.append('coalesce(' ~ column ~ ', 0)' if agg.startswith('count(') else column) -%}
     {%- endfor -%}
     {%- set sql -%}
 {{ name }} as (
@@ -241,7 +260,8 @@
     {%- set agg = dbt_studio._aggregate(ctx, scope, path, inner, filters, aggs) -%}
     {%- set parts = [] -%}
     {%- for h in having -%}
-        {%- do parts.append(dbt_studio._safe(dbt_studio._compare(ctx, agg.columns[loop.index0], h.get('op') or '>=', h.get('value')), nullsafe)) -%}
+        {%- set compared = dbt_studio._compare(ctx, agg.columns[loop.index0], h.get('op') or '>=', h.get('value')) -%}
+        {%- do parts.append(dbt_studio._safe(compared, nullsafe)) -%}
     {%- endfor -%}
     {{ return('(' ~ (parts | join(' and ')) ~ ')') }}
 {% endmacro %}
@@ -271,7 +291,8 @@
         {%- if node.between | length != 2 -%}
             {{ dbt_studio._cond_error(ctx, "event 'between' needs [start, end]") }}
         {%- endif -%}
-        {%- do filters.append(ts ~ ' >= ' ~ dbt_studio._lit(node.between[0]) ~ ' and ' ~ ts ~ ' < ' ~ dbt_studio._lit(node.between[1])) -%}
+        {%- do filters.append(ts ~ ' >= ' ~ dbt_studio._lit(node.between[0]) ~ ' and ' ~ ts ~ ' < '
+                              ~ dbt_studio._lit(node.between[1])) -%}
     {%- endif -%}
     {%- set checks = [] -%}
     {%- for key in ('times', 'first', 'last') if node.get(key) is not none -%}
@@ -279,19 +300,24 @@
     {%- endfor -%}
     {%- if negate or checks | length == 0 -%}
         {%- if negate and checks -%}
-            {{ dbt_studio._cond_error(ctx, "'did not perform' takes no times / first / last (write performed with times = 0)") }}
+            {{ dbt_studio._cond_error(ctx, "'did not perform' takes no times / first / last "
+                                      ~ "(write performed with times = 0)") }}
         {%- endif -%}
         {{ return(dbt_studio._exists(path, inner, filters, negate)) }}
     {%- endif -%}
-    {%- set agg = dbt_studio._aggregate(ctx, scope, path, inner, filters, ['count(*)', 'min(' ~ ts ~ ')', 'max(' ~ ts ~ ')']) -%}
+    {%- set aggs = ['count(*)', 'min(' ~ ts ~ ')', 'max(' ~ ts ~ ')'] -%}
+    {%- set agg = dbt_studio._aggregate(ctx, scope, path, inner, filters, aggs) -%}
     {%- set parts = [] -%}
     {%- for key in checks -%}
         {%- set spec = node[key] if node[key] is mapping else {'op': '>=', 'value': node[key]} -%}
         {%- set column = agg.columns[{'times': 0, 'first': 1, 'last': 2}[key]] -%}
-        {%- if key != 'times' and (spec.get('op') or '') | lower not in ('before', 'after', 'within last days', 'more than days ago') -%}
-            {{ dbt_studio._cond_error(ctx, "'" ~ key ~ "' needs op: before, after, within last days or more than days ago") }}
+        {%- set time_ops = ('before', 'after', 'within last days', 'more than days ago') -%}
+        {%- if key != 'times' and (spec.get('op') or '') | lower not in time_ops -%}
+            {{ dbt_studio._cond_error(ctx, "'" ~ key
+                                      ~ "' needs op: before, after, within last days or more than days ago") }}
         {%- endif -%}
-        {%- do parts.append(dbt_studio._safe(dbt_studio._compare(ctx, column, spec.get('op') or '>=', spec.get('value')), nullsafe)) -%}
+        {%- set compared = dbt_studio._compare(ctx, column, spec.get('op') or '>=', spec.get('value')) -%}
+        {%- do parts.append(dbt_studio._safe(compared, nullsafe)) -%}
     {%- endfor -%}
     {{ return('(' ~ (parts | join(' and ')) ~ ')') }}
 {% endmacro %}
@@ -305,21 +331,25 @@
         {{ dbt_studio._cond_error(ctx, "'" ~ name ~ "' is not an audience model") }}
     {%- endif -%}
     {%- if other.audience.parent != scope.model -%}
-        {{ dbt_studio._cond_error(ctx, "audience '" ~ name ~ "' is over '" ~ other.audience.parent ~ "', not '" ~ scope.model ~ "'") }}
+        {{ dbt_studio._cond_error(ctx, "audience '" ~ name ~ "' is over '" ~ other.audience.parent ~ "', not '"
+                                  ~ scope.model ~ "'") }}
     {%- endif -%}
     {%- set alias = dbt_studio._next(ctx, 'a') -%}
     {%- set on = [] -%}
     {%- for k in ctx.schema.models[scope.model].primary_key -%}
         {%- do on.append(alias ~ '.' ~ k ~ ' = ' ~ scope.alias ~ '.' ~ k) -%}
     {%- endfor -%}
-    {{ return(('not exists' if negate else 'exists') ~ ' (select 1 from ' ~ dbt_studio._relation(ctx, name) ~ ' as ' ~ alias ~ ' where ' ~ (on | join(' and ')) ~ ')') }}
+    {{ return(('not exists' if negate else 'exists') ~ ' (select 1 from ' ~ dbt_studio._relation(ctx, name) ~ ' as '
+              ~ alias ~ ' where ' ~ (on | join(' and ')) ~ ')') }}
 {% endmacro %}
 
 {#- Every model a tree names (conditions, `via`, traits), for parse-time refs. -#}
 {% macro _tree_models(node, acc) %}
     {%- if node is mapping -%}
         {%- for key, value in node.items() -%}
-            {%- if key in ('has', 'has not', 'performed', 'did not perform', 'in audience', 'not in audience', 'via', 'related') -%}
+            {%- set model_keys = ('has', 'has not', 'performed', 'did not perform', 'in audience', 'not in audience',
+                                  'via', 'related') -%}
+            {%- if key in model_keys -%}
                 {%- for name in dbt_studio._as_list(value) -%}
                     {%- if name not in acc -%}{%- do acc.append(name) -%}{%- endif -%}
                 {%- endfor -%}

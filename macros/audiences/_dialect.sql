@@ -25,7 +25,8 @@
     {%- set digest = 'md5(' ~ expr ~ ')' -%}
     {%- set digits = [] -%}
     {%- for i in range(7) -%}
-        {%- do digits.append("(position(substr(" ~ digest ~ ", " ~ (i + 1) ~ ", 1) in '0123456789abcdef') - 1) * " ~ (16 ** (6 - i))) -%}
+        {%- do digits.append("(position(substr(" ~ digest ~ ", " ~ (i + 1) ~ ", 1) in '0123456789abcdef') - 1) * "
+                             ~ (16 ** (6 - i))) -%}
     {%- endfor -%}
     mod({{ digits | join(' + ') }}, 10000)
 {%- endmacro %}
@@ -34,12 +35,3 @@
 {% macro duckdb___hash_bucket(expr) -%}
     (cast('0x' || substr(md5({{ expr }}), 1, 7) as integer) % 10000)
 {%- endmacro %}
-
-{#- The `as_of` moment relative dates count back from: the argument, else the `dbt_studio_as_of` var, else now. -#}
-{% macro _as_of(as_of=none) %}
-    {%- set value = as_of if as_of is not none else var('dbt_studio_as_of', none) -%}
-    {%- if value is none -%}
-        {{ return('current_timestamp') }}
-    {%- endif -%}
-    {{ return('cast(' ~ dbt_studio.string_literal(value) ~ ' as timestamp)') }}
-{% endmacro %}

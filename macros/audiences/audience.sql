@@ -14,7 +14,7 @@
             splits={'groups': {'treatment': 90, 'holdout': 10}, 'holdout': 'holdout', 'salt': 'spring'},
         ) }}
 
-    The tree format is documented in README ("Schema and audiences"). The macro records its arguments in
+    The tree format is documented in docs/audiences.md. The macro records its arguments in
     `config.meta.dbt_studio_audience` (so `dbt-studio audience preview` can size each condition) and ref()s every
     model the tree names, so dbt knows the audience's dependencies.
 -#}
@@ -23,7 +23,8 @@
 {% endmacro %}
 
 {% macro default__audience(parent, where, columns, traits, splits, as_of) %}
-    {%- set spec = {'parent': parent, 'where': where, 'columns': columns, 'traits': traits or [], 'splits': splits, 'as_of': as_of} -%}
+    {%- set spec = {'parent': parent, 'where': where, 'columns': columns, 'traits': traits or [], 'splits': splits,
+                    'as_of': as_of} -%}
     {%- do config(meta={'dbt_studio_audience': spec}) -%}
     {#- refs at parse time (dbt records dependencies then, when the schema in meta is not yet known) -#}
     {%- set names = dbt_studio._tree_models(where, [parent]) -%}
@@ -40,13 +41,16 @@
 
 {#- The SQL of an audience `spec` ({parent, where, columns, traits, splits}). -#}
 {% macro _audience_sql(schema, name, spec, mode='model', as_of=none, select_override=none) %}
-    {%- set ctx = {'schema': schema, 'mode': mode, 'name': name, 'as_of': dbt_studio._as_of(as_of), 'ctes': [], 'n': []} -%}
+    {%- set ctx = {'schema': schema, 'mode': mode, 'name': name, 'as_of': dbt_studio._as_of_sql(as_of), 'ctes': [],
+                   'n': []} -%}
+    {%- do dbt_studio._check_audience_keys(name, spec) -%}
     {%- set parent = schema.models.get(spec.parent) -%}
     {%- if parent is none -%}
         {{ dbt_studio._cond_error(ctx, "unknown parent model '" ~ spec.parent ~ "'") }}
     {%- endif -%}
     {%- if parent.model_type != 'parent' or not parent.primary_key -%}
-        {{ dbt_studio._cond_error(ctx, "model '" ~ spec.parent ~ "' is not a parent model (meta.dbt_studio needs model_type: parent and a primary_key)") }}
+        {{ dbt_studio._cond_error(ctx, "model '" ~ spec.parent ~ "' is not a parent model "
+                                  ~ "(meta.dbt_studio needs model_type: parent and a primary_key)") }}
     {%- endif -%}
     {%- set scope = {'alias': 'p', 'model': spec.parent, 'joins': []} -%}
     {%- set predicate = dbt_studio._cond(spec.where, ctx, scope) if spec.where is not none else none -%}
@@ -93,7 +97,8 @@ where {{ predicate }}
         {{ dbt_studio._cond_error(ctx, "a trait needs a name and a related model") }}
     {%- endif -%}
     {%- if fn not in ('count', 'sum', 'avg', 'min', 'max', 'first', 'last', 'most_frequent') -%}
-        {{ dbt_studio._cond_error(ctx, "trait '" ~ trait.name ~ "': unknown agg '" ~ fn ~ "' (count, sum, avg, min, max, first, last, most_frequent)") }}
+        {{ dbt_studio._cond_error(ctx, "trait '" ~ trait.name ~ "': unknown agg '" ~ fn
+                                  ~ "' (count, sum, avg, min, max, first, last, most_frequent)") }}
     {%- endif -%}
     {%- set hops = dbt_studio._hops(ctx.schema, scope.model, trait.related, ctx.name) -%}
     {%- set path = dbt_studio._path(ctx, hops, scope) -%}
@@ -129,7 +134,8 @@ where {{ predicate }}
 {{ name }} as (
     select {{ partition | join(', ') }}, v
     from (
-        select {{ partition | join(', ') }}, v, row_number() over (partition by {{ partition | join(', ') }} order by n desc, v asc) as rn
+        select {{ partition | join(', ') }}, v,
+            row_number() over (partition by {{ partition | join(', ') }} order by n desc, v asc) as rn
         from (
             select {{ keys | join(', ') }}, {{ value }} as v, count(*) as n
             from {{ path.from }}
@@ -146,7 +152,8 @@ where {{ predicate }}
     {%- else -%}
         {%- set order = trait.get('order_by') or target.timestamp -%}
         {%- if not order -%}
-            {{ dbt_studio._cond_error(ctx, "trait '" ~ trait.name ~ "': " ~ fn ~ " needs order_by on a model without a timestamp") }}
+            {{ dbt_studio._cond_error(ctx, "trait '" ~ trait.name ~ "': " ~ fn
+                                      ~ " needs order_by on a model without a timestamp") }}
         {%- endif -%}
         {%- do dbt_studio._check_column(ctx, target.name, order) -%}
         {%- set dir = 'asc' if fn == 'first' else 'desc' -%}
@@ -155,7 +162,10 @@ where {{ predicate }}
     select {{ partition | join(', ') }}, v
     from (
         select {{ keys | join(', ') }}, {{ value }} as v,
-            row_number() over (partition by {{ path['keys'] | map(attribute='inner') | join(', ') }} order by {{ path.last }}.{{ order }} {{ dir }} nulls last, {{ value }} {{ dir }} nulls last) as rn
+            row_number() over (
+                partition by {{ path['keys'] | map(attribute='inner') | join(', ') }}
+                order by {{ path.last }}.{{ order }} {{ dir }} nulls last, {{ value }} {{ dir }} nulls last
+            ) as rn
         from {{ path.from }}
         {%- for j in inner.joins %}
         {{ j }}
@@ -194,7 +204,8 @@ where {{ predicate }}
     {%- if holdout is not none -%}{%- do ordered.append(holdout) -%}{%- endif -%}
     {%- set keys = [] -%}
     {%- for k in parent.primary_key -%}{%- do keys.append('cast(p.' ~ k ~ ' as varchar)') -%}{%- endfor -%}
-    {%- set bucket = dbt_studio._hash_bucket(dbt_studio.string_literal((splits.get('salt') or '') ~ '|') ~ ' || ' ~ (keys | join(" || '|' || "))) -%}
+    {%- set bucket = dbt_studio._hash_bucket(dbt_studio.string_literal((splits.get('salt') or '') ~ '|') ~ ' || '
+                                             ~ (keys | join(" || '|' || "))) -%}
     {%- set cases = [] -%}
     {%- set upto = [0] -%}
     {%- for g in ordered -%}
@@ -204,7 +215,8 @@ where {{ predicate }}
         {%- endif -%}
     {%- endfor -%}
     {%- set last = dbt_studio.string_literal(ordered[-1]) -%}
-    {%- set out = [(('case ' ~ (cases | join(' ')) ~ ' else ' ~ last ~ ' end') if cases else last) ~ ' as ' ~ (splits.get('column') or 'split_group')] -%}
+    {%- set out = [(('case ' ~ (cases | join(' ')) ~ ' else ' ~ last ~ ' end') if cases else last) ~ ' as '
+                    ~ (splits.get('column') or 'split_group')] -%}
     {%- if holdout is not none -%}
         {%- do out.append('(' ~ bucket ~ ' >= ' ~ upto[-2] ~ ') as is_holdout') -%}
     {%- endif -%}

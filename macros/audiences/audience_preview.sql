@@ -13,7 +13,8 @@
     {%- set schema = dbt_studio._schema(nodes) -%}
     {%- set node = schema.models.get(name) -%}
     {%- if node is none or node.audience is none -%}
-        {{ exceptions.raise_compiler_error("dbt_studio: '" ~ name ~ "' is not an audience model (its SQL must call dbt_studio.audience)") }}
+        {{ exceptions.raise_compiler_error("dbt_studio: '" ~ name
+                                           ~ "' is not an audience model (its SQL must call dbt_studio.audience)") }}
     {%- endif -%}
     {%- set spec = node.audience -%}
     {%- set where = spec.where -%}
@@ -24,7 +25,8 @@
     {%- else -%}
         {%- set conditions = [where] -%}
     {%- endif -%}
-    {%- set ctx = {'schema': schema, 'mode': 'preview', 'name': name, 'as_of': dbt_studio._as_of(spec.get('as_of')), 'ctes': [], 'n': []} -%}
+    {%- set ctx = {'schema': schema, 'mode': 'preview', 'name': name, 'as_of': dbt_studio._as_of_sql(spec.get('as_of')),
+                   'ctes': [], 'n': []} -%}
     {%- set parent = schema.models[spec.parent] -%}
     {%- set scope = {'alias': 'p', 'model': spec.parent, 'joins': []} -%}
     {%- set sums = ['count(*) as n0'] -%}
@@ -70,5 +72,6 @@ order by 1
     {%- endif -%}
     {%- set sizes = [] -%}
     {%- for v in counts[1:] -%}{%- do sizes.append((v or 0) | int) -%}{%- endfor -%}
-    {{ return({'total': counts[0] | int, 'sizes': sizes, 'labels': shown, 'members': members, 'split_sizes': split_sizes}) }}
+    {{ return({'total': counts[0] | int, 'sizes': sizes, 'labels': shown, 'members': members,
+               'split_sizes': split_sizes}) }}
 {% endmacro %}

@@ -18,22 +18,33 @@
     case
             when {{ value }} is null then 'empty'
             {%- if blocklist %}
-            when lower({{ value }}) in ({% for v in blocklist %}{{ dbt_studio.string_literal(v | lower) }}{{ ", " if not loop.last }}{% endfor %}) then 'blocklist'
+            when lower({{ value }}) in ({{ dbt_studio._literals(blocklist | map('lower')) }}) then 'blocklist'
             {%- endif %}
             {%- for pattern in blocklist_regex %}
-            when {{ dbt_studio.regex_search(value, pattern) }} then {{ dbt_studio.string_literal('blocklist_regex: ' ~ pattern) }}
+            when {{ dbt_studio.regex_search(value, pattern) }}
+                then {{ dbt_studio.string_literal('blocklist_regex: ' ~ pattern) }}
             {%- endfor %}
             {%- if spec.get('exclude') %}
-            when {{ value }} in ({% for v in spec.exclude %}{{ dbt_studio.string_literal(v) }}{{ ", " if not loop.last }}{% endfor %}) then 'exclude'
+            when {{ value }} in ({{ dbt_studio._literals(spec.exclude) }}) then 'exclude'
             {%- endif %}
             {%- for pattern in spec.get('exclude_regex', []) %}
-            when {{ dbt_studio.regex_search(value, pattern) }} then {{ dbt_studio.string_literal('exclude_regex: ' ~ pattern) }}
+            when {{ dbt_studio.regex_search(value, pattern) }}
+                then {{ dbt_studio.string_literal('exclude_regex: ' ~ pattern) }}
             {%- endfor %}
             {%- if spec.get('include') %}
-            when {{ value }} not in ({% for v in spec.include %}{{ dbt_studio.string_literal(v) }}{{ ", " if not loop.last }}{% endfor %}) then 'not_included'
+            when {{ value }} not in ({{ dbt_studio._literals(spec.include) }}) then 'not_included'
             {%- endif %}
             {%- if spec.get('include_regex') %}
-            when not ({% for pattern in spec.include_regex %}{{ dbt_studio.regex_search(value, pattern) }}{{ " or " if not loop.last }}{% endfor %}) then 'not_included_regex'
+            when not (
+                {%- for pattern in spec.include_regex -%}
+                {{ dbt_studio.regex_search(value, pattern) }}{{ " or " if not loop.last }}
+                {%- endfor -%}
+            ) then 'not_included_regex'
             {%- endif %}
         end
+{%- endmacro %}
+
+{#- Comma-separated string literals of `values`. -#}
+{% macro _literals(values) -%}
+    {%- for v in values %}{{ dbt_studio.string_literal(v) }}{{ ", " if not loop.last }}{% endfor -%}
 {%- endmacro %}

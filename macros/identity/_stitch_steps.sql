@@ -8,20 +8,58 @@
     (earliest first-seen, then type and value).
 -#}
 
-{#- Observations: the model's rows; on incremental runs only rows newer than the output's newest minus the
-    lookback (rows without a timestamp are always read: merging them again changes nothing). -#}
+{#- Observations: the model's rows, each with `is_new`: whether it can change the graph.
+
+    A full build reads every row, all new. An incremental run reads every row too (late rows carry any timestamp:
+    backfills, new sources, offline devices), and compares it with the prior output: an identifier row is new
+    when its identifier is not in the graph or its time falls outside the identifier's first/last seen; a link
+    is new when either end is not in the graph or the two ends sit in different clusters. Only new rows, the
+    rejected ones (the rejection log) and links under a `max_edges` cap (caps count every link) are kept.
+
+    `lookback_hours` (opt-in, for sources whose timestamps follow load order): read only rows newer than the
+    output's newest last_seen_at minus the lookback (rows without a timestamp are always read). -#}
 {% macro _stitch_observations_sql(model_sql, prior, lookback_hours) -%}
-select *
+{%- if prior is none -%}
+select observations.*, true as is_new
 from (
 {{ model_sql }}
 ) as observations
-{%- if prior is not none %}
-where seen_at is null
-   or seen_at > (
-        select {{ dbt.dateadd('hour', -1 * lookback_hours, 'max(last_seen_at)') }}
-        from {{ prior }}
-    )
-   or (select max(last_seen_at) from {{ prior }}) is null
+{%- else -%}
+with observations as (
+    select *
+    from (
+{{ model_sql }}
+    ) as observations
+    {%- if lookback_hours is not none %}
+    where seen_at is null
+       or seen_at > (
+            select {{ dbt.dateadd('hour', -1 * lookback_hours, 'max(last_seen_at)') }}
+            from {{ prior }}
+        )
+       or (select max(last_seen_at) from {{ prior }}) is null
+    {%- endif %}
+),
+compared as (
+    select
+        o.*,
+        case
+            when o.reject_reason is not null or o.id_value is null then false
+            when o.other_type is null then
+                p.main_id is null
+                or (o.seen_at is not null
+                    and (p.first_seen_at is null or o.seen_at < p.first_seen_at or o.seen_at > p.last_seen_at))
+            else q.main_id is null or p.main_id is null or p.main_id <> q.main_id
+        end as is_new
+    from observations as o
+    left join {{ prior }} as p on p.id_type = o.id_type and p.id_value = o.id_value
+    left join {{ prior }} as q on q.id_type = o.other_type and q.id_value = o.other_value
+)
+select *
+from compared
+where is_new
+   or reject_reason is not null
+   or max_edges is not null
+   or max_edges_reverse is not null
 {%- endif %}
 {%- endmacro %}
 
@@ -52,8 +90,9 @@ union all
 select id_type, id_value, other_type, linked_values, max_edges from reverse where linked_values > max_edges
 {%- endmacro %}
 
-{#- Every accepted identifier of this run, numbered, with when it was first and last seen. -#}
-{% macro _stitch_nodes_sql(obs) -%}
+{#- Every identifier of this run's new rows, numbered, with when it was first and last seen in them. On
+    incremental runs the ends of new links are vertices too (their own rows may hold nothing new). -#}
+{% macro _stitch_nodes_sql(obs, incremental=false) -%}
 select
     row_number() over () as vid,
     id_type,
@@ -62,8 +101,21 @@ select
     last_seen_at
 from (
     select id_type, id_value, min(seen_at) as first_seen_at, max(seen_at) as last_seen_at
-    from {{ obs }}
-    where other_type is null and reject_reason is null and id_value is not null
+    from (
+        select id_type, id_value, seen_at
+        from {{ obs }}
+        where other_type is null and is_new and reject_reason is null and id_value is not null
+        {%- if incremental %}
+        union all
+        select id_type, id_value, cast(null as {{ dbt.type_timestamp() }}) as seen_at
+        from {{ obs }}
+        where other_type is not null and is_new
+        union all
+        select other_type, other_value, cast(null as {{ dbt.type_timestamp() }}) as seen_at
+        from {{ obs }}
+        where other_type is not null and is_new
+        {%- endif %}
+    ) as seen
     group by id_type, id_value
 ) as accepted
 {%- endmacro %}
@@ -100,6 +152,7 @@ with kept as (
     select o.id_type, o.id_value, o.other_type, o.other_value
     from {{ obs }} as o
     where o.other_type is not null
+      and o.is_new
       and not exists (
         select 1 from {{ capped }} as c
         where c.id_type = o.id_type and c.id_value = o.id_value and c.other_type = o.other_type
@@ -109,20 +162,21 @@ with kept as (
         where c.id_type = o.other_type and c.id_value = o.other_value and c.other_type = o.id_type
       )
 ),
-linked as (
-    select distinct na.vid as a, nb.vid as b
+{#- each link once, as (larger, smaller); a cluster vertex is numbered after every node -#}
+pairs as {{ dbt_studio._materialized_cte() }}(
+    select distinct greatest(na.vid, nb.vid) as a, least(na.vid, nb.vid) as b
     from kept as k
     inner join {{ nodes }} as na on na.id_type = k.id_type and na.id_value = k.id_value
     inner join {{ nodes }} as nb on nb.id_type = k.other_type and nb.id_value = k.other_value
     where na.vid <> nb.vid
     {%- if clusters is not none %}
     union
-    select node_vid as a, vid as b from {{ clusters }}
+    select vid as a, node_vid as b from {{ clusters }}
     {%- endif %}
 )
-select a, b from linked
-union
-select b, a from linked
+select a, b from pairs
+union all
+select b, a from pairs
 {%- endmacro %}
 
 {#- The main_id minted for a new cluster from its earliest-seen identifier. -#}
@@ -132,63 +186,61 @@ select b, a from linked
 
 {#- Each vertex's main_id: the survivor of its component names it. -#}
 {% macro _stitch_result_sql(nodes, clusters, labels) -%}
+{%- set string = dbt.type_string() -%}
+{%- set survivor = 'partition by coalesce(l.label, v.vid) order by v.tier, v.first_seen_at nulls last, '
+                   ~ 'v.key_type, v.key_value' -%}
 with vertices as (
-    select vid, 1 as tier, first_seen_at, id_type as key_type, id_value as key_value,
-           cast(null as {{ dbt.type_string() }}) as prior_main_id
+    select vid, 1 as tier, first_seen_at, last_seen_at, id_type as key_type, id_value as key_value,
+           cast(null as {{ string }}) as prior_main_id
     from {{ nodes }}
     {%- if clusters is not none %}
     union all
-    select distinct vid, 0 as tier, first_seen_at, main_id as key_type, cast(null as {{ dbt.type_string() }}) as key_value,
-           main_id as prior_main_id
+    select distinct vid, 0 as tier, first_seen_at, cast(null as {{ dbt.type_timestamp() }}) as last_seen_at,
+           main_id as key_type, cast(null as {{ string }}) as key_value, main_id as prior_main_id
     from {{ clusters }}
     {%- endif %}
 ),
-labelled as (
-    select v.*, coalesce(l.label, v.vid) as label, l.label is null as alone
+{#- one pass: every vertex with the first of its component by priority (a vertex alone is its own) -#}
+ranked as (
+    select
+        v.vid, v.tier, v.prior_main_id, v.key_type, v.key_value, v.first_seen_at, v.last_seen_at,
+        first_value(v.tier) over ({{ survivor }}) as survivor_tier,
+        first_value(v.key_type) over ({{ survivor }}) as survivor_type,
+        first_value(v.key_value) over ({{ survivor }}) as survivor_value
     from vertices as v
     left join {{ labels }} as l on l.node = v.vid
-),
-ranked as (
-    {#- only vertices with edges compete; a vertex alone is its own survivor -#}
-    select
-        label,
-        tier,
-        key_type,
-        key_value,
-        row_number() over (
-            partition by label
-            order by tier, first_seen_at nulls last, key_type, key_value
-        ) as priority
-    from labelled
-    where not alone
-),
-survivors as (
-    select label, tier, key_type, key_value from ranked where priority = 1
-    union all
-    select label, tier, key_type, key_value from labelled where alone
 )
 select
-    labelled.vid,
-    labelled.tier,
-    labelled.prior_main_id,
+    vid,
+    tier,
+    prior_main_id,
+    key_type as id_type,
+    key_value as id_value,
+    first_seen_at,
+    last_seen_at,
     case
-        when survivors.tier = 0 then survivors.key_type
-        else {{ dbt_studio._mint_main_id('survivors.key_type', 'survivors.key_value') }}
+        when survivor_tier = 0 then survivor_type
+        else {{ dbt_studio._mint_main_id('survivor_type', 'survivor_value') }}
     end as main_id
-from labelled
-inner join survivors on survivors.label = labelled.label
+from ranked
 {%- endmacro %}
 
-{#- Merges of prior clusters in this run (empty=true: the log's empty shape). -#}
-{% macro _stitch_changes_sql(result, empty=false) -%}
+{#- Merges of prior clusters in this run (result none: the log's empty shape). -#}
+{% macro _stitch_changes_sql(result) -%}
 select
     prior_main_id as old_main_id,
     main_id as new_main_id,
     cast('merge' as {{ dbt.type_string() }}) as reason,
     cast({{ dbt.current_timestamp() }} as {{ dbt.type_timestamp() }}) as changed_at,
     cast('{{ invocation_id }}' as {{ dbt.type_string() }}) as invocation_id
+{%- if result is none %}
+from (select cast(null as {{ dbt.type_string() }}) as prior_main_id,
+             cast(null as {{ dbt.type_string() }}) as main_id) as nothing
+where 1 = 0
+{%- else %}
 from {{ result }}
-where {{ '1 = 0' if empty else 'tier = 0 and prior_main_id <> main_id' }}
+where tier = 0 and prior_main_id <> main_id
+{%- endif %}
 {%- endmacro %}
 
 {#- What screening and caps dropped in this run, with counts. -#}
@@ -210,7 +262,8 @@ union all
 select
     id_type,
     id_value as raw_value,
-    {{ dbt.concat(["'max_edges: linked to '", dbt.safe_cast('linked_values', dbt.type_string()), "' '", 'other_type', "' values (cap '", dbt.safe_cast('max_edges', dbt.type_string()), "')'"]) }} as reason,
+    {{ dbt.concat(["'max_edges: linked to '", dbt.safe_cast('linked_values', dbt.type_string()), "' '", 'other_type',
+                   "' values (cap '", dbt.safe_cast('max_edges', dbt.type_string()), "')'"]) }} as reason,
     other_type,
     cast(null as {{ dbt.type_string() }}) as source_name,
     linked_values as occurrences,
@@ -220,29 +273,42 @@ select
 from {{ capped }}
 {%- endmacro %}
 
-{#- The new output: prior rows (re-pointed where their cluster merged) and this run's identifiers. -#}
-{% macro _stitch_output_sql(nodes, result, prior) -%}
-with run_ids as (
-    select r.main_id, n.id_type, n.id_value, n.first_seen_at, n.last_seen_at
-    from {{ nodes }} as n
-    inner join {{ result }} as r on r.vid = n.vid
-)
-{%- if prior is not none %},
-moved as (
-    select prior_main_id, main_id from {{ result }} where tier = 0 and prior_main_id <> main_id
-),
-all_ids as (
-    select coalesce(m.main_id, p.main_id) as main_id, p.id_type, p.id_value, p.first_seen_at, p.last_seen_at
-    from {{ prior }} as p
-    left join moved as m on m.prior_main_id = p.main_id
-    union all
-    select main_id, id_type, id_value, first_seen_at, last_seen_at from run_ids
-)
-select main_id, id_type, id_value, min(first_seen_at) as first_seen_at, max(last_seen_at) as last_seen_at
-from all_ids
-group by main_id, id_type, id_value
-{%- else %}
+{#- The output of a full build: this run's identifiers with their main_ids (the result, never materialized). -#}
+{% macro _stitch_output_sql(result_sql) -%}
 select main_id, id_type, id_value, first_seen_at, last_seen_at
-from run_ids
-{%- endif %}
+from (
+{{ result_sql }}
+) as result
+{%- endmacro %}
+
+{#- An incremental run's changes to the output, merged in place (one statement: readers never see half of it):
+    identifiers of merged clusters get the survivor's main_id, this run's identifiers are added or get their new
+    first/last seen. Rows of untouched clusters are not rewritten. -#}
+{% macro _stitch_merge_sql(target, nodes, result) -%}
+merge into {{ target }} as t
+using (
+    with moved as (
+        select prior_main_id, main_id from {{ result }} where tier = 0 and prior_main_id <> main_id
+    ),
+    changed as (
+        select coalesce(m.main_id, p.main_id) as main_id, p.id_type, p.id_value, p.first_seen_at, p.last_seen_at
+        from {{ target }} as p
+        left join moved as m on m.prior_main_id = p.main_id
+        left join {{ nodes }} as n on n.id_type = p.id_type and n.id_value = p.id_value
+        where m.main_id is not null or n.vid is not null
+        union all
+        select main_id, id_type, id_value, first_seen_at, last_seen_at
+        from {{ result }}
+        where tier = 1
+    )
+    select max(main_id) as main_id, id_type, id_value,
+           min(first_seen_at) as first_seen_at, max(last_seen_at) as last_seen_at
+    from changed
+    group by id_type, id_value
+) as s
+on t.id_type = s.id_type and t.id_value = s.id_value
+when matched then update set
+    main_id = s.main_id, first_seen_at = s.first_seen_at, last_seen_at = s.last_seen_at
+when not matched then insert (main_id, id_type, id_value, first_seen_at, last_seen_at)
+    values (s.main_id, s.id_type, s.id_value, s.first_seen_at, s.last_seen_at)
 {%- endmacro %}

@@ -23,7 +23,8 @@
     {%- set spare = edges.incorporate(path={'identifier': edges.identifier ~ '_w'}) -%}
     {%- set centers = edges.incorporate(path={'identifier': edges.identifier ~ '_c'}) -%}
     {%- set state = {'rounds': 0, 'converged': false, 'current': edges, 'spare': spare} -%}
-    {%- do run_query(dbt_studio._create_work_table(labels, 'select a as node, b as label from ' ~ edges ~ ' where 1 = 0')) -%}
+    {%- set empty_labels = 'select a as node, b as label from ' ~ edges ~ ' where 1 = 0' -%}
+    {%- do run_query(dbt_studio._create_work_table(labels, empty_labels)) -%}
     {%- for round in range(1, max_rounds + 2) -%}
         {%- set current, spare = state.current, state.spare -%}
         {%- if dbt_studio._is_empty(current) -%}
@@ -44,26 +45,32 @@
         {%- do adapter.drop_relation(relation) -%}
     {%- endfor -%}
     {%- if not state.converged -%}
-        {{ exceptions.raise_compiler_error("dbt_studio: connected components of model '" ~ model_name ~ "' did not converge in " ~ state.rounds ~ " rounds (max_rounds = " ~ max_rounds ~ "); raise the `max_rounds` meta setting or the var dbt_studio_stitch_max_rounds. Nothing was written.") }}
+        {{ exceptions.raise_compiler_error("dbt_studio: connected components of model '" ~ model_name
+                                           ~ "' did not converge in " ~ state.rounds ~ " rounds (max_rounds = "
+                                           ~ max_rounds ~ "); raise the `max_rounds` meta setting or the var "
+                                           ~ "dbt_studio_stitch_max_rounds. Nothing was written.") }}
     {%- endif -%}
     {{ return(state.rounds) }}
 {% endmacro %}
 
+{#- Both star steps emit each new edge as (larger, smaller) only, so one DISTINCT over them is enough: the
+    reversed copy cannot hold a duplicate (half the rows a UNION of both directions would sort or hash). -#}
 {% macro _large_star_sql(edges) -%}
 with smallest as (
     select a, least(a, min(b)) as m
     from {{ edges }}
     group by a
 ),
-linked as (
-    select e.b as a, s.m as b
+{#- b > a >= m: every row is (larger, smaller) -#}
+pairs as {{ dbt_studio._materialized_cte() }}(
+    select distinct e.b as a, s.m as b
     from {{ edges }} as e
     inner join smallest as s on e.a = s.a
     where e.b > e.a
 )
-select a, b from linked
-union
-select b, a from linked
+select a, b from pairs
+union all
+select b, a from pairs
 {%- endmacro %}
 
 {% macro _small_star_sql(edges) -%}
@@ -73,18 +80,22 @@ with smallest as (
     where b < a
     group by a
 ),
-linked as (
-    select e.b as a, s.m as b
-    from {{ edges }} as e
-    inner join smallest as s on e.a = s.a
-    where e.b < e.a and e.b <> s.m
-    union all
-    select a, m as b from smallest
+{#- every edge has a larger end, whose smaller neighbours are all re-linked here: nothing is lost; and every
+    row is (larger, smaller): b > m, a > m -#}
+pairs as {{ dbt_studio._materialized_cte() }}(
+    select distinct a, b
+    from (
+        select e.b as a, s.m as b
+        from {{ edges }} as e
+        inner join smallest as s on e.a = s.a
+        where e.b < e.a and e.b <> s.m
+        union all
+        select a, m as b from smallest
+    ) as linked
 )
-{#- every edge has a larger end, whose smaller neighbours are all re-linked above: nothing is lost #}
-select a, b from linked
-union
-select b, a from linked
+select a, b from pairs
+union all
+select b, a from pairs
 {%- endmacro %}
 
 {#- Centres of finished stars: no smaller neighbour, and every neighbour's only neighbour is the centre. -#}
@@ -122,5 +133,6 @@ where not exists (select 1 from {{ centers }} as c where c.center = least(e.a, e
 {%- endmacro %}
 
 {% macro _is_empty(relation) %}
-    {{ return(run_query('select count(*) from (select 1 as x from ' ~ relation ~ ' limit 1) as probe').columns[0].values()[0] | int == 0) }}
+    {%- set probe = run_query('select count(*) from (select 1 as x from ' ~ relation ~ ' limit 1) as probe') -%}
+    {{ return(probe.columns[0].values()[0] | int == 0) }}
 {% endmacro %}

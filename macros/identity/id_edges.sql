@@ -25,7 +25,8 @@ with
     select
         {%- for id in spec.ids %}
         cast({{ id.expr }} as {{ string }}) as {{ id.type }}__raw,
-        {{ dbt_studio._normalized_id(id.type, 'cast(' ~ id.expr ~ ' as ' ~ string ~ ')', id_types) }} as {{ id.type }}__value,
+        {{ dbt_studio._normalized_id(id.type, 'cast(' ~ id.expr ~ ' as ' ~ string ~ ')', id_types) }}
+            as {{ id.type }}__value,
         {%- endfor %}
         {{ spec.timestamp }} as seen_at
     from {{ spec.relation }}
@@ -35,7 +36,8 @@ with
     select
         *,
         {%- for id in spec.ids %}
-        {{ dbt_studio._id_reject_reason(id.type, id.type ~ '__value', id_types) }} as {{ id.type }}__reject_reason{{ "," if not loop.last }}
+        {{ dbt_studio._id_reject_reason(id.type, id.type ~ '__value', id_types) }}
+            as {{ id.type }}__reject_reason{{ "," if not loop.last }}
         {%- endfor %}
     from {{ spec.cte }}
 ){{ "," if not loop.last }}
@@ -83,14 +85,28 @@ where {{ pair.a }}__reject_reason is null and {{ pair.a }}__value is not null
 {#- Sources as plain dicts: name, relation, cte name, ids [{type, expr}], timestamp SQL, pairs to link. -#}
 {% macro _id_source_specs(sources, id_types) %}
     {%- if sources is not sequence or sources is string or sources | length == 0 -%}
-        {{ exceptions.raise_compiler_error("dbt_studio.id_edges in model '" ~ this.name ~ "': `sources` must be a non-empty list of {relation, ids}") }}
+        {{ exceptions.raise_compiler_error("dbt_studio.id_edges in model '" ~ this.name
+                                           ~ "': `sources` must be a non-empty list of {relation, ids}") }}
     {%- endif -%}
+    {%- set keys = dbt_studio._identity_keys() -%}
+    {%- if id_types is not mapping -%}
+        {{ exceptions.raise_compiler_error("dbt_studio.id_edges in model '" ~ this.name
+                                           ~ "': `id_types` must be a mapping {id_type: {normalize, ...}}") }}
+    {%- endif -%}
+    {%- for id_type, spec in id_types.items() -%}
+        {%- set where = "dbt_studio.id_edges in model '" ~ this.name ~ "', id_types." ~ id_type -%}
+        {%- if spec is not mapping -%}
+            {{ exceptions.raise_compiler_error(where ~ ": must be a mapping {normalize, blocklist, ...}") }}
+        {%- endif -%}
+        {%- do dbt_studio._check_keys(where, spec, keys['id_type']['keys'], what=keys['id_type']['title']) -%}
+    {%- endfor -%}
     {%- set specs = [] -%}
     {%- for source in sources -%}
         {%- set where = "dbt_studio.id_edges in model '" ~ this.name ~ "', source " ~ loop.index -%}
         {%- if source is not mapping or 'relation' not in source or 'ids' not in source -%}
             {{ exceptions.raise_compiler_error(where ~ ": each source needs `relation` and `ids`") }}
         {%- endif -%}
+        {%- do dbt_studio._check_keys(where, source, keys['id_source']['keys'], what=keys['id_source']['title']) -%}
         {%- set ids = [] -%}
         {%- if source.ids is mapping -%}
             {%- for id_type, expr in source.ids.items() -%}
@@ -98,7 +114,8 @@ where {{ pair.a }}__reject_reason is null and {{ pair.a }}__value is not null
             {%- endfor -%}
         {%- else -%}
             {%- for column in source.ids -%}
-                {%- do ids.append({'type': column, 'expr': adapter.quote(column) if column | lower != column else column}) -%}
+                {%- set expr = adapter.quote(column) if column | lower != column else column -%}
+                {%- do ids.append({'type': column, 'expr': expr}) -%}
             {%- endfor -%}
         {%- endif -%}
         {%- if ids | length == 0 -%}
@@ -106,13 +123,15 @@ where {{ pair.a }}__reject_reason is null and {{ pair.a }}__value is not null
         {%- endif -%}
         {%- for id in ids -%}
             {%- if not modules.re.match('^[A-Za-z_][A-Za-z0-9_]*$', id.type) -%}
-                {{ exceptions.raise_compiler_error(where ~ ": id type '" ~ id.type ~ "' must be a plain name (letters, digits, _)") }}
+                {{ exceptions.raise_compiler_error(where ~ ": id type '" ~ id.type
+                                                   ~ "' must be a plain name (letters, digits, _)") }}
             {%- endif -%}
         {%- endfor -%}
         {%- set types = ids | map(attribute='type') | list -%}
         {%- set trust = source.get('trust', types) -%}
         {%- for t in trust if t not in types -%}
-            {{ exceptions.raise_compiler_error(where ~ ": `trust` names id type '" ~ t ~ "', which this source does not have (" ~ types | join(', ') ~ ")") }}
+            {{ exceptions.raise_compiler_error(where ~ ": `trust` names id type '" ~ t
+                                               ~ "', which this source does not have (" ~ types | join(', ') ~ ")") }}
         {%- endfor -%}
         {%- set pairs = [] -%}
         {%- for i in range(types | length) -%}
@@ -128,7 +147,8 @@ where {{ pair.a }}__reject_reason is null and {{ pair.a }}__value is not null
             {%- endfor -%}
         {%- endfor -%}
         {%- set relation = source.relation -%}
-        {%- set name = source.get('name') or (relation.identifier if relation.identifier is defined else 'source_' ~ loop.index) -%}
+        {%- set fallback = relation.identifier if relation.identifier is defined else 'source_' ~ loop.index -%}
+        {%- set name = source.get('name') or fallback -%}
         {%- set ts = source.get('timestamp') -%}
         {%- do specs.append({
             'name': name,
@@ -136,7 +156,7 @@ where {{ pair.a }}__reject_reason is null and {{ pair.a }}__value is not null
             'relation': relation,
             'ids': ids,
             'pairs': pairs,
-            'timestamp': 'cast(' ~ ts ~ ' as ' ~ dbt.type_timestamp() ~ ')' if ts else 'cast(null as ' ~ dbt.type_timestamp() ~ ')',
+            'timestamp': 'cast(' ~ (ts if ts else 'null') ~ ' as ' ~ dbt.type_timestamp() ~ ')',
         }) -%}
     {%- endfor -%}
     {{ return(specs) }}

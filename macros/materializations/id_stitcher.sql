@@ -6,18 +6,23 @@
       <model>                  main_id, id_type, id_value, first_seen_at, last_seen_at
       <model>__id_changes      append-only log of main_id merges (old_main_id, new_main_id, reason, changed_at)
       <model>__rejected_ids    what screening and caps dropped, why, and how often
-    Incremental by default: only source rows newer than the last run (minus a lookback) are read, and every
-    prior cluster enters the graph as one node, so a run can merge clusters but never split them. A new
+    Incremental by default: every source row is read and compared with the output (a scan and anti-joins),
+    so rows that arrive late, whatever their timestamps, are never missed; only rows that add an identifier,
+    link two clusters or move a first/last seen enter the graph, and every prior cluster they touch enters
+    as one node, so a run can merge clusters but never split them. The output is changed by one MERGE. A new
     cluster's main_id derives from its earliest-seen identifier; on a merge the earliest prior main_id
     survives. `--full-refresh` rebuilds from all rows (the way to split after changing the screening rules).
 
     Settings in `config(meta={'dbt_studio': {...}})`: max_rounds, lookback_hours (defaults: vars
-    dbt_studio_stitch_max_rounds, dbt_studio_stitch_lookback_hours).
+    dbt_studio_stitch_max_rounds, dbt_studio_stitch_lookback_hours). lookback_hours is off by default: set it
+    only when every source's timestamps follow load order; incremental runs then read only rows newer than
+    the output's newest last_seen_at minus the lookback.
 -#}
 {% materialization id_stitcher, default %}
     {%- set settings = dbt_studio.meta_config() -%}
     {%- set max_rounds = settings.get('max_rounds', dbt_studio.setting('stitch_max_rounds')) | int -%}
-    {%- set lookback_hours = settings.get('lookback_hours', dbt_studio.setting('stitch_lookback_hours')) | int -%}
+    {%- set lookback_hours = settings.get('lookback_hours', dbt_studio.setting('stitch_lookback_hours')) -%}
+    {%- set lookback_hours = none if lookback_hours is none or lookback_hours == '' else lookback_hours | int -%}
 
     {%- set target = this.incorporate(type='table') -%}
     {%- set existing = load_cached_relation(this) -%}
@@ -37,35 +42,51 @@
     {%- set rejected = dbt_studio._sibling(target, '__rejected_ids') -%}
 
     {{ run_hooks(pre_hooks) }}
+    {%- set capped_memory = dbt_studio.stitch_session_start(this.name) -%}
 
-    {%- do run_query(dbt_studio._create_work_table(work.obs, dbt_studio._stitch_observations_sql(sql, prior, lookback_hours))) -%}
+    {%- set obs_sql = dbt_studio._stitch_observations_sql(sql, prior, lookback_hours) -%}
+    {%- do run_query(dbt_studio._create_work_table(work.obs, obs_sql)) -%}
     {%- do run_query(dbt_studio._create_work_table(work.capped, dbt_studio._stitch_capped_sql(work.obs))) -%}
-    {%- do run_query(dbt_studio._create_work_table(work.nodes, dbt_studio._stitch_nodes_sql(work.obs))) -%}
+    {%- do run_query(dbt_studio._create_work_table(work.nodes, dbt_studio._stitch_nodes_sql(work.obs, incremental))) -%}
     {%- if incremental -%}
-        {%- do run_query(dbt_studio._create_work_table(work.clusters, dbt_studio._stitch_clusters_sql(work.nodes, prior))) -%}
+        {%- set clusters_sql = dbt_studio._stitch_clusters_sql(work.nodes, prior) -%}
+        {%- do run_query(dbt_studio._create_work_table(work.clusters, clusters_sql)) -%}
     {%- endif -%}
-    {%- do run_query(dbt_studio._create_work_table(work.edges, dbt_studio._stitch_edges_sql(work.obs, work.capped, work.nodes, clusters))) -%}
+    {%- set edges_sql = dbt_studio._stitch_edges_sql(work.obs, work.capped, work.nodes, clusters) -%}
+    {%- do run_query(dbt_studio._create_work_table(work.edges, edges_sql)) -%}
     {%- set rounds = dbt_studio.connected_components(work.edges, work.labels, max_rounds, this.name) -%}
     {%- do log("dbt_studio: " ~ this.name ~ ": connected components converged in " ~ rounds ~ " rounds", info=true) -%}
-    {%- do run_query(dbt_studio._create_work_table(work.result, dbt_studio._stitch_result_sql(work.nodes, clusters, work.labels))) -%}
+    {%- set result_sql = dbt_studio._stitch_result_sql(work.nodes, clusters, work.labels) -%}
+    {%- if incremental -%}
+        {%- do run_query(dbt_studio._create_work_table(work.result, result_sql)) -%}
+    {%- endif -%}
 
     {#- side tables first: the change log and the rejections are written before the output is replaced -#}
     {%- if load_cached_relation(changes) is none -%}
-        {%- do run_query(dbt_studio._create_table_as(changes, dbt_studio._stitch_changes_sql(work.result, empty=true))) -%}
+        {%- do run_query(dbt_studio._create_table_as(changes, dbt_studio._stitch_changes_sql(none))) -%}
     {%- endif -%}
     {%- if incremental -%}
         {%- do run_query(dbt_studio._insert_into(changes, dbt_studio._stitch_changes_sql(work.result))) -%}
     {%- endif -%}
-    {%- if incremental and load_cached_relation(rejected) is not none -%}
+    {#- rejections: appended when the run read only recent rows; else rebuilt from every row it read -#}
+    {%- if incremental and lookback_hours is not none and load_cached_relation(rejected) is not none -%}
         {%- do run_query(dbt_studio._insert_into(rejected, dbt_studio._stitch_rejected_sql(work.obs, work.capped))) -%}
     {%- else -%}
-        {%- do run_query(dbt_studio._create_table_as(rejected, dbt_studio._stitch_rejected_sql(work.obs, work.capped))) -%}
+        {%- set rejected_sql = dbt_studio._stitch_rejected_sql(work.obs, work.capped) -%}
+        {%- do run_query(dbt_studio._create_table_as(rejected, rejected_sql)) -%}
     {%- endif -%}
 
-    {%- call statement('main') -%}
-        {{ dbt_studio._create_table_as(staged, dbt_studio._stitch_output_sql(work.nodes, work.result, prior)) }}
-    {%- endcall -%}
-    {%- do dbt_studio._replace_table(staged, target) -%}
+    {%- if incremental -%}
+        {%- call statement('main') -%}
+            {{ dbt_studio._stitch_merge_sql(target, work.nodes, work.result) }}
+        {%- endcall -%}
+    {%- else -%}
+        {%- call statement('main') -%}
+            {{ dbt_studio._create_table_as(staged, dbt_studio._stitch_output_sql(result_sql)) }}
+        {%- endcall -%}
+        {%- do dbt_studio._replace_table(staged, target) -%}
+    {%- endif -%}
+    {%- do dbt_studio.stitch_session_end(this.name, capped_memory) -%}
     {%- for relation in work.values() -%}
         {%- do adapter.drop_relation(relation) -%}
     {%- endfor -%}

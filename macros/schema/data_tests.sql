@@ -15,11 +15,16 @@
 {% macro default__test_unique_primary_key(model, primary_key) %}
     {%- set keys = dbt_studio._as_list(primary_key) -%}
     {%- if keys | length == 0 and execute -%}
-        {%- for node in graph.nodes.values() if node.resource_type == 'model' and (node.alias or node.name) | lower == model.identifier | lower and (node.schema | lower) == (model.schema | lower) -%}
-            {%- do keys.extend(dbt_studio._as_list(((node.config.meta or {}).get('dbt_studio') or {}).get('primary_key'))) -%}
+        {%- for node in graph.nodes.values() if node.resource_type == 'model'
+                                                and (node.alias or node.name) | lower == model.identifier | lower
+                                                and (node.schema | lower) == (model.schema | lower) -%}
+            {%- set meta = (node.config.meta or {}).get('dbt_studio') or {} -%}
+            {%- do keys.extend(dbt_studio._as_list(meta.get('primary_key'))) -%}
         {%- endfor -%}
         {%- if keys | length == 0 -%}
-            {{ exceptions.raise_compiler_error("dbt_studio: unique_primary_key on '" ~ model.identifier ~ "': the model has no meta.dbt_studio.primary_key (or pass primary_key)") }}
+            {{ exceptions.raise_compiler_error("dbt_studio: unique_primary_key on '" ~ model.identifier
+                                               ~ "': the model has no meta.dbt_studio.primary_key "
+                                               ~ "(or pass primary_key)") }}
         {%- endif -%}
     {%- endif -%}
     {%- if keys | length == 0 -%}{%- set keys = ['1'] -%}{%- endif -%}

@@ -25,14 +25,19 @@
     {%- endif -%}
     {%- set joins = [] -%}
     {%- set selects = ['m.*'] -%}
-    {%- for rel in base.relationships.values() if rel.merge_columns and (relationships is none or rel.name in relationships) -%}
+    {%- for rel in base.relationships.values() if rel.merge_columns
+                                                and (relationships is none or rel.name in relationships) -%}
         {%- set other = schema.models[rel.to] -%}
         {%- if other.unique_id not in model.depends_on.nodes -%}
-            {{ exceptions.raise_compiler_error("dbt_studio: model '" ~ model.name ~ "': merged_columns reads '" ~ rel.to ~ "'; add -- depends_on: {{ ref('" ~ rel.to ~ "') }} to the model") }}
+            {{ exceptions.raise_compiler_error("dbt_studio: model '" ~ model.name ~ "': merged_columns reads '" ~ rel.to
+                                               ~ "'; add -- depends_on: {{ ref('" ~ rel.to ~ "') }} to the model") }}
         {%- endif -%}
-        {%- set cols = other.columns if rel.merge_columns is sameas true else dbt_studio._as_list(rel.merge_columns) -%}
+        {%- set cols = dbt_studio._model_columns(schema, rel.to) if rel.merge_columns is sameas true
+                       else dbt_studio._as_list(rel.merge_columns) -%}
         {%- if cols | length == 0 -%}
-            {{ exceptions.raise_compiler_error("dbt_studio: model '" ~ model_name ~ "': relationship '" ~ rel.name ~ "': merge_columns: true needs the columns of '" ~ rel.to ~ "' documented (or list them)") }}
+            {{ exceptions.raise_compiler_error("dbt_studio: model '" ~ model_name ~ "': relationship '" ~ rel.name
+                                               ~ "': merge_columns: true needs the columns of '" ~ rel.to
+                                               ~ "' documented (or list them)") }}
         {%- endif -%}
         {%- set alias = 'r' ~ loop.index -%}
         {%- set on = [] -%}
@@ -41,7 +46,8 @@
         {%- for c in cols -%}{%- do selects.append(alias ~ '.' ~ c ~ ' as ' ~ rel.name ~ '__' ~ c) -%}{%- endfor -%}
     {%- endfor -%}
     {%- if joins | length == 0 -%}
-        {{ exceptions.raise_compiler_error("dbt_studio: model '" ~ model_name ~ "': no relationship with merge_columns to merge") }}
+        {{ exceptions.raise_compiler_error("dbt_studio: model '" ~ model_name
+                                           ~ "': no relationship with merge_columns to merge") }}
     {%- endif -%}
 select {{ selects | join(',\n    ') }}
 from {{ ref(model_name) }} as m

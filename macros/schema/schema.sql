@@ -1,7 +1,7 @@
 {#-
     The Customer Studio schema, read from every model's `config.meta.dbt_studio` at compile time.
 
-    A model declares its role and its relationships (see README, "Schema and audiences"):
+    A model declares its role and its relationships (see docs/audiences.md):
 
         model_type: parent | related | event
         primary_key: user_id            (parents)
@@ -39,6 +39,9 @@
                 'column_meta': column_meta,
                 'relation': node.relation_name,
                 'unique_id': node.unique_id,
+                'database': node.database,
+                'schema_name': node.schema,
+                'identifier': node.alias or node.name,
             }}) -%}
         {%- endfor -%}
     {%- endif -%}
@@ -52,17 +55,54 @@
     {{ return(value | list) }}
 {% endmacro %}
 
-{% macro _schema_error(model, msg) %}
+{#- A schema rule broken by `model`: a compile error, or with `schema.problems` a list (what `dbt-studio validate`
+    passes), one more problem; the caller then skips what the broken declaration would have added. -#}
+{% macro _schema_error(model, msg, schema=none) %}
+    {%- if schema is not none and schema.problems is not none -%}
+        {%- do schema.problems.append({'model': model, 'message': msg}) -%}
+        {{ return(none) }}
+    {%- endif -%}
     {{ exceptions.raise_compiler_error("dbt_studio: model '" ~ model ~ "': " ~ msg) }}
 {% endmacro %}
 
-{#- Fail naming the model when `columns` are not among the documented columns of `model` (only when it documents any). -#}
+{#- The columns of `model` (lower-case): its relation's when it is built (the warehouse is the truth: YAML docs
+    lag the SQL), else the documented ones. Asked once per schema object, or never when the caller passed them in
+    the node as `actual` (the studio reads them once per build: see studio_model_columns). -#}
+{% macro _model_columns(schema, model) %}
+    {%- set m = schema.models[model] -%}
+    {%- if m.get('actual') is none -%}
+        {%- set found = [] -%}
+        {%- if execute and m.get('identifier') -%}
+            {%- set relation = adapter.get_relation(database=m.get('database'), schema=m.get('schema_name'),
+                                                    identifier=m.identifier) -%}
+            {%- if relation is not none -%}
+                {%- set found = dbt_studio.relation_columns(relation) -%}
+            {%- endif -%}
+        {%- endif -%}
+        {%- do m.update({'actual': found}) -%}
+    {%- endif -%}
+    {{ return(m.actual if m.actual else m.columns) }}
+{% endmacro %}
+
+{#- How an unknown-column message says which columns it used. -#}
+{% macro _columns_phrase(schema, model) %}
+    {%- set known = dbt_studio._model_columns(schema, model) -%}
+    {%- set m = schema.models[model] -%}
+    {%- set source = 'columns of the relation' if m.get('actual') or m.get('columns_source') == 'warehouse'
+                     else 'documented columns; the relation is not built yet' -%}
+    {{ return('(' ~ source ~ ': ' ~ (known | join(', ')) ~ ')') }}
+{% endmacro %}
+
+{#- Fail naming the model when `columns` are not among the columns of `model` (see _model_columns; no check when
+    it is not built and documents none). -#}
 {% macro _check_columns(schema, model, columns, what, owner=none) %}
-    {%- set known = schema.models[model].columns -%}
+    {%- set known = dbt_studio._model_columns(schema, model) -%}
     {%- if known | length == 0 -%}{{ return(none) }}{%- endif -%}
     {%- for c in columns -%}
         {%- if (c | lower) not in known -%}
-            {{ dbt_studio._schema_error(owner or model, what ~ ": unknown column '" ~ c ~ "'" ~ (" of '" ~ model ~ "'" if owner else "") ~ " (columns: " ~ (known | join(', ')) ~ ")") }}
+            {%- set of_model = " of '" ~ model ~ "'" if owner else "" -%}
+            {%- do dbt_studio._schema_error(owner or model, what ~ ": unknown column '" ~ c ~ "'" ~ of_model
+                                            ~ " " ~ dbt_studio._columns_phrase(schema, model), schema) -%}
         {%- endif -%}
     {%- endfor -%}
 {% endmacro %}
@@ -75,26 +115,40 @@
     The schema graph: {'models': {name: {name, model_type, primary_key, labels, timestamp, columns, relation,
     audience, relationships: {rel name: {name, to, cardinality, pairs, through, merge_columns, declared}}}}}.
     `nodes` is what `_schema_nodes()` returns (or the same shape built by the CLI from manifest.json).
+
+    This macro owns the schema's rules across models (related models exist, join and merge columns exist, merges
+    go from the one side, through relationships have their two hops, events have a timestamp): compile time
+    raises the first broken rule, and `dbt-studio validate` runs this same macro with `problems=[]` to list every
+    one (sync_runner/audiences/schema.py), so both say the same. The keys and types of a meta block are the
+    declared schema's (sync_runner/project/declared.py, which validate checks first); the guards below that need
+    them to build the graph (model_type, cardinality, join) word their message as it does.
 -#}
-{% macro _schema(nodes=none) %}
+{% macro _schema(nodes=none, problems=none) %}
     {%- set nodes = dbt_studio._schema_nodes() if nodes is none else nodes -%}
     {%- set models = {} -%}
-    {%- set schema = {'models': models} -%}
+    {%- set schema = {'models': models, 'problems': problems} -%}
     {%- for name, node in nodes.items() -%}
         {%- set meta = node.meta or {} -%}
         {%- if meta.get('model_type') and meta.get('model_type') not in ('parent', 'related', 'event') -%}
-            {{ dbt_studio._schema_error(name, "model_type must be parent, related or event, not '" ~ meta.get('model_type') ~ "'") }}
+            {%- do dbt_studio._schema_error(name, "meta.dbt_studio.model_type: must be one of parent, related, "
+                                            ~ "event, not " ~ dbt_studio._shown(meta.get('model_type')), schema) -%}
         {%- endif -%}
         {%- do models.update({name: {
             'name': name,
             'model_type': meta.get('model_type'),
             'primary_key': dbt_studio._as_list(meta.get('primary_key')),
-            'labels': dbt_studio._as_list(meta.get('labels').values() | list if meta.get('labels') is mapping else meta.get('labels')),
+            'labels': dbt_studio._as_list(meta.get('labels').values() | list if meta.get('labels') is mapping
+                                          else meta.get('labels')),
             'timestamp': meta.get('timestamp'),
             'columns': node.columns or [],
             'column_meta': node.get('column_meta') or {},
             'relation': node.relation,
             'unique_id': node.get('unique_id'),
+            'database': node.get('database'),
+            'schema_name': node.get('schema_name'),
+            'identifier': node.get('identifier'),
+            'columns_source': node.get('columns_source'),
+            'actual': node.get('actual'),
             'audience': node.get('audience'),
             'relationships': {},
         }}) -%}
@@ -103,7 +157,8 @@
         {%- do dbt_studio._check_columns(schema, name, model.primary_key, 'primary_key') -%}
         {%- do dbt_studio._check_columns(schema, name, model.labels, 'labels') -%}
         {%- if model.model_type == 'event' and not model.timestamp -%}
-            {{ dbt_studio._schema_error(name, "an event model needs a timestamp column") }}
+            {%- do dbt_studio._schema_error(name, "meta.dbt_studio.timestamp: an event model needs a timestamp "
+                                            ~ "column", schema) -%}
         {%- endif -%}
         {%- if model.timestamp -%}
             {%- do dbt_studio._check_columns(schema, name, [model.timestamp], 'timestamp') -%}
@@ -111,8 +166,10 @@
     {%- endfor -%}
     {#- direct relationships first, then their reverse sides, then through relationships -#}
     {%- for name, node in nodes.items() -%}
-        {%- for rel in (node.meta or {}).get('relationships') or [] if not rel.get('through') -%}
-            {%- do dbt_studio._add_direct(schema, name, rel) -%}
+        {%- for rel in (node.meta or {}).get('relationships') or [] -%}
+            {%- if not rel.get('through') -%}
+                {%- do dbt_studio._add_direct(schema, name, rel, loop.index0) -%}
+            {%- endif -%}
         {%- endfor -%}
     {%- endfor -%}
     {%- for name, model in models.items() -%}
@@ -139,20 +196,38 @@
     {{ return(schema) }}
 {% endmacro %}
 
-{% macro _add_direct(schema, name, rel) %}
+{#- The value as Python's repr shows it in `dbt-studio validate`'s messages ('text', 61, ['a']). -#}
+{% macro _shown(value) %}
+    {{ return("'" ~ value ~ "'" if value is string else value | string) }}
+{% endmacro %}
+
+{% macro _add_direct(schema, name, rel, index=0) %}
     {%- set models = schema.models -%}
     {%- set to = rel.get('to') -%}
     {%- set label = "relationship '" ~ (rel.get('name') or to) ~ "'" -%}
-    {%- if not to or to not in models -%}
-        {{ dbt_studio._schema_error(name, label ~ ": unknown model '" ~ to ~ "'") }}
-    {%- endif -%}
-    {%- set card = rel.get('cardinality') | string -%}
+    {%- set key = "meta.dbt_studio.relationships[" ~ index ~ "]" -%}
+    {%- set card = rel.get('cardinality') -%}
+    {%- for required in ('cardinality', 'join') if rel.get(required) is none -%}
+        {{ return(dbt_studio._schema_error(name, key ~ "." ~ required ~ ": missing (a direct relationship needs "
+                                           ~ "cardinality and join)", schema)) }}
+    {%- endfor -%}
     {%- if card not in ('1:1', '1:many', 'many:1') -%}
-        {{ dbt_studio._schema_error(name, label ~ ": cardinality must be 1:1, 1:many or many:1, not '" ~ rel.get('cardinality') ~ "'") }}
+        {%- set hint = '' -%}
+        {%- if card is number and card is not sameas true and card is not sameas false and card >= 60 -%}
+            {%- set ratio = (card // 60) ~ ':' ~ (card % 60) -%}
+            {%- set hint = ' (YAML reads an unquoted ' ~ ratio ~ ' as the number ' ~ card ~ ': quote it, "' ~ ratio
+                           ~ '")' -%}
+        {%- endif -%}
+        {{ return(dbt_studio._schema_error(name, key ~ ".cardinality: must be one of 1:1, 1:many, many:1, not "
+                                           ~ dbt_studio._shown(card) ~ hint, schema)) }}
     {%- endif -%}
     {%- set join = rel.get('join') -%}
     {%- if join is not mapping or join | length == 0 -%}
-        {{ dbt_studio._schema_error(name, label ~ ": join must map this model's columns to '" ~ to ~ "' columns, e.g. {user_id: user_id}") }}
+        {{ return(dbt_studio._schema_error(name, key ~ ".join: must be a mapping {this model's column: the other "
+                                           ~ "model's column}, not " ~ dbt_studio._shown(join), schema)) }}
+    {%- endif -%}
+    {%- if not to or to not in models -%}
+        {{ return(dbt_studio._schema_error(name, label ~ ": unknown model '" ~ to ~ "'", schema)) }}
     {%- endif -%}
     {%- set pairs = [] -%}
     {%- for a, b in join.items() -%}{%- do pairs.append([a, b]) -%}{%- endfor -%}
@@ -161,10 +236,13 @@
     {%- set merge = rel.get('merge_columns') -%}
     {%- if merge -%}
         {%- if card == '1:many' -%}
-            {{ dbt_studio._schema_error(name, label ~ ": merge_columns: '" ~ to ~ "' is on the many side of 1:many; columns merge only from the one side onto the many side (declare the merge on '" ~ to ~ "')") }}
+            {%- do dbt_studio._schema_error(name, label ~ ": merge_columns: '" ~ to ~ "' is on the many side of "
+                                            ~ "1:many; columns merge only from the one side onto the many side "
+                                            ~ "(declare the merge on '" ~ to ~ "')", schema) -%}
         {%- endif -%}
         {%- if merge is not sameas true -%}
-            {%- do dbt_studio._check_columns(schema, to, dbt_studio._as_list(merge), label ~ ": merge_columns", name) -%}
+            {%- set what = label ~ ": merge_columns" -%}
+            {%- do dbt_studio._check_columns(schema, to, dbt_studio._as_list(merge), what, name) -%}
         {%- endif -%}
     {%- endif -%}
     {%- set rname = rel.get('name') or to -%}
@@ -179,15 +257,16 @@
     {%- set via = rel.get('through') -%}
     {%- set label = "through relationship '" ~ (rel.get('name') or to) ~ "'" -%}
     {%- if not to or to not in models -%}
-        {{ dbt_studio._schema_error(name, label ~ ": unknown model '" ~ to ~ "'") }}
+        {{ return(dbt_studio._schema_error(name, label ~ ": unknown model '" ~ to ~ "'", schema)) }}
     {%- endif -%}
     {%- if via not in models -%}
-        {{ dbt_studio._schema_error(name, label ~ ": unknown model '" ~ via ~ "'") }}
+        {{ return(dbt_studio._schema_error(name, label ~ ": unknown model '" ~ via ~ "'", schema)) }}
     {%- endif -%}
     {%- set first = dbt_studio._direct_to(schema, name, via) -%}
     {%- set second = dbt_studio._direct_to(schema, via, to) -%}
     {%- if first is none or second is none -%}
-        {{ dbt_studio._schema_error(name, label ~ ": needs direct relationships " ~ name ~ " -> " ~ via ~ " and " ~ via ~ " -> " ~ to) }}
+        {{ return(dbt_studio._schema_error(name, label ~ ": needs direct relationships " ~ name ~ " -> " ~ via
+                                           ~ " and " ~ via ~ " -> " ~ to, schema)) }}
     {%- endif -%}
     {%- set rname = rel.get('name') or to -%}
     {%- do models[name].relationships.update({rname: {
@@ -214,7 +293,8 @@
     {%- for step in dbt_studio._as_list(target) -%}
         {%- set here = current | last -%}
         {%- if step not in schema.models -%}
-            {{ exceptions.raise_compiler_error("dbt_studio: audience '" ~ context ~ "': " ~ "unknown model '" ~ step ~ "'") }}
+            {{ exceptions.raise_compiler_error("dbt_studio: audience '" ~ context ~ "': " ~ "unknown model '" ~ step
+                                               ~ "'") }}
         {%- endif -%}
         {%- set direct = dbt_studio._direct_to(schema, here, step) -%}
         {%- if direct is not none -%}
@@ -226,8 +306,12 @@
             {%- endfor -%}
             {%- if through | length == 0 -%}
                 {%- set names = [] -%}
-                {%- for rel in schema.models[here].relationships.values() -%}{%- do names.append(rel.to) -%}{%- endfor -%}
-                {{ exceptions.raise_compiler_error("dbt_studio: audience '" ~ context ~ "': " ~ "model '" ~ here ~ "' has no relationship to '" ~ step ~ "' (it relates to: " ~ (names | unique | sort | join(', ') or 'nothing') ~ ")") }}
+                {%- for rel in schema.models[here].relationships.values() -%}
+                    {%- do names.append(rel.to) -%}
+                {%- endfor -%}
+                {{ exceptions.raise_compiler_error("dbt_studio: audience '" ~ context ~ "': " ~ "model '" ~ here
+                                                   ~ "' has no relationship to '" ~ step ~ "' (it relates to: "
+                                                   ~ (names | unique | sort | join(', ') or 'nothing') ~ ")") }}
             {%- endif -%}
             {%- set via = through[0].through -%}
             {%- do hops.append({'from': here, 'to': via, 'pairs': dbt_studio._direct_to(schema, here, via).pairs}) -%}

@@ -33,11 +33,13 @@
         {%- endfor -%}
     {%- endfor -%}
     {%- if parts | length == 0 -%}
-        {{ exceptions.raise_compiler_error("dbt_studio: suggested_values: no column of " ~ (models | join(', ')) ~ " has suggestions: true in its meta.dbt_studio") }}
+        {{ exceptions.raise_compiler_error("dbt_studio: suggested_values: no column of " ~ (models | join(', '))
+                                           ~ " has suggestions: true in its meta.dbt_studio") }}
     {%- endif -%}
 select model_name, column_name, value, occurrences, value_rank
 from (
-    select counted.*, row_number() over (partition by model_name, column_name order by occurrences desc, value asc) as value_rank
+    select counted.*,
+        row_number() over (partition by model_name, column_name order by occurrences desc, value asc) as value_rank
     from (
 {{ parts | join('\n    union all\n') }}
     ) counted

@@ -1,6 +1,46 @@
 {#- Column names of a relation (lower-cased unless `lower` is false: then as the warehouse stores them, which is
     how the sync macros quote them), so the runner can check mappings before planning. -#}
 {% macro relation_columns(relation, lower=true) %}
+    {{ return(adapter.dispatch('relation_columns', 'dbt_studio')(relation, lower)) }}
+{% endmacro %}
+
+{% macro default__relation_columns(relation, lower=true) %}
     {%- set columns = adapter.get_columns_in_relation(relation) | map(attribute='name') -%}
     {{ return((columns | map('lower') if lower else columns) | list) }}
 {% endmacro %}
+
+{#- The columns of each relation (as stored; empty for one that does not exist), in order: `dbt-studio validate`
+    checks the configuration against them, so that YAML docs that lag the SQL neither hide nor invent a column. -#}
+{% macro relations_columns(relations) %}
+    {{ return(adapter.dispatch('relations_columns', 'dbt_studio')(relations)) }}
+{% endmacro %}
+
+{% macro default__relations_columns(relations) %}
+    {%- set out = [] -%}
+    {%- for relation in relations -%}
+        {%- do out.append(dbt_studio.relation_columns(relation, lower=false)) -%}
+    {%- endfor -%}
+    {{ return(out) }}
+{% endmacro %}
+{#- The same names as a query (`column_name`, in column order; no rows when the relation does not exist), for
+    runners that run it themselves and keep it compiled. -#}
+{% macro relation_columns_sql(relation) %}
+    {{ return(adapter.dispatch('relation_columns_sql', 'dbt_studio')(relation)) }}
+{% endmacro %}
+
+{% macro default__relation_columns_sql(relation) -%}
+select column_name
+from {{ relation.database }}.information_schema.columns
+where lower(table_schema) = lower({{ dbt_studio.string_literal(relation.schema) }})
+  and lower(table_name) = lower({{ dbt_studio.string_literal(relation.identifier) }})
+order by ordinal_position
+{%- endmacro %}
+
+{% macro duckdb__relation_columns_sql(relation) -%}
+select column_name
+from information_schema.columns
+where lower(table_catalog) = lower({{ dbt_studio.string_literal(relation.database) }})
+  and lower(table_schema) = lower({{ dbt_studio.string_literal(relation.schema) }})
+  and lower(table_name) = lower({{ dbt_studio.string_literal(relation.identifier) }})
+order by ordinal_position
+{%- endmacro %}

@@ -30,20 +30,33 @@
     {%- set acknowledged = 'select * from ' ~ plan ~ ' where ' ~ in_ranges ~ ' and ' ~ not_rejected -%}
     {#- an insert's key is never in the snapshot, so only the other operations need its old row deleted -#}
     {%- set statements = [
-        'delete from ' ~ snapshot ~ ' where _key in (select _key from (' ~ acknowledged ~ ") as a where _op <> 'insert')",
-        'insert into ' ~ snapshot ~ ' (_key, ' ~ columns ~ ') select _key, ' ~ columns ~ ' from (' ~ acknowledged ~ ") as a where _op in ('insert', 'update')",
-        'insert into ' ~ changelog ~ " (run_id, sync_name, _key, op, acknowledged_at) select '" ~ run_id ~ "', '" ~ sync.name ~ "', _key, _op, " ~ dbt_studio._now() ~ ' from (' ~ acknowledged ~ ') as a',
+        'delete from ' ~ snapshot ~ ' where _key in (select _key from (' ~ acknowledged
+            ~ ") as a where _op <> 'insert')",
+        'insert into ' ~ snapshot ~ ' (_key, ' ~ columns ~ ') select _key, ' ~ columns ~ ' from (' ~ acknowledged
+            ~ ") as a where _op in ('insert', 'update')",
+        'insert into ' ~ changelog ~ ' (run_id, sync_name, _key, op, acknowledged_at) select '
+            ~ dbt_studio.string_literal(run_id) ~ ', ' ~ dbt_studio.string_literal(sync.name) ~ ', _key, _op, '
+            ~ dbt_studio._now() ~ ' from (' ~ acknowledged ~ ') as a',
         'delete from ' ~ rejections ~ ' where _key in (select _key from (' ~ acknowledged ~ ') as a)',
     ] -%}
     {%- if rejected | length > 0 -%}
-        {%- set reasons -%}
-            {%- for r in rejected -%}
-            select {{ r[0] | int }} as _seq, {{ dbt_studio.string_literal(r[1] | string | truncate(1000, true, '...')) }} as reason{{ "\n            union all\n            " if not loop.last }}
-            {%- endfor -%}
-        {%- endset -%}
-        {%- set rejected_rows = 'select p._key, r.reason from ' ~ plan ~ ' as p inner join (' ~ reasons ~ ') as r on r._seq = p._seq' -%}
-        {%- do statements.append('update ' ~ rejections ~ ' set attempts = attempts + 1, reason = rr.reason, last_rejected_at = ' ~ dbt_studio._now() ~ ' from (' ~ rejected_rows ~ ') as rr where ' ~ rejections ~ '._key = rr._key') -%}
-        {%- do statements.append('insert into ' ~ rejections ~ ' (_key, reason, attempts, first_rejected_at, last_rejected_at) select rr._key, rr.reason, 1, ' ~ dbt_studio._now() ~ ', ' ~ dbt_studio._now() ~ ' from (' ~ rejected_rows ~ ') as rr where not exists (select 1 from ' ~ rejections ~ ' as old where old._key = rr._key)') -%}
+        {%- set selects = [] -%}
+        {%- for r in rejected -%}
+            {%- set reason = dbt_studio.string_literal(r[1] | string | truncate(1000, true, '...')) -%}
+            {%- do selects.append('select ' ~ (r[0] | int) ~ ' as _seq, ' ~ reason ~ ' as reason') -%}
+        {%- endfor -%}
+        {%- set reasons = selects | join('\n            union all\n            ') -%}
+        {%- set rejected_rows = 'select p._key, r.reason from ' ~ plan ~ ' as p inner join (' ~ reasons
+                                ~ ') as r on r._seq = p._seq' -%}
+        {%- do statements.append('update ' ~ rejections ~ ' set attempts = attempts + 1, reason = rr.reason,'
+                                 ~ ' last_rejected_at = ' ~ dbt_studio._now() ~ ' from (' ~ rejected_rows
+                                 ~ ') as rr where ' ~ rejections ~ '._key = rr._key') -%}
+        {%- do statements.append('insert into ' ~ rejections
+                                 ~ ' (_key, reason, attempts, first_rejected_at, last_rejected_at)'
+                                 ~ ' select rr._key, rr.reason, 1, ' ~ dbt_studio._now() ~ ', ' ~ dbt_studio._now()
+                                 ~ ' from (' ~ rejected_rows ~ ') as rr'
+                                 ~ ' where not exists (select 1 from ' ~ rejections
+                                 ~ ' as old where old._key = rr._key)') -%}
     {%- endif -%}
     {%- do dbt_studio._in_transaction(statements) -%}
     {{ return(1) }}

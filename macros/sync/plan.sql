@@ -19,27 +19,34 @@
 {% macro default__sync_plan(sync, source, full_resync=false, dry_run=false) %}
     {%- set snapshot = dbt_studio._state_relation(sync, sync.name ~ '__snapshot') -%}
     {%- set plan = dbt_studio._state_relation(sync, sync.name ~ '__plan') -%}
-    {%- set configs = dbt_studio._state_relation(sync, 'sync_configs') -%}
-    {%- set known = [] -%}
-    {%- if dbt_studio._relation_exists(configs) -%}
-        {%- set known = run_query("select fingerprint from " ~ configs ~ " where sync_name = '" ~ sync.name ~ "'").rows -%}
+    {%- set probe = dbt_studio.sync_plan_probe_sql(sync) -%}
+    {%- set known = none -%}
+    {%- if run_query(probe.configs).rows | length > 0 -%}
+        {%- set rows = run_query(probe.fingerprint).rows -%}
+        {%- set known = rows[0][0] if rows | length > 0 else none -%}
     {%- endif -%}
-    {%- set reset = full_resync or known | length == 0 or known[0][0] != sync.fingerprint or not dbt_studio._relation_exists(snapshot) -%}
-    {%- set empty_snapshot = '(' ~ dbt_studio._sync_current_sql(sync, source) ~ '\nwhere 1 = 0)' -%}
+    {%- set snapshot_exists = run_query(probe.snapshot).rows | length > 0 -%}
+    {%- set plan_has_rows = run_query(probe.plan).rows | length > 0
+                            and run_query(probe.plan_rows).rows | length > 0 -%}
+    {%- set decided = dbt_studio.sync_plan_decision(sync, full_resync, known, snapshot_exists, plan_has_rows) -%}
+    {%- set reset = decided.reset -%}
     {%- set counts = {'insert': 0, 'update': 0, 'delete': 0, 'clear': 0, 'reset': reset} -%}
-    {%- set previous = plan if not reset and dbt_studio._relation_exists(plan) and run_query('select 1 from ' ~ plan ~ ' limit 1').rows | length > 0 else none -%}
+    {%- set previous = plan if decided.previous else none -%}
     {%- if dry_run -%}
-        {%- set plan_sql = dbt_studio._sync_plan_sql(sync, source, empty_snapshot if reset else snapshot, deletes=not reset, previous=previous) -%}
-        {%- for row in run_query('select _op, count(*) from (' ~ plan_sql ~ ') as p group by _op').rows -%}
+        {%- set preview = dbt_studio.sync_plan_preview_sql(sync, source, reset, decided.previous) -%}
+        {%- for row in run_query(preview.counts).rows -%}
             {%- do counts.update({row[0]: row[1] | int}) -%}
         {%- endfor -%}
-        {%- do counts.update({'sample': dbt_studio._sync_sample('(' ~ plan_sql ~ ')')}) -%}
+        {%- set result = run_query(preview.sample) -%}
+        {%- do counts.update({'sample': {'columns': result.column_names | list,
+                                         'rows': result.rows | map('list') | list}}) -%}
         {{ return(counts) }}
     {%- endif -%}
     {%- if reset -%}
-        {%- do run_query(dbt_studio._create_table_as(snapshot, dbt_studio._sync_current_sql(sync, source) ~ '\nwhere 1 = 0')) -%}
+        {%- do run_query(dbt_studio._create_table_as(snapshot, dbt_studio._sync_empty_sql(sync, source))) -%}
     {%- endif -%}
-    {%- do run_query(dbt_studio._create_table_as(plan, dbt_studio._sync_plan_sql(sync, source, snapshot, deletes=not reset, previous=previous))) -%}
+    {%- set plan_sql = dbt_studio._sync_plan_sql(sync, source, snapshot, deletes=not reset, previous=previous) -%}
+    {%- do run_query(dbt_studio._create_table_as(plan, plan_sql)) -%}
     {%- for row in run_query('select _op, count(*) from ' ~ plan ~ ' group by _op').rows -%}
         {%- do counts.update({row[0]: row[1] | int}) -%}
     {%- endfor -%}
@@ -47,19 +54,81 @@
     {{ return(counts) }}
 {% endmacro %}
 
+{#- The reads that decide a plan, as SQL for runners that run them themselves (and keep them compiled):
+    `configs`, `snapshot` and `plan` return a row when that state table exists; `fingerprint` reads the sync's
+    recorded fingerprint (ask once `configs` exists); `plan_rows` returns a row when the last plan has rows (ask
+    once `plan` exists). -#}
+{% macro sync_plan_probe_sql(sync) %}
+    {{ return(adapter.dispatch('sync_plan_probe_sql', 'dbt_studio')(sync)) }}
+{% endmacro %}
+
+{% macro default__sync_plan_probe_sql(sync) %}
+    {%- set configs = dbt_studio._state_relation(sync, 'sync_configs') -%}
+    {%- set plan = dbt_studio._state_relation(sync, sync.name ~ '__plan') -%}
+    {%- set exists = adapter.dispatch('_relation_exists_sql', 'dbt_studio') -%}
+    {{ return({
+        'configs': exists(configs),
+        'snapshot': exists(dbt_studio._state_relation(sync, sync.name ~ '__snapshot')),
+        'plan': exists(plan),
+        'fingerprint': 'select fingerprint from ' ~ configs ~ ' where sync_name = '
+                       ~ dbt_studio.string_literal(sync.name),
+        'plan_rows': 'select 1 from ' ~ plan ~ ' limit 1',
+    }) }}
+{% endmacro %}
+
+{#- What the probe's answers mean: `reset` (a full resync: asked for, a first run, a changed fingerprint or a
+    missing snapshot) and `previous` (the last plan has rows that may have been sent but not acknowledged). -#}
+{% macro sync_plan_decision(sync, full_resync, known_fingerprint, snapshot_exists, plan_has_rows) %}
+    {{ return(adapter.dispatch('sync_plan_decision', 'dbt_studio')(sync, full_resync, known_fingerprint,
+                                                                     snapshot_exists, plan_has_rows)) }}
+{% endmacro %}
+
+{% macro default__sync_plan_decision(sync, full_resync, known_fingerprint, snapshot_exists, plan_has_rows) %}
+    {%- set reset = full_resync or known_fingerprint is none or known_fingerprint != sync.fingerprint
+                    or not snapshot_exists -%}
+    {{ return({'reset': reset, 'previous': (not reset) and plan_has_rows}) }}
+{% endmacro %}
+
+{#- A dry run's SQL: `counts` (_op, n) and `sample` (a few rows of each operation) of the plan that would be
+    made, as decided by sync_plan_decision; nothing is written. -#}
+{% macro sync_plan_preview_sql(sync, source, reset, previous) %}
+    {{ return(adapter.dispatch('sync_plan_preview_sql', 'dbt_studio')(sync, source, reset, previous)) }}
+{% endmacro %}
+
+{% macro default__sync_plan_preview_sql(sync, source, reset, previous) %}
+    {%- set snapshot = dbt_studio._state_relation(sync, sync.name ~ '__snapshot') -%}
+    {%- set empty_snapshot = '(' ~ dbt_studio._sync_empty_sql(sync, source) ~ ')' -%}
+    {%- set plan_sql = dbt_studio._sync_plan_sql(
+        sync, source, empty_snapshot if reset else snapshot, deletes=not reset,
+        previous=dbt_studio._state_relation(sync, sync.name ~ '__plan') if previous else none) -%}
+    {{ return({'counts': 'select _op, count(*) as n from (' ~ plan_sql ~ ') as p group by _op',
+               'sample': dbt_studio._sync_sample_sql('(' ~ plan_sql ~ ')')}) }}
+{% endmacro %}
+
 {#- A run that committed every planned row (acknowledged or rejected) empties its plan, so the next plan need not
     look for rows of it that were sent but never committed (see `previous` in _sync_plan_sql). -#}
 {% macro sync_plan_settled(sync) %}
+    {{ return(adapter.dispatch('sync_plan_settled', 'dbt_studio')(sync)) }}
+{% endmacro %}
+
+{% macro default__sync_plan_settled(sync) %}
     {%- do run_query('delete from ' ~ dbt_studio._state_relation(sync, sync.name ~ '__plan')) -%}
     {%- do adapter.commit() -%}
 {% endmacro %}
 
 {#- Recorded as soon as a reset plan is made: the emptied snapshot tracks the new fingerprint from then on, so a
-    run that fails after the reset keeps what the destination acknowledged instead of resetting (and resending) again. -#}
+    run that fails after the reset keeps what the destination acknowledged instead of resetting (and resending)
+    again. -#}
 {% macro sync_record_fingerprint(sync) %}
+    {{ return(adapter.dispatch('sync_record_fingerprint', 'dbt_studio')(sync)) }}
+{% endmacro %}
+
+{% macro default__sync_record_fingerprint(sync) %}
     {%- set configs = dbt_studio._state_relation(sync, 'sync_configs') -%}
-    {%- do run_query("delete from " ~ configs ~ " where sync_name = '" ~ sync.name ~ "'") -%}
-    {%- do run_query("insert into " ~ configs ~ " (sync_name, fingerprint, updated_at) select '" ~ sync.name ~ "', '" ~ sync.fingerprint ~ "', " ~ dbt_studio._now()) -%}
+    {%- do run_query('delete from ' ~ configs ~ ' where sync_name = ' ~ dbt_studio.string_literal(sync.name)) -%}
+    {%- do run_query('insert into ' ~ configs ~ ' (sync_name, fingerprint, updated_at) select '
+                     ~ dbt_studio.string_literal(sync.name) ~ ', ' ~ dbt_studio.string_literal(sync.fingerprint) ~ ', '
+                     ~ dbt_studio._now()) -%}
     {%- do adapter.commit() -%}
 {% endmacro %}
 
@@ -67,13 +136,30 @@
 cast({{ dbt.current_timestamp() }} as {{ dbt.type_timestamp() }})
 {%- endmacro %}
 
+{#- The model's rows the sync sends (macros/sync/rows.sql): key and tracked columns. -#}
 {% macro _sync_current_sql(sync, source) -%}
+{%- set selected = dbt_studio.sync_rows_predicate(sync) -%}
 select
     {{ dbt_studio._sync_key_expr(sync.key_columns) }} as _key
     {%- for column in sync.columns %},
+    {%- if column in (sync.computed or {}) %}
+    {{ dbt_studio._sync_field_sql(sync.computed[column]) }} as {{ dbt_studio._sync_ident(column) }}
+    {%- else %}
     {{ dbt_studio._sync_ident(column) }}
+    {%- endif %}
     {%- endfor %}
 from {{ source }}
+{%- if selected %}
+where {{ selected }}
+{%- endif %}
+{%- endmacro %}
+
+{#- No rows, with the columns (and types) of _sync_current_sql: an empty snapshot. -#}
+{% macro _sync_empty_sql(sync, source) -%}
+select * from (
+{{ dbt_studio._sync_current_sql(sync, source) }}
+) as current_rows
+where 1 = 0
 {%- endmacro %}
 
 {#- The set difference of two queries with the same columns: EXCEPT, or MINUS on Snowflake. -#}
@@ -105,12 +191,15 @@ with current_rows as (
     {{ dbt_studio._sync_current_sql(sync, source) | indent(4) }}
 ),
 changed as (
-    {{ dbt_studio.except_rows('select _key, ' ~ columns ~ ' from current_rows', 'select _key, ' ~ columns ~ ' from ' ~ snapshot) | indent(4) }}
+    {{ dbt_studio.except_rows('select _key, ' ~ columns ~ ' from current_rows',
+                              'select _key, ' ~ columns ~ ' from ' ~ snapshot) | indent(4) }}
 ),
 {%- if previous %}
 in_doubt as (
     select _key from (
-        {{ dbt_studio.except_rows('select _key, ' ~ columns ~ ' from ' ~ previous ~ " where _op in ('insert', 'update')", 'select _key, ' ~ columns ~ ' from ' ~ snapshot) | indent(8) }}
+        {{ dbt_studio.except_rows('select _key, ' ~ columns ~ ' from ' ~ previous
+                                  ~ " where _op in ('insert', 'update')",
+                                  'select _key, ' ~ columns ~ ' from ' ~ snapshot) | indent(8) }}
     ) as unconfirmed
     union all
     select _key from {{ previous }} where _op in ('delete', 'clear') and _key in (select _key from {{ snapshot }})
@@ -154,24 +243,28 @@ ops as (
 )
 select row_number() over (order by _op, _key) as _seq, ops.*
 from ops
+{%- if sync.only_keys %}
+where _key in ({% for k in sync.only_keys %}{{ dbt_studio.string_literal(k) }}{{ ', ' if not loop.last }}{% endfor %})
+{%- endif %}
 order by _seq  {#- stored in _seq order, so the runner's page and commit ranges read only their rows #}
 {%- endmacro %}
 
 {#- One page of the plan's rows in delivery order (the runner pages by _seq, which runs 1..n). -#}
 {% macro sync_plan_rows_sql(sync, first_seq, last_seq) %}
+    {{ return(adapter.dispatch('sync_plan_rows_sql', 'dbt_studio')(sync, first_seq, last_seq)) }}
+{% endmacro %}
+
+{% macro default__sync_plan_rows_sql(sync, first_seq, last_seq) %}
     {%- set plan = dbt_studio._state_relation(sync, sync.name ~ '__plan') -%}
-    {{ return('select * from ' ~ plan ~ ' where _seq between ' ~ (first_seq | int) ~ ' and ' ~ (last_seq | int) ~ ' order by _seq') }}
+    {{ return('select * from ' ~ plan ~ ' where _seq between ' ~ (first_seq | int) ~ ' and ' ~ (last_seq | int)
+              ~ ' order by _seq') }}
 {% endmacro %}
 
 {#- A few rows of each operation, for `dbt-studio plan`. -#}
-{% macro _sync_sample(plan, per_op=3) %}
-    {%- set query -%}
-        select * from (
-            select p.*, row_number() over (partition by _op order by _seq) as _n from {{ plan }} as p
-        ) as sampled
-        where _n <= {{ per_op }}
-        order by _op, _seq
-    {%- endset -%}
-    {%- set result = run_query(query) -%}
-    {{ return({'columns': result.column_names | list, 'rows': result.rows | map('list') | list}) }}
-{% endmacro %}
+{% macro _sync_sample_sql(plan, per_op=3) -%}
+select * from (
+    select p.*, row_number() over (partition by _op order by _seq) as _n from {{ plan }} as p
+) as sampled
+where _n <= {{ per_op }}
+order by _op, _seq
+{%- endmacro %}

@@ -16,12 +16,26 @@
 
 {#- Returns whether a setting was changed (so sync_session_end resets it). -#}
 {% macro duckdb__sync_session_start() %}
+    {%- set statements = dbt_studio.sync_session_sql() -%}
+    {%- for sql in statements -%}{%- do run_query(sql) -%}{%- endfor -%}
+    {{ return(statements | length > 0) }}
+{% endmacro %}
+
+{#- The statements of sync_session_start, for a runner that opens its own connection (and closes it after). -#}
+{% macro sync_session_sql() %}
+    {{ return(adapter.dispatch('sync_session_sql', 'dbt_studio')()) }}
+{% endmacro %}
+
+{% macro default__sync_session_sql() %}
+    {{ return([]) }}
+{% endmacro %}
+
+{% macro duckdb__sync_session_sql() %}
     {%- set limit = dbt_studio.setting('sync_duckdb_memory_limit') -%}
     {%- if not limit or 'memory_limit' in (target.get('settings') or {}) -%}
-        {{ return(false) }}
+        {{ return([]) }}
     {%- endif -%}
-    {%- do run_query('set memory_limit = ' ~ dbt_studio.string_literal(limit)) -%}
-    {{ return(true) }}
+    {{ return(['set memory_limit = ' ~ dbt_studio.string_literal(limit)]) }}
 {% endmacro %}
 
 {% macro sync_session_end(changed) %}

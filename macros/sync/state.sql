@@ -14,11 +14,16 @@
 -#}
 
 {% macro _state_relation(sync, identifier) %}
-    {{ return(api.Relation.create(database=target.database, schema=sync.state_schema, identifier=identifier, type='table')) }}
+    {{ return(api.Relation.create(database=target.database, schema=sync.state_schema, identifier=identifier,
+                                  type='table')) }}
 {% endmacro %}
 
 {#- The state schema's default name, for the runner (it reads the target from the profile). -#}
 {% macro sync_default_state_schema() %}
+    {{ return(adapter.dispatch('sync_default_state_schema', 'dbt_studio')()) }}
+{% endmacro %}
+
+{% macro default__sync_default_state_schema() %}
     {{ return(target.schema ~ dbt_studio.setting('state_schema_suffix')) }}
 {% endmacro %}
 
@@ -30,18 +35,23 @@
     {%- set string, ts, int = dbt.type_string(), dbt.type_timestamp(), dbt.type_bigint() -%}
     {%- do adapter.create_schema(api.Relation.create(database=target.database, schema=sync.state_schema)) -%}
     {%- set tables = {
-        'sync_runs': 'run_id ' ~ string ~ ', sync_name ' ~ string ~ ', model ' ~ string ~ ', destination ' ~ string ~ ', mode ' ~ string
-            ~ ', started_at ' ~ ts ~ ', finished_at ' ~ ts ~ ', status ' ~ string ~ ', planned_inserts ' ~ int ~ ', planned_updates ' ~ int
-            ~ ', planned_deletes ' ~ int ~ ', acknowledged ' ~ int ~ ', rejected ' ~ int ~ ', full_resync boolean, error ' ~ string,
-        'sync_changelog': 'run_id ' ~ string ~ ', sync_name ' ~ string ~ ', _key ' ~ string ~ ', op ' ~ string ~ ', acknowledged_at ' ~ ts,
-        'sync_configs': 'sync_name ' ~ string ~ ', fingerprint ' ~ string ~ ', updated_at ' ~ ts,
-        'sync_locks': 'sync_name ' ~ string ~ ', holder ' ~ string ~ ', acquired_at ' ~ ts,
-        sync.name ~ '__rejections': '_key ' ~ string ~ ', reason ' ~ string ~ ', attempts ' ~ int ~ ', first_rejected_at ' ~ ts ~ ', last_rejected_at ' ~ ts,
+        'sync_runs': [('run_id', string), ('sync_name', string), ('model', string), ('destination', string),
+                      ('mode', string), ('started_at', ts), ('finished_at', ts), ('status', string),
+                      ('planned_inserts', int), ('planned_updates', int), ('planned_deletes', int),
+                      ('acknowledged', int), ('rejected', int), ('full_resync', 'boolean'), ('error', string)],
+        'sync_changelog': [('run_id', string), ('sync_name', string), ('_key', string), ('op', string),
+                           ('acknowledged_at', ts)],
+        'sync_configs': [('sync_name', string), ('fingerprint', string), ('updated_at', ts)],
+        'sync_locks': [('sync_name', string), ('holder', string), ('acquired_at', ts)],
+        sync.name ~ '__rejections': [('_key', string), ('reason', string), ('attempts', int),
+                                     ('first_rejected_at', ts), ('last_rejected_at', ts)],
     } -%}
     {%- for name, columns in tables.items() -%}
         {%- set relation = dbt_studio._state_relation(sync, name) -%}
         {%- if not dbt_studio._relation_exists(relation) -%}
-            {%- do run_query('create table if not exists ' ~ relation ~ ' (' ~ columns ~ ')') -%}
+            {%- set definitions = [] -%}
+            {%- for column, type in columns -%}{%- do definitions.append(column ~ ' ' ~ type) -%}{%- endfor -%}
+            {%- do run_query('create table if not exists ' ~ relation ~ ' (' ~ definitions | join(', ') ~ ')') -%}
         {%- endif -%}
     {%- endfor -%}
     {%- do adapter.commit() -%}
@@ -49,20 +59,11 @@
 
 {#- Null and duplicate primary keys of the model, with a few examples: a sync stops on any. -#}
 {% macro sync_check_keys(sync, source) %}
-    {%- set key = dbt_studio._sync_key_expr(sync.key_columns) -%}
-    {%- set query -%}
-        select 'null' as problem, cast(null as {{ dbt.type_string() }}) as example, count(*) as n
-        from {{ source }}
-        where {% for c in sync.key_columns %}{{ dbt_studio._sync_ident(c) }} is null{{ " or " if not loop.last }}{% endfor %}
-        having count(*) > 0
-        union all
-        select 'duplicate' as problem, _key as example, count(*) as n
-        from (select {{ key }} as _key from {{ source }}) as keys
-        where _key is not null
-        group by _key
-        having count(*) > 1
-    {%- endset -%}
-    {%- set rows = run_query(query).rows -%}
+    {{ return(adapter.dispatch('sync_check_keys', 'dbt_studio')(sync, source)) }}
+{% endmacro %}
+
+{% macro default__sync_check_keys(sync, source) %}
+    {%- set rows = run_query(dbt_studio.sync_check_keys_sql(sync, source)).rows -%}
     {%- set out = {'nulls': 0, 'duplicates': 0, 'examples': []} -%}
     {%- for row in rows -%}
         {%- if row[0] == 'null' -%}
@@ -74,6 +75,27 @@
     {%- endfor -%}
     {{ return(out) }}
 {% endmacro %}
+
+{#- The query behind sync_check_keys: rows of (problem 'null' | 'duplicate', example key, n). -#}
+{% macro sync_check_keys_sql(sync, source) %}
+    {{ return(adapter.dispatch('sync_check_keys_sql', 'dbt_studio')(sync, source)) }}
+{% endmacro %}
+
+{% macro default__sync_check_keys_sql(sync, source) -%}
+    {%- set key = dbt_studio._sync_key_expr(sync.key_columns) -%}
+select 'null' as problem, cast(null as {{ dbt.type_string() }}) as example, count(*) as n
+from {{ source }}
+where
+    {%- for c in sync.key_columns %} {{ dbt_studio._sync_ident(c) }} is null{{ " or" if not loop.last }}
+    {%- endfor %}
+having count(*) > 0
+union all
+select 'duplicate' as problem, _key as example, count(*) as n
+from (select {{ key }} as _key from {{ source }}) as keys
+where _key is not null
+group by _key
+having count(*) > 1
+{%- endmacro %}
 
 {#- The primary key as one string: the column itself, or its parts joined with '|'. -#}
 {% macro _sync_key_expr(key_columns) -%}

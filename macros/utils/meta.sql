@@ -6,6 +6,10 @@
     want both.
 -#}
 {% macro meta_config(node=none, base={}) %}
+    {{ return(adapter.dispatch('meta_config', 'dbt_studio')(node, base)) }}
+{% endmacro %}
+
+{% macro default__meta_config(node=none, base={}) %}
     {%- if node is none -%}
         {%- set meta = config.get('meta') or {} -%}
     {%- else -%}

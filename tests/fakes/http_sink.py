@@ -47,6 +47,7 @@ class Sink:
         self.requests: list[dict[str, Any]] = []
         self.faults: deque[tuple[int, float | None]] = deque()
         self.delay = 0.0
+        self.reject_once: dict[str, str] = {}  # record id -> the reason it is refused with, the first time only
         self.lock = threading.Lock()
         sink = self
 
@@ -77,6 +78,9 @@ class Sink:
                         if "invalid" in str(record.get("email") or ""):
                             results.append({"id": record.get("id"), "error": "invalid email"})
                             continue
+                        if str(record.get("id")) in sink.reject_once:  # refused once, accepted when sent again
+                            results.append({"id": record.get("id"), "error": sink.reject_once.pop(str(record["id"]))})
+                            continue
                         key = str(record["id"])
                         if body["op"] == "delete":
                             sink.store.pop(key, None)
@@ -102,6 +106,7 @@ class Sink:
             self.requests.clear()
             self.faults.clear()
             self.delay = 0.0
+            self.reject_once.clear()
 
     def records_received(self) -> int:
         return sum(len(r.get("records", [])) for r in self.requests)

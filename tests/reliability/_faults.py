@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from test_sync import MAPPINGS, PROJECT, SyncProject, person
+from helpers.sync_project import MAPPINGS, PROJECT, SyncProject, person
 
 __all__ = ["MAPPINGS", "PROJECT", "FaultProject", "Row", "StatementFault", "http_yaml", "mutate", "person", "sink_idle"]
 
@@ -57,7 +57,7 @@ class FaultProject(SyncProject):
     @property
     def runner(self):
         """One runner for the module, built once (building one parses the project's macros: seconds)."""
-        from sync_runner.engine import Options, SyncRunner
+        from sync_runner.sync.engine import Options, SyncRunner
 
         if self._runner is None:
             self._runner = SyncRunner(self.p.where, Options())
@@ -72,7 +72,7 @@ class FaultProject(SyncProject):
 
     def rerun(self, sync: str, **options):
         """One in-process run of `sync`: the library, as `dbt-studio sync -s <sync>` runs it."""
-        from sync_runner.engine import Options
+        from sync_runner.sync.engine import Options
 
         runner = self.runner
         runner.syncs = [s for s in self._all_syncs if s.name == sync]
@@ -204,7 +204,7 @@ class StatementFault:
     def __enter__(self) -> StatementFault:
         from dbt.adapters.sql.connections import SQLConnectionManager
 
-        from sync_runner.warehouse import Warehouse
+        from sync_runner.project.warehouse import Warehouse
 
         fault = self
         calls: Counter[str] = Counter()
@@ -245,7 +245,7 @@ class StatementFault:
     def __exit__(self, *exc: Any) -> None:
         from dbt.adapters.sql.connections import SQLConnectionManager
 
-        from sync_runner.warehouse import Warehouse
+        from sync_runner.project.warehouse import Warehouse
 
         Warehouse.call, SQLConnectionManager.add_query = self._originals  # type: ignore[method-assign]
         self.is_down = False

@@ -120,8 +120,8 @@ def install_hooks(spec: dict[str, Any]) -> None:
 
     from dbt.adapters.sql.connections import SQLConnectionManager
 
-    import sync_runner.engine as engine
-    from sync_runner.warehouse import Warehouse
+    import sync_runner.sync.engine as engine
+    from sync_runner.project.warehouse import Warehouse
 
     if spec.get("options"):
         engine.Options = functools.partial(engine.Options, **spec["options"])
@@ -222,8 +222,8 @@ def serve() -> None:
     from dbt.parser.manifest import ManifestLoader  # noqa: F401
 
     import sync_runner.cli  # noqa: F401
-    import sync_runner.destinations  # noqa: F401
-    import sync_runner.engine  # noqa: F401
+    import sync_runner.sync.destinations  # noqa: F401
+    import sync_runner.sync.engine  # noqa: F401
 
     out = sys.stdout
     out.write(json.dumps({"ready": True}) + "\n")
@@ -244,8 +244,8 @@ def serve() -> None:
                     os._exit(code)
             reply: dict[str, Any] = {"pid": pid}
         elif request["op"] == "warm":
-            from sync_runner.invoke import DbtTarget
-            from sync_runner.warehouse import Warehouse
+            from sync_runner.project.target import DbtTarget
+            from sync_runner.project.warehouse import Warehouse
 
             root = Path(request["project_dir"])
             _remember_macros()

@@ -17,19 +17,18 @@ import itertools
 import json
 import os
 import re
-import sys
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import yaml
 from fault_sink import REJECT_REASON, FaultSink, serving
 from state_reader import StateReader
-from test_sync import COLUMNS, PROJECT, SyncProject, person
 
-from sync_runner.cli import main
-
-from conftest import ADAPTERS
+from helpers import ADAPTERS
+from helpers.cli import run_cli
+from helpers.sync_project import COLUMNS, PROJECT, SyncProject, person
 
 TOKEN_VAR = "BAD_INPUT_SINK_TOKEN"
 INJECTION = "'); drop table x; --"
@@ -247,11 +246,11 @@ def _sync_set(key, value):
     return edit
 
 
-KEY_MISTAKES = [
-    ("null key", _set("primary_key", "score"), "1 row(s) with a null primary key in primary_key score"),
-    ("duplicate key", _set("primary_key", "plan"), "duplicated key(s), e.g. 'free'"),
-    ("null part of a composite key", _set("primary_key", ["user_id", "score"]), "1 row(s) with a null primary key"),
-    ("missing column", _sync_set("mappings", {"id": "user_id", "mail": "emial"}), "maps unknown column(s) emial"),
+KEY_MISTAKES = [  # (case, edit, message, exit code: 1 for the data, 2 for the configuration)
+    ("null key", _set("primary_key", "score"), "1 row(s) with a null primary key in primary_key score", 1),
+    ("duplicate key", _set("primary_key", "plan"), "duplicated key(s), e.g. 'free'", 1),
+    ("null part of a composite key", _set("primary_key", ["user_id", "score"]), "1 row(s) with a null primary key", 1),
+    ("missing column", _sync_set("mappings", {"id": "user_id", "mail": "emial"}), "unknown column 'emial' (did", 2),
 ]
 
 
@@ -260,34 +259,29 @@ def test_bad_keys_and_missing_columns_stop_the_sync_and_change_nothing(bp, sink,
     assert bp.sync(select=("base",))["base"].status == "success"  # the sync works before the mistake
     with StateReader(bp.p) as reader:
         before = reader.everything("base")
-    for case, edit, message in KEY_MISTAKES:
+    for case, edit, message, exit_code in KEY_MISTAKES:
         received = len(sink.log[stream])
         original = _patch_meta(bp, "people", edit)
         try:
-            code, out, err = _cli(capsys, monkeypatch, "sync", "--project-dir", str(bp.p.root), "--profiles-dir",
+            code, out, err = run_cli(capsys, monkeypatch, "sync", "--project-dir", str(bp.p.root), "--profiles-dir",
                                   str(bp.p.root), "-s", "base")
         finally:
             bp.manifest_path.write_text(json.dumps(original))
-        # a sync that cannot start is a failed sync (exit 1): one line on stderr naming the sync and the model
+        # a sync that cannot start is a failed sync: one line on stderr naming the sync and the model
         lines = [line for line in err.splitlines() if line.strip()]
-        assert code == 1, (case, code, out, err)
+        assert code == exit_code, (case, code, out, err)
         assert len(lines) == 1 and lines[0].startswith("base: ") and message in lines[0], (case, lines)
         assert "'people'" in lines[0] and "Traceback" not in out + err, case
         assert len(sink.log[stream]) == received, case  # nothing was sent
     with StateReader(bp.p) as reader:
-        assert reader.everything("base") == before
+        after = reader.everything("base")
+    new_runs = sorted(set(after.pop("sync_runs")) - set(before.pop("sync_runs")))
+    assert after == before
+    # each stopped run is in the run log as failed, with its reason (dbt-studio status shows it)
+    assert len(new_runs) == len(KEY_MISTAKES) and all("'failed'" in run for run in new_runs)
+    assert any("emial" in run for run in new_runs) and any("duplicated key(s)" in run for run in new_runs)
 
 
-def _cli(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["dbt-studio", *args])
-    capsys.readouterr()
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 MISTAKES = [
@@ -300,7 +294,8 @@ MISTAKES = [
      "meta.dbt_studio.syncs[0].destination: unknown destination 'nowhere'"),
     ("unknown mode", ("meta", _sync_set("mode", "sometimes")), "meta.dbt_studio.syncs[0].mode"),
     ("unknown on_delete", ("meta", _sync_set("on_delete", "shred")), "meta.dbt_studio.syncs[0].on_delete"),
-    ("unknown sync key", ("meta", _sync_set("mapping", {"a": "b"})), "meta.dbt_studio.syncs[0]: unknown key(s)"),
+    ("unknown sync key", ("meta", _sync_set("mapping", {"a": "b"})),
+     "meta.dbt_studio.syncs[0].mapping: unknown key 'mapping' (did you mean 'mappings'?)"),
     ("sync name with SQL in it", ("meta", _sync_set("name", INJECTION)), "meta.dbt_studio.syncs[0].name"),
     ("sync name with a space", ("meta", _sync_set("name", "my sync")), "meta.dbt_studio.syncs[0].name"),
     ("no primary key", ("meta", lambda s: s.pop("primary_key")), "meta.dbt_studio.primary_key"),
@@ -308,16 +303,17 @@ MISTAKES = [
     ("meta not a mapping", ("meta_raw", "syncs everywhere"), "<file>: model 'people'"),
     ("dbt_studio.yml not YAML", ("yml", "destinations: [unclosed\n"), "<yml>: not valid YAML"),
     ("destinations not a mapping", ("yml", "destinations: [a, b]\n"), "<yml>: expected a mapping"),
-    ("destination without a type", ("yml", "destinations:\n  base_X:\n    url: http://x\n"),
+    ("destination without a type", ("dest", "destinations:\n  base_X:\n    url: http://x\n"),
      "<yml>: destinations.base_X: needs a 'type'"),
-    ("unknown destination type", ("yml", "destinations:\n  base_X:\n    type: carrier_pigeon\n"),
+    ("unknown destination type", ("dest", "destinations:\n  base_X:\n    type: carrier_pigeon\n"),
      "<yml>: destinations.base_X: unknown type 'carrier_pigeon'"),
-    ("destination missing a required key", ("yml", "destinations:\n  base_X:\n    type: http\n"),
-     "<yml>: destinations.base_X: missing url"),
+    ("destination missing a required key", ("dest", "destinations:\n  base_X:\n    type: http\n"),
+     "<yml>: destinations.base_X.url: missing (required"),
     ("env var not set",
-     ("yml", "destinations:\n  base_X:\n    type: http\n    url: \"{{ env_var('NOPE_NOT_SET') }}\"\n"),
-     "<yml>: env var 'NOPE_NOT_SET' is not set"),
-    ("bad template", ("yml", "destinations:\n  base_X:\n    type: http\n    url: \"{{ env_var( }}\"\n"), "<yml>:"),
+     ("dest", "destinations:\n  base_X:\n    type: http\n    url: \"{{ env_var('NOPE_NOT_SET') }}\"\n"),
+     "<yml>: destinations.base_X.url: env var 'NOPE_NOT_SET' is not set"),
+    ("bad template", ("dest", "destinations:\n  base_X:\n    type: http\n    url: \"{{ env_var( }}\"\n"),
+     "<yml>: destinations.base_X.url:"),
     ("select matches nothing", ("args", ["-s", "no_such_sync"]), "no sync matches no_such_sync"),
 ]
 
@@ -346,11 +342,16 @@ def test_user_mistakes_are_one_line_exit_2_and_change_nothing(bp, sink, capsys, 
             bp.manifest_path.write_text(json.dumps(manifest))
         elif kind == "yml":
             yml.write_text(how.replace("base_X", stream))
+        elif kind == "dest":  # the sync's destination broken, the other destinations as they were
+            config = yaml.safe_load(saved_yml)
+            config["destinations"][stream] = yaml.safe_load(how.replace("base_X", stream))["destinations"][stream]
+            yml.write_text(yaml.safe_dump(config))
+            extra = [] if command == "validate" else ["-s", "base"]
         else:
             extra = how
         args = [command, "--project-dir", str(bp.p.root), "--profiles-dir", str(bp.p.root)]
         try:
-            code, out, err = _cli(capsys, monkeypatch, *args, *extra)
+            code, out, err = run_cli(capsys, monkeypatch, *args, *extra)
         finally:
             yml.write_text(saved_yml)
             bp.manifest_path.write_text(saved_manifest)
@@ -360,6 +361,9 @@ def test_user_mistakes_are_one_line_exit_2_and_change_nothing(bp, sink, capsys, 
         if command == "validate":  # one line per problem found, each naming file, model and key
             ok = (code == 2 and lines and all(line.startswith("error: ") for line in lines)
                   and any(expected in line for line in lines) and "Traceback" not in out + err)
+        elif kind == "dest":  # only the syncs of that destination are skipped: the report says which and why
+            ok = (code == 2 and len(lines) == 1 and lines[0].startswith("base: not run: ")
+                  and expected in lines[0] and "Traceback" not in out + err and "skipped" in out)
         else:
             ok = (code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0]
                   and "Traceback" not in out + err and out == "")
@@ -373,7 +377,12 @@ def test_user_mistakes_are_one_line_exit_2_and_change_nothing(bp, sink, capsys, 
                      f"ok={sum(m[3] for m in MISTAKE_TALLY)}\n")
     assert sum(len(v) for v in sink.log.values()) == received  # nothing was sent
     with StateReader(bp.p) as reader:
-        assert reader.everything("base") == before
+        after = reader.everything("base")
+    new_runs = sorted(set(after.pop("sync_runs")) - set(before.pop("sync_runs")))
+    assert after == before  # snapshot, rejections, changelog, configs and locks as they were
+    # each `sync` of a skipped destination is in the run log, with its reason (plan and validate log nothing)
+    assert len(new_runs) == sum(1 for _, (kind, _), _ in MISTAKES if kind == "dest")
+    assert all("'skipped'" in run and f"destinations.{stream}" in run for run in new_runs)
 
 
 MISTAKE_TALLY: list[tuple] = []

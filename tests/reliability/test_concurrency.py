@@ -19,9 +19,9 @@ import time
 import pytest
 from _faults import FaultProject, http_yaml, mutate, person, record_values, values
 from _process import ForkServer, forked
-from test_sync import MAPPINGS, PROJECT
 
-from conftest import ADAPTERS
+from helpers import ADAPTERS
+from helpers.sync_project import MAPPINGS, PROJECT
 
 REFUSED = {"snowflake": "is already running", "duckdb": "cannot use the warehouse"}
 

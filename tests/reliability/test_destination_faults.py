@@ -14,7 +14,8 @@ import random
 import pytest
 from fault_sink import REJECT_REASON, Fault, FaultSink, serving
 from state_reader import StateReader
-from test_sync import PROJECT, SyncProject, person
+
+from helpers.sync_project import PROJECT, SyncProject, person
 
 MAPPINGS = {"id": "user_id", "email": "email", "plan": "plan", "score": "score"}
 TOKEN_VAR = "FAULT_SINK_TOKEN"

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 from _faults import FaultProject, StatementFault, http_yaml, mutate, person, record_values, values
-from test_sync import MAPPINGS, PROJECT
 
-from conftest import ADAPTERS
+from helpers import ADAPTERS
+from helpers.sync_project import MAPPINGS, PROJECT
 
 SEED = int(os.environ.get("DBT_STUDIO_FAULT_SEED", "20261122"))
 SYNC = "wh_mirror"
@@ -59,7 +59,7 @@ def _changelog(fp: FaultProject) -> Counter:
         f"select run_id, _key, op from {fp.state_relation('sync_changelog')} where sync_name = '{SYNC}'"))
 
 
-def _rejections(fp: FaultProject, keys: set[str]) -> dict[str, tuple]:
+def rejections(fp: FaultProject, keys: set[str]) -> dict[str, tuple]:
     rows = fp.fetch(f"select _key, reason, attempts from {fp.state_relation(SYNC + '__rejections')}")
     return {r[0]: (r[1], int(r[2])) for r in rows if r[0] in keys}
 
@@ -106,7 +106,7 @@ def test_commit_is_all_or_nothing_when_the_warehouse_fails(wrig):
         new_log = _changelog(fp) - changelog_before
         logged = {(key, op) for (_, key, op) in new_log}
         assert all(n == 1 for n in new_log.values()), f"{where}: changelog rows written twice"
-        refused = _rejections(fp, bad)
+        refused = rejections(fp, bad)
         untouched = dict(snapshot) == before and not new_log and not refused
         committed = (dict(snapshot) == good and logged == set(ops.items()) and len({r for r, _, _ in new_log}) == 1
                      and refused == {k: ("invalid email", 1) for k in bad})
@@ -123,7 +123,7 @@ def test_commit_is_all_or_nothing_when_the_warehouse_fails(wrig):
         store = {k: record_values(r) for k, r in sink.store.items()}
         assert store == good, f"{where}: destination != model"
         assert dict(fp.snapshot(SYNC)) == good, f"{where}: snapshot != model"
-        assert _rejections(fp, bad) == {k: ("invalid email", 2 if committed else 1) for k in bad}, where
+        assert rejections(fp, bad) == {k: ("invalid email", 2 if committed else 1) for k in bad}, where
         rows = {k: v for k, v in rows.items() if k not in bad}  # the bad keys leave the model again
         fp.write_model(rows)
         assert fp.rerun(SYNC).status == "success", where

@@ -1,8 +1,10 @@
-{#- A small feature table whose vars and features tests replace with --vars to make it invalid. -#}
+{#- A small feature table whose vars, features and events input tests replace with --vars to make it invalid. -#}
+{%- set events = {'relation': ref('events'), 'ids': ['user_id', 'email'], 'timestamp': 'ts'} -%}
+{%- do events.update(var('events_input', {})) -%}
 {{ dbt_studio.entity_features(
     id_graph=ref('id_graph'),
     inputs={
-        'events': {'relation': ref('events'), 'ids': ['user_id', 'email'], 'timestamp': 'ts'},
+        'events': events,
         'profiles': {'relation': ref('profiles'), 'ids': {'user_id': 'user_id'}},
     },
     vars=var('feature_vars', [

@@ -1,0 +1,31 @@
+{#- Generated from sync_runner/project/declared.py by sync_runner/reference.py: do not edit. -#}
+{% macro _audience_keys() %}
+    {{ return({
+        'and': {'title': 'an and group', 'keys': ['and']},
+        'or': {'title': 'an or group', 'keys': ['or']},
+        'not': {'title': 'a not', 'keys': ['not']},
+        'property': {'title': 'a property condition', 'keys': ['column', 'op', 'value'],
+            'choices': {'op': ['=', '!=', '<>', '<', '<=', '>', '>=', 'in', 'not in', 'between', 'contains',
+                               'starts with', 'ends with', 'is null', 'is not null', 'within last days',
+                               'more than days ago', 'before', 'after']}},
+        'related': {'title': 'related-model condition', 'keys': ['has', 'has not', 'where', 'having', 'via']},
+        'event': {'title': 'event condition', 'keys': ['performed', 'did not perform', 'where', 'within_days',
+                                                       'between', 'times', 'first', 'last', 'via'],
+            'numbers': {'within_days': [False, 0, True, None, 'must be a number > 0']}},
+        'membership': {'title': 'audience membership', 'keys': ['in audience', 'not in audience']},
+        'comparison': {'title': 'a comparison', 'keys': ['op', 'value'],
+            'choices': {'op': ['=', '!=', '<>', '<', '<=', '>', '>=', 'in', 'not in', 'between', 'contains',
+                               'starts with', 'ends with', 'is null', 'is not null', 'within last days',
+                               'more than days ago', 'before', 'after']}},
+        'time_comparison': {'title': 'a first / last time comparison', 'keys': ['op', 'value'],
+            'choices': {'op': ['before', 'after', 'within last days', 'more than days ago']}},
+        'having': {'title': 'an aggregate condition', 'keys': ['agg', 'column', 'op', 'value'],
+            'choices': {'agg': ['count', 'sum', 'avg', 'min', 'max'],
+                        'op': ['=', '!=', '<>', '<', '<=', '>', '>=', 'in', 'not in', 'between', 'contains',
+                               'starts with', 'ends with', 'is null', 'is not null', 'within last days',
+                               'more than days ago', 'before', 'after']}},
+        'trait': {'title': 'a trait', 'keys': ['name', 'related', 'agg', 'column', 'where', 'order_by', 'via'],
+            'choices': {'agg': ['count', 'sum', 'avg', 'min', 'max', 'first', 'last', 'most_frequent']}},
+        'splits': {'title': 'splits', 'keys': ['groups', 'holdout', 'salt', 'column']},
+    }) }}
+{% endmacro %}

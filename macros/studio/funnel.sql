@@ -1,0 +1,48 @@
+{#-
+    The builder's funnel: the parent's rows (`n0`), the size after each top-level condition of a draft audience
+    (cumulative: `n1` = condition 1, `n2` = 1 and 2, ...) and the members of each split group (`s1`, `s2`, ... in
+    the order of `splits.groups`), in one pass over the parent.
+
+        {{ dbt_studio.studio_funnel_sql(nodes, {'parent': 'stg_users', 'where': {...}, 'splits': {...}}) }}
+
+    `nodes` is the shape `_schema_nodes()` builds (the studio reads it from manifest.json). Returns SQL.
+-#}
+{% macro studio_funnel_sql(nodes, spec) %}
+    {{ return(adapter.dispatch('studio_funnel_sql', 'dbt_studio')(nodes, spec)) }}
+{% endmacro %}
+
+{% macro default__studio_funnel_sql(nodes, spec) %}
+    {%- set schema = dbt_studio._schema(nodes) -%}
+    {%- set ctx = dbt_studio._studio_ctx(schema, spec) -%}
+    {%- set parent = schema.models[spec.parent] -%}
+    {%- set scope = {'alias': 'p', 'model': spec.parent, 'joins': []} -%}
+    {#- each condition once, as a flag; the steps add them up cumulatively -#}
+    {%- set flags = [] -%}
+    {%- set sums = ['count(*) as n0'] -%}
+    {%- set so_far = [] -%}
+    {%- for c in dbt_studio._studio_conditions(spec.get('where')) -%}
+        {%- do flags.append('(' ~ dbt_studio._cond(c, ctx, scope) ~ ') as f' ~ loop.index) -%}
+        {%- do so_far.append('f' ~ loop.index) -%}
+        {%- do sums.append('sum(case when ' ~ (so_far | join(' and ')) ~ ' then 1 else 0 end) as n' ~ loop.index) -%}
+    {%- endfor -%}
+    {%- if spec.get('splits') -%}
+        {%- do flags.append(dbt_studio._studio_split_expr(spec.splits, ctx, parent) ~ ' as split_group') -%}
+        {%- for g in spec.splits.groups -%}
+            {%- set member = (so_far + ['split_group = ' ~ dbt_studio.string_literal(g)]) | join(' and ') -%}
+            {%- do sums.append('sum(case when ' ~ member ~ ' then 1 else 0 end) as s' ~ loop.index) -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {%- if flags | length == 0 -%}{%- do flags.append('1 as f0') -%}{%- endif -%}
+    {%- set sql -%}
+{{ dbt_studio._studio_with(ctx) }}
+select {{ sums | join(',\n    ') }}
+from (
+    select {{ flags | join(',\n        ') }}
+    from {{ parent.relation }} as p
+    {%- for j in scope.joins %}
+    {{ j }}
+    {%- endfor %}
+) as flags
+    {%- endset -%}
+    {{ return(sql | trim) }}
+{% endmacro %}

@@ -1,0 +1,126 @@
+"""The declared schema as a graph: parents, related and event models and the relationships between them.
+
+* `load_nodes` reads every model's `config.meta.dbt_studio`, documented columns (with their meta), relation and
+  audience spec (`config.meta.dbt_studio_audience`, recorded by `dbt_studio.audience`) from manifest.json;
+* `schema_graph` turns it into parents and relationships (declared ones and their reverse sides, through ones);
+* `schema_problems` checks it (one line per problem, naming the model).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from sync_runner.core.errors import UserError
+from sync_runner.project.artifacts import Manifest
+from sync_runner.project.package_macros import CompilerError, PackageMacros
+
+FLIP = {"1:1": "1:1", "1:many": "many:1", "many:1": "1:many"}
+
+
+@dataclass(frozen=True)
+class Relationship:
+    name: str
+    source: str
+    to: str
+    cardinality: str  # seen from `source`; "many:many" for through relationships
+    pairs: tuple[tuple[str, str], ...] = ()
+    through: str | None = None
+    merge_columns: Any = None
+    declared: bool = True
+
+
+@dataclass
+class SchemaGraph:
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> dbt_studio meta
+    relationships: list[Relationship] = field(default_factory=list)
+
+    def of(self, model: str) -> list[Relationship]:
+        return [r for r in self.relationships if r.source == model]
+
+    def parents(self) -> list[str]:
+        return sorted(n for n, m in self.models.items() if m.get("model_type") == "parent")
+
+
+def load_nodes(project_dir: Path | str, target_path: str = "target") -> dict[str, dict[str, Any]]:
+    """Every model of manifest.json as the `audience_preview` macro wants it (name -> meta, columns, relation...)."""
+    path = Path(project_dir).resolve() / target_path / "manifest.json"
+    if not path.is_file():
+        raise UserError(f"no {target_path}/manifest.json in {Path(project_dir).resolve()}: run dbt build first")
+    return _nodes(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _nodes(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    nodes: dict[str, dict[str, Any]] = {}
+    for raw in (data.get("nodes") or {}).values():
+        if raw.get("resource_type") != "model":
+            continue
+        meta = (raw.get("config") or {}).get("meta") or raw.get("meta") or {}
+        column_meta = {}
+        for name, column in (raw.get("columns") or {}).items():
+            cmeta = ((column.get("config") or {}).get("meta") or column.get("meta") or {}).get("dbt_studio") or {}
+            column_meta[name.lower()] = cmeta
+        nodes[raw["name"]] = {
+            "meta": meta.get("dbt_studio") or {},
+            "audience": meta.get("dbt_studio_audience"),
+            "columns": list(column_meta),
+            "column_meta": column_meta,
+            "relation": raw.get("relation_name"),
+            "unique_id": raw.get("unique_id"),
+            "database": raw.get("database"),
+            "schema_name": raw.get("schema"),
+            "identifier": raw.get("alias") or raw.get("name"),
+            "file": (raw.get("patch_path") or "").split("://", 1)[-1] or raw.get("original_file_path", ""),
+        }
+    return nodes
+
+
+def _pairs(join: Any) -> tuple[tuple[str, str], ...]:
+    if isinstance(join, dict):
+        return tuple((str(a), str(b)) for a, b in join.items())
+    return ()
+
+
+def schema_graph(nodes: dict[str, dict[str, Any]]) -> SchemaGraph:
+    """Declared relationships, their reverse sides (unless the other model declares its own), then through ones."""
+    graph = SchemaGraph({n: v["meta"] for n, v in nodes.items() if v["meta"]})
+    declared = []
+    for name, meta in graph.models.items():
+        for rel in meta.get("relationships") or []:
+            if isinstance(rel, dict) and rel.get("to") in nodes and not rel.get("through"):
+                declared.append(Relationship(str(rel.get("name") or rel["to"]), name, rel["to"],
+                                             str(rel.get("cardinality")), _pairs(rel.get("join")),
+                                             merge_columns=rel.get("merge_columns")))
+    graph.relationships += declared
+    for rel in declared:
+        if not any(r.source == rel.to and r.to == rel.source for r in declared):
+            graph.relationships.append(Relationship(rel.source, rel.to, rel.source, FLIP.get(rel.cardinality, "?"),
+                                                    tuple((b, a) for a, b in rel.pairs), declared=False))
+    for name, meta in graph.models.items():
+        for rel in meta.get("relationships") or []:
+            if isinstance(rel, dict) and rel.get("through"):
+                graph.relationships.append(Relationship(str(rel.get("name") or rel.get("to")), name,
+                                                        str(rel.get("to")), "many:many", through=str(rel["through"])))
+    return graph
+
+
+def schema_problems(manifest: Manifest) -> list[tuple[str, str, str]]:
+    """(file, model, message) for every schema rule the declarations break, as the package's `_schema` macro
+    finds them at compile time: validate runs that macro itself (the one owner of the rules; see
+    sync_runner/project/package_macros.py), so both say the same."""
+    data = json.loads(manifest.path.read_text(encoding="utf-8"))
+    nodes = _nodes(data)
+    for node in manifest.models():  # the relation's columns where validate read them (Manifest.with_columns)
+        if node.columns_source == "warehouse" and node.name in nodes:
+            nodes[node.name].update(columns=[c.lower() for c in node.columns], columns_source="warehouse")
+    problems: list[dict[str, str]] = []
+    try:
+        PackageMacros(data, "macros/schema/schema.sql").call("_schema", nodes, problems)
+    except (CompilerError, jinja2.TemplateError, TypeError, AttributeError, KeyError) as exc:
+        # declarations the rules cannot read at all (validate checks their keys and types first)
+        return [(str(manifest.path), "-", f"the schema declarations cannot be read: {exc}")]
+    return [(nodes.get(p["model"], {}).get("file", ""), p["model"], p["message"]) for p in problems]

@@ -1,0 +1,167 @@
+"""Typed, tolerant readers of dbt's manifest.json and run_results.json.
+
+Plain `json` plus small accessors on purpose: dbt's own artifact classes are strict about schema versions and
+break when a user's dbt is newer or older than ours; we only need a handful of fields.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from sync_runner.core.errors import UserError
+
+
+@dataclass(frozen=True)
+class Node:
+    """A model or seed as the manifest describes it."""
+
+    unique_id: str
+    name: str
+    resource_type: str
+    package_name: str
+    original_file_path: str
+    patch_path: str | None
+    relation_name: str | None
+    database: str | None
+    schema: str
+    alias: str
+    materialized: str | None
+    columns: tuple[str, ...]
+    studio: dict[str, Any] = field(default_factory=dict)
+    audience: Any = None  # the arguments `dbt_studio.audience` recorded (config.meta.dbt_studio_audience)
+    checksum: str | None = None  # of the node's definition: tells whether it changed since it was built
+    # where `columns` came from: "documented" (the YAML docs) or "warehouse" (the relation, see with_columns)
+    columns_source: str = "documented"
+
+    @property
+    def config_file(self) -> str:
+        """The file a user edits to change this node's meta: its YAML patch if it has one, else its SQL."""
+        if self.patch_path:
+            return self.patch_path.split("://", 1)[-1]
+        return self.original_file_path
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: Path
+    invocation_id: str | None
+    project_name: str | None
+    adapter_type: str | None
+    nodes: dict[str, Node]
+
+    def models(self) -> list[Node]:
+        return [n for n in self.nodes.values() if n.resource_type == "model"]
+
+    def studio_models(self) -> list[Node]:
+        """Models that carry `config.meta.dbt_studio`, in name order."""
+        return sorted((n for n in self.models() if n.studio), key=lambda n: n.name)
+
+    def audience_models(self) -> list[Node]:
+        """Models built by `dbt_studio.audience`, in name order."""
+        return sorted((n for n in self.models() if n.audience is not None), key=lambda n: n.name)
+
+    def with_columns(self, columns: dict[str, list[str]]) -> Manifest:
+        """This manifest with the given nodes' columns (unique_id -> names) taken from the warehouse: the relation
+        is the truth for columns; YAML docs only stand in for models not built yet."""
+        nodes = {uid: replace(n, columns=tuple(columns[uid]), columns_source="warehouse") if columns.get(uid) else n
+                 for uid, n in self.nodes.items()}
+        return replace(self, nodes=nodes)
+
+    def by_name(self, name: str) -> Node | None:
+        for node in self.nodes.values():
+            if node.resource_type in ("model", "seed", "snapshot") and node.name == name:
+                return node
+        return None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    unique_id: str
+    status: str
+    relation_name: str | None
+    message: str | None
+
+
+@dataclass(frozen=True)
+class RunResults:
+    path: Path
+    invocation_id: str | None
+    command: str | None
+    results: dict[str, RunResult]
+
+
+def _read_json(path: Path, what: str, project_dir: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise UserError(f"no target/{what} in {project_dir}: run dbt build first")
+    try:
+        with path.open(encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: not a readable dbt artifact ({exc.__class__.__name__}: {exc})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: not a dbt artifact (expected a JSON object)")
+    return data
+
+
+def _node(raw: dict[str, Any]) -> Node:
+    config = raw.get("config") or {}
+    meta = config.get("meta") or raw.get("meta") or {}
+    studio = meta.get("dbt_studio") if isinstance(meta, dict) else None
+    return Node(
+        unique_id=raw["unique_id"],
+        name=raw.get("name", ""),
+        resource_type=raw.get("resource_type", ""),
+        package_name=raw.get("package_name", ""),
+        original_file_path=raw.get("original_file_path", ""),
+        patch_path=raw.get("patch_path"),
+        relation_name=raw.get("relation_name"),
+        database=raw.get("database"),
+        schema=raw.get("schema", ""),
+        alias=raw.get("alias") or raw.get("name", ""),
+        materialized=config.get("materialized"),
+        columns=tuple((raw.get("columns") or {}).keys()),
+        studio=studio if studio is not None else {},
+        audience=meta.get("dbt_studio_audience") if isinstance(meta, dict) else None,
+        checksum=(raw.get("checksum") or {}).get("checksum") if isinstance(raw.get("checksum"), dict) else None,
+    )
+
+
+def load_manifest(project_dir: Path | str, target_path: str = "target") -> Manifest:
+    """Read `<project_dir>/<target_path>/manifest.json`; a one-line UserError when it is missing."""
+    project_dir = Path(project_dir).resolve()
+    path = project_dir / target_path / "manifest.json"
+    data = _read_json(path, "manifest.json", project_dir)
+    metadata = data.get("metadata") or {}
+    nodes = {}
+    for uid, raw in (data.get("nodes") or {}).items():
+        if isinstance(raw, dict) and raw.get("resource_type") in ("model", "seed", "snapshot"):
+            nodes[uid] = _node(raw)
+    return Manifest(
+        path=path,
+        invocation_id=metadata.get("invocation_id"),
+        project_name=metadata.get("project_name"),
+        adapter_type=metadata.get("adapter_type"),
+        nodes=nodes,
+    )
+
+
+def load_run_results(project_dir: Path | str, target_path: str = "target") -> RunResults:
+    project_dir = Path(project_dir).resolve()
+    path = project_dir / target_path / "run_results.json"
+    data = _read_json(path, "run_results.json", project_dir)
+    metadata = data.get("metadata") or {}
+    results = {}
+    for raw in data.get("results") or []:
+        if isinstance(raw, dict) and raw.get("unique_id"):
+            results[raw["unique_id"]] = RunResult(
+                unique_id=raw["unique_id"],
+                status=str(raw.get("status", "")),
+                relation_name=raw.get("relation_name"),
+                message=raw.get("message"),
+            )
+    args = data.get("args") or {}
+    return RunResults(path=path, invocation_id=metadata.get("invocation_id"), command=args.get("which"),
+                      results=results)

@@ -1,0 +1,231 @@
+"""SQL compiled from the package's macros, kept between commands while nothing it came from has changed.
+
+Loading dbt (imports, the project and profile, an adapter, the macros) costs seconds on every command, and most
+commands run statements whose text depends only on the project, not on the data. Macros that *return* SQL
+(e.g. `sync_recent_runs_sql`) are compiled once through dbt and their results kept in
+`<target dir>/dbt_studio_compiled.json` under a fingerprint of everything that can change them:
+
+- the macro files of the root project and of every installed package (their dbt_project.yml included, so a
+  package version is part of it), and the versions of dbt-studio, dbt-core, the adapters and the drivers;
+- manifest.json, dbt_project.yml, packages.yml, profiles.yml, dbt_studio.yml (the sync config), the target,
+  the vars, and the values of the env vars those files name.
+
+Any difference gives another fingerprint and the whole cache is dropped: old SQL never runs. The SQL still comes
+only from the macros; this module only remembers what they returned. On DuckDB (a plain file profile) the kept
+statements run on a `duckdb` connection of their own, so such a command never imports dbt; other profiles run
+them through the dbt adapter (`Warehouse`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sync_runner.core.errors import UserError
+from sync_runner.project.target import DbtTarget, unreachable
+
+CACHE_FILE = "dbt_studio_compiled.json"
+_DISTRIBUTIONS = ("dbt-studio", "dbt-core", "dbt-adapters", "dbt-duckdb", "dbt-snowflake", "duckdb",
+                  "snowflake-connector-python")
+_ENV_VAR = re.compile(r"""env_var\(\s*['"]([^'"]+)['"]""")
+# DuckDB profile keys that change what a plain `duckdb.connect(path)` would see: such profiles go through dbt
+_DUCKDB_EXTRAS = ("extensions", "settings", "attach", "plugins", "filesystems", "secrets", "remote",
+                  "config_options", "module_paths", "use_credential_provider", "flights", "is_ducklake",
+                  "motherduck_token")
+
+
+def _version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "-"
+
+
+def _yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _sql_files(project: Path) -> list[Path]:
+    """The macro and generic-test files of one dbt project (its macro-paths and test-paths, as dbt reads them)."""
+    config = _yaml(project / "dbt_project.yml")
+    folders = [*(config.get("macro-paths", ["macros"]) or []), *(config.get("test-paths", ["tests"]) or [])]
+    files: list[Path] = []
+    seen: set[str] = set()
+    for folder in folders:
+        for root, dirs, names in os.walk(project / str(folder), followlinks=True):
+            real = os.path.realpath(root)
+            if real in seen:  # a symlink back into a folder already read
+                dirs.clear()
+                continue
+            seen.add(real)
+            files += [Path(root) / n for n in names if n.endswith(".sql")]
+    return sorted(files)
+
+
+def fingerprint(where: DbtTarget, manifest_path: Path, extra_files: Sequence[Path | None] = ()) -> str:
+    """A digest of every input that can change what the package's macros compile to (see the module doc)."""
+    digest = hashlib.sha256()
+
+    def add(label: str, data: bytes) -> None:
+        digest.update(label.encode() + b"\0" + hashlib.sha256(data).digest())
+
+    project = where.project_dir
+    add("versions", json.dumps({d: _version(d) for d in _DISTRIBUTIONS}).encode())
+    add("target", json.dumps([str(project), str(where.profiles_dir), where.target, where.vars],
+                             sort_keys=True, default=str).encode())
+    texts: list[str] = []
+    config_files = [project / "dbt_project.yml", project / "packages.yml", project / "dependencies.yml",
+                    project / "package-lock.yml", manifest_path,
+                    (where.profiles_dir or project) / "profiles.yml", *(f for f in extra_files if f)]
+    packages_dir = project / str(_yaml(project / "dbt_project.yml").get("packages-install-path") or "dbt_packages")
+    projects = [project] + (sorted(p for p in packages_dir.iterdir() if p.is_dir()) if packages_dir.is_dir() else [])
+    for dbt_project in projects:
+        config_files.append(dbt_project / "dbt_project.yml")
+        for path in _sql_files(dbt_project):
+            add(str(path), path.read_bytes())
+    for path in config_files:
+        data = path.read_bytes() if path.is_file() else b"<missing>"
+        add(str(path), data)
+        if path.suffix == ".yml":
+            texts.append(data.decode("utf-8", "replace"))
+    names = sorted({name for text in texts for name in _ENV_VAR.findall(text)})
+    add("env", json.dumps({n: os.environ.get(n) for n in names}).encode())
+    return digest.hexdigest()
+
+
+class CompiledSql:
+    """Values of SQL-returning macros for one project, from the cache when its fingerprint still matches.
+
+    `connect` builds the dbt-backed `Warehouse` on a miss (it is only built then, or to run statements on a
+    profile without a direct path); `close()` closes it unless `close_warehouse` is false (the caller's).
+    `compiled` lists the macros compiled through dbt by this instance.
+    """
+
+    def __init__(self, where: DbtTarget, manifest_path: Path, extra_files: Sequence[Path | None] = (),
+                 connect: Callable[[], Any] | None = None, close_warehouse: bool = True,
+                 direct: bool = True) -> None:
+        self.where = where
+        self.path = manifest_path.parent / CACHE_FILE
+        self.key = fingerprint(where, manifest_path, extra_files)
+        self._connect = connect
+        self._close_warehouse = close_warehouse
+        self._warehouse: Any = None
+        self._duckdb: Any = None
+        self.compiled: list[str] = []
+        stored = self._load()
+        self._entries: dict[str, Any] = stored.get("entries", {}) if stored.get("key") == self.key else {}
+        self._direct: dict[str, Any] | None = stored.get("direct") if stored.get("key") == self.key else None
+        self._allow_direct = direct  # false when the caller already holds a dbt connection to the same database
+        self._dirty = False
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    @property
+    def warehouse(self) -> Any:
+        if self._warehouse is None:
+            self.drop_direct()
+            if self._connect is None:
+                from sync_runner.project.warehouse import Warehouse
+
+                self._warehouse = Warehouse(self.where)
+            else:
+                self._warehouse = self._connect()
+            self._direct = _direct_spec(self._warehouse)
+            self._dirty = True
+        return self._warehouse
+
+    def value(self, macro: str, **kwargs: Any) -> Any:
+        """What `dbt_studio.<macro>(**kwargs)` returns (it must only build SQL, never run any)."""
+        call = json.dumps([macro, kwargs], sort_keys=True, default=str)
+        if call not in self._entries:
+            with self.warehouse.session():
+                result = self.warehouse.call(macro, **kwargs)
+            self._entries[call] = json.loads(json.dumps(result, default=str))
+            self.compiled.append(macro)
+            self._dirty = True
+        return self._entries[call]
+
+    def rows(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Column names and rows of one statement compiled by a macro."""
+        if self.direct and self._direct is not None and self._direct.get("type") == "duckdb":
+            if self._duckdb is None:
+                import duckdb
+
+                try:
+                    self._duckdb = duckdb.connect(self._direct["path"])
+                except duckdb.Error as exc:  # e.g. another process holds the file: one line, as dbt's path gives
+                    raise unreachable(self.where, exc) from None
+            cursor = self._duckdb.cursor()
+            cursor.execute(sql)
+            return [d[0] for d in cursor.description or ()], [tuple(r) for r in cursor.fetchall()]
+        table = self.warehouse.fetch_arrow(sql)
+        return list(table.column_names), [tuple(r.values()) for r in table.to_pylist()]
+
+    @property
+    def direct(self) -> bool:
+        """Whether statements run without dbt (a DuckDB file profile whose connection was recorded)."""
+        return self._allow_direct and self._warehouse is None and bool(self._direct)
+
+    def drop_direct(self) -> None:
+        """Close the direct connection and run every later statement through the warehouse: dbt-duckdb opens the
+        file its own way, and one process gets one way into a DuckDB file."""
+        self._allow_direct = False
+        if self._duckdb is not None:
+            self._duckdb.close()
+            self._duckdb = None
+
+    def __enter__(self) -> CompiledSql:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        """Close; an error of the driver itself (a locked file, a host that does not answer) leaves as the one
+        line connect() gives, a UserError as it is."""
+        self.close()
+        if isinstance(exc, Exception) and not isinstance(exc, UserError):
+            raise unreachable(self.where, exc) from None
+
+    def close(self) -> None:
+        if self._dirty:
+            payload = {"key": self.key, "direct": self._direct, "entries": self._entries}
+            temporary = self.path.with_suffix(f".{os.getpid()}.tmp")
+            with contextlib.suppress(OSError):  # a read-only target dir: the next command compiles again
+                temporary.write_text(json.dumps(payload, sort_keys=True), encoding="utf-8")
+                os.replace(temporary, self.path)
+            self._dirty = False
+        if self._duckdb is not None:
+            self._duckdb.close()
+            self._duckdb = None
+        if self._warehouse is not None:
+            if self._close_warehouse:
+                self._warehouse.close()
+            self._warehouse = None
+
+
+def _direct_spec(warehouse: Any) -> dict[str, Any] | None:
+    """How to open the same database without dbt: only for a DuckDB file with no extras (extensions, attached
+    databases, settings, plugins...), which a plain `duckdb.connect(path)` opens exactly as dbt-duckdb does."""
+    credentials = warehouse.adapter.config.credentials
+    if warehouse.adapter_type != "duckdb" or any(getattr(credentials, k, None) for k in _DUCKDB_EXTRAS):
+        return None
+    path = str(getattr(credentials, "path", "") or "")
+    if not path or path == ":memory:" or path.startswith(("md:", "motherduck:")) or "://" in path:
+        return None
+    return {"type": "duckdb", "path": str((warehouse.where.project_dir / path).resolve())}

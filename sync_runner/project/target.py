@@ -1,0 +1,101 @@
+"""Which dbt project a command runs against, and running dbt commands in-process through dbtRunner.
+
+dbtRunner is not safe to run twice at once in one process, so every invocation goes through `run_dbt`, which
+holds a lock; the working directory is switched for the call because dbt-duckdb resolves relative database
+paths against it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sync_runner.core.errors import DbtFailed, UserError
+from sync_runner.core.redact import REDACT
+
+DBT_LOCK = threading.Lock()  # dbtRunner and dbt's adapter registry are process-wide: one user at a time
+
+
+@dataclass(frozen=True)
+class DbtTarget:
+    """Which dbt project, profile directory and target a command runs against."""
+
+    project_dir: Path
+    profiles_dir: Path | None = None
+    target: str | None = None
+    vars: dict[str, Any] | None = None
+
+    def args(self) -> list[str]:
+        out = ["--project-dir", str(self.project_dir)]
+        if self.profiles_dir is not None:
+            out += ["--profiles-dir", str(self.profiles_dir)]
+        if self.target:
+            out += ["--target", self.target]
+        return out
+
+
+def resolve_target(project_dir: Path | str = ".", profiles_dir: Path | str | None = None, target: str | None = None,
+                   vars: dict[str, Any] | None = None) -> DbtTarget:
+    """The one rule for which project, profiles dir and target a command runs against.
+
+    As in dbt: an explicit profiles dir wins; else the project's own profiles.yml if it has one; else
+    DBT_PROFILES_DIR; else ~/.dbt. Paths are made absolute because commands switch the working directory.
+    """
+    project = Path(project_dir).resolve()
+    if profiles_dir is not None:
+        profiles: Path = Path(profiles_dir).resolve()
+    elif (project / "profiles.yml").is_file():
+        profiles = project
+    elif os.environ.get("DBT_PROFILES_DIR"):
+        profiles = Path(os.environ["DBT_PROFILES_DIR"]).resolve()
+    else:
+        profiles = Path("~/.dbt").expanduser()
+    return DbtTarget(project, profiles, target, vars)
+
+
+def unreachable(where: DbtTarget, exc: BaseException) -> UserError:
+    """The one line for a warehouse that cannot be reached or opened (a bad profile, a locked file, a host that
+    does not answer): the driver's first line, redacted, after the project and target it was for."""
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), exc.__class__.__name__)
+    return UserError(f"cannot use the warehouse of {where.project_dir} (target {where.target or 'default'}): "
+                     f"{REDACT(first)}")
+
+
+@contextlib.contextmanager
+def working_directory(path: Path) -> Iterator[None]:
+    previous = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def run_dbt(command: Sequence[str], where: DbtTarget, *, quiet: bool = True, check: bool = True,
+            callbacks: Sequence[Callable[[Any], None]] = ()) -> Any:
+    """Run one dbt command (e.g. ``["build", "-s", "stg_users"]``) and return dbtRunner's result.
+
+    ``callbacks`` receive every dbt event (tests use them to collect the SQL that ran). Raises DbtFailed when
+    ``check`` and the command did not succeed; dbt has printed its own errors by then.
+    """
+    from dbt.cli.main import dbtRunner
+
+    args = [command[0], *where.args()]
+    if command[0] not in ("deps", "clean", "debug") and where.vars:
+        args += ["--vars", json.dumps(where.vars)]
+    args += list(command[1:])
+    flags = ["--quiet"] if quiet else []
+    # --quiet still prints errors; --no-use-colors keeps captured output readable.
+    flags += ["--no-use-colors", "--no-send-anonymous-usage-stats"]
+    with DBT_LOCK, working_directory(where.project_dir):
+        result = dbtRunner(callbacks=list(callbacks)).invoke(flags + args)
+    if check and not result.success:
+        detail = f": {result.exception}" if result.exception else ""
+        raise DbtFailed(f"dbt {command[0]} failed in {where.project_dir}{detail}")
+    return result

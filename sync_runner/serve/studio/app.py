@@ -1,0 +1,448 @@
+"""`dbt-studio studio`: the Customer Studio web app, a thin Starlette shell over the studio's library modules.
+
+Pages are server-rendered Jinja2 templates; htmx (vendored) swaps partials and polls job logs, uPlot (vendored)
+draws the time series, and builder.js (ours, no build step) edits the condition tree and asks the JSON routes for
+the funnel as it changes. Every warehouse question goes through `Queries` (package macros, one connection).
+
+Security: on 127.0.0.1 (the default) the app answers local requests only (Host header checked, against DNS
+rebinding); on any other interface every request needs the token (DBT_STUDIO_TOKEN or one generated and printed
+once), by `?token=` once (it becomes a cookie), the cookie, or `Authorization: Bearer`. Every POST needs the CSRF
+token of the session (double-submit: a SameSite=Strict cookie and the X-CSRF-Token header or `csrf` field).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from sync_runner.core.errors import UserError
+from sync_runner.core.redact import REDACT
+from sync_runner.project.target import DbtTarget
+from sync_runner.sync.config import load_destinations, load_syncs
+
+from . import builder, pages
+from .catalog import Catalog
+from .files import NotEditable, check_name, save_audience
+from .jobs import Job, Jobs, dbt_command, studio_command
+from .queries import Cancelled, Queries, QueryTimeout
+
+HERE = Path(__file__).parent
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+@dataclass
+class Settings:
+    where: DbtTarget
+    host: str = "127.0.0.1"
+    port: int = 8581
+    token: str | None = None  # required on every request when set
+    allowed_hosts: tuple[str, ...] = ()
+    query_timeout: float = 30.0
+    csrf_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+
+
+class Studio:
+    """The app's state: the project catalog, the warehouse queries, the jobs."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.catalog = Catalog(settings.where.project_dir)
+        self.catalog.nodes()  # a missing manifest is a one-line error before the server starts
+        self.queries = Queries(settings.where, self.catalog.nodes, self.catalog.generation, settings.query_timeout)
+        self.jobs = Jobs(self.queries.worker.released)
+        self.templates = Environment(loader=FileSystemLoader(HERE / "templates"),
+                                     autoescape=select_autoescape(["html"]))
+        self.templates.filters["redact"] = REDACT
+        self.templates.globals["tojson"] = lambda v: json.dumps(v, default=str)
+        self._columns: dict[tuple[Any, str], list[tuple[str, str]]] = {}
+
+    def close(self) -> None:
+        self.queries.close()
+
+    def render(self, request: Request, template: str, **context: Any) -> HTMLResponse:
+        csrf = request.scope.get("studio.csrf", "")
+        html = self.templates.get_template(template).render(request=request, csrf=csrf, **context)
+        return HTMLResponse(html)
+
+    # -- project facts ------------------------------------------------------------------------------------------
+
+    def columns(self, model: str) -> list[tuple[str, str]]:
+        """(name, type) from the warehouse (the truth), else the documented columns with no type."""
+        key = (self.catalog.generation(), model)
+        if key not in self._columns:
+            node = self.catalog.nodes().get(model)
+            if node is None:
+                raise UserError(f"unknown model {model!r}")
+            database, schema, identifier = self.catalog.relation_parts(model)
+            try:
+                found = self.queries.columns(node["relation"], database, schema, identifier)
+            except (QueryTimeout, Cancelled):
+                raise
+            except Exception:
+                found = []
+            self._columns[key] = found or [(c, "") for c in node["columns"]]
+        return self._columns[key]
+
+    def syncs(self) -> tuple[list[Any], str | None]:
+        """The project's syncs, or none and the one-line reason the configuration cannot be read."""
+        from sync_runner.project.artifacts import load_manifest
+
+        try:
+            manifest = load_manifest(self.settings.where.project_dir)
+            destinations = load_destinations(self.settings.where.project_dir, self.settings.where.profiles_dir)
+            return load_syncs(manifest, destinations), None
+        except UserError as exc:
+            return [], REDACT(str(exc))
+
+
+# -- security -----------------------------------------------------------------------------------------------------
+
+
+class Guard:
+    """Token (off-localhost), Host check (localhost) and CSRF (every POST), as ASGI middleware."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    def _csrf_token(self) -> str:
+        return self.settings.csrf_secret
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        host = (request.headers.get("host") or "").rsplit(":", 1)[0] if "]" not in request.headers.get(
+            "host", "") else request.headers.get("host", "").rsplit("]", 1)[0] + "]"
+        allowed = set(self.settings.allowed_hosts) | set(LOCAL_HOSTS) | {self.settings.host}
+        if self.settings.token is None and host not in allowed:
+            await PlainTextResponse("unknown host", status_code=403)(scope, receive, send)
+            return
+        set_cookie = None
+        if self.settings.token is not None:
+            given = request.cookies.get("studio_token") or request.query_params.get("token") or ""
+            auth = request.headers.get("authorization", "")
+            if auth.lower().startswith("bearer "):
+                given = auth[7:]
+            if not hmac.compare_digest(given.encode(), self.settings.token.encode()):
+                await PlainTextResponse("a token is required (see the studio's start-up output)",
+                                        status_code=401)(scope, receive, send)
+                return
+            if request.query_params.get("token"):
+                set_cookie = ("studio_token", self.settings.token)
+        csrf = self._csrf_token()
+        scope["studio.csrf"] = csrf
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            sent = request.headers.get("x-csrf-token", "")
+            cookie = request.cookies.get("studio_csrf", "")
+            if not (sent and hmac.compare_digest(sent, csrf) and hmac.compare_digest(cookie, csrf)):
+                await PlainTextResponse("missing or wrong CSRF token", status_code=403)(scope, receive, send)
+                return
+            origin = request.headers.get("origin")
+            if origin and origin.split("://", 1)[-1].rsplit(":", 1)[0] not in allowed | {host}:
+                await PlainTextResponse("cross-origin request refused", status_code=403)(scope, receive, send)
+                return
+
+        async def send_with_cookies(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                cookies = [("studio_csrf", csrf)] + ([set_cookie] if set_cookie else [])
+                for name, value in cookies:
+                    headers.append((b"set-cookie", f"{name}={value}; Path=/; SameSite=Strict; HttpOnly".encode()))
+                headers.append((b"x-frame-options", b"DENY"))
+                headers.append((b"x-content-type-options", b"nosniff"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookies)
+
+
+# -- routes -------------------------------------------------------------------------------------------------------
+
+
+def _error(exc: Exception, status: int = 400) -> JSONResponse:
+    return JSONResponse({"error": REDACT(str(exc))}, status_code=status)
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise UserError("the request body is not JSON") from None
+    if not isinstance(body, dict):
+        raise UserError("the request body must be a JSON object")
+    return body
+
+
+def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
+    studio = studio or Studio(settings)
+
+    def checked(spec: Any) -> dict[str, Any]:
+        return builder.check_spec(spec, studio.catalog.models(), set(studio.catalog.parents()))
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse("/audiences", status_code=302)
+
+    async def schema_page(request: Request) -> Response:
+        graph = studio.catalog.graph()
+        return studio.render(request, "schema.html", page="schema", svg=pages.schema_svg(graph),
+                             models=pages.schema_models(studio.catalog.nodes(), graph))
+
+    async def schema_model(request: Request) -> Response:
+        name = request.path_params["name"]
+        node = studio.catalog.nodes().get(name)
+        if node is None:
+            return PlainTextResponse("unknown model", status_code=404)
+        columns = studio.columns(name)
+        try:
+            sample = studio.queries.sample(node["relation"]).dicts()
+        except Exception as exc:  # a model not built yet: the page says so
+            sample, error = [], REDACT(str(exc)).splitlines()[0]
+        else:
+            error = ""
+        return studio.render(request, "_model_columns.html", name=name, columns=columns, sample=sample,
+                             error=error)
+
+    async def audiences_page(request: Request) -> Response:
+        return studio.render(request, "audiences.html", page="audiences", audiences=studio.catalog.audiences())
+
+    async def audiences_sizes(request: Request) -> Response:
+        rows = pages.audience_sizes(studio)
+        return studio.render(request, "_audience_sizes.html", rows=rows)
+
+    async def builder_page(request: Request) -> Response:
+        name = request.query_params.get("audience")
+        return studio.render(request, "builder.html", page="builder", audience=name or "")
+
+    async def api_schema(request: Request) -> Response:
+        return JSONResponse(pages.builder_schema(studio))
+
+    async def api_audience(request: Request) -> Response:
+        name = request.path_params["name"]
+        try:
+            info = studio.catalog.audience(name)
+            opened = studio.catalog.open_file(name)
+        except NotEditable as exc:
+            return JSONResponse({"name": name, "editable": False, "error": str(exc)})
+        except UserError as exc:
+            return _error(exc, 404)
+        return JSONResponse(pages.opened_audience(studio, info, opened))
+
+    async def api_funnel(request: Request) -> Response:
+        try:
+            body = await _json(request)
+            spec = checked(body.get("spec"))
+            key = f"funnel:{body.get('session', '')}"
+            funnel = studio.queries.funnel(spec, key=key)
+            members = studio.queries.members(spec, int(body.get("limit") or 10), key=f"members:{body.get('session')}")
+        except Cancelled as exc:
+            return _error(exc, 409)
+        except QueryTimeout as exc:
+            return _error(exc, 504)
+        except UserError as exc:
+            return _error(exc)
+        except Exception as exc:  # the compiler's own errors (dbt CompilationError): one line
+            return _error(Exception(pages.one_line(exc)))
+        steps = [{"condition": builder_describe(c), "size": n}
+                 for c, n in zip(builder.conditions(spec.get("where")), funnel["steps"], strict=True)]
+        return JSONResponse({**funnel, "steps": steps, "members": {"columns": list(members.columns),
+                                                                   "rows": [list(r) for r in members.rows]}})
+
+    async def api_overlap(request: Request) -> Response:
+        try:
+            body = await _json(request)
+            result = pages.overlap(studio, body, checked)
+        except Cancelled as exc:
+            return _error(exc, 409)
+        except QueryTimeout as exc:
+            return _error(exc, 504)
+        except UserError as exc:
+            return _error(exc)
+        except Exception as exc:
+            return _error(Exception(pages.one_line(exc)))
+        return JSONResponse(result)
+
+    async def api_breakdown(request: Request) -> Response:
+        try:
+            body = await _json(request)
+            spec = checked(body.get("spec"))
+            column = body.get("column")
+            builder._ident("column", column)
+            table = studio.queries.breakdown(spec, str(column), int(body.get("limit") or 20),
+                                             key=f"breakdown:{body.get('session', '')}")
+        except Cancelled as exc:
+            return _error(exc, 409)
+        except QueryTimeout as exc:
+            return _error(exc, 504)
+        except UserError as exc:
+            return _error(exc)
+        except Exception as exc:
+            return _error(Exception(pages.one_line(exc)))
+        return JSONResponse({"rows": table.dicts()})
+
+    async def api_values(request: Request) -> Response:
+        model = request.query_params.get("model", "")
+        column = request.query_params.get("column", "")
+        node = studio.catalog.nodes().get(model)
+        try:
+            if node is None:
+                raise UserError(f"unknown model {model!r}")
+            if column.lower() not in {c for c, _ in studio.columns(model)}:
+                raise UserError(f"unknown column {column!r} of {model}")
+            table = studio.queries.values(node["relation"], column)
+        except (UserError, QueryTimeout) as exc:
+            return _error(exc)
+        return JSONResponse({"values": [{"value": r[0], "occurrences": r[1]} for r in table.rows]})
+
+    async def api_save(request: Request) -> Response:
+        try:
+            body = await _json(request)
+            return JSONResponse(pages.save(studio, body, checked))
+        except UserError as exc:
+            return _error(exc, 409 if "confirm" in str(exc) else 400)
+
+    async def api_build(request: Request) -> Response:
+        try:
+            body = await _json(request)
+            name = check_name(body.get("name"))
+            if name not in studio.catalog.models() and not body.get("new"):
+                raise UserError(f"unknown model {name!r}")
+            job = studio.jobs.start("build", name, dbt_command(settings.where, "build", "-s", name),
+                                    settings.where.project_dir)
+        except UserError as exc:
+            return _error(exc)
+        return JSONResponse({"job": job.id, "url": f"/jobs/{job.id}"})
+
+    async def job_page(request: Request) -> Response:
+        job = studio.jobs.jobs.get(int(request.path_params["id"]))
+        if job is None:
+            return PlainTextResponse("no such job", status_code=404)
+        return studio.render(request, "job.html", page="job", job=job)
+
+    async def job_log(request: Request) -> Response:
+        job = studio.jobs.jobs.get(int(request.path_params["id"]))
+        if job is None:
+            return PlainTextResponse("no such job", status_code=404)
+        if request.query_params.get("format") == "json":
+            return JSONResponse(job_json(job))
+        return studio.render(request, "_job_log.html", job=job)
+
+    async def syncs_page(request: Request) -> Response:
+        syncs, problem = studio.syncs()
+        return studio.render(request, "syncs.html", page="syncs", syncs=syncs, problem=problem)
+
+    async def syncs_runs(request: Request) -> Response:
+        runs, error = pages.recent_runs(studio, limit=200)
+        return studio.render(request, "_runs.html", runs=runs[:50], error=error, sync=None)
+
+    async def sync_page(request: Request) -> Response:
+        name = request.path_params["name"]
+        syncs, problem = studio.syncs()
+        sync = next((s for s in syncs if s.name == name), None)
+        if sync is None:
+            return PlainTextResponse(problem or "no such sync", status_code=404)
+        return studio.render(request, "sync.html", page="syncs", sync=sync)
+
+    async def sync_details(request: Request) -> Response:
+        name = request.path_params["name"]
+        syncs, _ = studio.syncs()
+        sync = next((s for s in syncs if s.name == name), None)
+        if sync is None:
+            return PlainTextResponse("no such sync", status_code=404)
+        runs, error = pages.recent_runs(studio, limit=500, sync=name)
+        rejections = pages.rejections(studio, sync)
+        return studio.render(request, "_sync_details.html", sync=sync, runs=runs, error=error,
+                             rejections=rejections)
+
+    async def sync_job(request: Request) -> Response:
+        name = request.path_params["name"]
+        kind = request.path_params["kind"]
+        syncs, _ = studio.syncs()
+        if not any(s.name == name for s in syncs) or kind not in ("run", "plan"):
+            return PlainTextResponse("no such sync", status_code=404)
+        args = ("sync", "-s", name) if kind == "run" else ("plan", "-s", name)
+        try:
+            job = studio.jobs.start("sync" if kind == "run" else "plan", name, studio_command(settings.where, *args),
+                                    settings.where.project_dir)
+        except UserError as exc:
+            return _error(exc, 409)
+        if request.headers.get("hx-request"):
+            return studio.render(request, "_job_log.html", job=job)
+        return JSONResponse({"job": job.id, "url": f"/jobs/{job.id}"})
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"ok": True, "adapter": studio.queries.adapter_type, **studio.queries.stats})
+
+    routes = [
+        Route("/", home),
+        Route("/healthz", healthz),
+        Route("/schema", schema_page),
+        Route("/schema/{name}", schema_model),
+        Route("/audiences", audiences_page),
+        Route("/audiences/sizes", audiences_sizes),
+        Route("/builder", builder_page),
+        Route("/api/schema", api_schema),
+        Route("/api/audience/{name}", api_audience),
+        Route("/api/funnel", api_funnel, methods=["POST"]),
+        Route("/api/overlap", api_overlap, methods=["POST"]),
+        Route("/api/breakdown", api_breakdown, methods=["POST"]),
+        Route("/api/values", api_values),
+        Route("/api/save", api_save, methods=["POST"]),
+        Route("/api/build", api_build, methods=["POST"]),
+        Route("/jobs/{id:int}", job_page),
+        Route("/jobs/{id:int}/log", job_log),
+        Route("/syncs", syncs_page),
+        Route("/syncs/runs", syncs_runs),
+        Route("/syncs/{name}", sync_page),
+        Route("/syncs/{name}/details", sync_details),
+        Route("/syncs/{name}/{kind}", sync_job, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    app = Starlette(routes=routes)
+    app.state.studio = studio
+    app.add_middleware(Guard, settings=settings)
+    return app
+
+
+def builder_describe(node: Any) -> str:
+    from sync_runner.audiences.preview import describe
+
+    return describe(node)
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    return {"id": job.id, "kind": job.kind, "subject": job.subject, "status": job.status,
+            "returncode": job.returncode, "lines": job.lines}
+
+
+def serve(settings: Settings) -> None:
+    """Run the studio until interrupted (uvicorn)."""
+    import uvicorn
+
+    if settings.host not in LOCAL_HOSTS and settings.token is None:
+        settings.token = secrets.token_urlsafe(24)
+        print(f"Studio token (required off localhost; shown once): {settings.token}", flush=True)
+    studio = Studio(settings)
+    app = build_app(settings, studio)
+    url = f"http://{settings.host}:{settings.port}/"
+    print(f"dbt-studio studio: {url}  (project {settings.where.project_dir}; Ctrl+C stops)", flush=True)
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    finally:
+        studio.close()
+
+
+__all__ = ["Settings", "Studio", "build_app", "serve", "save_audience"]

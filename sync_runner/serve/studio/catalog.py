@@ -1,0 +1,137 @@
+"""The studio's view of the dbt project: models, the schema graph, audiences and syncs, from the artifacts.
+
+Read again whenever manifest.json or run_results.json changes (a build, in the studio or outside it); `generation`
+is what the query cache keys its lifetime on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sync_runner.audiences.schema import load_nodes, schema_graph
+from sync_runner.core.errors import UserError
+
+from .files import AudienceFile, NotEditable, model_paths, parse_audience
+
+
+@dataclass(frozen=True)
+class AudienceInfo:
+    name: str
+    parent: str
+    spec: dict[str, Any]  # as compiled (manifest), with as_of resolved
+    sql_path: Path | None
+    yml_path: Path | None
+    description: str
+    last_build: dict[str, Any] | None  # {status, completed_at, execution_time} from run_results.json
+    syncs: tuple[str, ...]
+
+
+class Catalog:
+    def __init__(self, project_dir: Path) -> None:
+        self.project_dir = project_dir.resolve()
+        self._stamp: Any = None
+        self._nodes: dict[str, dict[str, Any]] = {}
+        self._raw: dict[str, dict[str, Any]] = {}
+        self._results: dict[str, dict[str, Any]] = {}
+
+    @property
+    def target(self) -> Path:
+        return self.project_dir / "target"
+
+    def generation(self) -> tuple[float, float]:
+        """Changes with every dbt invocation that writes artifacts."""
+        stamps = []
+        for name in ("manifest.json", "run_results.json"):
+            path = self.target / name
+            stamps.append(path.stat().st_mtime if path.exists() else 0.0)
+        return stamps[0], stamps[1]
+
+    def _refresh(self) -> None:
+        stamp = self.generation()
+        if stamp == self._stamp:
+            return
+        self._nodes = load_nodes(self.project_dir)
+        data = json.loads((self.target / "manifest.json").read_text(encoding="utf-8"))
+        self._raw = {raw["name"]: raw for raw in (data.get("nodes") or {}).values()
+                     if raw.get("resource_type") == "model"}
+        self._results = {}
+        path = self.target / "run_results.json"
+        if path.exists():
+            results = json.loads(path.read_text(encoding="utf-8"))
+            finished = (results.get("metadata") or {}).get("generated_at")
+            for r in results.get("results") or []:
+                self._results[r.get("unique_id")] = {"status": r.get("status"), "completed_at": finished,
+                                                      "execution_time": r.get("execution_time")}
+        self._stamp = stamp
+
+    def nodes(self) -> dict[str, dict[str, Any]]:
+        self._refresh()
+        return self._nodes
+
+    def raw(self, name: str) -> dict[str, Any] | None:
+        self._refresh()
+        return self._raw.get(name)
+
+    def graph(self) -> Any:
+        return schema_graph(self.nodes())
+
+    def parents(self) -> list[str]:
+        return self.graph().parents()
+
+    def models(self) -> set[str]:
+        return set(self.nodes())
+
+    def audiences(self) -> list[AudienceInfo]:
+        out = []
+        for name, node in sorted(self.nodes().items()):
+            spec = node.get("audience")
+            if not spec:
+                continue
+            raw = self._raw.get(name) or {}
+            root = self.project_dir
+            sql = raw.get("original_file_path")
+            patch = (raw.get("patch_path") or "").split("://", 1)[-1]
+            syncs = tuple(s.get("name", "") for s in (node["meta"].get("syncs") or []) if isinstance(s, dict))
+            out.append(AudienceInfo(
+                name=name, parent=spec.get("parent", ""), spec=spec,
+                sql_path=(root / sql) if sql and raw.get("package_name") == self.project_name() else None,
+                yml_path=(root / patch) if patch else None, description=raw.get("description") or "",
+                last_build=self._results.get(str(node.get("unique_id"))), syncs=syncs,
+            ))
+        return out
+
+    def audience(self, name: str) -> AudienceInfo:
+        for a in self.audiences():
+            if a.name == name:
+                return a
+        raise UserError(f"no audience model {name!r} in the project (build it once so the manifest knows it)")
+
+    def open_file(self, name: str) -> AudienceFile:
+        info = self.audience(name)
+        if info.sql_path is None:
+            raise NotEditable(f"{name} belongs to a package, not to this project")
+        return parse_audience(info.sql_path)
+
+    def project_name(self) -> str | None:
+        data = yaml.safe_load((self.project_dir / "dbt_project.yml").read_text(encoding="utf-8")) or {}
+        return data.get("name")
+
+    def folders(self) -> list[Path]:
+        """Folders an audience may be saved in: those holding audiences first, then the model paths."""
+        seen: list[Path] = []
+        for a in self.audiences():
+            if a.sql_path is not None and a.sql_path.parent.resolve() not in seen:
+                seen.append(a.sql_path.parent.resolve())
+        for root in model_paths(self.project_dir):
+            if root not in seen:
+                seen.append(root)
+        return seen
+
+    def relation_parts(self, name: str) -> tuple[str | None, str, str]:
+        raw = self.raw(name) or {}
+        return raw.get("database"), raw.get("schema", ""), raw.get("alias") or name

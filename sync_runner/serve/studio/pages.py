@@ -1,0 +1,339 @@
+"""What the studio's pages and JSON routes show, computed from the catalog and the queries (no Starlette here,
+so tests call it directly)."""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING, Any
+
+from sync_runner.core.errors import UserError
+from sync_runner.core.redact import REDACT
+
+from . import builder
+from .files import Expr, check_name, confine_folder, parse_audience, save_audience, set_yaml_description
+
+if TYPE_CHECKING:
+    from .app import Studio
+    from .catalog import AudienceInfo
+    from .files import AudienceFile
+
+
+def one_line(exc: BaseException) -> str:
+    """The first meaningful line of an error (dbt's compilation errors carry a header and a stack)."""
+    lines = [ln.strip() for ln in REDACT(str(exc)).splitlines() if ln.strip()]
+    for line in lines:
+        if "dbt_studio:" in line:
+            return line[line.index("dbt_studio:"):]
+    lines = [ln for ln in lines if ln not in ("Runtime Error", "Compilation Error", "Database Error")]
+    return lines[0] if lines else exc.__class__.__name__
+
+
+# -- schema -------------------------------------------------------------------------------------------------------
+
+
+def schema_models(nodes: dict[str, dict[str, Any]], graph: Any) -> list[dict[str, Any]]:
+    out = []
+    for name in sorted(graph.models):
+        meta = graph.models[name]
+        rels = [{"to": r.to, "cardinality": r.cardinality, "through": r.through, "pairs": r.pairs,
+                 "merge": bool(r.merge_columns), "declared": r.declared} for r in graph.of(name)]
+        out.append({"name": name, "type": meta.get("model_type") or "model", "primary_key": meta.get("primary_key"),
+                    "labels": meta.get("labels"), "timestamp": meta.get("timestamp"), "relationships": rels,
+                    "audience": bool(nodes.get(name, {}).get("audience"))})
+    return out
+
+
+def schema_svg(graph: Any) -> str:
+    """The schema as an SVG: parents in the first column, each model one column right of the model that first
+    reaches it; direct relationships as lines labelled with their cardinality, through ones dashed."""
+    depth: dict[str, int] = {}
+    order = list(graph.parents()) or sorted(graph.models)
+    for p in order:
+        depth.setdefault(p, 0)
+    frontier = list(order)
+    while frontier:
+        nxt = []
+        for m in frontier:
+            for r in sorted(graph.of(m), key=lambda r: r.to):
+                if r.through is None and r.to in graph.models and r.to not in depth:
+                    depth[r.to] = depth[m] + 1
+                    nxt.append(r.to)
+        frontier = nxt
+    for m in sorted(graph.models):
+        depth.setdefault(m, 0 if not depth else max(depth.values()) + 1)
+    columns: dict[int, list[str]] = {}
+    for m, d in sorted(depth.items(), key=lambda kv: (kv[1], kv[0])):
+        columns.setdefault(d, []).append(m)
+    box_w, box_h, gap_x, gap_y = 190, 44, 110, 26
+    pos = {m: (20 + d * (box_w + gap_x), 20 + i * (box_h + gap_y)) for d, ms in columns.items()
+           for i, m in enumerate(ms)}
+    width = 40 + (max(columns) + 1) * (box_w + gap_x) if columns else 200
+    height = 40 + max((len(ms) for ms in columns.values()), default=1) * (box_h + gap_y)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="schema-graph" viewBox="0 0 {width} {height}" '
+             f'width="{width}" height="{height}" role="img" aria-label="schema graph">']
+    drawn = set()
+    for r in graph.relationships:
+        if not r.declared or r.source not in pos or r.to not in pos:
+            continue
+        pair = tuple(sorted((r.source, r.to))) + (r.through or "",)
+        if pair in drawn:
+            continue
+        drawn.add(pair)
+        (x1, y1), (x2, y2) = pos[r.source], pos[r.to]
+        a = (x1 + box_w, y1 + box_h / 2) if x2 > x1 else (x1, y1 + box_h / 2)
+        b = (x2, y2 + box_h / 2) if x2 > x1 else (x2 + box_w, y2 + box_h / 2)
+        if x1 == x2:
+            a, b = (x1 + box_w, y1 + box_h / 2), (x2 + box_w, y2 + box_h / 2)
+        dash = ' stroke-dasharray="5 4"' if r.through else ""
+        label = f"{r.cardinality} via {r.through}" if r.through else r.cardinality
+        if r.merge_columns:
+            label += " (merge)"
+        parts.append(f'<line x1="{a[0]}" y1="{a[1]}" x2="{b[0]}" y2="{b[1]}" class="edge"{dash}/>')
+        parts.append(f'<text x="{(a[0] + b[0]) / 2}" y="{(a[1] + b[1]) / 2 - 4}" class="edge-label" '
+                     f'text-anchor="middle">{html.escape(label)}</text>')
+    for m, (x, y) in pos.items():
+        kind = graph.models[m].get("model_type") or "model"
+        parts.append(f'<g class="node node-{html.escape(kind)}"><rect x="{x}" y="{y}" width="{box_w}" '
+                     f'height="{box_h}" rx="6"/><text x="{x + 10}" y="{y + 19}" class="node-name">{html.escape(m)}'
+                     f'</text><text x="{x + 10}" y="{y + 35}" class="node-kind">{html.escape(kind)}</text></g>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# -- audiences ----------------------------------------------------------------------------------------------------
+
+
+def audience_sizes(studio: Studio) -> list[dict[str, Any]]:
+    """Each audience: size (its built table), split sizes, last build, syncs and their last status, history."""
+    audiences = studio.catalog.audiences()
+    sizes: dict[str, int | None] = {}
+    errors: dict[str, str] = {}
+    by_parent: dict[str, list[str]] = {}
+    for a in audiences:
+        by_parent.setdefault(a.parent, []).append(a.name)
+    for parent, names in by_parent.items():
+        try:
+            result = studio.queries.overlap(parent, [{"in audience": n} for n in names])
+            for i, n in enumerate(names):
+                sizes[n] = result["matrix"][i][i]
+        except Exception as exc:  # e.g. one of them is not built yet: ask one by one
+            for n in names:
+                try:
+                    sizes[n] = studio.queries.overlap(parent, [{"in audience": n}])["matrix"][0][0]
+                except Exception as one:
+                    sizes[n] = None
+                    errors[n] = one_line(one)
+            del exc
+    history: dict[str, dict[str, list[tuple[str, int]]]] = {}
+    try:
+        for row in studio.queries.size_history().rows:
+            audience, group, members, built_at = row
+            history.setdefault(audience, {}).setdefault(group or "", []).append((str(built_at), int(members)))
+    except Exception:
+        history = {}
+    runs, _ = recent_runs(studio, limit=200)
+    last_run: dict[str, dict[str, Any]] = {}
+    for r in runs:
+        last_run.setdefault(str(r.get("sync_name")), r)
+    out = []
+    for a in audiences:
+        splits = {}
+        if (a.spec or {}).get("splits") and sizes.get(a.name) is not None:
+            try:
+                spec = {k: a.spec.get(k) for k in ("parent", "where", "splits", "as_of")}
+                splits = studio.queries.funnel(spec)["splits"]
+            except Exception as exc:
+                errors.setdefault(a.name, one_line(exc))
+        out.append({"audience": a, "size": sizes.get(a.name), "error": errors.get(a.name), "splits": splits,
+                    "history": history.get(a.name, {}),
+                    "syncs": [(s, (last_run.get(s) or {}).get("status") or "never run") for s in a.syncs]})
+    return out
+
+
+def builder_schema(studio: Studio) -> dict[str, Any]:
+    """What builder.js needs: models (type, columns, relationships), parents, audiences by parent."""
+    graph = studio.catalog.graph()
+    nodes = studio.catalog.nodes()
+    models = {}
+    for name in sorted(graph.models):
+        meta = graph.models[name]
+        merged = []
+        for r in graph.of(name):
+            if r.merge_columns and r.cardinality in ("1:1", "many:1"):
+                other = [c for c, _ in studio.columns(r.to)]
+                chosen = other if r.merge_columns is True else (
+                    [r.merge_columns] if isinstance(r.merge_columns, str) else list(r.merge_columns))
+                merged += [f"{r.name}__{c}" for c in chosen]
+        suggest = [c for c, m in (nodes[name].get("column_meta") or {}).items() if m.get("suggestions")]
+        models[name] = {
+            "type": meta.get("model_type") or "model", "columns": [list(c) for c in studio.columns(name)],
+            "merged": merged, "suggest": suggest,
+            "timestamp": meta.get("timestamp"), "labels": meta.get("labels"), "primary_key": meta.get("primary_key"),
+            "relationships": [{"to": r.to, "cardinality": r.cardinality, "through": r.through}
+                              for r in graph.of(name)],
+        }
+    audiences = [{"name": a.name, "parent": a.parent} for a in studio.catalog.audiences()]
+    root = studio.settings.where.project_dir.resolve()
+    folders = [str(f.relative_to(root)) for f in studio.catalog.folders()]
+    return {"models": models, "parents": graph.parents(), "audiences": audiences, "folders": folders}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Expr):
+        return {"$jinja": value.source}
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _from_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"$jinja"} and isinstance(value["$jinja"], str):
+            return Expr(value["$jinja"])
+        return {k: _from_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_json(v) for v in value]
+    return value
+
+
+def opened_audience(studio: Studio, info: AudienceInfo, opened: AudienceFile) -> dict[str, Any]:
+    """An audience file for the builder: its arguments (expressions marked), and the spec to preview with (the
+    manifest's, where expressions such as var() are resolved)."""
+    root = studio.settings.where.project_dir.resolve()
+    locked = [k for k, v in opened.arguments.items() if isinstance(v, Expr) and k != "as_of"]
+    return {
+        "name": info.name, "editable": not locked, "locked": locked,
+        "error": f"written with Jinja the builder cannot edit: {', '.join(locked)}" if locked else None,
+        "arguments": _jsonable(opened.arguments), "as_of": (info.spec or {}).get("as_of"),
+        "digest": opened.digest, "folder": str(opened.path.parent.resolve().relative_to(root)),
+        "file": str(opened.path.resolve().relative_to(root)), "description": info.description,
+    }
+
+
+def spec_of(arguments: dict[str, Any], as_of: Any) -> dict[str, Any]:
+    """The spec to preview: the arguments with expressions replaced by their compiled values."""
+    spec = {k: v for k, v in arguments.items() if not isinstance(v, Expr)}
+    if isinstance(arguments.get("as_of"), Expr):
+        spec["as_of"] = as_of
+    return spec
+
+
+def overlap(studio: Studio, body: dict[str, Any], checked: Any) -> dict[str, Any]:
+    """Overlap of the draft (if any) and the named audiences over one parent: labels, sizes and the matrix."""
+    spec = body.get("spec")
+    others = body.get("others") or []
+    if not isinstance(others, list) or not all(isinstance(o, str) for o in others):
+        raise UserError("others: a list of audience names")
+    known = {a.name: a for a in studio.catalog.audiences()}
+    trees: list[Any] = []
+    labels: list[str] = []
+    parent = None
+    as_of = None
+    if spec is not None:
+        spec = checked(spec)
+        parent, as_of = spec["parent"], spec.get("as_of")
+        trees.append(spec.get("where"))
+        labels.append(body.get("label") or "this audience")
+    for name in others:
+        if name not in known:
+            raise UserError(f"unknown audience {name!r}")
+        if parent is None:
+            parent = known[name].parent
+        if known[name].parent != parent:
+            raise UserError(f"audience {name!r} is over {known[name].parent}, not {parent}")
+        trees.append({"in audience": name})
+        labels.append(name)
+    if parent is None or not trees:
+        raise UserError("nothing to compare: give a draft and/or audience names")
+    result = studio.queries.overlap(parent, trees, as_of, key=f"overlap:{body.get('session', '')}")
+    return {"labels": labels, **result}
+
+
+def save(studio: Studio, body: dict[str, Any], checked: Any) -> dict[str, Any]:
+    """Save the builder's audience (see files.save_audience); returns the paths written, relative."""
+    name = check_name(body.get("name"))
+    arguments = _from_json(body.get("arguments"))
+    if not isinstance(arguments, dict):
+        raise UserError("arguments: expected an object")
+    checked(spec_of(arguments, body.get("as_of")))
+    original = None
+    opened_name = body.get("opened")
+    if opened_name:
+        original = studio.catalog.open_file(check_name(opened_name))
+        if body.get("digest") and body["digest"] != original.digest:
+            raise UserError(f"{original.path.name} changed on disk since it was opened: open it again")
+    folder = confine_folder(studio.settings.where.project_dir, studio.catalog.folders(), body.get("folder"))
+    parent = studio.catalog.graph().models.get(arguments.get("parent"), {})
+    pk = parent.get("primary_key")
+    taken = studio.catalog.models() - ({opened_name} if opened_name else set())
+    result = save_audience(studio.settings.where.project_dir, folder, name, arguments,
+                           original=original if original is not None and original.path.parent.resolve() == folder
+                           and name == opened_name else None,
+                           overwrite=bool(body.get("overwrite")), description=body.get("description"),
+                           primary_key=[pk] if isinstance(pk, str) else list(pk or []), taken=taken)
+    root = studio.settings.where.project_dir.resolve()
+    yml_path, changed = result.yml_path, result.changed
+    description = body.get("description")
+    if opened_name == name and not result.created and isinstance(description, str):
+        # an existing audience's description lives in its YAML entry, maybe in a file documenting several models:
+        # only that entry's description is rewritten, and only when the builder changed it
+        info = studio.catalog.audience(name)
+        if info.yml_path is not None and description.strip() != info.description.strip() and \
+                set_yaml_description(studio.settings.where.project_dir, info.yml_path, name, description.strip()):
+            yml_path, changed = info.yml_path, True
+    return {"sql": str(result.sql_path.relative_to(root)),
+            "yml": str(yml_path.resolve().relative_to(root)) if yml_path else None,
+            "changed": changed, "created": result.created}
+
+
+def reparse(path: Any) -> Any:
+    return parse_audience(path)
+
+
+# -- syncs --------------------------------------------------------------------------------------------------------
+
+
+def recent_runs(studio: Studio, limit: int = 50, sync: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    syncs, problem = studio.syncs()
+    try:
+        default = studio.queries.call("sync_default_state_schema")
+        schemas = sorted({s.state_schema or default for s in syncs} or {default})
+        runs: list[dict[str, Any]] = []
+        for schema in schemas:
+            result = studio.queries.call("sync_recent_runs", state_schema=schema, limit=limit)
+            columns = [str(c).lower() for c in result["columns"]]  # Snowflake answers in upper case
+            runs += [dict(zip(columns, [_plain(v) for v in row], strict=True)) for row in result["rows"]]
+    except Exception as exc:
+        return [], one_line(exc)
+    if sync is not None:
+        runs = [r for r in runs if r.get("sync_name") == sync]
+    runs.sort(key=lambda r: str(r.get("started_at")), reverse=True)
+    for r in runs:
+        if r.get("error"):
+            r["error"] = REDACT(r["error"])
+    return runs[:limit], problem
+
+
+def rejections(studio: Studio, sync: Any) -> list[list[Any]]:
+    try:
+        default = studio.queries.call("sync_default_state_schema")
+        rows = studio.queries.call("sync_rejections", sync=sync.macro_args(sync.state_schema or default), limit=100)
+    except Exception:  # no rejections table before the first run
+        return []
+    return [[REDACT(v) if isinstance(v, str) else v for v in r] for r in rows]
+
+
+def _plain(v: Any) -> Any:
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if hasattr(v, "isoformat"):
+        return v.isoformat(sep=" ", timespec="seconds") if hasattr(v, "hour") else v.isoformat()
+    try:
+        return int(v) if int(v) == v else float(v)
+    except (TypeError, ValueError):
+        return str(v)
+
+
+__all__ = ["builder", "save_audience"]

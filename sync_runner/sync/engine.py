@@ -1,0 +1,892 @@
+"""Running syncs: plan in the warehouse, deliver, commit what the destination acknowledged.
+
+The warehouse does the diffing (package macros, EXCEPT / MINUS against the acknowledged snapshot); this
+module streams the plan, hands batches to the destination and commits acknowledged plan rows every few
+batches, so a crash re-sends at most one commit window and loses nothing.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import requests
+
+from sync_runner import __version__
+from sync_runner.core.errors import UserError
+from sync_runner.core.fields import closest
+from sync_runner.core.mapping import Template
+from sync_runner.core.redact import REDACT
+from sync_runner.project.artifacts import Manifest, RunResults, load_manifest, load_run_results
+from sync_runner.project.compiled import CompiledSql
+from sync_runner.project.target import DbtTarget, resolve_target, unreachable
+from sync_runner.project.warehouse import Warehouse
+from sync_runner.sync.alerts import RunFacts, dispatch
+from sync_runner.sync.config import (
+    ConfigProblem,
+    SyncConfig,
+    Unusable,
+    find_config,
+    load_alerts,
+    load_destinations,
+    load_safeguards,
+    load_syncs,
+    unusable_syncs,
+)
+from sync_runner.sync.delivery import Outcome, deliver, make_batches
+from sync_runner.sync.destinations import REGISTRY, Terminal, Transient
+from sync_runner.sync.destinations.base import Batch, BatchResult
+from sync_runner.sync.destinations.capture import capped
+from sync_runner.sync.destinations.values import dumps
+from sync_runner.sync.safeguards import limits_for, stop_reason
+
+LOCK_TTL = timedelta(hours=6)
+_ORPHANED: set[str] = set()  # locks of this process's runs whose unlock failed (e.g. the warehouse went away)
+
+
+@dataclass
+class SyncReport:
+    sync: str
+    model: str
+    destination: str
+    status: str = "pending"  # success | failed | skipped | planned
+    planned: dict[str, int] = field(default_factory=dict)
+    full_resync: bool = False
+    sent: int = 0
+    acknowledged: int = 0
+    rejected: int = 0
+    failed_rows: int = 0
+    seconds: float = 0.0
+    message: str = ""
+    sample: dict[str, Any] = field(default_factory=dict)
+    run_id: str = ""
+    alerts: list[str] = field(default_factory=list)  # one line per alert: sent, or why it was not delivered
+    # why it failed or was skipped: "config" (a mistake in the project: exit 2) or "data" (exit 1), else ""
+    problem: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (REDACT(v) if isinstance(v, str) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class Options:
+    select: tuple[str, ...] = ()
+    full_resync: bool = False
+    dry_run: bool = False
+    commit_rows: int = 50_000  # a commit window: at most this many rows ...
+    commit_seconds: float = 5.0  # ... or this long, whichever comes first
+    batch_rows: int | None = None
+    max_attempts: int = 6
+    base_delay: float = 0.5
+    page_rows: int = 50_000  # plan rows fetched from the warehouse at a time
+    # where manifest.json and run_results.json are read from (default <project_dir>/target; e.g. the artifacts
+    # of a dbt Cloud run downloaded elsewhere)
+    artifacts_dir: str | None = None
+    # sync only models that are in run_results.json (built by that invocation); those that failed or were
+    # skipped there are reported as skipped, those it did not build are left out
+    only_built: bool = False
+    # let plans through that a safeguard would stop (mass deletes or changes): --allow-large-changes
+    allow_large_changes: bool = False
+    # the record debugger for every selected sync (as `debug: true` on a sync): --debug
+    debug: bool = False
+    # a test sync: plan, send and commit only these primary keys (as text; parts of a composite key joined by |)
+    keys: tuple[str, ...] = ()
+
+
+Progress = Callable[[str, int, int], None]  # (sync name, rows done, rows planned)
+
+
+class SyncConfigError(UserError):
+    """A mistake in one sync's configuration found when it runs (a mapping to a column the relation lacks): that
+    sync fails, the others run, and the command exits 2."""
+
+
+class SyncDataError(UserError):
+    """The model's rows cannot be synced as they are (null or duplicated primary keys): that sync fails, exit 1."""
+
+    exit_code = 1
+
+
+class PackageVersionError(UserError):
+    """The dbt package installed by packages.yml is another release than the runner: every command that uses the
+    warehouse stops with this one line (exit 2) before any sync, as every sync would need the other macros."""
+
+
+def _selected(sync: SyncConfig | Unusable, select: tuple[str, ...]) -> bool:
+    if not select:
+        return True
+    return any(fnmatch.fnmatch(sync.name, s) or fnmatch.fnmatch(sync.model.name, s) for s in select)
+
+
+BUILD_COMMANDS = ("build", "run")
+
+
+def _build_verdicts(manifest: Manifest, results: RunResults | None, builds: dict[str, list[str]],
+                    nodes: list[Any]) -> dict[str, tuple[str, str]]:
+    """unique_id -> (status, why) for the synced models that must not sync now ("skipped": their last build did
+    not succeed; "failed": their definition changed since it was built).
+
+    manifest.json is the newest parse (`dbt parse` / `dbt compile` rewrite it); a model's last build is read
+    from run_results.json when that file is the same invocation's build, else from the builds the package's
+    on-run-end hook records (macros/sync/builds.sql), whose checksum must still be the manifest's."""
+    same = (results is not None and results.command in BUILD_COMMANDS
+            and (not manifest.invocation_id or manifest.invocation_id == results.invocation_id))
+    out: dict[str, tuple[str, str]] = {}
+    for node in nodes:
+        result = results.results.get(node.unique_id) if same and results is not None else None
+        if result is not None:
+            if result.status not in ("success", "pass"):
+                out[node.unique_id] = ("skipped", f"its last build {result.status}")
+            continue
+        record = builds.get(node.unique_id)
+        if record is None:
+            continue  # never recorded: the relation check says whether it exists
+        checksum, status, _ = record
+        if node.checksum and checksum and checksum != node.checksum:
+            out[node.unique_id] = ("failed", f"its definition ({node.original_file_path}) changed since it was last "
+                                             f"built: run dbt build -s {node.name}")
+        elif status not in ("success", "pass"):
+            out[node.unique_id] = ("skipped", f"its last build {status}")
+    return out
+
+
+def _lock_is_stale(holder: str, acquired_at: str) -> bool:
+    if holder in _ORPHANED:  # this process is alive but that run is over
+        return True
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+    try:
+        return datetime.now() - datetime.fromisoformat(acquired_at[:26]) > LOCK_TTL
+    except ValueError:
+        return False
+
+
+class SyncRunner:
+    """One project, one warehouse connection, any number of syncs."""
+
+    def __init__(self, where: DbtTarget, options: Options = Options(), progress: Progress | None = None) -> None:
+        self.where = where
+        self.options = options
+        self.progress = progress
+        artifacts = options.artifacts_dir or "target"  # an absolute directory replaces <project_dir>/target
+        self.manifest = load_manifest(where.project_dir, artifacts)
+        try:
+            self.results: RunResults | None = load_run_results(where.project_dir, artifacts)
+        except UserError:
+            if options.only_built:
+                raise
+            self.results = None
+        broken: dict[str, ConfigProblem] = {}  # destinations that cannot be configured: their syncs are skipped
+        self.destinations = load_destinations(where.project_dir, where.profiles_dir, broken=broken)
+        self.alerts = load_alerts(where.project_dir, where.profiles_dir)
+        self.safeguards = load_safeguards(where.project_dir, where.profiles_dir)
+        self.syncs = [s for s in load_syncs(self.manifest, self.destinations, self.alerts, broken)
+                      if _selected(s, options.select)]
+        self.unusable = [u for u in unusable_syncs(self.manifest, broken) if _selected(u, options.select)]
+        if options.select and not self.syncs and not self.unusable:
+            raise UserError(f"no sync matches {' '.join(options.select)} in {self.manifest.path}")
+        if options.only_built and self.results is not None:
+            built = self.results.results
+            self.syncs = [s for s in self.syncs if s.model.unique_id in built]
+            self.unusable = [u for u in self.unusable if u.model.unique_id in built]
+        self.skips: dict[str, tuple[str, str]] = {}
+        self._warehouse: Warehouse | None = None
+        self._session_changed = False
+        self._previous: dict[str, str | None] = {}  # sync -> status of its run before this one (the run log's)
+        self._compiled: CompiledSql | None = None
+        # seconds spent starting up (connecting, loading the kept SQL) whenever it happens: a sync's `time` leaves
+        # it out, so a first sync that connects lazily does not look slow
+        self._startup = 0.0
+
+    @property
+    def warehouse(self) -> Warehouse:
+        if self._warehouse is None:
+            began = time.monotonic()
+            if self._compiled is not None:  # one way into a DuckDB file per process: dbt's from now on
+                self._compiled.drop_direct()
+            warehouse = connect(self.where, self.manifest.path)
+            try:
+                with warehouse.session():  # e.g. DuckDB's memory limit for planning (macros/sync/session.sql)
+                    self._session_changed = bool(warehouse.call("sync_session_start"))
+            except Exception as exc:  # a var the warehouse cannot take, e.g. a memory limit of 'a lot'
+                warehouse.close()
+                first = next((line.strip() for line in str(exc).splitlines() if line.strip()), exc.__class__.__name__)
+                raise UserError(f"the warehouse refused the sync session's settings (var "
+                                f"dbt_studio_sync_duckdb_memory_limit): {REDACT(first)}") from None
+            self._warehouse = warehouse
+            self._startup += time.monotonic() - began
+        return self._warehouse
+
+    def compiled(self) -> CompiledSql:
+        """The package's SQL for a dry run, kept compiled between commands (project/compiled.py): once compiled,
+        `dbt-studio plan` on a DuckDB file runs it on a connection of its own, under the session's settings,
+        without loading dbt. (A real sync goes through the dbt adapter: its state macros write.)"""
+        if self._compiled is None:
+            began, startup = time.monotonic(), self._startup  # a connect in here is counted once
+            compiled = CompiledSql(self.where, self.manifest.path,
+                                   [find_config(self.where.project_dir, self.where.profiles_dir)],
+                                   connect=lambda: self.warehouse, close_warehouse=False,
+                                   direct=self._warehouse is None)
+            self._compiled = compiled
+            session = compiled.value("sync_session_sql")
+            if compiled.direct:  # a dbt-backed warehouse ran sync_session_start itself
+                for sql in session:
+                    compiled.rows(sql)
+            self._startup = startup + time.monotonic() - began
+        return self._compiled
+
+    def close(self) -> None:
+        if self._compiled is not None:
+            self._compiled.close()
+        if self._warehouse is not None:
+            try:
+                if self._session_changed:
+                    with self._warehouse.session():
+                        self._warehouse.call("sync_session_end", changed=True)
+            finally:
+                self._warehouse.close()
+
+    def run(self) -> list[SyncReport]:
+        reports = []
+        try:  # connecting (when it is needed) is the command's start-up, not any sync's time
+            default_schema, builds = self._start()
+        except PackageVersionError:  # not one sync's problem: the command stops with one line
+            raise
+        except UserError as exc:
+            return [SyncReport(s.name, s.model.name, s.destination.name, "failed", message=REDACT(exc))
+                    for s in self.syncs] + [self._unusable(u) for u in self.unusable]
+        models = list({s.model.unique_id: s.model for s in self.syncs}.values())
+        self.skips = _build_verdicts(self.manifest, self.results, builds, models)
+        for sync in self.syncs:
+            report = SyncReport(sync.name, sync.model.name, sync.destination.name)
+            started, startup = time.monotonic(), self._startup
+            verdict = self.skips.get(sync.model.unique_id)
+            if verdict:
+                report.status, report.message = verdict[0], f"model '{sync.model.name}' not synced: {verdict[1]}"
+            else:
+                try:
+                    self._run_one(sync, report)
+                except Terminal as exc:
+                    report.status, report.message = "failed", REDACT(exc)
+                except SyncConfigError as exc:
+                    report.status, report.message, report.problem = "failed", REDACT(exc), "config"
+                except SyncDataError as exc:
+                    report.status, report.message, report.problem = "failed", REDACT(exc), "data"
+                except UserError as exc:  # a safeguard, a lock held by another run, a model not built yet
+                    report.status, report.message = "failed", REDACT(exc)
+                except requests.RequestException as exc:  # e.g. a URL whose scheme requests cannot send to
+                    report.status, report.message = "failed", _request_failure(sync.destination.name, exc)
+            report.seconds = round(time.monotonic() - started - (self._startup - startup), 3)  # its own time
+            if not report.run_id and report.status in ("failed", "skipped") and not self.options.dry_run:
+                self._log_stopped(sync.name, sync.model.name, sync.destination.name, sync.mode,
+                                  sync.state_schema or default_schema, report)
+            if report.status in ("success", "failed"):
+                self._alert(sync, report)
+            reports.append(report)
+        for unusable in self.unusable:
+            report = self._unusable(unusable)
+            if not self.options.dry_run:
+                self._log_stopped(unusable.name, unusable.model.name, unusable.destination, unusable.mode,
+                                  unusable.state_schema or default_schema, report)
+            reports.append(report)
+        return reports
+
+    def _start(self) -> tuple[str, dict[str, Any]]:
+        """The default state schema and the recorded builds (macros/sync/builds.sql), after the version check.
+
+        When the syncs may be done without dbt (a dry run, or syncs that may have nothing to send) they come from
+        kept SQL, and on a DuckDB file whose SQL is all kept dbt is not loaded (a sync that then has rows to send
+        connects on its way). Otherwise dbt connects now. The version check of a kept run is the cached
+        `dbt_studio_version`: the cache's fingerprint covers the package's files and dbt-studio's version."""
+        if self._may_skip_dbt():  # kept SQL (compiled through dbt now on a miss, for the next command)
+            c = self.compiled()
+            if not c.direct:
+                _ = self.warehouse
+            check_versions(__version__, c.value("dbt_studio_version"))
+            default_schema = str(c.value("sync_default_state_schema"))
+            builds: dict[str, Any] = {}
+            if not self.options.only_built:
+                sql = c.value("sync_model_builds_sql")
+                if c.rows(sql["exists"])[1]:
+                    builds = {str(r[0]): [r[1], r[2], r[3]] for r in c.rows(sql["query"])[1]}
+            return default_schema, builds
+        wh = self.warehouse
+        with wh.session():
+            default_schema = wh.call("sync_default_state_schema")
+            builds = {} if self.options.only_built else wh.call("sync_model_builds")
+        return default_schema, builds
+
+    def _may_skip_dbt(self) -> bool:
+        """Whether some selected sync could run from kept SQL alone (see _nothing_to_send)."""
+        o = self.options
+        if o.dry_run:
+            return True
+        if o.full_resync or o.keys or o.debug or self.alerts.rules:
+            return False
+        return any(not (s.debug or s.alerts) and s.model.relation_name for s in self.syncs)
+
+    @staticmethod
+    def _unusable(unusable: Unusable) -> SyncReport:
+        return SyncReport(unusable.name, unusable.model.name, unusable.destination, "skipped",
+                          message=f"not run: {REDACT(unusable.reason)}", problem="config")
+
+    def _log_stopped(self, name: str, model: str, destination: str, mode: str, state_schema: str,
+                     report: SyncReport) -> None:
+        """A run that stopped before sending (or was skipped) is in the run log with its reason, like any other:
+        `dbt-studio status` shows it. A name that cannot name state tables is not logged (validate reports it)."""
+        if not name or not name.replace("_", "a").isalnum() or not name[0].isalpha() or name.lower() != name:
+            return
+        args = {"name": name, "state_schema": state_schema, "mode": mode}
+        run_id = uuid.uuid4().hex[:16]
+        try:
+            with self.warehouse.session():
+                self.warehouse.call("sync_prepare", sync=args)
+                self.warehouse.call("sync_run_start", sync=args, run_id=run_id, model=model, destination=destination,
+                                    full_resync=self.options.full_resync)
+                self.warehouse.call("sync_run_finish", sync=args, run_id=run_id, status=report.status,
+                                    counts=report.planned, acknowledged=0, rejected=0, error=report.message or None)
+            report.run_id = run_id
+        except Exception as exc:  # the warehouse went away: the report still says what happened
+            report.message += f" (not recorded in the run log: {_first_line(exc)})"
+
+    def _alert(self, sync: SyncConfig, report: SyncReport) -> None:
+        """Tell the channels of the rules that match this run; never fails the sync (see sync/alerts.py)."""
+        if not (sync.alerts or self.alerts.rules):
+            return
+        facts = RunFacts(sync=sync.name, model=sync.model.name, destination=sync.destination.name,
+                         status=report.status, planned=dict(report.planned), sent=report.sent,
+                         acknowledged=report.acknowledged, rejected=report.rejected, seconds=report.seconds,
+                         reason=report.message, run_id=report.run_id,
+                         previous_status=self._previous.get(sync.name))
+        report.alerts = dispatch(self.alerts, facts, sync.alerts)
+
+    # -- one sync ------------------------------------------------------------------------------------------------
+
+    def _run_one(self, sync: SyncConfig, report: SyncReport) -> None:
+        if self.options.dry_run and sync.model.relation_name:
+            args = self._preview(sync, report)
+            reason = self._safeguard(sync, args, report)
+            if reason:
+                report.message = f"a run would stop before sending anything: {reason}"
+            return
+        if self._nothing_to_send(sync, report):
+            return
+        wh = self.warehouse
+        node = sync.model
+        relation = wh.relation(node.database, node.schema, node.alias)
+        with wh.session():
+            state_schema = sync.state_schema or wh.call("sync_default_state_schema")
+            args = sync.macro_args(state_schema)
+            stored = wh.call("relation_columns", relation=relation, lower=False)
+            args = _with_stored_names(sync, args, stored)
+            args["only_keys"] = list(self.options.keys)
+            if not self.options.dry_run:
+                wh.call("sync_prepare", sync=args)
+            _check_keys(sync, wh.call("sync_check_keys", sync=args, source=relation))
+            if self.options.dry_run:
+                counts = wh.call("sync_plan", sync=args, source=relation, full_resync=self.options.full_resync,
+                                 dry_run=True)
+                report.planned = {k: int(counts[k]) for k in ("insert", "update", "delete", "clear")}
+                report.full_resync = bool(counts["reset"])
+                report.sample = counts["sample"]
+                report.status = "planned"
+                reason = self._safeguard(sync, args, report)
+                if reason:
+                    report.message = f"a run would stop before sending anything: {reason}"
+                return
+            run_id = uuid.uuid4().hex[:16]
+            report.run_id = run_id
+            holder = f"{socket.gethostname()}:{os.getpid()}:{run_id}"
+            self._lock(sync, args, holder)
+            try:
+                self._previous[sync.name] = wh.call("sync_last_status", sync=args)
+                wh.call("sync_prune_changelog", sync=args)
+                wh.call("sync_run_start", sync=args, run_id=run_id, model=node.name,
+                        destination=sync.destination.name, full_resync=self.options.full_resync)
+                error = None
+                try:
+                    counts = wh.call("sync_plan", sync=args, source=relation, full_resync=self.options.full_resync)
+                    report.planned = {k: int(counts[k]) for k in ("insert", "update", "delete", "clear")}
+                    report.full_resync = bool(counts["reset"])
+                    reason = self._safeguard(sync, args, report)
+                    if reason:
+                        wh.call("sync_plan_settled", sync=args)  # nothing of this plan was sent
+                        raise UserError(f"sync '{sync.name}' stopped before sending anything: {reason} (let it "
+                                        "through with --allow-large-changes, or with safeguards in dbt_studio.yml "
+                                        "or on the sync)")
+                    if report.full_resync:  # the snapshot now tracks this fingerprint: what gets acknowledged
+                        wh.call("sync_record_fingerprint", sync=args)  # counts even if the run fails later
+                    debug = self.options.debug or sync.debug
+                    if debug:
+                        wh.call("sync_debug_prepare", sync=args)
+                        wh.call("sync_debug_prune", sync=args, days=sync.debug_days)
+                        wh.call("sync_debug_planned", sync=args, run_id=run_id)
+                    self._deliver(sync, args, run_id, report, debug)
+                except (Terminal, UserError) as exc:
+                    error = REDACT(exc)
+                    raise
+                except requests.RequestException as exc:
+                    error = _request_failure(sync.destination.name, exc)
+                    raise
+                except Exception as exc:  # a bug: the run log must still say the run failed
+                    error = REDACT(f"{exc.__class__.__name__}: {exc}")
+                    raise
+                finally:
+                    status = "failed" if error or report.failed_rows else "success"
+                    report.status = status
+                    if error:
+                        report.message = error
+                    elif report.failed_rows:
+                        report.message = (f"{report.failed_rows} row(s) not delivered after retries "
+                                          f"({report.message}): they are sent again on the next run")
+                    wh.call("sync_run_finish", sync=args, run_id=run_id, status=status, counts=report.planned,
+                            acknowledged=report.acknowledged, rejected=report.rejected, error=report.message or None)
+                if report.status == "success":  # every planned row committed: nothing of this plan is in doubt
+                    wh.call("sync_plan_settled", sync=args)
+            finally:
+                try:
+                    wh.call("sync_unlock", sync=args, holder=holder)
+                except Exception:
+                    _ORPHANED.add(holder)
+                    raise
+
+    def _safeguard(self, sync: SyncConfig, args: dict[str, Any], report: SyncReport) -> str | None:
+        """Why this plan must not be sent (sync/safeguards.py), or None. A full resync never deletes: not checked."""
+        if self.options.allow_large_changes or report.full_resync:
+            return None
+        limits = limits_for(self.safeguards, sync.safeguards, sync.mode)
+        if limits.allow_large_changes or (limits.max_deletes is None and limits.max_delete_percent is None
+                                          and limits.max_update_percent is None):
+            return None
+        if self._warehouse is None and self._compiled is not None and self._compiled.direct:  # a kept dry run
+            c = self._compiled
+            sql = c.value("sync_snapshot_rows_sql", sync=args)
+            held = int(c.rows(sql["query"])[1][0][0]) if c.rows(sql["exists"])[1] else 0
+        else:
+            held = int(self.warehouse.call("sync_snapshot_rows", sync=args))
+        return stop_reason(limits, report.planned, held)
+
+    def _nothing_to_send(self, sync: SyncConfig, report: SyncReport) -> bool:
+        """Whether the sync was done without dbt: on a DuckDB file whose SQL is kept, a dry run first; when it
+        plans nothing (no change, no reset, nothing in doubt from an earlier run) the run is logged with
+        sync_nothing_to_send_sql and nothing else happens, as the full run would have sent nothing. (Not for syncs
+        with alert rules: a recovery alert needs the run log's previous status, which the full run reads; nor for
+        the record debugger, a key-limited test sync or a full resync.)"""
+        if (self.options.full_resync or self.options.keys or self.options.debug or sync.debug
+                or not sync.model.relation_name or self._warehouse is not None or sync.alerts or self.alerts.rules):
+            return False
+        compiled = self.compiled()
+        if not compiled.direct:
+            return False
+        args = self._preview(sync, report)
+        if report.full_resync or any(report.planned.values()) or not compiled.direct:
+            report.planned, report.full_resync, report.sample, report.status = {}, False, {}, "pending"
+            return False
+        compiled.rows(compiled.value("sync_nothing_to_send_sql", sync=args, model=sync.model.name,
+                                     destination=sync.destination.name))
+        report.sample, report.status = {}, "success"
+        return True
+
+    def _preview(self, sync: SyncConfig, report: SyncReport) -> dict[str, Any]:
+        """A dry run from kept SQL: the same macros as sync_plan(dry_run=true), run statement by statement (the
+        probe, then sync_plan_decision, then the preview's counts and sample)."""
+        c = self.compiled()
+        node = sync.model
+        source = node.relation_name
+        state_schema = sync.state_schema or c.value("sync_default_state_schema")
+        where = {"database": node.database, "schema": node.schema, "identifier": node.alias}
+        _, stored = c.rows(c.value("relation_columns_sql", relation=where))
+        args = _with_stored_names(sync, sync.macro_args(state_schema), [r[0] for r in stored])
+        args["only_keys"] = list(self.options.keys)
+        _, problems = c.rows(c.value("sync_check_keys_sql", sync=args, source=source))
+        _check_keys(sync, _key_problems(problems))
+        probe = c.value("sync_plan_probe_sql", sync=args)
+        known = None
+        if c.rows(probe["configs"])[1]:
+            rows = c.rows(probe["fingerprint"])[1]
+            known = rows[0][0] if rows else None
+        plan_has_rows = bool(c.rows(probe["plan"])[1]) and bool(c.rows(probe["plan_rows"])[1])
+        decided = c.value("sync_plan_decision", sync=args, full_resync=self.options.full_resync,
+                          known_fingerprint=known, snapshot_exists=bool(c.rows(probe["snapshot"])[1]),
+                          plan_has_rows=plan_has_rows)
+        preview = c.value("sync_plan_preview_sql", sync=args, source=source, reset=decided["reset"],
+                          previous=decided["previous"])
+        counts = {"insert": 0, "update": 0, "delete": 0, "clear": 0}
+        counts.update({str(op): int(n) for op, n in c.rows(preview["counts"])[1]})
+        columns, rows = c.rows(preview["sample"])
+        report.planned = counts
+        report.full_resync = bool(decided["reset"])
+        report.sample = {"columns": columns, "rows": [list(r) for r in rows]}
+        report.status = "planned"
+        return args
+
+    def _pages(self, args: dict[str, Any], total: int) -> Iterator[pa.RecordBatch]:
+        """The plan in pages of `page_rows`, each fetched whole: memory stays bounded by the page size."""
+        page = self.options.page_rows
+        for first in range(1, total + 1, page):
+            sql = self.warehouse.call("sync_plan_rows_sql", sync=args, first_seq=first, last_seq=first + page - 1)
+            yield from self.warehouse.fetch_arrow(sql).to_batches()
+
+    def _lock(self, sync: SyncConfig, args: dict[str, Any], holder: str) -> None:
+        wh = self.warehouse
+        current, acquired_at = wh.call("sync_lock", sync=args, holder=holder)
+        if current != holder and current is not None and _lock_is_stale(current, acquired_at or ""):
+            current, acquired_at = wh.call("sync_lock", sync=args, holder=holder, steal_from=current)
+        if current != holder:
+            wh.call("sync_unlock", sync=args, holder=holder)  # a row of ours that lost a race to another's
+            raise UserError(f"sync '{sync.name}' is already running ({current}, since {acquired_at}); "
+                            "wait for it to finish")
+
+    def _deliver(self, sync: SyncConfig, args: dict[str, Any], run_id: str, report: SyncReport,
+                 debug: bool = False) -> None:
+        wh = self.warehouse
+        cls = REGISTRY[sync.destination.type]
+        destination = cls(sync.destination.name, {**sync.destination.options, **sync.options}, sync.name, run_id,
+                          self.where.project_dir)  # the sync's own options over dbt_studio.yml's
+        try:
+            destination.open()
+            max_rows, max_bytes, _, _ = destination.limits()
+        except Transient as exc:  # unreachable before anything was sent: this sync fails, the next run tries again
+            raise Terminal(str(exc)) from None
+        except (TypeError, ValueError) as exc:  # e.g. a timeout or batch_size that is not a number
+            raise Terminal(f"destination '{sync.destination.name}': a config value is not valid ({exc})") from None
+        if self.options.batch_rows:
+            max_rows = min(max_rows, self.options.batch_rows)
+        total = sum(report.planned.values())
+        window: dict[str, list] = {"acked": [], "rejected": []}
+        last_commit = [time.monotonic()]
+
+        captures = _Captures(sync, args, run_id, wh) if debug else None
+
+        def commit() -> None:
+            if captures is not None:
+                captures.flush()  # before the commit: the history reads sent, acknowledged, then committed
+            if window["acked"] or window["rejected"]:
+                wh.call("sync_commit", sync=args, run_id=run_id, acked=_ranges(window["acked"]),
+                        rejected=window["rejected"])
+                window["acked"], window["rejected"] = [], []
+            last_commit[0] = time.monotonic()
+
+        def oversize(seq: int, reason: str) -> None:
+            window["rejected"].append([seq, reason])
+            report.rejected += 1
+
+        def on_outcome(outcome: Outcome) -> None:
+            if captures is not None:
+                captures.outcome(outcome)
+            report.sent += len(outcome.batch.seqs)
+            if outcome.failed:
+                report.failed_rows += len(outcome.batch.seqs)
+                report.message = REDACT(outcome.failed)  # the last reason, for the one-line summary
+            acked = outcome.acked
+            report.acknowledged += len(acked)
+            report.rejected += len(outcome.rejected)
+            # rejected rows are recorded (with reason and attempts) through the same commit
+            window["acked"].extend(acked)
+            window["acked"].extend(seq for seq, _ in outcome.rejected)
+            # a destination may quote the request (URL, headers) in its reason: no secret reaches the state tables
+            window["rejected"].extend([seq, REDACT(reason)] for seq, reason in outcome.rejected)
+            if self.progress:
+                self.progress(sync.name, report.sent, total)
+            due = (len(window["acked"]) >= self.options.commit_rows
+                   or time.monotonic() - last_commit[0] >= self.options.commit_seconds)
+            if due and not destination.commits_on_close:
+                commit()
+
+        success = False
+        try:
+            stream = self._pages(args, total)
+            sources = {f.dest: f.tracked for f in sync.fields if f.template is None}
+            templates = {f.dest: Template(f.template) for f in sync.fields if f.template is not None}
+            deliver(destination, make_batches(stream, sources, max_rows, max_bytes, oversize, sync.key_columns,
+                                              with_table=destination.wants_table, templates=templates),
+                    on_outcome, self.options.max_attempts, self.options.base_delay,
+                    captures.observe if captures is not None else None)
+            success = True
+        finally:
+            destination.close(success)
+            # what was acknowledged is committed even when the run fails later, unless the destination
+            # only makes it durable on a successful close
+            if success or not destination.commits_on_close:
+                commit()
+            elif captures is not None:
+                captures.flush()
+
+
+class _Captures:
+    """The record debugger's rows of one run, collected on the sender threads and written with each commit.
+
+    Every text is redacted (REDACT: the values of env vars, e.g. tokens in a URL or a body) and size-capped before
+    it is kept; HTTP headers that carry credentials were masked when captured (destinations/capture.py)."""
+
+    def __init__(self, sync: SyncConfig, args: dict[str, Any], run_id: str, warehouse: Warehouse) -> None:
+        self.sync, self.args, self.run_id, self.warehouse = sync, args, run_id, warehouse
+        self.rows: list[list[Any]] = []
+        self.lock = threading.Lock()
+
+    def observe(self, batch: Batch, attempt: int, exchanges: list[dict[str, str]], result: BatchResult | None,
+                error: str | None) -> None:
+        first = batch.seqs[0]
+        if exchanges:
+            request = "\n\n".join(e["request"] for e in exchanges)
+            response = "\n\n".join(e["response"] for e in exchanges)
+        else:  # a warehouse, file or table destination: the records it was handed, and what it said
+            request = dumps({"op": batch.op, "records": batch.records}).decode("utf-8", "replace")
+            response = error or dumps({"rejected": {batch.keys[i]: r for i, r in (result.rejected.items()
+                                                                                  if result else [])}}).decode()
+        rows = [[None, batch.op, "batch", first, attempt, error and REDACT(error), None,
+                 REDACT(capped(request)), REDACT(capped(response))]]
+        for key, record in zip(batch.keys, batch.records, strict=True):
+            rows.append([key, batch.op, "sent", first, attempt, None,
+                         REDACT(capped(dumps(record).decode("utf-8", "replace"), 4_096)), None, None])
+        with self.lock:
+            self.rows += rows
+
+    def outcome(self, outcome: Outcome) -> None:
+        batch = outcome.batch
+        reasons = {seq: reason for seq, reason in outcome.rejected}
+        rows = []
+        for seq, key in zip(batch.seqs, batch.keys, strict=True):
+            if outcome.failed:
+                event, reason = "failed", outcome.failed
+            elif seq in reasons:
+                event, reason = "rejected", reasons[seq]
+            else:
+                event, reason = "acknowledged", None
+            rows.append([key, batch.op, event, batch.seqs[0], None, reason and REDACT(reason), None, None, None])
+        with self.lock:
+            self.rows += rows
+
+    def flush(self) -> None:
+        with self.lock:
+            rows, self.rows = self.rows, []
+        if rows:
+            self.warehouse.call("sync_debug_write", sync=self.args, run_id=self.run_id, rows=rows)
+
+
+def _first_line(exc: BaseException) -> str:
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), exc.__class__.__name__)
+
+
+def _request_failure(destination: str, exc: requests.RequestException) -> str:
+    """A request that could not be made at all (a bad URL or scheme, a bad header): one line, no traceback."""
+    return REDACT(f"destination '{destination}': the request could not be sent ({exc.__class__.__name__}: "
+                  f"{_first_line(exc)})")
+
+
+def _stored_names(rows: dict[str, Any], columns: dict[str, str]) -> dict[str, Any]:
+    """The row selection with every column as the warehouse stores it (the macros quote them)."""
+
+    def tree(node: Any) -> Any:
+        if not isinstance(node, dict):
+            return node
+        if "column" in node:
+            return {**node, "column": columns.get(str(node["column"]).lower(), node["column"])}
+        return {k: [tree(c) for c in v] if isinstance(v, list) else tree(v) for k, v in node.items()}
+
+    out = dict(rows)
+    out["filter"] = tree(rows.get("filter"))
+    for key in ("split_column", "holdout_column"):
+        if out.get(key):
+            out[key] = columns.get(out[key].lower(), out[key])
+    return out
+
+
+def check_versions(runner: str, package: str | None) -> None:
+    """The runner and the dbt package release together: a mismatch is named in one line."""
+    if runner.startswith("0.0.0"):  # a source tree that was never installed
+        return
+    if package is None:
+        raise PackageVersionError(f"the dbt_studio package installed by packages.yml is older than dbt-studio "
+                                  f"{runner} (it has no dbt_studio_version macro): pin the package to {runner} and "
+                                  "run dbt deps")
+    if package.split("+")[0] != runner.split("+")[0]:
+        raise PackageVersionError(f"dbt-studio {runner} runs with the dbt_studio package {package} installed by "
+                                  f"packages.yml: pin the package to {runner} (or install dbt-studio=={package}) "
+                                  "and run dbt deps")
+
+
+def connect(where: DbtTarget, manifest_path: Path | None = None) -> Warehouse:
+    """The warehouse of the profile, with a one-line error when it cannot be reached or opened."""
+    try:
+        warehouse = Warehouse(where, manifest_path)
+        with warehouse.session():
+            warehouse.call("sync_default_state_schema")
+        versions = warehouse.manifest.macros
+        package = warehouse.call("dbt_studio_version") if "macro.dbt_studio.dbt_studio_version" in versions else None
+    except UserError:
+        raise
+    except Exception as exc:  # the adapter's own errors: bad profile, locked file, unreachable host
+        raise unreachable(where, exc) from None
+    try:
+        check_versions(__version__, package)
+    except UserError:
+        warehouse.close()
+        raise
+    return warehouse
+
+
+def _with_stored_names(sync: SyncConfig, args: dict[str, Any], stored: list[str]) -> dict[str, Any]:
+    """The sync's macro arguments with each key, mapped, computed and selection column named as the warehouse
+    stores it (the macros quote every column), as the full run's checks do; one line when one is missing."""
+    node = sync.model
+    relation = node.relation_name or node.alias
+    columns = {c.lower(): c for c in stored}
+    if not columns:
+        raise UserError(f"model '{node.name}' has no relation {relation} in the warehouse: run dbt build first")
+    listing = f"columns of {relation}: {', '.join(sorted(columns))}"
+    missing = [c for c in (*sync.key_columns, *sync.columns) if c.lower() not in columns]
+    if missing:
+        raise SyncConfigError(f"{node.config_file}: model '{node.name}': sync '{sync.name}' maps "
+                              f"{_unknown_columns(missing, columns)} ({listing})")
+    unread = [c for c in sync.selection_columns() if c.lower() not in columns]
+    if unread:
+        raise SyncConfigError(f"{node.config_file}: model '{node.name}': sync '{sync.name}' selects rows by "
+                              f"{_unknown_columns(unread, columns)} ({listing})")
+    computed = {name: dict(spec) for name, spec in args["computed"].items()}
+    for spec in computed.values():  # a transform's source column, as stored
+        if spec.get("column"):
+            spec["column"] = columns[spec["column"].lower()]
+    return {**args, "key_columns": [columns[c.lower()] for c in sync.key_columns], "computed": computed,
+            "columns": [c if c in computed else columns[c.lower()] for c in sync.tracked],
+            "rows": _stored_names(args["rows"], columns)}
+
+
+def _unknown_columns(names: list[str], columns: dict[str, str]) -> str:
+    """'unknown column 'emial' (did you mean 'email'?)', one clause per name, for the one-line error. The
+    suggestion is written as the listing of the columns writes it (lower case: names match whatever their case,
+    and Snowflake stores unquoted names upper-cased)."""
+    parts = []
+    for name in names:
+        close = closest(name.lower(), list(columns))
+        parts.append(f"unknown column '{name}'" + (f" (did you mean '{close}'?)" if close else ""))
+    return ", ".join(parts)
+
+
+def _key_problems(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """sync_check_keys's answer from the rows of sync_check_keys_sql: (problem, example, n)."""
+    out: dict[str, Any] = {"nulls": 0, "duplicates": 0, "examples": []}
+    for problem, example, n in rows:
+        if problem == "null":
+            out["nulls"] = int(n)
+        else:
+            out["duplicates"] += 1
+            if len(out["examples"]) < 5:
+                out["examples"].append(example)
+    return out
+
+
+def _check_keys(sync: SyncConfig, keys: dict[str, Any]) -> None:
+    if keys["nulls"] or keys["duplicates"]:
+        parts = []
+        if keys["nulls"]:
+            parts.append(f"{keys['nulls']} row(s) with a null primary key")
+        if keys["duplicates"]:
+            examples = ", ".join(repr(e) for e in keys["examples"])
+            parts.append(f"{keys['duplicates']} duplicated key(s), e.g. {examples}")
+        raise SyncDataError(f"sync '{sync.name}' stopped before sending anything: model '{sync.model.name}' has "
+                        f"{' and '.join(parts)} in primary_key {', '.join(sync.key_columns)}")
+
+
+def _ranges(seqs: list[int]) -> list[list[int]]:
+    """[3, 4, 5, 9] -> [[3, 5], [9, 9]]"""
+    out: list[list[int]] = []
+    for seq in sorted(set(seqs)):
+        if out and seq == out[-1][1] + 1:
+            out[-1][1] = seq
+        else:
+            out.append([seq, seq])
+    return out
+
+
+def exit_code(reports: list[SyncReport]) -> int:
+    """2 when a sync failed or was skipped for a mistake in the project's configuration, 1 when one failed for its
+    data, its destination or its build, else 0."""
+    if any(r.problem == "config" and r.status in ("failed", "skipped") for r in reports):
+        return 2
+    return 1 if any(r.status == "failed" for r in reports) else 0
+
+
+def run_syncs(project_dir: Path | str, profiles_dir: Path | str | None = None, target: str | None = None,
+              options: Options = Options(), progress: Progress | None = None) -> list[SyncReport]:
+    where = resolve_target(project_dir, profiles_dir, target)
+    runner = SyncRunner(where, options, progress)
+    try:
+        return runner.run()
+    finally:
+        runner.close()
+
+
+HISTORY_COLUMNS = ("at", "run_id", "event", "op", "batch", "attempt", "reason", "payload", "request", "response")
+
+
+def record_history(project_dir: Path | str, profiles_dir: Path | str | None, target: str | None, sync_name: str,
+                   key: str) -> list[dict[str, Any]]:
+    """One record's history in one sync, oldest first (macro `sync_record_history`): what the debugger captured
+    (planned, sent with its payload and its batch's request and response, acknowledged, rejected and why,
+    failed), each acknowledged change the changelog holds, and a rejection still open."""
+    where = resolve_target(project_dir, profiles_dir, target)
+    manifest = load_manifest(where.project_dir)
+    destinations = load_destinations(where.project_dir, where.profiles_dir)
+    syncs = {s.name: s for s in load_syncs(manifest, destinations)}
+    if sync_name not in syncs:
+        close = closest(sync_name, list(syncs))
+        hint = f" (did you mean '{close}'?)" if close else f" (syncs: {', '.join(sorted(syncs)) or 'none'})"
+        raise UserError(f"no sync named '{sync_name}' in {manifest.path}{hint}")
+    sync = syncs[sync_name]
+    warehouse = connect(where, manifest.path)
+    try:
+        with warehouse.session():
+            args = sync.macro_args(sync.state_schema or warehouse.call("sync_default_state_schema"))
+            rows = warehouse.call("sync_record_history", sync=args, key=key)
+    finally:
+        warehouse.close()
+    return [{c: (REDACT(v) if isinstance(v, str) else v) for c, v in zip(HISTORY_COLUMNS, row, strict=True)}
+            for row in rows]
+
+
+def recent_runs(project_dir: Path | str, profiles_dir: Path | str | None = None, target: str | None = None,
+                limit: int = 20) -> list[dict[str, Any]]:
+    """The newest runs of the run log (every state schema the project's syncs use).
+
+    Its statements come from `sync_recent_runs_sql`, kept compiled between commands (project/compiled.py): once
+    compiled, a DuckDB project answers without loading dbt.
+    """
+    where = resolve_target(project_dir, profiles_dir, target)
+    manifest = load_manifest(where.project_dir)
+    schemas_named: set[str] = set()
+    for node in manifest.studio_models():  # the state schemas syncs name; their configuration is validate's job
+        specs = node.studio.get("syncs") if isinstance(node.studio, dict) else None
+        for spec in specs if isinstance(specs, list) else []:
+            if isinstance(spec, dict) and isinstance(spec.get("state_schema"), str):
+                schemas_named.add(spec["state_schema"])
+    with CompiledSql(where, manifest.path, [find_config(where.project_dir, where.profiles_dir)],
+                     connect=lambda: connect(where, manifest.path)) as compiled:
+        default = compiled.value("sync_default_state_schema")
+        runs: list[dict[str, Any]] = []
+        for schema in sorted(schemas_named | {default}):
+            sql = compiled.value("sync_recent_runs_sql", state_schema=schema, limit=limit)
+            if compiled.rows(sql["exists"])[1]:
+                columns, rows = compiled.rows(sql["query"])
+                names = [c.lower() for c in columns]  # Snowflake reports unquoted names upper-cased
+                runs += [dict(zip(names, row, strict=True)) for row in rows]
+    runs.sort(key=lambda r: str(r.get("started_at")), reverse=True)
+    return runs[:limit]

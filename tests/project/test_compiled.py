@@ -1,0 +1,368 @@
+"""The compiled-SQL cache (sync_runner/project/compiled.py): a command that finds its statements compiled runs
+them without dbt (DuckDB) or without compiling (Snowflake), and a changed macro, package version, manifest, project
+or sync config never runs the old SQL. On DuckDB and on Snowflake (fakesnow)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sync_runner.project.artifacts import load_manifest
+from sync_runner.project.compiled import CACHE_FILE, CompiledSql, fingerprint
+from sync_runner.sync.config import find_config
+from sync_runner.sync.engine import Options, SyncRunner, recent_runs
+
+from helpers import ADAPTERS
+from helpers.sync_project import MAPPINGS, PROJECT, SyncProject, person
+
+OVERRIDE = """
+{% macro default__sync_recent_runs_sql(state_schema, limit=20) %}
+    {%- set runs = api.Relation.create(database=target.database, schema=state_schema, identifier='sync_runs') -%}
+    {{ return({'exists': adapter.dispatch('_relation_exists_sql', 'dbt_studio')(runs),
+               'query': 'select sync_name, 42 as overridden from ' ~ runs ~ ' limit 1'}) }}
+{% endmacro %}
+"""
+
+
+@pytest.fixture(scope="module", params=ADAPTERS)
+def sp(request, new_project, tmp_path_factory):
+    project = new_project(request.param, name="compiled", source=PROJECT)
+    sp = SyncProject(project, tmp_path_factory.mktemp(f"compiled_{request.param}"))
+    sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {sp.tmp}\n")
+    sp.build({i: person(i) for i in range(1, 4)},
+             [{"name": "to_files", "destination": "out", "mode": "upsert", "mappings": MAPPINGS}])
+    for _ in range(2):
+        assert sp.sync()["to_files"].status == "success"
+    return sp
+
+
+def compiled_sql(sp) -> CompiledSql:
+    where = sp.p.where
+    return CompiledSql(where, load_manifest(where.project_dir).path, [find_config(where.project_dir)],
+                       connect=sp.p.warehouse)
+
+
+def runs(sp) -> list[dict]:
+    sp.p.release()
+    return recent_runs(sp.p.root, sp.p.root, sp.p.adapter)
+
+
+def test_compiled_once_then_reused_without_dbt(sp):
+    (sp.p.root / "target" / CACHE_FILE).unlink(missing_ok=True)
+    first = runs(sp)
+    assert [r["sync_name"] for r in first] == ["to_files", "to_files"]
+    assert [r["status"] for r in first] == ["success", "success"] and first[0]["acknowledged"] == 0
+    assert first[1]["acknowledged"] == 3 and first[1]["planned_inserts"] == 3
+    assert (sp.p.root / "target" / CACHE_FILE).is_file()
+
+    compiled = compiled_sql(sp)
+    try:
+        default = compiled.value("sync_default_state_schema")
+        sql = compiled.value("sync_recent_runs_sql", state_schema=default, limit=20)
+        assert compiled.compiled == []  # nothing compiled: both came from the cache
+        # DuckDB runs the kept SQL on its own connection: no dbt adapter was built
+        assert compiled.direct is (sp.p.adapter == "duckdb")
+        sp.p.release()
+        _, rows = compiled.rows(sql["query"])
+        assert len(rows) == 2
+    finally:
+        compiled.close()
+    assert runs(sp) == first
+
+
+@contextlib.contextmanager
+def root_macro_override(sp, filename: str) -> Iterator[Path]:
+    """A macro file of the root project that dispatch searches before the package (written by the caller), and
+    both gone afterwards."""
+    project_file = sp.p.root / "dbt_project.yml"
+    original = project_file.read_text()
+    macro = sp.p.root / "macros" / filename
+    macro.parent.mkdir(exist_ok=True)
+    try:
+        project_file.write_text(original + "\ndispatch:\n  - macro_namespace: dbt_studio\n"
+                                f"    search_order: ['{_project_name(original)}', 'dbt_studio']\n")
+        yield macro
+    finally:
+        macro.unlink(missing_ok=True)
+        project_file.write_text(original)
+
+
+def test_a_changed_macro_never_runs_the_old_sql(sp):
+    runs(sp)  # compiled and cached
+    with root_macro_override(sp, "override_recent_runs.sql") as macro:
+        # the root project's macros win dispatch: the same call now compiles to other SQL
+        macro.write_text(OVERRIDE)
+        changed = runs(sp)
+        assert changed == [{"sync_name": "to_files", "overridden": 42}]
+        macro.write_text(OVERRIDE.replace("42 as overridden", "43 as overridden"))
+        assert runs(sp) == [{"sync_name": "to_files", "overridden": 43}]  # an edit of the same file
+    assert [r["sync_name"] for r in runs(sp)] == ["to_files", "to_files"]
+
+
+def test_changed_inputs_change_the_fingerprint(sp, tmp_path):
+    """Each input of the key: a package's version, the manifest, the sync config, the profile's env vars."""
+    where = sp.p.where
+    manifest = load_manifest(where.project_dir).path
+    config = find_config(where.project_dir)
+    assert config is not None
+    before = fingerprint(where, manifest, [config])
+    assert fingerprint(where, manifest, [config]) == before  # stable while nothing changes
+
+    package = sp.p.root / "dbt_packages" / "zz_other"
+    package.mkdir(parents=True)
+    try:
+        (package / "dbt_project.yml").write_text("name: zz_other\nversion: '1.0.0'\nconfig-version: 2\n")
+        with_package = fingerprint(where, manifest, [config])
+        (package / "dbt_project.yml").write_text("name: zz_other\nversion: '1.0.1'\nconfig-version: 2\n")
+        assert len({before, with_package, fingerprint(where, manifest, [config])}) == 3
+    finally:
+        for path in sorted(package.rglob("*"), reverse=True):
+            path.unlink()
+        package.rmdir()
+    assert fingerprint(where, manifest, [config]) == before
+
+    for path, edit in ((manifest, lambda t: t.replace('"metadata": {', '"metadata": {"x": 1, ', 1)),
+                       (config, lambda t: t + "\n# another destination would go here\n")):
+        original = path.read_text()
+        path.write_text(edit(original))
+        try:
+            assert fingerprint(where, manifest, [config]) != before, path.name
+        finally:
+            path.write_text(original)
+    assert fingerprint(where, manifest, [config]) == before
+
+
+def test_a_changed_var_recompiles(sp):
+    """A project var the macros read (the state schema's suffix) changes what they return."""
+    runs(sp)
+    project_file = sp.p.root / "dbt_project.yml"
+    original = project_file.read_text()
+    try:
+        project_file.write_text(original + "\nvars:\n  dbt_studio_state_schema_suffix: _elsewhere\n")
+        assert runs(sp) == []  # no run log in that schema yet: the new schema was asked, not the cached one
+        compiled = compiled_sql(sp)
+        try:
+            assert compiled.value("sync_default_state_schema").lower().endswith("_elsewhere")
+        finally:
+            compiled.close()
+    finally:
+        project_file.write_text(original)
+    assert len(runs(sp)) == 2
+
+
+def _project_name(dbt_project_yml: str) -> str:
+    return next(line.split(":", 1)[1].strip().strip("'\"") for line in dbt_project_yml.splitlines()
+                if line.startswith("name:"))
+
+
+def plan(sp, **options) -> tuple[dict, bool, list[str]]:
+    """One dry run through SyncRunner: (planned counts, full resync?, sample ops), whether it ran without dbt,
+    and what it compiled."""
+    sp.p.release()
+    runner = SyncRunner(sp.p.where, Options(dry_run=True, **options))
+    try:
+        report = runner.run()[0]
+        compiled = runner.compiled()
+        assert report.status == "planned", report.message
+        ops = sorted({row[report.sample["columns"].index(_column(report.sample["columns"], "_op"))]
+                      for row in report.sample["rows"]})
+        return (report.planned, report.full_resync, ops), compiled.direct, list(compiled.compiled)
+    finally:
+        runner.close()
+
+
+def _column(columns: list[str], name: str) -> str:
+    return next(c for c in columns if c.lower() == name)
+
+
+def test_plan_runs_kept_sql_and_matches_the_sync(sp):
+    """A dry run from kept SQL plans exactly what the sync then sends; a changed mapping resets it."""
+    syncs = [{"name": "to_files", "destination": "out", "mode": "upsert", "on_delete": "delete",
+              "mappings": MAPPINGS}]
+    sp.build({i: person(i) for i in range(1, 6)}, syncs)
+    assert sp.sync()["to_files"].status == "success"
+    rows = {i: person(i) for i in range(1, 6) if i != 3}
+    rows[1] = person(1, plan="pro")
+    rows[2] = person(2, score=99)
+    rows[4] = person(4, note="unmapped: not a change")
+    rows[7] = person(7)
+    sp.build(rows, syncs)
+    expected = ({"insert": 1, "update": 2, "delete": 1, "clear": 0}, False, ["delete", "insert", "update"])
+
+    (sp.p.root / "target" / CACHE_FILE).unlink(missing_ok=True)
+    first, _, compiled_first = plan(sp)
+    assert first == expected and "sync_plan_preview_sql" in compiled_first
+    second, direct, compiled_second = plan(sp)
+    assert second == expected and compiled_second == []  # every statement came from the cache
+    # (a sync that deletes has safeguard limits by default: the snapshot's size is read from kept SQL too)
+    assert direct is (sp.p.adapter == "duckdb")  # no dbt adapter was built for it
+
+    report = sp.sync()["to_files"]
+    assert (report.status, report.planned) == ("success", expected[0])
+    nothing = {"insert": 0, "update": 0, "delete": 0, "clear": 0}
+    assert plan(sp)[0] == (nothing, False, [])
+
+    # nothing to send: on DuckDB the run is logged from kept SQL without dbt (once its statement is compiled too);
+    # Snowflake runs it through dbt
+    logged = len(runs(sp))
+    for _ in range(2):
+        sp.p.release()
+        runner = SyncRunner(sp.p.where, Options())
+        try:
+            report = runner.run()[0]
+            direct = runner.compiled().direct
+        finally:
+            runner.close()
+        assert (report.status, report.planned, report.sent) == ("success", nothing, 0)
+    assert direct is (sp.p.adapter == "duckdb")  # Snowflake runs it through dbt
+    latest = runs(sp)
+    assert len(latest) == logged + 2 and latest[0]["status"] == "success"
+    assert (latest[0]["planned_inserts"], latest[0]["acknowledged"], len(latest[0]["run_id"])) == (0, 0, 16)
+
+    # a changed mapping (the manifest changes): a full resync of every row, never the old plan's SQL
+    sp.build(rows, [{**syncs[0], "mappings": {**MAPPINGS, "email_copy": "email"}}])
+    changed, _, recompiled = plan(sp)
+    assert changed == ({"insert": 5, "update": 0, "delete": 0, "clear": 0}, True, ["insert"])
+    assert "sync_plan_preview_sql" in recompiled  # compiled again: the manifest is part of the fingerprint
+    assert plan(sp, full_resync=True)[0][1] is True
+
+
+CHECK_KEYS = """
+{% macro default__sync_check_keys_sql(sync, source) -%}
+select 'null' as problem, cast(null as {{ dbt.type_string() }}) as example, NULLS as n
+{%- endmacro %}
+"""
+
+NOTHING_TO_SEND = """
+{% macro default__sync_nothing_to_send_sql(sync, model, destination) %}
+    {{ return(dbt_studio.default__sync_nothing_to_send_sql(sync, model, destination)
+              | replace("'success'", "'STATUS'")) }}
+{% endmacro %}
+"""
+
+
+def dry_run(sp) -> tuple[str, str, bool]:
+    """One dry run of the only sync: its status and message, and whether it ran without dbt."""
+    sp.p.release()
+    runner = SyncRunner(sp.p.where, Options(dry_run=True))
+    try:
+        report = runner.run()[0]
+        return report.status, report.message, runner.compiled().direct
+    finally:
+        runner.close()
+
+
+def no_op_sync(sp) -> tuple[str, bool]:
+    sp.p.release()
+    runner = SyncRunner(sp.p.where, Options())
+    try:
+        report = runner.run()[0]
+        return report.status, runner.compiled().direct
+    finally:
+        runner.close()
+
+
+def no_op_syncs_until_kept(sp) -> list[str]:
+    """No-op syncs until one runs without dbt (DuckDB; at most 3 more after the first compiles what it needs) or,
+    on Snowflake, once: the run log's status of each, oldest first."""
+    logged = len(runs(sp))
+    for _ in range(4):
+        status, direct = no_op_sync(sp)
+        assert status == "success"
+        if direct or sp.p.adapter != "duckdb":
+            break
+    assert direct is (sp.p.adapter == "duckdb")
+    latest = runs(sp)
+    return [r["status"] for r in reversed(latest[:len(latest) - logged])]
+
+
+def test_plan_and_a_no_op_sync_never_run_old_sql(sp):
+    """The kept dry run and no-op run after each input of the fingerprint changes: a macro of the root project
+    (an edit of the same file too), the sync config, a package's version. Each change compiles again; none runs the
+    statement compiled before it."""
+    sp.build({i: person(i) for i in range(1, 4)},
+             [{"name": "to_files", "destination": "out", "mode": "upsert", "mappings": MAPPINGS}])
+    assert sp.sync()["to_files"].status == "success"
+    duckdb = sp.p.adapter == "duckdb"
+    assert set(no_op_syncs_until_kept(sp)) == {"success"}
+    assert dry_run(sp) == ("planned", "", duckdb)
+
+    with root_macro_override(sp, "override_plan.sql") as macro:
+        for nulls in (7, 8):  # the override, then an edit of the same file
+            macro.write_text(CHECK_KEYS.replace("NULLS", str(nulls)))
+            status, message, direct = dry_run(sp)
+            assert status == "failed" and f"{nulls} row(s) with a null primary key" in message, message
+            assert not direct
+            assert dry_run(sp) == (status, message, duckdb)  # from the cache the second time
+        if duckdb:  # only a DuckDB file logs a no-op run from kept SQL
+            for label in ("kept_one", "kept_two"):  # never the label of the SQL kept before
+                macro.write_text(NOTHING_TO_SEND.replace("STATUS", label))
+                statuses = no_op_syncs_until_kept(sp)  # the first ones compile (through dbt: 'success')
+                assert statuses[-1] == label and set(statuses) <= {label, "success"}, statuses
+    assert dry_run(sp) == ("planned", "", False)  # the override is gone: compiled again
+    assert set(no_op_syncs_until_kept(sp)) == {"success"}
+
+    config = find_config(sp.p.root)
+    assert config is not None
+    text = config.read_text()
+    try:
+        config.write_text(text + "\n# edited\n")
+        assert dry_run(sp) == ("planned", "", False)  # the sync config changed: compiled again through dbt
+        assert dry_run(sp) == ("planned", "", duckdb)
+    finally:
+        config.write_text(text)
+
+    package = sp.p.root / "dbt_packages" / "zz_other"
+    package.mkdir(parents=True)
+    try:
+        for version in ("1.0.0", "1.0.1"):
+            (package / "dbt_project.yml").write_text(f"name: zz_other\nversion: '{version}'\nconfig-version: 2\n")
+            assert dry_run(sp) == ("planned", "", False)  # another package version: compiled again
+            assert dry_run(sp) == ("planned", "", duckdb)
+    finally:
+        (package / "dbt_project.yml").unlink()
+        package.rmdir()
+
+
+def test_validate_reads_the_relations_columns_from_kept_sql(sp):
+    """`dbt-studio validate`'s columns are the relation's, as dbt's adapter lists them; on DuckDB from kept SQL
+    without dbt once compiled. The SQL is kept, the columns are read live: a column added later is seen."""
+    from sync_runner.validate import relation_columns
+
+    where = sp.p.where
+    manifest = load_manifest(where.project_dir)
+    node = manifest.studio_models()[0]
+
+    def adapter_columns() -> list[str]:
+        wh = sp.p.warehouse()
+        try:
+            with wh.session():
+                return wh.call("relation_columns", relation=wh.relation(node.database, node.schema, node.alias),
+                               lower=False)
+        finally:
+            wh.close()
+            sp.p.release()
+
+    expected = adapter_columns()
+    (sp.p.root / "target" / CACHE_FILE).unlink(missing_ok=True)
+    sp.p.release()
+    assert relation_columns(manifest, where)[node.unique_id] == expected
+    assert relation_columns(manifest, where)[node.unique_id] == expected
+    if sp.p.adapter == "duckdb":
+        compiled = compiled_sql(sp)
+        try:
+            compiled.value("relation_columns_sql",
+                           relation={"database": node.database, "schema": node.schema, "identifier": node.alias})
+            assert compiled.compiled == [] and compiled.direct  # kept by the first validate
+        finally:
+            compiled.close()
+        sp.p.query(f"alter table {node.relation_name} add column added_later integer")
+        sp.p.release()
+        try:
+            assert relation_columns(manifest, where)[node.unique_id] == [*expected, "added_later"]
+        finally:
+            sp.p.query(f"alter table {node.relation_name} drop column added_later")
+            sp.p.release()

@@ -1,0 +1,138 @@
+"""The warehouse connection: the macros of manifest.json are used only when nothing they were parsed from changed
+since (else the macro files are parsed, as dbt does), and a sync's DuckDB session runs under the package's memory
+limit, which the profile can override and which is lifted when the sync ends."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from sync_runner.project.target import DbtTarget
+from sync_runner.project.warehouse import Warehouse, _macros_of
+from sync_runner.sync.engine import Options, SyncRunner
+
+from helpers.sync_project import MAPPINGS, PROJECT, SyncProject, person
+
+
+@pytest.fixture(scope="module")
+def wp(new_project, tmp_path_factory):
+    project = SyncProject(new_project("duckdb", name="warehouse", source=PROJECT), tmp_path_factory.mktemp("wh"))
+    project.destinations(f"destinations:\n  out:\n    type: file\n    path: {project.tmp / 'out'}\n")
+    project.build({f"u{i}": person(i) for i in range(3)},
+                  [{"name": "people", "destination": "out", "mode": "upsert", "mappings": MAPPINGS}])
+    return project
+
+
+def _macros(wp: SyncProject, manifest=None):
+    wh = Warehouse(wp.p.where)
+    try:
+        return _macros_of(manifest or wp.p.root / "target" / "manifest.json", wh.config, wh.adapter.type())
+    finally:
+        wh.close()
+
+
+def _touch_back(path, seconds):
+    stat = path.stat()
+    os.utime(path, (stat.st_atime, stat.st_mtime + seconds))
+
+
+def test_macros_come_from_the_manifest_until_a_macro_file_changes(wp):
+    macros = _macros(wp)
+    assert macros is not None
+    assert "macro.dbt_studio.sync_plan" in macros.macros and "macro.dbt.run_query" in macros.macros
+    manifest = wp.p.root / "target" / "manifest.json"
+    own = wp.p.root / "macros" / "later.sql"
+    own.parent.mkdir(exist_ok=True)
+    own.write_text("{% macro later() %}select 1{% endmacro %}\n")
+    try:
+        _touch_back(own, 5)  # written after the manifest: it is not in it
+        assert _macros(wp) is None
+    finally:
+        own.unlink()
+    assert _macros(wp) is not None
+    # a package's macro edited after the build
+    package_file = next((wp.p.root / "dbt_packages" / "dbt_studio" / "macros").rglob("*.sql"))
+    before = package_file.stat().st_mtime
+    _touch_back(package_file, manifest.stat().st_mtime - before + 5)
+    try:
+        assert _macros(wp) is None
+    finally:
+        os.utime(package_file, (before, before))
+    assert _macros(wp) is not None
+
+
+def test_a_manifest_of_another_adapter_or_dbt_version_is_not_used(wp, tmp_path):
+    import json
+
+    data = json.loads((wp.p.root / "target" / "manifest.json").read_text())
+    for key, value in (("adapter_type", "snowflake"), ("dbt_version", "0.0.1")):
+        changed = json.loads(json.dumps(data))
+        changed["metadata"][key] = value
+        path = tmp_path / f"{key}.json"
+        path.write_text(json.dumps(changed))
+        _touch_back(path, 5)
+        assert _macros(wp, path) is None, key
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    _touch_back(broken, 5)
+    assert _macros(wp, broken) is None
+
+
+def _memory_limit(runner: SyncRunner) -> str:
+    with runner.warehouse.session():
+        _, table = runner.warehouse.adapter.execute("select current_setting('memory_limit')", fetch=True)
+        return str(table.rows[0][0])
+
+
+def test_a_sync_session_caps_duckdb_memory_and_lifts_the_cap_at_the_end(wp):
+    runner = SyncRunner(wp.p.where, Options())
+    try:
+        capped = _memory_limit(runner)
+        assert capped.replace(" ", "") in ("488.2MiB", "512.0MB", "512MB"), capped
+        report = runner.run()[0]
+        assert report.status == "success" and report.acknowledged == 3
+    finally:
+        runner.close()
+    wh = Warehouse(wp.p.where)
+    try:
+        with wh.session():
+            _, table = wh.adapter.execute("select current_setting('memory_limit')", fetch=True)
+            default = str(table.rows[0][0])
+    finally:
+        wh.close()
+    assert default != capped  # reset to DuckDB's own default (80% of RAM)
+
+    # the var changes the cap; '' keeps DuckDB's default
+    for value, expect_capped in (("1GB", True), ("", False)):
+        where = DbtTarget(wp.p.root, wp.p.root, None, {"dbt_studio_sync_duckdb_memory_limit": value})
+        runner = SyncRunner(where, Options())
+        try:
+            got = _memory_limit(runner)
+        finally:
+            runner.close()
+        assert (got != default) is expect_capped, (value, got)
+
+    # a value DuckDB cannot take fails the sync with one line naming the var, nothing planned
+    where = DbtTarget(wp.p.root, wp.p.root, None, {"dbt_studio_sync_duckdb_memory_limit": "a lot"})
+    runner = SyncRunner(where, Options())
+    try:
+        report = runner.run()[0]
+    finally:
+        runner.close()
+    assert report.status == "failed" and "dbt_studio_sync_duckdb_memory_limit" in report.message
+    assert "\n" not in report.message and report.planned == {}
+
+    # a memory_limit in the profile's settings wins
+    profile = wp.p.root / "profiles.yml"
+    original = profile.read_text()
+    profile.write_text(original.replace("threads: 2", "threads: 2\n      settings: {memory_limit: 300MB}"))
+    try:
+        runner = SyncRunner(wp.p.where, Options())
+        try:
+            got = _memory_limit(runner)
+        finally:
+            runner.close()
+    finally:
+        profile.write_text(original)
+    assert got.replace(" ", "") in ("286.1MiB", "300.0MB"), got

@@ -1,0 +1,263 @@
+"""Every route of the studio through Starlette's TestClient, on the plant-store example (DuckDB; the pages that
+read the warehouse also on Snowflake): pages, the builder's JSON routes, saving (round trip, hostile values,
+confinement), builds and syncs as jobs, and the security rules (Host check, token, CSRF, no secrets)."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+
+import pytest
+import yaml
+from starlette.testclient import TestClient
+
+from sync_runner.serve.studio.app import Studio, build_app
+from sync_runner.serve.studio.files import parse_audience
+
+from conftest import ADAPTERS
+from helpers.studio_projects import HOSTILE, settings
+
+AUDIENCES = ["fiddle_leaf_visitors", "high_value_buyers", "monthly_subscribers", "owners_of_succulents",
+             "viewed_not_bought"]
+
+
+@pytest.fixture(scope="module", params=ADAPTERS)
+def example(request, new_project, monkeypatch_module):
+    monkeypatch_module.setenv("STUDIO_TEST_SECRET", "s3cr3t-value-xyz")
+    project = new_project(request.param, name="studio_example")
+    config = project.root / "dbt_studio.yml"
+    config.write_text(config.read_text() + "  secret_hook:\n    type: http\n    url: http://127.0.0.1:9/x\n"
+                      "    headers: {Authorization: \"Bearer {{ env_var('STUDIO_TEST_SECRET') }}\"}\n")
+    project.dbt("build")
+    project.release()
+    studio = Studio(settings(project.root, project.adapter))
+    client = TestClient(build_app(studio.settings, studio))
+    client.get("/healthz")  # sets the CSRF cookie
+    yield project, studio, client
+    studio.close()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def post(client, url, body=None):
+    return client.post(url, json=body or {}, headers={"X-CSRF-Token": client.cookies.get("studio_csrf")})
+
+
+def count(project, name, where="1=1"):
+    return project.query(f"select count(*) from {project.relation(name)} where {where}")[0][0]
+
+
+def test_pages_render_with_the_project_s_facts(example):
+    project, studio, client = example
+    page = client.get("/schema").text
+    assert "<svg" in page and "stg_users" in page and "many:many via stg_memberships" in page
+    assert "stg_subscriptions" in page and "merges columns" in page
+    columns = client.get("/schema/stg_users").text
+    assert "geo_region" in columns and "sample" in columns
+    assert client.get("/").status_code == 200 and "Audiences" in client.get("/").text  # redirect to the list
+    listing = client.get("/audiences").text
+    assert all(a in listing for a in AUDIENCES) and "hx-get=\"/audiences/sizes\"" in listing
+    sizes = client.get("/audiences/sizes").text
+    for name in AUDIENCES:
+        row = sizes[sizes.index(f'data-audience="{name}"'):]
+        row = row[:row.index("</tr>")]
+        assert f'<td class="num size">{count(project, name):,}</td>' in row, name
+    hv = sizes[sizes.index('data-audience="high_value_buyers"'):]
+    assert f"holdout {count(project, 'high_value_buyers', 'is_holdout'):,}" in hv[:hv.index("</tr>")]
+    history = re.search(r'data-audience="viewed_not_bought".*?data-series=\'([^\']*)\'', sizes, re.S)
+    assert history and json.loads(html.unescape(history.group(1)))[-1][1] == count(project, "viewed_not_bought")
+    assert "retarget_to_files: never run" in sizes
+    assert 'id="builder"' in client.get("/builder?audience=high_value_buyers").text
+    assert "retarget_to_files" in client.get("/syncs").text
+    for url in ("/syncs/runs", "/syncs/retarget_to_files", "/syncs/retarget_to_files/details", "/healthz",
+                "/static/htmx.min.js", "/static/uPlot.iife.min.js", "/static/builder.js", "/static/studio.css"):
+        assert client.get(url).status_code == 200, url
+    for url in ("/syncs/nope", "/jobs/999999", "/schema/nope", "/api/audience/nope"):
+        assert client.get(url).status_code == 404, url
+
+
+def test_builder_schema_and_values(example):
+    project, studio, client = example
+    schema = client.get("/api/schema").json()
+    assert schema["parents"] == ["stg_users"]
+    users = schema["models"]["stg_users"]
+    assert [c[0] for c in users["columns"] if c[0] == "geo_region"] == ["geo_region"]
+    assert {r["to"] for r in users["relationships"]} >= {"stg_purchases", "stg_product_viewed", "stg_subscriptions"}
+    assert {a["name"] for a in schema["audiences"]} == set(AUDIENCES)
+    values = client.get("/api/values?model=stg_users&column=geo_region").json()["values"]
+    regions = project.query(f"select geo_region, count(*) from {project.relation('stg_users')} "
+                            "where geo_region is not null group by 1")
+    assert sorted((v["value"], v["occurrences"]) for v in values) == sorted(regions)
+    assert client.get("/api/values?model=stg_users&column=nope").status_code == 400
+    assert client.get("/api/values?model=stg_users&column=geo_region;drop").status_code == 400
+
+
+def test_funnel_route_matches_the_built_audience(example):
+    project, studio, client = example
+    opened = client.get("/api/audience/viewed_not_bought").json()
+    assert opened["editable"] and opened["as_of"] == "2026-01-01"
+    spec = {**opened["arguments"], "as_of": opened["as_of"]}
+    result = post(client, "/api/funnel", {"spec": spec, "session": "t"}).json()
+    assert result["size"] == count(project, "viewed_not_bought")
+    assert result["splits"] == {"retarget": count(project, "viewed_not_bought", "split_group = 'retarget'"),
+                                "holdout": count(project, "viewed_not_bought", "split_group = 'holdout'")}
+    assert len(result["steps"]) == 2 and result["steps"][0]["size"] >= result["size"]
+    assert result["members"]["columns"] == ["user_id", "name", "email"]
+    over = post(client, "/api/overlap", {"spec": spec, "others": ["high_value_buyers", "viewed_not_bought"]}).json()
+    assert over["matrix"][0][0] == over["matrix"][2][2] == over["matrix"][0][2] == result["size"]
+    assert over["matrix"][1][1] == count(project, "high_value_buyers")
+    down = post(client, "/api/breakdown", {"spec": spec, "column": "geo_region"}).json()["rows"]
+    assert sum(r["members"] for r in down) == result["size"]
+    bad = post(client, "/api/funnel", {"spec": {**spec, "where": {"column": "x; drop table y", "op": "="}}})
+    assert bad.status_code == 400 and "not a column name" in bad.json()["error"]
+    typo = post(client, "/api/funnel", {"spec": {**spec, "where": {"performed": "stg_product_viewed",
+                                                                    "within_day": 3}}})
+    assert typo.status_code == 400 and "did you mean 'within_days'" in typo.json()["error"]
+    unknown = post(client, "/api/funnel", {"spec": {**spec, "where": {"column": "nope", "op": "=", "value": 1}}})
+    assert unknown.status_code == 400 and "\n" not in unknown.json()["error"]
+
+
+def test_every_example_audience_opened_and_saved_unchanged_keeps_its_bytes(example):
+    project, studio, client = example
+    for name in AUDIENCES:
+        path = project.root / "models" / "audiences" / f"{name}.sql"
+        before = path.read_bytes()
+        opened = client.get(f"/api/audience/{name}").json()
+        saved = post(client, "/api/save", {"name": name, "folder": opened["folder"], "arguments": opened["arguments"],
+                                           "opened": name, "digest": opened["digest"], "as_of": opened["as_of"]})
+        assert saved.status_code == 200 and saved.json()["changed"] is False, saved.text
+        assert path.read_bytes() == before
+
+
+def test_a_new_description_rewrites_only_that_model_s_entry_of_the_shared_yaml(example):
+    project, studio, client = example
+    yml = project.root / "models" / "audiences" / "_audiences.yml"
+    sql = project.root / "models" / "audiences" / "monthly_subscribers.sql"
+    before, before_sql = yml.read_text(encoding="utf-8"), sql.read_bytes()
+    line = "    description: Users with a monthly subscription (users -> memberships -> subscriptions).\n"
+    assert before.count(line) == 1  # the example documents its audiences in one file
+    opened = client.get("/api/audience/monthly_subscribers").json()
+    assert opened["description"] == line.split(": ", 1)[1].strip()
+    description = "Monthly: it's {{ them }} -- é"
+    saved = post(client, "/api/save", {"name": "monthly_subscribers", "folder": opened["folder"],
+                                       "arguments": opened["arguments"], "opened": "monthly_subscribers",
+                                       "digest": opened["digest"], "as_of": opened["as_of"],
+                                       "description": description})
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["yml"] == "models/audiences/_audiences.yml" and saved.json()["changed"] is True
+    after = yml.read_text(encoding="utf-8")
+    start = before.index(line)
+    assert after[:start] == before[:start]
+    assert after.endswith(before[start + len(line):])
+    new_line = after[start:len(after) - len(before[start + len(line):])]
+    assert new_line.startswith("    description: ") and new_line.count("\n") == 1
+    entry = next(m for m in yaml.safe_load(after)["models"] if m["name"] == "monthly_subscribers")
+    assert entry["description"].replace("{{ '{' }}", "{") == description  # as dbt renders it
+    assert sql.read_bytes() == before_sql  # the arguments did not change: the SQL file neither
+
+
+def test_save_refuses_bad_names_paths_and_overwrites(example):
+    project, studio, client = example
+    args = {"parent": "stg_users", "where": {"column": "age", "op": ">", "value": 30}}
+    for name in ("../x", "Bad", "a/b", ""):
+        assert post(client, "/api/save", {"name": name, "arguments": args}).status_code == 400
+    for folder in ("..", "../macros", "/etc", "models/../../x"):
+        r = post(client, "/api/save", {"name": "fine", "folder": folder, "arguments": args})
+        assert r.status_code == 400 and "outside" in r.json()["error"], folder
+    r = post(client, "/api/save", {"name": "high_value_buyers", "folder": "models/audiences", "arguments": args})
+    assert r.status_code == 409 and "confirm" in r.json()["error"]
+    r = post(client, "/api/save", {"name": "stg_users", "folder": "models/audiences", "arguments": args,
+                                   "overwrite": True})
+    assert r.status_code == 400 and "already exists" in r.json()["error"]
+    assert not (project.root / "models" / "audiences" / "stg_users.sql").exists()
+
+
+def test_save_and_build_a_new_audience_with_hostile_values(example):
+    project, studio, client = example
+    description = "VIPs {{ var('x') }} -- it's {% raw %} é 🌱 #}"
+    args = {"parent": "stg_users",
+            "where": {"and": [{"column": "name", "op": "not in", "value": HOSTILE},
+                              {"has": "stg_purchases", "having": {"agg": "count", "op": ">=", "value": 1}}]},
+            "splits": {"groups": {"a": 80, "holdout": 20}, "holdout": "holdout", "salt": "x' -- {{ }}"},
+            "as_of": "2026-01-01"}
+    saved = post(client, "/api/save", {"name": "studio_hostile", "folder": "models/audiences", "arguments": args,
+                                       "description": description})
+    assert saved.status_code == 200 and saved.json() == {"sql": "models/audiences/studio_hostile.sql",
+                                                         "yml": "models/audiences/studio_hostile.yml",
+                                                         "changed": True, "created": True}
+    assert parse_audience(project.root / saved.json()["sql"]).arguments == args
+    funnel = post(client, "/api/funnel", {"spec": args}).json()
+    job = post(client, "/api/build", {"name": "studio_hostile", "new": True}).json()
+    done = studio.jobs.wait(studio.jobs.jobs[job["job"]])
+    assert done.status == "succeeded", "\n".join(done.lines[-30:])
+    log = client.get(f"/jobs/{job['job']}/log?format=json").json()
+    assert log["status"] == "succeeded" and any("studio_hostile" in line for line in log["lines"])
+    assert "studio_hostile" in client.get(f"/jobs/{job['job']}").text
+    assert count(project, "studio_hostile") == funnel["size"] > 0
+    assert count(project, "studio_hostile", "split_group = 'holdout'") == funnel["splits"]["holdout"]
+    manifest = json.loads((project.root / "target" / "manifest.json").read_text())
+    node = manifest["nodes"]["model.plant_store.studio_hostile"]
+    assert node["description"] == description
+    assert yaml.safe_load((project.root / "models/audiences/studio_hostile.yml").read_text())["models"][0]["name"]
+    assert "studio_hostile" in client.get("/audiences").text  # the new build is in the catalog
+
+
+def test_a_sync_runs_from_the_studio_and_its_run_appears(example):
+    project, studio, client = example
+    r = post(client, "/syncs/retarget_to_files/plan")
+    plan = studio.jobs.wait(studio.jobs.jobs[r.json()["job"]])
+    assert plan.status == "succeeded" and any("retarget_to_files" in line for line in plan.lines), plan.lines
+    r = post(client, "/syncs/retarget_to_files/run")
+    run = studio.jobs.wait(studio.jobs.jobs[r.json()["job"]])
+    assert run.status == "succeeded", run.lines
+    details = client.get("/syncs/retarget_to_files/details").text
+    assert details.count('class="run"') == 1 and "status-success" in details
+    sent = count(project, "viewed_not_bought")
+    values = re.search(r"data-values='([^']*)'", details)
+    assert values and json.loads(html.unescape(values.group(1))) == [sent]
+    htmx = client.post("/syncs/retarget_to_files/run", headers={"X-CSRF-Token": client.cookies.get("studio_csrf"),
+                                                                 "HX-Request": "true"})
+    assert htmx.status_code == 200 and 'class="job"' in htmx.text
+    studio.jobs.wait(studio.jobs.running() or studio.jobs.jobs[max(studio.jobs.jobs)])
+
+
+def test_secrets_are_never_rendered(example):
+    project, studio, client = example
+    pages = [client.get(u).text for u in ("/syncs", "/syncs/runs", "/audiences", "/audiences/sizes", "/schema",
+                                          "/api/schema")]
+    pages += [client.get(f"/jobs/{j}/log?format=json").text for j in studio.jobs.jobs]
+    assert not any("s3cr3t-value-xyz" in p for p in pages)
+
+
+def test_state_changes_need_the_csrf_token_and_local_requests(example):
+    project, studio, client = example
+    assert client.post("/api/save", json={"name": "x"}).status_code == 403
+    assert client.post("/api/save", json={"name": "x"}, headers={"X-CSRF-Token": "wrong"}).status_code == 403
+    other = TestClient(client.app)  # no CSRF cookie: a header alone is not enough
+    assert other.post("/api/build", json={"name": "x"},
+                      headers={"X-CSRF-Token": client.cookies.get("studio_csrf")}).status_code == 403
+    cross = client.post("/api/build", json={"name": "x"}, headers={
+        "X-CSRF-Token": client.cookies.get("studio_csrf"), "Origin": "http://evil.example"})
+    assert cross.status_code == 403
+    assert client.get("/audiences", headers={"Host": "evil.example"}).status_code == 403  # DNS rebinding
+    assert client.get("/schema").headers["x-frame-options"] == "DENY"
+
+
+def test_off_localhost_every_request_needs_the_token(example):
+    project, studio, client = example
+    guarded = settings(project.root, project.adapter, host="0.0.0.0", token="tok-123")
+    app = build_app(guarded, studio)
+    anon = TestClient(app)
+    assert anon.get("/audiences").status_code == 401 and anon.get("/static/builder.js").status_code == 401
+    assert anon.get("/audiences?token=nope").status_code == 401
+    assert anon.get("/audiences?token=tok-123").status_code == 200  # and it becomes a cookie
+    assert anon.get("/schema").status_code == 200
+    bearer = TestClient(app)
+    assert bearer.get("/schema", headers={"Authorization": "Bearer tok-123"}).status_code == 200
+

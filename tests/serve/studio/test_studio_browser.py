@@ -1,0 +1,283 @@
+"""The studio in a real browser (Playwright driving Debian's Chromium) on the plant-store example (DuckDB):
+build an audience by clicking, watch its funnel, save and build it, and find the member count the page showed
+in the built model; open a hand-written audience holding every kind of condition, save it unchanged (no byte
+changes), edit its event window and count, save and build it, and find the members a hand-written query finds;
+open a sync, run it, and see the run appear. The screenshots in docs/studio/ come from here. On Snowflake
+(fakesnow): open a built audience, see its size, add a condition with a suggested value and see the new size.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from sync_runner.serve.studio.app import Studio, build_app
+from sync_runner.serve.studio.files import parse_audience
+
+from helpers.studio_projects import settings
+
+CHROMIUM = "/usr/bin/chromium"
+WINDOW = 3650
+SHOTS = Path(__file__).resolve().parents[3] / "docs" / "studio"
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (.ci/run installs it)")
+# a hand-written audience with what the builder's first pass could not edit: `<>`, an event window `between`,
+# `times` as a bare number, first/last of an event, a having list, a trait with `where` and `order_by`
+EVERY_KIND = """{#- Every kind of condition, hand-written: the studio must open it, keep it and edit it. -#}
+{{ dbt_studio.audience(
+    parent='stg_users',
+    where={'and': [
+        {'column': 'geo_region', 'op': '<>', 'value': 'Northeast'},
+        {'performed': 'stg_product_viewed', 'between': ['2000-01-01', '2100-01-01'], 'times': 1},
+        {'or': [
+            {'has': 'stg_purchases', 'having': [{'agg': 'count', 'op': '>=', 'value': 1},
+                                                {'agg': 'sum', 'column': 'price', 'op': '>', 'value': 50}]},
+            {'not': {'performed': 'stg_tracks', 'last': {'op': 'before', 'value': '2000-01-01'}}},
+        ]},
+    ]},
+    traits=[{'name': 'last_product', 'related': 'stg_product_viewed', 'agg': 'last', 'column': 'product_id',
+             'order_by': 'timestamp', 'where': {'column': 'product_id', 'op': 'is not null'}}],
+) }}
+"""
+
+
+def every_kind_reference(project, start: str, times: int) -> int:
+    """Members of EVERY_KIND with the window starting at `start` and `times` views, by a query written here."""
+    r = project.relation
+    return project.query(
+        f"select count(*) from {r('stg_users')} u where u.geo_region <> 'Northeast' "
+        f"and (select count(*) from {r('stg_product_viewed')} v where v.user_id = u.user_id "
+        f"and v.timestamp >= '{start}' and v.timestamp < '2100-01-01') >= {times} "
+        f"and (((select count(*) from {r('stg_purchases')} x where x.user_id = u.user_id) >= 1 "
+        f"and (select sum(price) from {r('stg_purchases')} x where x.user_id = u.user_id) > 50) "
+        f"or not coalesce((select max(timestamp) from {r('stg_tracks')} t where t.user_id = u.user_id) "
+        "< '2000-01-01', false))")[0][0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(new_project):
+    project = new_project("duckdb", name="studio_browser")
+    (project.root / "models" / "audiences" / "every_kind.sql").write_text(EVERY_KIND, encoding="utf-8")
+    project.dbt("build")
+    # the reference counts, read before the studio holds the connection (a second adapter in this process would
+    # take it away mid-request): members per region who viewed a product in the last WINDOW days
+    rows = project.query(
+        f"select u.geo_region, count(*) from {project.relation('stg_users')} u where exists ("
+        f"select 1 from {project.relation('stg_product_viewed')} v where v.user_id = u.user_id "
+        f"and v.timestamp >= current_timestamp - interval {WINDOW} day and v.timestamp <= current_timestamp) "
+        "group by 1")
+    project.expected = dict(rows)
+    # the edit the every-kind test makes: the window from the median view on, and 2 views instead of 1
+    project.median_view = str(project.query(
+        f"select cast(median(timestamp) as date) from {project.relation('stg_product_viewed')}")[0][0])
+    project.every_kind = (every_kind_reference(project, "2000-01-01", 1),
+                          every_kind_reference(project, project.median_view, 2))
+    project.release()
+    yield from ((project, studio, url) for studio, url in serve(project))
+
+
+def serve(project):
+    """The studio on `project` in a uvicorn thread; yields (studio, its URL)."""
+    import uvicorn
+
+    port = free_port()
+    config = settings(project.root, project.adapter, port=port)
+    studio = Studio(config)
+    server = uvicorn.Server(uvicorn.Config(build_app(config, studio), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield studio, f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+    studio.close()
+
+
+@pytest.fixture(scope="module")
+def served_snowflake(new_project):
+    project = new_project("snowflake", name="studio_browser_sf")
+    project.dbt("build", "-s", "+high_value_buyers")
+    r = project.relation
+    project.size = count(project, "high_value_buyers")
+    # the most frequent region (the first suggested value) and the members in it, by a query written here
+    project.region = project.query(f"select geo_region, count(*) from {r('stg_users')} where geo_region is not null "
+                                   "group by 1 order by 2 desc, 1 limit 1")[0][0]
+    project.in_region = project.query(
+        f"select count(*) from {r('high_value_buyers')} h join {r('stg_users')} u on u.user_id = h.user_id "
+        f"where u.geo_region = '{project.region}'")[0][0]
+    project.release()
+    yield from ((project, url) for _, url in serve(project))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    yield page
+    context.close()
+    assert errors == []
+
+
+def shot(page, name: str) -> None:
+    if SHOTS.is_dir() or shutil.which("true"):
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def count(project, name, where="1=1"):
+    return project.query(f"select count(*) from {project.relation(name)} where {where}")[0][0]
+
+
+def test_build_an_audience_by_clicking_save_build_and_find_its_members(served, page):
+    project, studio, url = served
+    page.goto(f"{url}/schema")
+    page.wait_for_selector("table.columns[data-model='stg_users']")
+    shot(page, "schema")
+
+    page.goto(f"{url}/builder")
+    page.wait_for_selector("#top-adders button[data-kind='column']")
+    page.click("#top-adders button[data-kind='column']")
+    row = page.locator("#conditions .cond").nth(0)
+    row.locator("select.column").select_option("geo_region")
+    # the suggested values of the column come as choices
+    options = "datalist[id='values-stg_users-geo_region'] option"
+    page.wait_for_function(f"document.querySelectorAll(\"{options}\").length > 0")
+    suggested = page.eval_on_selector_all(options, "os => os.map(o => o.value)")
+    assert "Northeast" in suggested
+    row.locator("input.value").fill(suggested[0])
+
+    page.click("#top-adders button[data-kind='performed']")
+    performed = page.locator("#conditions .cond").nth(1)
+    performed.locator("select.target").select_option("stg_product_viewed")
+    performed = page.locator("#conditions .cond").nth(1)
+    performed.locator("input.within-days").fill(str(WINDOW))
+    page.click("button.add-splits")
+    page.fill("#name", "browser_vips")
+    page.fill("#description", "Built in the browser test: a region and a recent product view.")
+
+    expected = project.expected[suggested[0]]
+    assert expected > 0
+    page.wait_for_function("document.querySelectorAll('#funnel .step').length === 2 && "
+                           f"document.getElementById('total').dataset.size === '{expected}'", timeout=20000)
+    assert page.locator("#split-sizes .split-size").count() == 2
+    page.select_option("#breakdown-column", "age")
+    page.wait_for_selector("#breakdown .breakdown-row")
+    page.check("#overlap-choices input[value='high_value_buyers']")
+    page.wait_for_selector("table.overlap")
+    shot(page, "builder")
+
+    page.click("#save")
+    page.wait_for_selector("#save-status.saved")
+    assert "models/audiences/browser_vips.sql" in page.inner_text("#save-status")
+    page.click("#build")
+    page.wait_for_selector(".job[data-status='succeeded']", timeout=90000)
+    holdout = int(page.locator("#split-sizes .split-size .bar-num").nth(1).inner_text().split()[0].replace(",", ""))
+
+    page.goto(f"{url}/audiences")
+    page.wait_for_selector("tr[data-audience='browser_vips'] td.size")
+    size = page.inner_text("tr[data-audience='browser_vips'] td.size")
+    assert int(size.replace(",", "")) == expected
+    page.wait_for_selector("tr[data-audience='viewed_not_bought'] .spark .uplot", state="attached")
+    shot(page, "audiences")
+    page.close()  # no request in flight: read the built model directly
+    assert count(project, "browser_vips") == expected
+    assert count(project, "browser_vips", "split_group = 'holdout'") == holdout
+
+
+def test_every_kind_of_condition_opens_saves_unchanged_and_edits(served, page):
+    project, studio, url = served
+    path = project.root / "models" / "audiences" / "every_kind.sql"
+    before, after = project.every_kind
+    assert 0 < after < before  # the edit changes the members
+    original = parse_audience(path).arguments
+    page.goto(f"{url}/builder?audience=every_kind")
+    page.wait_for_function("document.querySelectorAll('#funnel .step').length === 3 && "
+                           f"document.getElementById('total').dataset.size === '{before}'", timeout=20000)
+    # every part is shown for editing
+    assert page.locator("#conditions .cond").nth(0).locator("select.op").input_value() == "<>"
+    performed = page.locator("#conditions .cond").nth(1)
+    assert performed.locator("input.between-start").input_value() == "2000-01-01"
+    assert performed.locator("input.between-end").input_value() == "2100-01-01"
+    assert performed.locator(".times input.cmp-value").input_value() == "1"
+    assert page.locator("#conditions .having").count() == 2
+    assert page.locator("#conditions .last input.cmp-value").input_value() == "2000-01-01"
+    assert page.locator("#traits select.trait-order-by").input_value() == "timestamp"
+    assert page.locator("#traits .trait-where select.op").input_value() == "is not null"
+
+    page.click("#save")
+    page.wait_for_selector("#save-status.saved")
+    assert "no change" in page.inner_text("#save-status")
+    assert path.read_text(encoding="utf-8") == EVERY_KIND
+
+    performed.locator("input.between-start").fill(project.median_view)
+    performed.locator(".times input.cmp-value").fill("2")
+    page.wait_for_function(f"document.getElementById('total').dataset.size === '{after}'", timeout=20000)
+    page.click("#save")
+    page.wait_for_function("document.getElementById('save-status').textContent.startsWith('saved')")
+    saved = parse_audience(path).arguments
+    assert saved["where"]["and"][1] == {"performed": "stg_product_viewed", "between": [project.median_view,
+                                        "2100-01-01"], "times": {"op": ">=", "value": 2}}
+    assert saved["traits"] == original["traits"]
+    assert [c for i, c in enumerate(saved["where"]["and"]) if i != 1] == \
+        [c for i, c in enumerate(original["where"]["and"]) if i != 1]
+    assert path.read_text(encoding="utf-8").startswith("{#- Every kind of condition")  # the comment stays
+    page.click("#build")
+    page.wait_for_selector(".job[data-status='succeeded']", timeout=90000)
+    page.close()
+    assert count(project, "every_kind") == after
+
+
+def test_open_a_sync_run_it_and_see_the_run(served, page):
+    project, studio, url = served
+    page.goto(f"{url}/syncs")
+    page.click("a[href='/syncs/retarget_to_files']")
+    page.wait_for_selector("#details table.runs")
+    before = page.locator("#details tr.run").count()
+    page.click("#sync-now")
+    page.wait_for_selector("#job-area .job[data-status='succeeded']", timeout=60000)
+    page.wait_for_function(f"document.querySelectorAll('#details tr.run').length === {before + 1}", timeout=20000)
+    assert page.inner_text("#details tr.run td.status") == "success"
+    page.wait_for_selector("#rows-chart .uplot", state="attached")
+    shot(page, "sync")
+
+
+def test_on_snowflake_an_audience_opens_with_its_size_and_a_condition_changes_it(served_snowflake, page):
+    project, url = served_snowflake
+    assert 0 < project.in_region < project.size
+    page.goto(f"{url}/builder?audience=high_value_buyers")
+    page.wait_for_function(f"document.getElementById('total').dataset.size === '{project.size}'", timeout=40000)
+    page.click("#top-adders button[data-kind='column']")
+    row = page.locator("#conditions .cond").nth(1)
+    row.locator("select.column").select_option("geo_region")
+    options = "datalist[id='values-stg_users-geo_region'] option"
+    page.wait_for_function(f"document.querySelectorAll(\"{options}\").length > 0", timeout=40000)
+    assert page.eval_on_selector_all(options, "os => os.map(o => o.value)")[0] == project.region
+    row.locator("input.value").fill(project.region)
+    page.wait_for_function("document.querySelectorAll('#funnel .step').length === 2 && "
+                           f"document.getElementById('total').dataset.size === '{project.in_region}'", timeout=40000)

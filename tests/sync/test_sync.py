@@ -1,0 +1,388 @@
+"""The sync engine end to end, on DuckDB and on Snowflake (fakesnow): plans computed in the warehouse, changes
+delivered to real destinations (files, a DuckDB table, PostgreSQL, a local webhook that follows its contract),
+state committed only for what the destination acknowledged.
+
+Expected change sets come from a plain-Python reference of the documented semantics (`expected_ops`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import duckdb
+import pytest
+import yaml
+
+from helpers import ADAPTERS
+from helpers.sql_lint import unknown_functions
+from helpers.sync_project import COMBOS, MAPPED, MAPPINGS, PROJECT, SyncProject, file_ops, person
+
+
+def expected_ops(before: dict, after: dict, mode: str, on_delete: str) -> dict[str, str]:
+    """The documented semantics: only mapped columns count; insert mode sends keys never sent; update mode
+    sends new keys as updates; deletes go out with on_delete delete/clear (mirror deletes by default)."""
+    ops = {}
+    for key, row in after.items():
+        if key not in before:
+            ops[key] = "update" if mode == "update" else "insert"
+        elif mode != "insert" and any(row[c] != before[key][c] for c in MAPPED):
+            ops[key] = "update"
+    if mode != "insert" and (mode == "mirror" or on_delete != "nothing"):
+        for key in before.keys() - after.keys():
+            ops[key] = "clear" if on_delete == "clear" else "delete"
+    return ops
+
+
+@pytest.fixture(scope="module", params=ADAPTERS)
+def sp(request, new_project, tmp_path_factory):
+    project = new_project(request.param, name="sync", source=PROJECT)
+    return SyncProject(project, tmp_path_factory.mktemp(f"sync_out_{request.param}"))
+
+
+def test_cdc_matrix_sends_exactly_the_changes(sp):
+    out = sp.tmp / "matrix"
+    sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {out}\n")
+    syncs = [{"name": f"m_{mode}_{on_delete}", "destination": "out", "mode": mode, "on_delete": on_delete,
+              "mappings": MAPPINGS} for mode, on_delete in COMBOS]
+    before = {f"u{i:02d}": person(i) for i in range(1, 9)}
+    sp.build(before, syncs)
+    first = sp.sync()
+    assert {r.status for r in first.values()} == {"success"}
+    after = {k: dict(v) for k, v in before.items() if k not in ("u01", "u02")}   # deleted
+    after["u03"]["plan"] = "pro"                                                     # changed, mapped
+    after["u04"]["note"] = "changed but unmapped"                                    # changed, unmapped
+    after["u05"]["name"] = "New Name"                                                # changed, unmapped
+    after["u06"]["score"] = None                                                     # changed to null
+    after["u09"] = person(9)                                                         # new
+    sp.build(after, syncs)
+    second = sp.sync()
+    for mode, on_delete in COMBOS:
+        name = f"m_{mode}_{on_delete}"
+        runs = file_ops(out, name)
+        assert {k: r["_op"] for k, r in runs[0].items()} == expected_ops({}, before, mode, on_delete), name
+        sent = runs[1] if len(runs) > 1 else {}
+        assert {k: r["_op"] for k, r in sent.items()} == expected_ops(before, after, mode, on_delete), name
+        assert second[name].acknowledged == len(sent)
+        for key, record in sent.items():
+            if record["_op"] in ("insert", "update"):
+                assert record == {"_op": record["_op"], "_key": key, "id": key,
+                                  **{c: after[key][c] for c in MAPPED}}
+            elif record["_op"] == "clear":  # only the key survives a clear
+                assert record == {"_op": "clear", "_key": key, "id": key, "email": None, "plan": None,
+                                  "score": None}
+            else:  # a delete carries what the destination last acknowledged
+                assert record["email"] == before[key]["email"]
+    # a third run with nothing changed sends nothing at all
+    third = sp.sync()
+    assert all(r.planned == {"insert": 0, "update": 0, "delete": 0, "clear": 0} for r in third.values())
+
+
+def test_table_destination_ends_equal_to_the_model(sp):
+    path = sp.tmp / "marts" / "mart.duckdb"  # a folder that does not exist yet
+    sp.destinations(f"destinations:\n  mart:\n    type: duckdb\n    path: {path}\n    table: people\n"
+                    "    key_column: id\n")
+    rng = random.Random(7)
+    rows = {f"u{i:03d}": person(i) for i in range(60)}
+    syncs = [{"name": "mirror_mart", "destination": "mart", "mode": "mirror", "mappings": MAPPINGS}]
+    for _ in range(3):
+        sp.build(rows, syncs)
+        assert sp.sync()["mirror_mart"].status == "success"
+        con = duckdb.connect(str(path))
+        got = {r[0]: r[1:] for r in con.execute("select id, email, plan, score from people").fetchall()}
+        con.close()
+        assert got == {k: (v["email"], v["plan"], v["score"]) for k, v in rows.items()}
+        for key in rng.sample(sorted(rows), 10):
+            del rows[key]
+        for key in rng.sample(sorted(rows), 10):
+            rows[key]["plan"] = rng.choice(["free", "pro", "team"])
+        for i in range(rng.randint(1, 10)):
+            rows[f"n{len(rows)}_{i}"] = person(1000 + i)
+
+
+def test_mapping_change_resets_to_a_full_resync_without_deletes(sp):
+    out = sp.tmp / "reset"
+    sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {out}\n")
+    rows = {f"u{i}": person(i) for i in range(5)}
+    sync = {"name": "resets", "destination": "out", "mode": "mirror", "mappings": MAPPINGS}
+    sp.build(rows, [sync])
+    sp.sync()
+    del rows["u0"]
+    sp.build(rows, [dict(sync, mappings={**MAPPINGS, "full_name": "name"})])
+    report = sp.sync()["resets"]
+    assert report.full_resync
+    last = file_ops(out, "resets")[-1]
+    assert {k: r["_op"] for k, r in last.items()} == dict.fromkeys(rows, "insert")  # no delete of u0
+    assert last["u1"]["full_name"] == "Person 1"
+
+
+def test_dry_run_plans_without_changing_state(sp):
+    out = sp.tmp / "dry"
+    sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {out}\n")
+    rows = {f"u{i}": person(i) for i in range(4)}
+    sync = {"name": "dry", "destination": "out", "mode": "upsert", "mappings": MAPPINGS}
+    sp.build(rows, [sync])
+    planned = sp.sync(dry_run=True)["dry"]
+    assert planned.status == "planned" and planned.planned["insert"] == 4
+    assert not out.exists() or not list(out.iterdir())
+    assert sp.sync(dry_run=True)["dry"].planned["insert"] == 4  # still nothing committed
+    assert sp.sync()["dry"].acknowledged == 4
+
+
+def test_duplicate_and_null_keys_stop_the_sync_and_change_nothing(sp, http_sink):
+    http_sink.reset()
+    sp.destinations(_http_yaml(http_sink))
+    rows = {f"u{i}": person(i) for i in range(4)}
+    sync = {"name": "dupes", "destination": "hook", "mode": "upsert", "mappings": MAPPINGS}
+    sp.build(rows, [sync])
+    assert sp.sync()["dupes"].status == "success"
+    received = http_sink.records_received()
+    rows["u1"]["plan"] = "team"
+    sp.build(rows, [sync], primary_key="plan")  # many people share a plan
+    report = sp.sync()["dupes"]
+    assert report.status == "failed"
+    assert "stopped before sending anything" in report.message and "'free'" in report.message
+    assert http_sink.records_received() == received
+    sp.build(rows, [sync])  # back to the real key: the change is still pending, nothing was lost
+    again = sp.sync()["dupes"]
+    assert again.status == "success" and again.planned["update"] == 1
+
+
+def _http_yaml(sink, token_var: str = "SINK_TOKEN", batch_size: int = 50, concurrency: int = 4) -> str:
+    os.environ.setdefault(token_var, sink.token)
+    return (f"destinations:\n  hook:\n    type: http\n    url: {sink.url}/records\n"
+            f"    headers:\n      Authorization: \"Bearer {{{{ env_var('{token_var}') }}}}\"\n"
+            f"    results_path: results\n    batch_size: {batch_size}\n    concurrency: {concurrency}\n")
+
+
+def test_transient_errors_are_retried_and_rejections_retried_until_they_succeed(sp, http_sink):
+    http_sink.reset()
+    sp.destinations(_http_yaml(http_sink, batch_size=10))
+    rows = {f"u{i:02d}": person(i) for i in range(30)}
+    rows["u05"]["email"] = "invalid-address"
+    rows["u17"]["email"] = "invalid-too"
+    sync = {"name": "hooked", "destination": "hook", "mode": "upsert", "mappings": MAPPINGS}
+    sp.build(rows, [sync])
+    http_sink.fail_next(2, 429, retry_after=0.1)
+    http_sink.fail_next(1, 503)
+    report = sp.sync(base_delay=0.05)["hooked"]
+    assert report.status == "success" and report.acknowledged == 28 and report.rejected == 2
+    assert set(http_sink.store) == set(rows) - {"u05", "u17"}
+    rejections = {r[0]: (r[1], r[2]) for r in sp.state("hooked", "rejections")}
+    assert rejections == {"u05": ("invalid email", 1), "u17": ("invalid email", 1)}
+    # the next run retries exactly the rejected rows (and they are refused again)
+    report = sp.sync(base_delay=0.05)["hooked"]
+    assert report.planned["insert"] == 2 and report.rejected == 2
+    assert {r[0]: r[2] for r in sp.state("hooked", "rejections")} == {"u05": 2, "u17": 2}
+    # fixed upstream: they go through and leave the rejections table
+    rows["u05"]["email"] = "ok5@mail.com"
+    rows["u17"]["email"] = "ok17@mail.com"
+    sp.build(rows, [sync])
+    assert sp.sync(base_delay=0.05)["hooked"].acknowledged == 2
+    assert sp.state("hooked", "rejections") == []
+    assert {k: v["email"] for k, v in http_sink.store.items()} == {k: v["email"] for k, v in rows.items()}
+    if sp.p.adapter == "snowflake":  # plan, commit, rejections, locks and the run log all ran: lint their SQL
+        statements = [q for q in sp.p.sql_log if "_dbt_studio" in q.lower()]
+        assert any(" minus" in q.lower() for q in statements)
+        assert unknown_functions(statements) == []
+
+
+def test_auth_failure_is_terminal_and_keeps_state(sp, http_sink, monkeypatch):
+    http_sink.reset()
+    monkeypatch.setenv("WRONG_TOKEN", "not-the-token-xyz")
+    sp.destinations(_http_yaml(http_sink, token_var="WRONG_TOKEN"))
+    rows = {f"u{i}": person(i) for i in range(3)}
+    sync = {"name": "denied", "destination": "hook", "mode": "upsert", "mappings": MAPPINGS}
+    sp.build(rows, [sync])
+    report = sp.sync()["denied"]
+    assert report.status == "failed" and "refused the credentials (HTTP 401)" in report.message
+    assert "not-the-token-xyz" not in json.dumps(report.as_dict())
+    assert sp.state("denied", "snapshot") == []
+    assert sp.sync(dry_run=True)["denied"].planned["insert"] == 3
+
+
+def test_postgres_destination_upserts_and_deletes(sp, postgres_dsn):
+    import psycopg2
+
+    sp.destinations(f"destinations:\n  pg:\n    type: postgres\n    dsn: \"{postgres_dsn}\"\n"
+                    f"    table: people_{sp.p.adapter}\n    key_column: id\n")
+    rows = {f"u{i}": person(i) for i in range(20)}
+    sync = {"name": "to_pg", "destination": "pg", "mode": "mirror", "mappings": MAPPINGS}
+    for change in range(2):
+        sp.build(rows, [sync])
+        assert sp.sync()["to_pg"].status == "success"
+        with psycopg2.connect(postgres_dsn) as conn, conn.cursor() as cur:
+            cur.execute(f"select id, email, plan, score from people_{sp.p.adapter}")
+            got = {r[0]: r[1:] for r in cur.fetchall()}
+        assert got == {k: (v["email"], v["plan"], v["score"]) for k, v in rows.items()}
+        del rows[f"u{3 + change}"]
+        rows[f"u{6 + change}"]["plan"] = "pro"
+        rows[f"new{change}"] = person(100 + change)
+
+
+def test_kill_9_during_delivery_loses_nothing(sp, http_sink):
+    """The sync process is killed while a slow destination receives batches (after a random number of them);
+    after a rerun the destination equals the model, with no row lost."""
+    rng = random.Random(11)
+    sp.destinations(_http_yaml(http_sink, batch_size=3, concurrency=1))
+    rows = {f"k{i:03d}": person(i) for i in range(60)}
+    sync = {"name": "killed", "destination": "hook", "mode": "mirror", "mappings": MAPPINGS}
+    env = dict(os.environ, SINK_TOKEN=http_sink.token)
+    cmd = [sys.executable, "-c", "from sync_runner.cli import main; main()", "sync", "--project-dir",
+           str(sp.p.root), "--profiles-dir", str(sp.p.root)]
+    http_sink.reset()
+    interrupted = 0
+    for trial in range(3):
+        if trial:
+            for key in rng.sample(sorted(rows), 8):
+                del rows[key]
+            for key in rng.sample(sorted(rows), 8):
+                rows[key]["plan"] = f"plan{trial}"
+            for i in range(8):
+                rows[f"t{trial}_{i}"] = person(500 + 10 * trial + i)
+        sp.build(rows, [sync])
+        sp.p.release()
+        http_sink.delay = 0.1
+        seen = len(http_sink.requests)
+        wanted = seen + rng.randint(1, 4)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while len(http_sink.requests) < wanted and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        interrupted += http_sink.store.keys() != rows.keys() or any(
+            http_sink.store[k]["plan"] != rows[k]["plan"] for k in rows if k in http_sink.store)
+        http_sink.delay = 0.0
+        rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        assert set(http_sink.store) == set(rows), f"trial {trial}"
+        assert {k: v["plan"] for k, v in http_sink.store.items()} == {k: v["plan"] for k, v in rows.items()}
+    assert interrupted == 3, "every kill must land while the destination was still incomplete"
+
+
+def test_one_sync_at_a_time_and_stale_locks_are_taken_over(sp):
+    import socket
+
+    out = sp.tmp / "locked"
+    sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {out}\n")
+    sync = {"name": "locked", "destination": "out", "mode": "upsert", "mappings": MAPPINGS}
+    sp.build({"u1": person(1)}, [sync])
+    assert sp.sync()["locked"].status == "success"  # creates the state tables
+    wh = sp.p.warehouse()
+    try:
+        with wh.session():
+            args = {"name": "locked", "state_schema": wh.call("sync_default_state_schema")}
+            live = f"{socket.gethostname()}:{os.getpid()}:other-run"  # this very process: alive
+            assert wh.call("sync_lock", sync=args, holder=live)[0] == live
+    finally:
+        wh.close()
+    report = sp.sync()["locked"]
+    assert report.status == "failed" and "is already running" in report.message and live in report.message
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    wh = sp.p.warehouse()
+    try:
+        with wh.session():
+            wh.call("sync_unlock", sync=args, holder=live)
+            stale = f"{socket.gethostname()}:{dead.stdout.strip()}:killed-run"  # a process that has exited
+            assert wh.call("sync_lock", sync=args, holder=stale)[0] == stale
+    finally:
+        wh.close()
+    assert sp.sync()["locked"].status == "success"
+
+
+def test_models_whose_build_failed_are_skipped_and_a_later_parse_does_not_stop_syncs(sp):
+    out = sp.tmp / "skips"
+    sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {out}\n")
+    sp.build({"u1": person(1)}, [{"name": "skippy", "destination": "out", "mappings": MAPPINGS}])
+    path = sp.p.root / "target" / "run_results.json"
+    results = json.loads(path.read_text())
+    for r in results["results"]:
+        if r["unique_id"].endswith(".people"):
+            r["status"] = "error"
+    path.write_text(json.dumps(results))
+    report = sp.sync()["skippy"]
+    assert report.status == "skipped" and "its last build error" in report.message
+    assert not out.exists()
+    # run_results.json of another invocation than manifest.json (as after a `dbt parse` or `dbt compile`): the
+    # runner goes by the last build the package's on-run-end hook recorded: a success, with the same checksum
+    results["metadata"]["invocation_id"] = "another-invocation"
+    path.write_text(json.dumps(results))
+    report = sp.sync()["skippy"]
+    assert report.status == "success" and report.acknowledged == 1
+
+
+def test_a_run_that_commits_everything_empties_its_plan(sp, http_sink):
+    http_sink.reset()
+    sp.destinations(_http_yaml(http_sink, batch_size=5))
+    rows = {f"s{i}": person(i) for i in range(12)}
+    sync = {"name": "settles", "destination": "hook", "mode": "upsert", "mappings": MAPPINGS}
+    sp.build(rows, [sync])
+    assert sp.sync(select=("settles",))["settles"].status == "success"
+    assert sp.state("settles", "plan") == []  # nothing of it is in doubt any more
+    rows["s1"]["plan"] = "pro"
+    sp.build(rows, [sync])
+    http_sink.fail_next(2, 503)  # both attempts of the next run fail: its plan stays, for the run after it
+    report = sp.sync(select=("settles",), max_attempts=2, base_delay=0.01)["settles"]
+    assert report.status == "failed"
+    assert [r[2] for r in sp.state("settles", "plan")] == ["s1"]
+    assert sp.sync(select=("settles",))["settles"].acknowledged == 1
+    assert sp.state("settles", "plan") == [] and http_sink.store["s1"]["plan"] == "pro"
+
+
+def test_templates_written_in_dbt_studio_yml_reach_the_destination_as_written(sp, http_sink, monkeypatch):
+    """Only env_var calls are filled in when dbt_studio.yml is read: a body_template with loops and a url template
+    (here next to an env_var in the same value) are the http destination's to render, per batch."""
+    http_sink.reset()
+    monkeypatch.setenv("TPL_SINK_URL", http_sink.url)
+    monkeypatch.setenv("TPL_SINK_TOKEN", http_sink.token)
+    body = ('{"op": "{{ op }}", "records": [{% for r in records %}{"id": {{ r.id | tojson }}, '
+            '"email": {{ r.email | tojson }}, "tag": {{ (op ~ \':\' ~ r.plan) | tojson }}}'
+            '{{ "," if not loop.last }}{% endfor %}]}')
+    hook = {"type": "http", "url": "{{ env_var('TPL_SINK_URL') }}/records?op={{ op }}",
+            "headers": {"Authorization": "Bearer {{ env_var('TPL_SINK_TOKEN') }}"}, "body_template": body,
+            "results_path": "results"}
+    sp.destinations(yaml.safe_dump({"destinations": {"hook": hook}}))
+    rows = {f"u{i:02d}": person(i) for i in range(12)}
+    sp.build(rows, [{"name": "templated", "destination": "hook", "mode": "upsert", "mappings": MAPPINGS}])
+    report = sp.sync()["templated"]
+    assert report.status == "success" and report.acknowledged == len(rows), report.message
+    assert http_sink.store == {k: {"id": k, "email": v["email"], "tag": f"insert:{v['plan']}"}
+                               for k, v in rows.items()}
+    assert {r["op"] for r in http_sink.requests} == {"insert"}
+
+
+def test_a_syncs_time_is_its_own_not_the_commands_start_up(sp, monkeypatch):
+    """The `time` of each sync (SyncReport.seconds) runs from its plan to its commit: the command's start-up
+    (loading dbt, connecting, the kept SQL) is not in it. The warehouse login is made slow here (dbt's adapter
+    registration sleeps, as a Snowflake SSO login can take seconds): the command then takes at least that long,
+    and the syncs' times, which do not overlap, add up to no more than the rest of it."""
+    import dbt.adapters.factory as factory
+
+    delay = 3.0
+    sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {sp.tmp / 'timed'}\n")
+    rows = {f"u{i}": person(i) for i in range(3)}
+    sp.build(rows, [{"name": f"timed_{n}", "destination": "out", "mode": "upsert", "mappings": MAPPINGS}
+                    for n in (1, 2)])
+    assert {r.status for r in sp.sync().values()} == {"success"}
+
+    register = factory.register_adapter
+
+    def slow_login(*args, **kwargs):
+        time.sleep(delay)
+        return register(*args, **kwargs)
+
+    monkeypatch.setattr(factory, "register_adapter", slow_login)
+    began = time.monotonic()
+    reports = sp.sync()
+    total = time.monotonic() - began
+    assert {name: (r.status, sum(r.planned.values())) for name, r in reports.items()} == {
+        "timed_1": ("success", 0), "timed_2": ("success", 0)}  # nothing to send: a sync of 0 rows
+    assert total >= delay  # the command did start up slowly ...
+    assert all(0 < r.seconds < delay for r in reports.values()), {n: r.seconds for n, r in reports.items()}
+    assert sum(r.seconds for r in reports.values()) <= total - delay  # ... and no sync's time holds it

@@ -1,0 +1,106 @@
+"""`dbt-studio sync / plan / status / validate` as a user runs them: output, exit codes, one-line errors, and
+no secret in any output."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from helpers.sync_project import MAPPINGS, PROJECT, SyncProject, person
+
+SECRET = "sk-live-6c1f-SECRET-9d2e"
+
+
+def cli(project, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    project.release()
+    return subprocess.run([sys.executable, "-c", "from sync_runner.cli import main; main()", *args,
+                           "--project-dir", str(project.root)],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def sp(new_project, tmp_path_factory):
+    return SyncProject(new_project("duckdb", name="sync_cli", source=PROJECT), tmp_path_factory.mktemp("cli_out"))
+
+
+def test_plan_sync_status_round_trip(sp):
+    out = sp.tmp / "files"
+    sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {out}\n")
+    rows = {f"u{i}": person(i) for i in range(5)}
+    sp.build(rows, [{"name": "to_files", "destination": "out", "mode": "mirror", "mappings": MAPPINGS}])
+
+    plan = cli(sp.p, "plan")
+    assert plan.returncode == 0, plan.stderr
+    header = next(line for line in plan.stdout.splitlines() if line.startswith("sync"))
+    assert header.split() == ["sync", "model", "destination", "status", "adds", "changes", "deletes"]
+    assert "to_files  people  out" in plan.stdout and "planned" in plan.stdout
+    assert "p0@mail.com" in plan.stdout  # the sample
+
+    synced = cli(sp.p, "sync", "--json")
+    assert synced.returncode == 0, synced.stderr
+    [report] = json.loads(synced.stdout)["syncs"]
+    assert (report["status"], report["acknowledged"], report["planned"]["insert"]) == ("success", 5, 5)
+
+    status = cli(sp.p, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    runs = json.loads(status.stdout)
+    assert runs[0]["sync_name"] == "to_files" and runs[0]["status"] == "success" and runs[0]["acknowledged"] == 5
+
+
+def test_validate_names_file_model_and_key_for_each_problem(sp):
+    sp.destinations("destinations:\n  out:\n    type: file\n    path: out\n")
+    rows = {f"u{i}": person(i) for i in range(2)}
+    sp.build(rows, [{"name": "ok_sync", "destination": "nowhere", "mode": "upsert", "mappings": MAPPINGS},
+                    {"name": "Bad Name", "destination": "out", "mode": "sometimes", "mappings": MAPPINGS}])
+    result = cli(sp.p, "validate")
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "error: models/_people.yml: model 'people': meta.dbt_studio.syncs[0].destination: unknown destination " \
+           "'nowhere' (known: out)" in errors
+    assert any("syncs[1].name" in e for e in errors) and any("syncs[1].mode" in e for e in errors)
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_column_in_a_mapping_fails_before_sending(sp):
+    sp.destinations("destinations:\n  out:\n    type: file\n    path: out_unknown\n")
+    sp.build({"u1": person(1)}, [{"name": "typo", "destination": "out", "mappings": {"mail": "emial"}}])
+    result = cli(sp.p, "sync")
+    assert result.returncode == 2  # a mistake in the configuration, not in the data
+    assert "sync 'typo' maps unknown column 'emial' (did you mean 'email'?)" in result.stderr
+    status = cli(sp.p, "status", "--json")  # the run that stopped before sending is in the run log
+    assert [(r["sync_name"], r["status"]) for r in json.loads(status.stdout)][:1] == [("typo", "failed")]
+    assert "emial" in json.loads(status.stdout)[0]["error"]
+    assert not (sp.p.root / "out_unknown").exists()
+
+
+def test_missing_env_var_is_a_one_line_error(sp):
+    sp.destinations("destinations:\n  hook:\n    type: http\n    url: http://127.0.0.1:9/x\n"
+                    "    headers: {Authorization: \"{{ env_var('NOT_SET_ANYWHERE') }}\"}\n")
+    sp.build({"u1": person(1)}, [{"name": "needs_env", "destination": "hook", "mappings": MAPPINGS}])
+    result = cli(sp.p, "sync")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [  # the sync is skipped, naming the file and the key once
+        f"needs_env: not run: {sp.p.root / 'dbt_studio.yml'}: destinations.hook.headers.Authorization: "
+        "env var 'NOT_SET_ANYWHERE' is not set"]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_no_command_prints_a_secret(sp, http_sink):
+    http_sink.reset()
+    url = f"{http_sink.url}/records?key={{{{ env_var('SK') }}}}"
+    sp.destinations(f"destinations:\n  hook:\n    type: http\n    url: {url}\n"
+                    "    headers: {Authorization: \"Bearer {{ env_var('SK') }}\"}\n    timeout: 5\n")
+    sp.build({f"u{i}": person(i) for i in range(3)},
+             [{"name": "leaky", "destination": "hook", "mode": "upsert", "mappings": MAPPINGS}])
+    env = {"SK": SECRET}
+    outputs = []
+    for args in (["validate"], ["plan"], ["plan", "--json"], ["sync"], ["sync", "--json"], ["status"],
+                 ["status", "--json"]):
+        result = cli(sp.p, *args, env=env)
+        outputs.append(result.stdout + result.stderr)
+    assert all(SECRET not in text for text in outputs)
+    assert "refused the credentials (HTTP 401)" in outputs[3]  # the sink wants its own token: a real failure path
