@@ -45,12 +45,19 @@ def validate_node(node: Node) -> list[Problem]:
     return problems
 
 
-def _schema_problems(manifest: Manifest) -> list[Problem]:
+def _schema_problems(manifest: Manifest, checked: set[str]) -> list[Problem]:
     """The schema's rules across models, from the package's `_schema` macro itself (the same answer as dbt's
-    compile): which models, columns and hops exist, merge sides, event timestamps."""
-    from sync_runner.audiences.schema import schema_problems
+    compile): which models, columns and hops exist, merge sides, event timestamps; then what each audience's
+    arguments refer to, from `_check_audience_references` (models, relationships, columns, other audiences),
+    except for the audiences in `checked`, whose arguments already broke the declared schema (one line a
+    mistake: a misspelled `colum` is not also a missing column)."""
+    from sync_runner.audiences.schema import audience_reference_problems, schema_problems
 
-    return [Problem(file, model, "", message, "") for file, model, message in schema_problems(manifest)]
+    problems = [Problem(file, model, "", message, "") for file, model, message in schema_problems(manifest)]
+    if problems:  # references are resolved through a schema that holds together
+        return problems
+    return [Problem(file, model, key, message, "dbt_studio.audience")
+            for file, model, key, message in audience_reference_problems(manifest) if model not in checked]
 
 
 def validate_manifest(manifest: Manifest, project_dir: Path | None = None,
@@ -63,7 +70,7 @@ def validate_manifest(manifest: Manifest, project_dir: Path | None = None,
     for node in sorted(nodes.values(), key=lambda n: n.name):
         problems += validate_node(node)
     if not any(p.block == "meta.dbt_studio" for p in problems):  # the rules across models read well-formed meta
-        problems += _schema_problems(manifest)
+        problems += _schema_problems(manifest, {p.model for p in problems if p.block == "dbt_studio.audience"})
     if not any(n.studio.get("syncs") for n in manifest.studio_models() if isinstance(n.studio, dict)):
         return problems
     if project_dir is None:  # no dbt_studio.yml to check the destinations against: the syncs' shape only

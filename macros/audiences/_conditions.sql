@@ -38,21 +38,15 @@
         {{ return(node.relation) }}
     {%- endif -%}
     {%- if node.unique_id not in model.depends_on.nodes -%}
-        {{ dbt_studio._cond_error(ctx, "reads model '" ~ name
-                                  ~ "' (a through relationship) which the condition tree does not name; add 'via': '"
-                                  ~ name ~ "' to the condition so that dbt records the dependency") }}
+        {{ dbt_studio._cond_error(ctx, dbt_studio._unrecorded_model(name)) }}
     {%- endif -%}
     {{ return(ref(name)) }}
 {% endmacro %}
 
 {% macro _check_column(ctx, model, column) %}
-    {%- set known = dbt_studio._model_columns(ctx.schema, model) -%}
-    {%- if column is not string or not column -%}
-        {{ dbt_studio._cond_error(ctx, "a condition on model '" ~ model ~ "' needs a column name") }}
-    {%- endif -%}
-    {%- if known | length > 0 and (column | lower) not in known -%}
-        {{ dbt_studio._cond_error(ctx, "unknown column '" ~ column ~ "' of model '" ~ model ~ "' "
-                                  ~ dbt_studio._columns_phrase(ctx.schema, model)) }}
+    {%- set problem = dbt_studio._column_problem(ctx.schema, model, column) -%}
+    {%- if problem is not none -%}
+        {{ dbt_studio._cond_error(ctx, problem) }}
     {%- endif -%}
 {% endmacro %}
 

@@ -44,14 +44,9 @@
     {%- set ctx = {'schema': schema, 'mode': mode, 'name': name, 'as_of': dbt_studio._as_of_sql(as_of), 'ctes': [],
                    'n': []} -%}
     {%- do dbt_studio._check_audience_keys(name, spec) -%}
-    {%- set parent = schema.models.get(spec.parent) -%}
-    {%- if parent is none -%}
-        {{ dbt_studio._cond_error(ctx, "unknown parent model '" ~ spec.parent ~ "'") }}
-    {%- endif -%}
-    {%- if parent.model_type != 'parent' or not parent.primary_key -%}
-        {{ dbt_studio._cond_error(ctx, "model '" ~ spec.parent ~ "' is not a parent model "
-                                  ~ "(meta.dbt_studio needs model_type: parent and a primary_key)") }}
-    {%- endif -%}
+    {%- do dbt_studio._check_audience_references(schema, name, spec,
+                                                 depends_on=model.depends_on.nodes if mode == 'model' else none) -%}
+    {%- set parent = schema.models[spec.parent] -%}
     {%- set scope = {'alias': 'p', 'model': spec.parent, 'joins': []} -%}
     {%- set predicate = dbt_studio._cond(spec.where, ctx, scope) if spec.where is not none else none -%}
     {%- set selects = [] -%}
@@ -60,7 +55,6 @@
     {%- else -%}
         {%- set cols = [] -%}
         {%- for c in parent.primary_key + parent.labels + (spec.columns | list) if c not in cols -%}
-            {%- do dbt_studio._check_column(ctx, spec.parent, c) -%}
             {%- do cols.append(c) -%}
         {%- endfor -%}
         {%- for c in cols -%}{%- do selects.append('p.' ~ c) -%}{%- endfor -%}
@@ -112,7 +106,6 @@ where {{ predicate }}
         {%- set agg = dbt_studio._aggregate(ctx, scope, path, inner, filters, ['count(*)']) -%}
         {{ return(agg.columns[0]) }}
     {%- endif -%}
-    {%- do dbt_studio._check_column(ctx, target.name, trait.get('column')) -%}
     {%- set value = path.last ~ '.' ~ trait.column -%}
     {%- if fn in ('count', 'sum', 'avg', 'min', 'max') -%}
         {%- set agg = dbt_studio._aggregate(ctx, scope, path, inner, filters, [fn ~ '(' ~ value ~ ')']) -%}
@@ -155,7 +148,6 @@ where {{ predicate }}
             {{ dbt_studio._cond_error(ctx, "trait '" ~ trait.name ~ "': " ~ fn
                                       ~ " needs order_by on a model without a timestamp") }}
         {%- endif -%}
-        {%- do dbt_studio._check_column(ctx, target.name, order) -%}
         {%- set dir = 'asc' if fn == 'first' else 'desc' -%}
         {%- set sql -%}
 {{ name }} as (
@@ -193,11 +185,11 @@ where {{ predicate }}
         {{ dbt_studio._cond_error(ctx, "splits need groups: {name: percent, ...}") }}
     {%- endif -%}
     {%- if holdout is not none and holdout not in groups -%}
-        {{ dbt_studio._cond_error(ctx, "splits: holdout '" ~ holdout ~ "' is not one of the groups") }}
+        {{ dbt_studio._cond_error(ctx, "splits.holdout: '" ~ holdout ~ "' is not one of the groups") }}
     {%- endif -%}
     {%- set total = groups.values() | sum -%}
     {%- if (total * 100) | round | int != 10000 -%}
-        {{ dbt_studio._cond_error(ctx, "splits: percentages add up to " ~ total ~ ", not 100") }}
+        {{ dbt_studio._cond_error(ctx, "splits.groups: percentages add up to " ~ total ~ ", not 100") }}
     {%- endif -%}
     {%- set ordered = [] -%}
     {%- for g in groups if g != holdout -%}{%- do ordered.append(g) -%}{%- endfor -%}

@@ -17,6 +17,8 @@
                                            ~ "' is not an audience model (its SQL must call dbt_studio.audience)") }}
     {%- endif -%}
     {%- set spec = node.audience -%}
+    {%- do dbt_studio._check_audience_keys(name, spec) -%}
+    {%- do dbt_studio._check_audience_references(schema, name, spec) -%}
     {%- set where = spec.where -%}
     {%- if where is none -%}
         {%- set conditions = [] -%}

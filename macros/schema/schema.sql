@@ -107,6 +107,20 @@
     {%- endfor -%}
 {% endmacro %}
 
+{#- Why `column` cannot be a column of `model` (see _model_columns; none when it can, or when the model is not
+    built and documents no columns). -#}
+{% macro _column_problem(schema, model, column) %}
+    {%- if column is not string or not column -%}
+        {{ return("a condition on model '" ~ model ~ "' needs a column name") }}
+    {%- endif -%}
+    {%- set known = dbt_studio._model_columns(schema, model) -%}
+    {%- if known | length > 0 and (column | lower) not in known -%}
+        {{ return("unknown column '" ~ column ~ "' of model '" ~ model ~ "' "
+                  ~ dbt_studio._columns_phrase(schema, model)) }}
+    {%- endif -%}
+    {{ return(none) }}
+{% endmacro %}
+
 {% macro _flip_cardinality(card) %}
     {{ return({'1:1': '1:1', '1:many': 'many:1', 'many:1': '1:many'}[card]) }}
 {% endmacro %}
@@ -285,16 +299,16 @@
 
 {#-
     The hops from `model` to `target`: a model name (a direct or a through relationship) or a list of model
-    names (one hop each). Each hop is {from, to, pairs}.
+    names (one hop each). Each hop is {from, to, pairs}. Returns {'hops': [...], 'error': none}, or the reason
+    there is no such path as `error` (callers raise it or, in `dbt-studio validate`, list it).
 -#}
-{% macro _hops(schema, model, target, context) %}
+{% macro _find_hops(schema, model, target) %}
     {%- set hops = [] -%}
     {%- set current = [model] -%}
     {%- for step in dbt_studio._as_list(target) -%}
         {%- set here = current | last -%}
         {%- if step not in schema.models -%}
-            {{ exceptions.raise_compiler_error("dbt_studio: audience '" ~ context ~ "': " ~ "unknown model '" ~ step
-                                               ~ "'") }}
+            {{ return({'hops': hops, 'error': "unknown model '" ~ step ~ "'"}) }}
         {%- endif -%}
         {%- set direct = dbt_studio._direct_to(schema, here, step) -%}
         {%- if direct is not none -%}
@@ -309,9 +323,8 @@
                 {%- for rel in schema.models[here].relationships.values() -%}
                     {%- do names.append(rel.to) -%}
                 {%- endfor -%}
-                {{ exceptions.raise_compiler_error("dbt_studio: audience '" ~ context ~ "': " ~ "model '" ~ here
-                                                   ~ "' has no relationship to '" ~ step ~ "' (it relates to: "
-                                                   ~ (names | unique | sort | join(', ') or 'nothing') ~ ")") }}
+                {{ return({'hops': hops, 'error': "model '" ~ here ~ "' has no relationship to '" ~ step
+                           ~ "' (it relates to: " ~ (names | unique | sort | join(', ') or 'nothing') ~ ")"}) }}
             {%- endif -%}
             {%- set via = through[0].through -%}
             {%- do hops.append({'from': here, 'to': via, 'pairs': dbt_studio._direct_to(schema, here, via).pairs}) -%}
@@ -319,5 +332,14 @@
         {%- endif -%}
         {%- do current.append(step) -%}
     {%- endfor -%}
-    {{ return(hops) }}
+    {{ return({'hops': hops, 'error': none}) }}
+{% endmacro %}
+
+{#- The hops of `_find_hops`, or a compile error naming the audience (`context`). -#}
+{% macro _hops(schema, model, target, context) %}
+    {%- set found = dbt_studio._find_hops(schema, model, target) -%}
+    {%- if found.error is not none -%}
+        {{ exceptions.raise_compiler_error("dbt_studio: audience '" ~ context ~ "': " ~ found.error) }}
+    {%- endif -%}
+    {{ return(found.hops) }}
 {% endmacro %}

@@ -83,7 +83,9 @@ def preview(where: DbtTarget, name: str, limit: int = 5) -> Preview:
         message = compiler_message(exc)
         if message is None:
             raise
-        raise UserError(f"{node.get('file') or name}: model '{name}': {message}") from None
+        own = message.startswith(f"dbt_studio: audience '{name}': ")  # a mistake in the audience's own arguments
+        file = node.get("sql_file") if own else node.get("file")
+        raise UserError(f"{file or name}: model '{name}': {message}") from None
     finally:
         warehouse.close()
     return Preview(

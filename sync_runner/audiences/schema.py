@@ -75,6 +75,7 @@ def _nodes(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "schema_name": raw.get("schema"),
             "identifier": raw.get("alias") or raw.get("name"),
             "file": (raw.get("patch_path") or "").split("://", 1)[-1] or raw.get("original_file_path", ""),
+            "sql_file": raw.get("original_file_path", ""),  # where an audience's arguments are written
         }
     return nodes
 
@@ -108,15 +109,22 @@ def schema_graph(nodes: dict[str, dict[str, Any]]) -> SchemaGraph:
     return graph
 
 
+def _manifest_nodes(manifest: Manifest) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """manifest.json and its models as the macros want them, with the relation's columns where validate read
+    them (Manifest.with_columns)."""
+    data = json.loads(manifest.path.read_text(encoding="utf-8"))
+    nodes = _nodes(data)
+    for node in manifest.models():
+        if node.columns_source == "warehouse" and node.name in nodes:
+            nodes[node.name].update(columns=[c.lower() for c in node.columns], columns_source="warehouse")
+    return data, nodes
+
+
 def schema_problems(manifest: Manifest) -> list[tuple[str, str, str]]:
     """(file, model, message) for every schema rule the declarations break, as the package's `_schema` macro
     finds them at compile time: validate runs that macro itself (the one owner of the rules; see
     sync_runner/project/package_macros.py), so both say the same."""
-    data = json.loads(manifest.path.read_text(encoding="utf-8"))
-    nodes = _nodes(data)
-    for node in manifest.models():  # the relation's columns where validate read them (Manifest.with_columns)
-        if node.columns_source == "warehouse" and node.name in nodes:
-            nodes[node.name].update(columns=[c.lower() for c in node.columns], columns_source="warehouse")
+    data, nodes = _manifest_nodes(manifest)
     problems: list[dict[str, str]] = []
     try:
         PackageMacros(data, "macros/schema/schema.sql").call("_schema", nodes, problems)
@@ -124,3 +132,28 @@ def schema_problems(manifest: Manifest) -> list[tuple[str, str, str]]:
         # declarations the rules cannot read at all (validate checks their keys and types first)
         return [(str(manifest.path), "-", f"the schema declarations cannot be read: {exc}")]
     return [(nodes.get(p["model"], {}).get("file", ""), p["model"], p["message"]) for p in problems]
+
+
+def audience_reference_problems(manifest: Manifest) -> list[tuple[str, str, str, str]]:
+    """(file, audience, key path, message) for every reference of an audience's recorded arguments that does
+    not resolve: parent, models and relationships reached, columns read (the relation's where it is built), other
+    audiences. The package's `_check_audience_references` macro finds them, as `dbt compile` does (which stops at
+    the first). Call it on a schema without problems (`schema_problems`)."""
+    if not manifest.audience_models():
+        return []
+    data, nodes = _manifest_nodes(manifest)
+    macros = PackageMacros(data, "macros/schema/schema.sql", "macros/audiences/_check_references.sql")
+    schema = macros.call("_schema", nodes, [])
+    out: list[tuple[str, str, str, str]] = []
+    for node in manifest.audience_models():
+        if not isinstance(node.audience, dict):
+            continue
+        raw = data["nodes"].get(node.unique_id) or {}
+        depends_on = (raw["depends_on"] or {}).get("nodes") or [] if "depends_on" in raw else None  # dbt writes it
+        found: list[dict[str, str]] = []
+        try:
+            macros.call("_check_audience_references", schema, node.name, node.audience, found, depends_on)
+        except (CompilerError, jinja2.TemplateError, TypeError, AttributeError, KeyError) as exc:
+            found.append({"key": "", "message": f"the audience's arguments cannot be read: {exc}"})
+        out += [(node.original_file_path, node.name, p["key"], p["message"]) for p in found]
+    return out

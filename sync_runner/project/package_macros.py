@@ -43,13 +43,16 @@ class _Exceptions:
 
 
 class PackageMacros:
-    """The dbt_studio macros of one macro file, callable as `macros.call("_schema", nodes, [])`."""
+    """The dbt_studio macros of the given macro files, callable as `macros.call("_schema", nodes, [])`."""
 
-    def __init__(self, manifest: Mapping[str, Any], file: str) -> None:
-        sources = [m.get("macro_sql") or "" for m in (manifest.get("macros") or {}).values()
-                   if m.get("package_name") == PACKAGE and str(m.get("original_file_path", "")).endswith(file)]
-        if not sources:
-            raise UserError(f"manifest.json has no macros of {PACKAGE}'s {file}: run dbt deps, then dbt parse")
+    def __init__(self, manifest: Mapping[str, Any], *files: str) -> None:
+        sources = []
+        for file in files:
+            found = [m.get("macro_sql") or "" for m in (manifest.get("macros") or {}).values()
+                     if m.get("package_name") == PACKAGE and str(m.get("original_file_path", "")).endswith(file)]
+            if not found:
+                raise UserError(f"manifest.json has no macros of {PACKAGE}'s {file}: run dbt deps, then dbt parse")
+            sources += found
         env = jinja2.Environment(extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"])
         env.globals.update({"return": _return, "exceptions": _Exceptions(), "execute": False, PACKAGE: self})
         template = env.from_string("\n".join(sources))

@@ -571,6 +571,17 @@ def test_compile_errors_are_one_line_and_name_the_audience(bad_project):
     for name, text in expected.items():
         assert f"dbt_studio: audience '{name}': " in errors[name] and text in errors[name], errors[name]
 
+    # validate finds each of them from the manifest alone, in the same words and with the same key path
+    from sync_runner.project.artifacts import load_manifest
+    from sync_runner.validate import validate_manifest
+
+    problems = [str(p) for p in validate_manifest(load_manifest(bad_project.root))]
+    for name, text in expected.items():
+        compiled = errors[name].split(f"dbt_studio: audience '{name}': ", 1)[1].split("\n")[0].strip()
+        ours = [p for p in problems if p.startswith(f"models/generated/{name}.sql: model '{name}': ")]
+        assert len(ours) == 1 and text in ours[0], (name, ours)
+        assert ours[0].endswith(f"dbt_studio.audience.{compiled}"), (ours[0], compiled)
+
 
 def test_schema_errors_name_the_model_in_macros_and_in_validate(bad_project):
     import shutil

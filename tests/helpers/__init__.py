@@ -4,11 +4,12 @@ ADAPTERS = ("duckdb", "snowflake")  # every warehouse-side feature is tested on 
 
 
 def package_macros() -> dict:
-    """The `macros` entry a manifest.json written by hand needs for `dbt-studio validate`: the package's schema
-    macros as dbt records them (their source under `macro_sql`), read from this checkout."""
+    """The `macros` entry a manifest.json written by hand needs for `dbt-studio validate`: the package's macros
+    validate runs (the schema's rules, an audience's references) as dbt records them (their source under
+    `macro_sql`), read from this checkout."""
     from pathlib import Path
 
-    path = "macros/schema/schema.sql"
-    text = (Path(__file__).resolve().parents[2] / path).read_text(encoding="utf-8")
-    return {"macro.dbt_studio.schema_file": {"package_name": "dbt_studio", "original_file_path": path,
-                                             "macro_sql": text}}
+    root = Path(__file__).resolve().parents[2]
+    return {f"macro.dbt_studio.{Path(path).stem}_file": {"package_name": "dbt_studio", "original_file_path": path,
+                                                         "macro_sql": (root / path).read_text(encoding="utf-8")}
+            for path in ("macros/schema/schema.sql", "macros/audiences/_check_references.sql")}

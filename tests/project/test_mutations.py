@@ -85,9 +85,17 @@ MUTATIONS = [
     }),
     Mutation("audience condition on a misspelled column", (
         ("models/marts/pro_buyers.sql", "{'column': 'plan', 'op': 'in'", "{'column': 'plann', 'op': 'in'"),), {
-        ("audience", "preview", "pro_buyers"): (2, "model 'pro_buyers': dbt_studio: audience 'pro_buyers': unknown "
-                                                   "column 'plann' of model 'customer_features' (columns of the "
-                                                   "relation"),
+        ("validate",): (2, "models/marts/pro_buyers.sql: model 'pro_buyers': dbt_studio.audience.where.and[0].column: "
+                           "unknown column 'plann' of model 'customer_features' (columns of the relation: "),
+        ("audience", "preview", "pro_buyers"): (2, "models/marts/pro_buyers.sql: model 'pro_buyers': "
+                                                   "dbt_studio: audience 'pro_buyers': "
+                                                   "where.and[0].column: unknown column 'plann' of model "
+                                                   "'customer_features' (columns of the relation"),
+    }),
+    Mutation("audience condition on a misspelled column of a related model", (
+        ("models/marts/pro_buyers.sql", "{'column': 'status', 'op': '='", "{'column': 'state', 'op': '='"),), {
+        ("validate",): (2, "models/marts/pro_buyers.sql: model 'pro_buyers': dbt_studio.audience.where.and[1].where."
+                           "column: unknown column 'state' of model 'stg_orders' (columns of the relation: "),
     }),
     Mutation("a model without YAML with a misspelled primary key", (
         ("models/staging/stg_customers.sql", "select\n",

@@ -280,7 +280,7 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
             body = await _json(request)
             spec = checked(body.get("spec"))
             column = body.get("column")
-            builder._ident("column", column)
+            builder.check_name("column", column)
             table = studio.queries.breakdown(spec, str(column), int(body.get("limit") or 20),
                                              key=f"breakdown:{body.get('session', '')}")
         except Cancelled as exc:
