@@ -2,13 +2,13 @@
     Members of a draft audience broken down by one column, against the whole parent: `value` (as text),
     `parent_rows`, `members`, the `limit` values with most members. `column` is a column of the parent or a merged
     column `<relationship>__<column>` of a many:1 / 1:1 relationship of the parent that declares merge_columns.
-    Returns SQL.
+    `sets`: the kept condition sets of the top-level conditions (see studio_funnel_sql). Returns SQL.
 -#}
-{% macro studio_breakdown_sql(nodes, spec, column, limit=20) %}
-    {{ return(adapter.dispatch('studio_breakdown_sql', 'dbt_studio')(nodes, spec, column, limit)) }}
+{% macro studio_breakdown_sql(nodes, spec, column, limit=20, sets=none) %}
+    {{ return(adapter.dispatch('studio_breakdown_sql', 'dbt_studio')(nodes, spec, column, limit, sets)) }}
 {% endmacro %}
 
-{% macro default__studio_breakdown_sql(nodes, spec, column, limit) %}
+{% macro default__studio_breakdown_sql(nodes, spec, column, limit, sets) %}
     {%- set schema = dbt_studio._schema(nodes) -%}
     {%- set ctx = dbt_studio._studio_ctx(schema, spec) -%}
     {%- set parent = schema.models[spec.parent] -%}
@@ -21,11 +21,8 @@
         {%- set expr = merged.expr -%}
         {%- do scope.joins.append(merged.join) -%}
     {%- endif -%}
-    {%- set conditions = [] -%}
-    {%- if spec.get('where') is not none -%}
-        {%- do conditions.append(dbt_studio._cond(spec.where, ctx, scope)) -%}
-    {%- endif -%}
-    {%- set member = conditions[0] if conditions else 'true' -%}
+    {%- set flags = dbt_studio._studio_flags(spec, ctx, scope, parent, sets) -%}
+    {%- set member = '(' ~ (flags | join(') and (')) ~ ')' if flags else 'true' -%}
     {%- set sql -%}
 {{ dbt_studio._studio_with(ctx) }}
 select cast(v as {{ dbt.type_string() }}) as value, count(*) as parent_rows,

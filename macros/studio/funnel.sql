@@ -5,13 +5,14 @@
 
         {{ dbt_studio.studio_funnel_sql(nodes, {'parent': 'stg_users', 'where': {...}, 'splits': {...}}) }}
 
-    `nodes` is the shape `_schema_nodes()` builds (the studio reads it from manifest.json). Returns SQL.
+    `nodes` is the shape `_schema_nodes()` builds (the studio reads it from manifest.json); `sets`, the kept
+    condition sets of the top-level conditions (condition_sets.sql), read instead of evaluating them. Returns SQL.
 -#}
-{% macro studio_funnel_sql(nodes, spec) %}
-    {{ return(adapter.dispatch('studio_funnel_sql', 'dbt_studio')(nodes, spec)) }}
+{% macro studio_funnel_sql(nodes, spec, sets=none) %}
+    {{ return(adapter.dispatch('studio_funnel_sql', 'dbt_studio')(nodes, spec, sets)) }}
 {% endmacro %}
 
-{% macro default__studio_funnel_sql(nodes, spec) %}
+{% macro default__studio_funnel_sql(nodes, spec, sets) %}
     {%- set schema = dbt_studio._schema(nodes) -%}
     {%- set ctx = dbt_studio._studio_ctx(schema, spec) -%}
     {%- set parent = schema.models[spec.parent] -%}
@@ -20,8 +21,8 @@
     {%- set flags = [] -%}
     {%- set sums = ['count(*) as n0'] -%}
     {%- set so_far = [] -%}
-    {%- for c in dbt_studio._studio_conditions(spec.get('where')) -%}
-        {%- do flags.append('(' ~ dbt_studio._cond(c, ctx, scope) ~ ') as f' ~ loop.index) -%}
+    {%- for flag in dbt_studio._studio_flags(spec, ctx, scope, parent, sets) -%}
+        {%- do flags.append('(' ~ flag ~ ') as f' ~ loop.index) -%}
         {%- do so_far.append('f' ~ loop.index) -%}
         {%- do sums.append('sum(case when ' ~ (so_far | join(' and ')) ~ ' then 1 else 0 end) as n' ~ loop.index) -%}
     {%- endfor -%}

@@ -87,6 +87,7 @@ class Worker:
         self._start_error: BaseException | None = None
         self.adapter_type = ""
         self._session: Any = None
+        self.epoch = 0  # counts the sessions opened: what a session kept (temporary tables) ends with it
         self._thread = threading.Thread(target=self._loop, name="studio-warehouse", daemon=True)
         self._thread.start()
         self._ready.wait()
@@ -129,6 +130,7 @@ class Worker:
         self._end_session()
         self._session = self.warehouse.session()
         self._session.__enter__()
+        self.epoch += 1
 
     def _end_session(self) -> None:
         if self._session is not None:
@@ -248,6 +250,15 @@ class Worker:
         return Table(names, tuple(tuple(_clean(v) for v in r) for r in rows))
 
 
+    def execute(self, sql: str) -> None:
+        """A statement that returns no rows (a condition set kept, or dropped)."""
+        handle = self.warehouse.adapter.connections.get_thread_connection().handle
+        cursor = handle.cursor()
+        with self._lock:
+            self._cursor = cursor
+        cursor.execute(sql)
+
+
 def _RELEASE(_: Worker) -> None:  # noqa: N802 - a marker, never called
     """Marks the task that releases the connection."""
 
@@ -265,7 +276,11 @@ class Queries:
         self._cache_generation: Any = None
         self._compiled_nodes: dict[str, dict[str, Any]] | None = None
         self._nodes_generation: Any = None
-        self.stats = {"queries": 0, "cache_hits": 0}
+        # condition sets kept in the session: compiled SQL -> temporary table, oldest first (condition_sets.sql)
+        self._sets: dict[str, str] = {}
+        self._sets_key: tuple[Any, int] | None = None
+        self.max_sets = 48
+        self.stats = {"queries": 0, "cache_hits": 0, "sets_kept": 0, "sets_reused": 0}
 
     @property
     def adapter_type(self) -> str:
@@ -279,8 +294,43 @@ class Queries:
         return self._cache.get(sql)
 
     def clear_cache(self) -> None:
-        """Forget every cached answer (the benchmark times cold questions)."""
+        """Forget every cached answer and drop the kept condition sets (the benchmark times cold questions)."""
         self._cache.clear()
+        self.worker.submit(self._drop_sets, timeout=self.timeout)
+
+    def _drop_sets(self, worker: Worker) -> None:
+        if self._sets_key is not None and self._sets_key[1] == worker.epoch:  # else they ended with their session
+            for name in self._sets.values():
+                worker.execute(worker.call("studio_drop_sql", name=name))
+        self._sets.clear()
+
+    def _condition_sets(self, worker: Worker, spec: dict[str, Any]) -> list[str]:
+        """The kept set of each top-level condition of `spec`, evaluating only those not kept yet: after an edit,
+        the one that changed. Sets are named after their SQL, dropped at the next build (or when the session they
+        live in ends) and, past `max_sets`, oldest first."""
+        from hashlib import sha1
+
+        key = (self.generation(), worker.epoch)
+        if key != self._sets_key:
+            self._drop_sets(worker)
+            self._sets_key = key
+        names = []
+        for sql in worker.call("studio_condition_sets_sql", nodes=self._nodes_with_columns(worker), spec=spec):
+            name = self._sets.pop(sql, None)  # popped and put back: the dict's order is the order of use
+            if name is None:
+                name = f"dbt_studio_set_{sha1(sql.encode('utf-8')).hexdigest()[:16]}"
+                worker.execute(worker.call("studio_keep_sql", name=name, sql=sql))
+                self.stats["sets_kept"] += 1
+            else:
+                self.stats["sets_reused"] += 1
+            self._sets[sql] = name
+            names.append(name)
+        while len(self._sets) > self.max_sets:
+            oldest = next(iter(self._sets))
+            if self._sets[oldest] in names:
+                break
+            worker.execute(worker.call("studio_drop_sql", name=self._sets.pop(oldest)))
+        return names
 
     def compiled(self) -> list[str]:
         """The SQL of every cached question (tests lint it as Snowflake SQL)."""
@@ -299,9 +349,12 @@ class Queries:
         return self._compiled_nodes
 
     def ask(self, macro: str, key: str | None = None, **kwargs: Any) -> Table:
-        """Compile `macro` (it returns SQL) and run it; cached by the SQL."""
+        """Compile `macro` (it returns SQL) and run it; cached by the SQL. A question about a draft (`spec`)
+        reads the kept sets of its conditions."""
 
         def job(worker: Worker) -> tuple[str, Table | None]:
+            if macro in _READS_SETS:
+                kwargs["sets"] = self._condition_sets(worker, kwargs["spec"])
             if "nodes" in _NEEDS_NODES.get(macro, ()):
                 sql = worker.call(macro, nodes=self._nodes_with_columns(worker), **kwargs)
             else:
@@ -383,6 +436,7 @@ class Queries:
         return self.adapter_call(get)
 
 
+_READS_SETS = ("studio_funnel_sql", "studio_members_sql", "studio_breakdown_sql")
 _NEEDS_NODES = {
     "studio_funnel_sql": ("nodes",),
     "studio_members_sql": ("nodes",),

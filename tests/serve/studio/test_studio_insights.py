@@ -130,6 +130,54 @@ def test_a_repeated_question_is_answered_from_the_cache_until_the_next_build(bui
 
 
 
+def test_an_edited_draft_evaluates_only_the_condition_that_changed(built):
+    """Each top-level condition's parent keys are kept in the session (condition_sets.sql): after an edit the
+    funnel evaluates the edited condition alone, a breakdown of the same draft none, and the next build drops
+    them all. Every number still matches the reference."""
+    queries = built.studio.queries
+    queries.clear_cache()
+
+    def exists(table: str) -> bool:
+        try:
+            queries.worker.submit(lambda w: w.fetch(f"select count(*) from {table}"))
+        except Exception:
+            return False
+        return True
+
+    def steps(conditions: list) -> list[int]:
+        return [len(built.expected({"and": conditions[:i]})) for i in range(1, len(conditions) + 1)]
+
+    before = dict(queries.stats)
+    assert queries.funnel(spec({"and": CONDITIONS}))["steps"] == steps(CONDITIONS)
+    assert queries.stats["sets_kept"] - before["sets_kept"] == len(CONDITIONS)
+    first = set(queries._sets.values())
+
+    edited = [*CONDITIONS[:2], {**CONDITIONS[2], "within_days": 20}, *CONDITIONS[3:]]
+    assert steps(edited) != steps(CONDITIONS)  # the edit changes the answer
+    before = dict(queries.stats)
+    assert queries.funnel(spec({"and": edited}))["steps"] == steps(edited)
+    assert (queries.stats["sets_kept"] - before["sets_kept"], queries.stats["sets_reused"] - before["sets_reused"]) \
+        == (1, len(CONDITIONS) - 1)
+
+    before = dict(queries.stats)
+    rows = queries.breakdown(spec({"and": edited}), "region", limit=10).dicts()
+    members = built.expected({"and": edited})
+    inside = Counter(u["region"] for u in built.tables["users"] if u["user_id"] in members)
+    assert {r["value"]: r["members"] for r in rows if r["members"]} == {k: n for k, n in inside.items() if n}
+    table = queries.members(spec({"and": edited}), limit=5)
+    assert [r[0] for r in table.rows] == sorted(members)[:5]
+    assert queries.stats["sets_kept"] == before["sets_kept"]
+
+    used = list(queries._sets.values())[-len(CONDITIONS):]  # kept in the order of use
+    (only_first,) = first - set(used)  # the set of the condition before the edit, kept but unused
+    assert exists(only_first)
+    (built.project.root / "target" / "run_results.json").touch()  # what a build does to the artifacts
+    before = dict(queries.stats)
+    assert queries.funnel(spec({"and": edited}))["steps"] == steps(edited)
+    assert queries.stats["sets_kept"] - before["sets_kept"] == len(CONDITIONS)  # the sets of the older build
+    assert not exists(only_first)                                             # were dropped, not read
+
+
 def test_audiences_written_by_the_studio_s_formatter_build_to_the_reference_members(built):
     """The BASE audiences' files come from files.render_file; built by dbt, each has exactly the members the
     Python evaluator gives for its tree."""
