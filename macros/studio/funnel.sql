@@ -26,23 +26,38 @@
         {%- do so_far.append('f' ~ loop.index) -%}
         {%- do sums.append('sum(case when ' ~ (so_far | join(' and ')) ~ ' then 1 else 0 end) as n' ~ loop.index) -%}
     {%- endfor -%}
+    {%- if flags | length == 0 -%}{%- do flags.append('1 as f0') -%}{%- endif -%}
+    {%- set keys = [] -%}
     {%- if spec.get('splits') -%}
-        {%- do flags.append(dbt_studio._studio_split_expr(spec.splits, ctx, parent) ~ ' as split_group') -%}
+        {#- the split group of members only (its md5 costs more than a flag, and only members are counted), one
+            level up, from the keys -#}
+        {%- for k in parent.primary_key -%}{%- do keys.append('p.' ~ k) -%}{%- endfor -%}
         {%- for g in spec.splits.groups -%}
-            {%- set member = (so_far + ['split_group = ' ~ dbt_studio.string_literal(g)]) | join(' and ') -%}
-            {%- do sums.append('sum(case when ' ~ member ~ ' then 1 else 0 end) as s' ~ loop.index) -%}
+            {%- do sums.append('sum(case when split_group = ' ~ dbt_studio.string_literal(g)
+                               ~ ' then 1 else 0 end) as s' ~ loop.index) -%}
         {%- endfor -%}
     {%- endif -%}
-    {%- if flags | length == 0 -%}{%- do flags.append('1 as f0') -%}{%- endif -%}
-    {%- set sql -%}
-{{ dbt_studio._studio_with(ctx) }}
-select {{ sums | join(',\n    ') }}
-from (
-    select {{ flags | join(',\n        ') }}
+    {%- set rows -%}
+    select {{ (keys + flags) | join(',\n        ') }}
     from {{ parent.relation }} as p
     {%- for j in scope.joins %}
     {{ j }}
     {%- endfor %}
+    {%- endset -%}
+    {%- set sql -%}
+{{ dbt_studio._studio_with(ctx) }}
+select {{ sums | join(',\n    ') }}
+from (
+{%- if keys %}
+    select {{ (so_far or ['f0']) | join(', ') }},
+        case when {{ so_far | join(' and ') or 'true' }}
+            then {{ dbt_studio._studio_split_expr(spec.splits, ctx, parent) }} end as split_group
+    from (
+    {{ rows | trim }}
+    ) as p
+{%- else %}
+{{ rows }}
+{%- endif %}
 ) as flags
     {%- endset -%}
     {{ return(sql | trim) }}
