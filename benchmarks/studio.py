@@ -9,7 +9,7 @@ benchmarks/audience.py; a `--work` directory of an earlier run keeps them). Ques
 studio's cache cleared before every run, so the figure is macro compile + query):
 
 - funnel: the size after each of the 6 top-level conditions of benchmarks/audience.py's audience, the total and
-  the sizes of a 3-way split (one `studio_funnel_sql` query);
+  the sizes of a 3-way split (each condition's set kept, then one `studio_funnel_sql` query over them);
 - overlap: the 5x5 overlap matrix of the example's five built audiences;
 - breakdown: the 6-condition audience's members by `geo_region`, against the whole parent;
 - as a marketer works (cache cleared before the first step only): the builder's request for the draft (its

@@ -177,6 +177,18 @@ def _error(exc: Exception, status: int = 400) -> JSONResponse:
     return JSONResponse({"error": REDACT(str(exc))}, status_code=status)
 
 
+def _question_error(exc: Exception) -> JSONResponse:
+    """How a warehouse question of the builder failed: replaced by a newer one (409), too slow (504), the user's
+    mistake (400), or the compiler's own error (dbt's CompilationError) in one line."""
+    if isinstance(exc, Cancelled):
+        return _error(exc, 409)
+    if isinstance(exc, QueryTimeout):
+        return _error(exc, 504)
+    if isinstance(exc, UserError):
+        return _error(exc)
+    return _error(Exception(pages.one_line(exc)))
+
+
 async def _json(request: Request) -> dict[str, Any]:
     try:
         body = await request.json()
@@ -248,14 +260,8 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
             key = f"funnel:{body.get('session', '')}"
             funnel = studio.queries.funnel(spec, key=key)
             members = studio.queries.members(spec, int(body.get("limit") or 10), key=f"members:{body.get('session')}")
-        except Cancelled as exc:
-            return _error(exc, 409)
-        except QueryTimeout as exc:
-            return _error(exc, 504)
-        except UserError as exc:
-            return _error(exc)
-        except Exception as exc:  # the compiler's own errors (dbt CompilationError): one line
-            return _error(Exception(pages.one_line(exc)))
+        except Exception as exc:
+            return _question_error(exc)
         steps = [{"condition": builder_describe(c), "size": n}
                  for c, n in zip(builder.conditions(spec.get("where")), funnel["steps"], strict=True)]
         return JSONResponse({**funnel, "steps": steps, "members": {"columns": list(members.columns),
@@ -265,14 +271,8 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
         try:
             body = await _json(request)
             result = pages.overlap(studio, body, checked)
-        except Cancelled as exc:
-            return _error(exc, 409)
-        except QueryTimeout as exc:
-            return _error(exc, 504)
-        except UserError as exc:
-            return _error(exc)
         except Exception as exc:
-            return _error(Exception(pages.one_line(exc)))
+            return _question_error(exc)
         return JSONResponse(result)
 
     async def api_breakdown(request: Request) -> Response:
@@ -283,14 +283,8 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
             builder.check_name("column", column)
             table = studio.queries.breakdown(spec, str(column), int(body.get("limit") or 20),
                                              key=f"breakdown:{body.get('session', '')}")
-        except Cancelled as exc:
-            return _error(exc, 409)
-        except QueryTimeout as exc:
-            return _error(exc, 504)
-        except UserError as exc:
-            return _error(exc)
         except Exception as exc:
-            return _error(Exception(pages.one_line(exc)))
+            return _question_error(exc)
         return JSONResponse({"rows": table.dicts()})
 
     async def api_values(request: Request) -> Response:

@@ -298,6 +298,10 @@ class Queries:
         self._cache.clear()
         self.worker.submit(self._drop_sets, timeout=self.timeout)
 
+    def kept_sets(self) -> list[str]:
+        """The temporary tables of the kept condition sets, least recently used first."""
+        return list(self._sets.values())
+
     def _drop_sets(self, worker: Worker) -> None:
         if self._sets_key is not None and self._sets_key[1] == worker.epoch:  # else they ended with their session
             for name in self._sets.values():

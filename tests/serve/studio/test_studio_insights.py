@@ -150,7 +150,7 @@ def test_an_edited_draft_evaluates_only_the_condition_that_changed(built):
     before = dict(queries.stats)
     assert queries.funnel(spec({"and": CONDITIONS}))["steps"] == steps(CONDITIONS)
     assert queries.stats["sets_kept"] - before["sets_kept"] == len(CONDITIONS)
-    first = set(queries._sets.values())
+    first = set(queries.kept_sets())
 
     edited = [*CONDITIONS[:2], {**CONDITIONS[2], "within_days": 20}, *CONDITIONS[3:]]
     assert steps(edited) != steps(CONDITIONS)  # the edit changes the answer
@@ -168,7 +168,7 @@ def test_an_edited_draft_evaluates_only_the_condition_that_changed(built):
     assert [r[0] for r in table.rows] == sorted(members)[:5]
     assert queries.stats["sets_kept"] == before["sets_kept"]
 
-    used = list(queries._sets.values())[-len(CONDITIONS):]  # kept in the order of use
+    used = queries.kept_sets()[-len(CONDITIONS):]  # the most recently used
     (only_first,) = first - set(used)  # the set of the condition before the edit, kept but unused
     assert exists(only_first)
     (built.project.root / "target" / "run_results.json").touch()  # what a build does to the artifacts
