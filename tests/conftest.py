@@ -65,6 +65,16 @@ class Project:
         finally:
             wh.close()
 
+    def execute(self, sql: str) -> None:
+        """Change a built table's rows in place (a test that only needs other data, without a dbt build)."""
+        wh = self.warehouse()
+        try:
+            with wh.session():
+                wh.adapter.execute(sql)
+                wh.adapter.commit_if_has_connection()
+        finally:
+            wh.close()
+
     def relation(self, name: str, suffix: str = "") -> str:
         """The fully qualified relation of a model or seed (plus `suffix`: its side tables, e.g. '__id_changes')."""
         from sync_runner.project.artifacts import load_manifest

@@ -15,6 +15,25 @@
     {%- if acked | length == 0 and rejected | length == 0 -%}
         {{ return(0) }}
     {%- endif -%}
+    {%- set ranges = [] -%}
+    {%- for r in acked -%}{%- do ranges.append([r[0] | int, r[1] | int]) -%}{%- endfor -%}
+    {%- set reasons = [] -%}
+    {%- for r in rejected -%}
+        {%- do reasons.append([r[0] | int, dbt_studio.string_literal(r[1] | string)]) -%}
+    {%- endfor -%}
+    {%- do dbt_studio._in_transaction(dbt_studio.sync_commit_sql(sync, dbt_studio.string_literal(run_id), ranges,
+                                                                 reasons)) -%}
+    {{ return(1) }}
+{% endmacro %}
+
+{#- The statements of sync_commit, to run in one transaction. `run_id`, the bounds of each range in `acked` and the
+    seq and reason of each row in `rejected` are SQL expressions (literals, or bind parameters of a runner that
+    keeps the statements compiled for one shape of commit); a reason is cut to 1,000 characters. -#}
+{% macro sync_commit_sql(sync, run_id, acked, rejected=[]) %}
+    {{ return(adapter.dispatch('sync_commit_sql', 'dbt_studio')(sync, run_id, acked, rejected)) }}
+{% endmacro %}
+
+{% macro default__sync_commit_sql(sync, run_id, acked, rejected=[]) %}
     {%- set snapshot = dbt_studio._state_relation(sync, sync.name ~ '__snapshot') -%}
     {%- set plan = dbt_studio._state_relation(sync, sync.name ~ '__plan') -%}
     {%- set rejections = dbt_studio._state_relation(sync, sync.name ~ '__rejections') -%}
@@ -22,10 +41,10 @@
     {%- set columns = dbt_studio._sync_idents(sync.columns) -%}
     {%- set ranges = [] -%}
     {%- for r in acked -%}
-        {%- do ranges.append('_seq between ' ~ (r[0] | int) ~ ' and ' ~ (r[1] | int)) -%}
+        {%- do ranges.append('_seq between ' ~ r[0] ~ ' and ' ~ r[1]) -%}
     {%- endfor -%}
     {%- set in_ranges = '(' ~ (ranges | join(' or ') if ranges else '1 = 0') ~ ')' -%}
-    {%- set rejected_seqs = rejected | map(attribute=0) | map('int') | list -%}
+    {%- set rejected_seqs = rejected | map(attribute=0) | map('string') | list -%}
     {%- set not_rejected = ('_seq not in (' ~ rejected_seqs | join(', ') ~ ')') if rejected_seqs else '1 = 1' -%}
     {%- set acknowledged = 'select * from ' ~ plan ~ ' where ' ~ in_ranges ~ ' and ' ~ not_rejected -%}
     {#- an insert's key is never in the snapshot, so only the other operations need its old row deleted -#}
@@ -35,15 +54,15 @@
         'insert into ' ~ snapshot ~ ' (_key, ' ~ columns ~ ') select _key, ' ~ columns ~ ' from (' ~ acknowledged
             ~ ") as a where _op in ('insert', 'update')",
         'insert into ' ~ changelog ~ ' (run_id, sync_name, _key, op, acknowledged_at) select '
-            ~ dbt_studio.string_literal(run_id) ~ ', ' ~ dbt_studio.string_literal(sync.name) ~ ', _key, _op, '
+            ~ run_id ~ ', ' ~ dbt_studio.string_literal(sync.name) ~ ', _key, _op, '
             ~ dbt_studio._now() ~ ' from (' ~ acknowledged ~ ') as a',
         'delete from ' ~ rejections ~ ' where _key in (select _key from (' ~ acknowledged ~ ') as a)',
     ] -%}
     {%- if rejected | length > 0 -%}
         {%- set selects = [] -%}
         {%- for r in rejected -%}
-            {%- set reason = dbt_studio.string_literal(r[1] | string | truncate(1000, true, '...')) -%}
-            {%- do selects.append('select ' ~ (r[0] | int) ~ ' as _seq, ' ~ reason ~ ' as reason') -%}
+            {%- do selects.append('select ' ~ r[0] ~ ' as _seq, ' ~ dbt_studio._sync_capped(r[1], 1000)
+                                  ~ ' as reason') -%}
         {%- endfor -%}
         {%- set reasons = selects | join('\n            union all\n            ') -%}
         {%- set rejected_rows = 'select p._key, r.reason from ' ~ plan ~ ' as p inner join (' ~ reasons
@@ -58,8 +77,7 @@
                                  ~ ' where not exists (select 1 from ' ~ rejections
                                  ~ ' as old where old._key = rr._key)') -%}
     {%- endif -%}
-    {%- do dbt_studio._in_transaction(statements) -%}
-    {{ return(1) }}
+    {{ return(statements) }}
 {% endmacro %}
 
 {#- Run statements all-or-nothing. -#}

@@ -17,8 +17,6 @@
 
 {#- dry_run: nothing is written; the counts and a sample of each operation come straight from the query. -#}
 {% macro default__sync_plan(sync, source, full_resync=false, dry_run=false) %}
-    {%- set snapshot = dbt_studio._state_relation(sync, sync.name ~ '__snapshot') -%}
-    {%- set plan = dbt_studio._state_relation(sync, sync.name ~ '__plan') -%}
     {%- set probe = dbt_studio.sync_plan_probe_sql(sync) -%}
     {%- set known = none -%}
     {%- if run_query(probe.configs).rows | length > 0 -%}
@@ -31,7 +29,6 @@
     {%- set decided = dbt_studio.sync_plan_decision(sync, full_resync, known, snapshot_exists, plan_has_rows) -%}
     {%- set reset = decided.reset -%}
     {%- set counts = {'insert': 0, 'update': 0, 'delete': 0, 'clear': 0, 'reset': reset} -%}
-    {%- set previous = plan if decided.previous else none -%}
     {%- if dry_run -%}
         {%- set preview = dbt_studio.sync_plan_preview_sql(sync, source, reset, decided.previous) -%}
         {%- for row in run_query(preview.counts).rows -%}
@@ -42,12 +39,11 @@
                                          'rows': result.rows | map('list') | list}}) -%}
         {{ return(counts) }}
     {%- endif -%}
-    {%- if reset -%}
-        {%- do run_query(dbt_studio._create_table_as(snapshot, dbt_studio._sync_empty_sql(sync, source))) -%}
-    {%- endif -%}
-    {%- set plan_sql = dbt_studio._sync_plan_sql(sync, source, snapshot, deletes=not reset, previous=previous) -%}
-    {%- do run_query(dbt_studio._create_table_as(plan, plan_sql)) -%}
-    {%- for row in run_query('select _op, count(*) from ' ~ plan ~ ' group by _op').rows -%}
+    {%- set write = dbt_studio.sync_plan_write_sql(sync, source, reset, decided.previous) -%}
+    {%- for sql in write.statements -%}
+        {%- do run_query(sql) -%}
+    {%- endfor -%}
+    {%- for row in run_query(write.counts).rows -%}
         {%- do counts.update({row[0]: row[1] | int}) -%}
     {%- endfor -%}
     {%- do adapter.commit() -%}
@@ -105,6 +101,25 @@
                'sample': dbt_studio._sync_sample_sql('(' ~ plan_sql ~ ')')}) }}
 {% endmacro %}
 
+{#- The statements that write the plan sync_plan_decision chose: `statements` (a reset empties the snapshot, then
+    the plan table is made) and `counts` (_op, n of the plan written). -#}
+{% macro sync_plan_write_sql(sync, source, reset, previous) %}
+    {{ return(adapter.dispatch('sync_plan_write_sql', 'dbt_studio')(sync, source, reset, previous)) }}
+{% endmacro %}
+
+{% macro default__sync_plan_write_sql(sync, source, reset, previous) %}
+    {%- set snapshot = dbt_studio._state_relation(sync, sync.name ~ '__snapshot') -%}
+    {%- set plan = dbt_studio._state_relation(sync, sync.name ~ '__plan') -%}
+    {%- set statements = [] -%}
+    {%- if reset -%}
+        {%- do statements.append(dbt_studio._create_table_as(snapshot, dbt_studio._sync_empty_sql(sync, source))) -%}
+    {%- endif -%}
+    {%- set plan_sql = dbt_studio._sync_plan_sql(sync, source, snapshot, deletes=not reset,
+                                                 previous=plan if previous else none) -%}
+    {%- do statements.append(dbt_studio._create_table_as(plan, plan_sql)) -%}
+    {{ return({'statements': statements, 'counts': 'select _op, count(*) from ' ~ plan ~ ' group by _op'}) }}
+{% endmacro %}
+
 {#- A run that committed every planned row (acknowledged or rejected) empties its plan, so the next plan need not
     look for rows of it that were sent but never committed (see `previous` in _sync_plan_sql). -#}
 {% macro sync_plan_settled(sync) %}
@@ -112,8 +127,16 @@
 {% endmacro %}
 
 {% macro default__sync_plan_settled(sync) %}
-    {%- do run_query('delete from ' ~ dbt_studio._state_relation(sync, sync.name ~ '__plan')) -%}
+    {%- do run_query(dbt_studio.sync_plan_settled_sql(sync)) -%}
     {%- do adapter.commit() -%}
+{% endmacro %}
+
+{% macro sync_plan_settled_sql(sync) %}
+    {{ return(adapter.dispatch('sync_plan_settled_sql', 'dbt_studio')(sync)) }}
+{% endmacro %}
+
+{% macro default__sync_plan_settled_sql(sync) %}
+    {{ return('delete from ' ~ dbt_studio._state_relation(sync, sync.name ~ '__plan')) }}
 {% endmacro %}
 
 {#- Recorded as soon as a reset plan is made: the emptied snapshot tracks the new fingerprint from then on, so a
@@ -124,12 +147,24 @@
 {% endmacro %}
 
 {% macro default__sync_record_fingerprint(sync) %}
-    {%- set configs = dbt_studio._state_relation(sync, 'sync_configs') -%}
-    {%- do run_query('delete from ' ~ configs ~ ' where sync_name = ' ~ dbt_studio.string_literal(sync.name)) -%}
-    {%- do run_query('insert into ' ~ configs ~ ' (sync_name, fingerprint, updated_at) select '
-                     ~ dbt_studio.string_literal(sync.name) ~ ', ' ~ dbt_studio.string_literal(sync.fingerprint) ~ ', '
-                     ~ dbt_studio._now()) -%}
+    {%- for sql in dbt_studio.sync_record_fingerprint_sql(sync) -%}
+        {%- do run_query(sql) -%}
+    {%- endfor -%}
     {%- do adapter.commit() -%}
+{% endmacro %}
+
+{% macro sync_record_fingerprint_sql(sync) %}
+    {{ return(adapter.dispatch('sync_record_fingerprint_sql', 'dbt_studio')(sync)) }}
+{% endmacro %}
+
+{% macro default__sync_record_fingerprint_sql(sync) %}
+    {%- set configs = dbt_studio._state_relation(sync, 'sync_configs') -%}
+    {{ return([
+        'delete from ' ~ configs ~ ' where sync_name = ' ~ dbt_studio.string_literal(sync.name),
+        'insert into ' ~ configs ~ ' (sync_name, fingerprint, updated_at) select '
+            ~ dbt_studio.string_literal(sync.name) ~ ', ' ~ dbt_studio.string_literal(sync.fingerprint) ~ ', '
+            ~ dbt_studio._now(),
+    ]) }}
 {% endmacro %}
 
 {% macro _now() -%}
@@ -249,15 +284,17 @@ where _key in ({% for k in sync.only_keys %}{{ dbt_studio.string_literal(k) }}{{
 order by _seq  {#- stored in _seq order, so the runner's page and commit ranges read only their rows #}
 {%- endmacro %}
 
-{#- One page of the plan's rows in delivery order (the runner pages by _seq, which runs 1..n). -#}
+{#- One page of the plan's rows in delivery order (the runner pages by _seq, which runs 1..n). The bounds are
+    numbers, or SQL expressions (bind parameters of a runner that keeps the statement). -#}
 {% macro sync_plan_rows_sql(sync, first_seq, last_seq) %}
     {{ return(adapter.dispatch('sync_plan_rows_sql', 'dbt_studio')(sync, first_seq, last_seq)) }}
 {% endmacro %}
 
 {% macro default__sync_plan_rows_sql(sync, first_seq, last_seq) %}
     {%- set plan = dbt_studio._state_relation(sync, sync.name ~ '__plan') -%}
-    {{ return('select * from ' ~ plan ~ ' where _seq between ' ~ (first_seq | int) ~ ' and ' ~ (last_seq | int)
-              ~ ' order by _seq') }}
+    {%- set first = first_seq if first_seq is string else first_seq | int -%}
+    {%- set last = last_seq if last_seq is string else last_seq | int -%}
+    {{ return('select * from ' ~ plan ~ ' where _seq between ' ~ first ~ ' and ' ~ last ~ ' order by _seq') }}
 {% endmacro %}
 
 {#- A few rows of each operation, for `dbt-studio plan`. -#}

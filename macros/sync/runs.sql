@@ -5,47 +5,27 @@
 {% endmacro %}
 
 {% macro default__sync_run_start(sync, run_id, model, destination, full_resync) %}
-    {%- set runs = dbt_studio._state_relation(sync, 'sync_runs') -%}
-    {%- set values = [
-        dbt_studio.string_literal(run_id), dbt_studio.string_literal(sync.name), dbt_studio.string_literal(model),
-        dbt_studio.string_literal(destination), dbt_studio.string_literal(sync.mode), dbt_studio._now(),
-        "'running'", 'true' if full_resync else 'false',
-    ] -%}
-    {%- do run_query('insert into ' ~ runs ~ ' (run_id, sync_name, model, destination, mode, started_at, status,'
-                     ~ ' full_resync) select ' ~ values | join(', ')) -%}
+    {%- do run_query(dbt_studio.sync_run_start_sql(sync, dbt_studio.string_literal(run_id),
+                                                   dbt_studio.string_literal(model),
+                                                   dbt_studio.string_literal(destination),
+                                                   'true' if full_resync else 'false')) -%}
     {%- do adapter.commit() -%}
 {% endmacro %}
 
-{#- A finished run that had nothing to send, as one statement that needs no run id from the caller (the
-    warehouse makes it): a runner that found the plan empty logs the run with it instead of planning again. -#}
-{% macro sync_nothing_to_send_sql(sync, model, destination) %}
-    {{ return(adapter.dispatch('sync_nothing_to_send_sql', 'dbt_studio')(sync, model, destination)) }}
+{#- The statement of sync_run_start; each value a SQL expression (a literal, or a bind parameter). -#}
+{% macro sync_run_start_sql(sync, run_id, model, destination, full_resync) %}
+    {{ return(adapter.dispatch('sync_run_start_sql', 'dbt_studio')(sync, run_id, model, destination, full_resync)) }}
 {% endmacro %}
 
-{% macro default__sync_nothing_to_send_sql(sync, model, destination) %}
+{% macro default__sync_run_start_sql(sync, run_id, model, destination, full_resync) %}
     {%- set runs = dbt_studio._state_relation(sync, 'sync_runs') -%}
     {%- set values = [
-        dbt_studio._new_run_id(), dbt_studio.string_literal(sync.name), dbt_studio.string_literal(model),
-        dbt_studio.string_literal(destination), dbt_studio.string_literal(sync.mode), dbt_studio._now(),
-        dbt_studio._now(), "'success'", '0', '0', '0', '0', '0', 'false',
+        run_id, dbt_studio.string_literal(sync.name), model, destination, dbt_studio.string_literal(sync.mode),
+        dbt_studio._now(), "'running'", full_resync,
     ] -%}
-    {{ return('insert into ' ~ runs ~ ' (run_id, sync_name, model, destination, mode, started_at, finished_at,'
-              ~ ' status, planned_inserts, planned_updates, planned_deletes, acknowledged, rejected, full_resync)'
-              ~ ' select ' ~ values | join(', ')) }}
+    {{ return('insert into ' ~ runs ~ ' (run_id, sync_name, model, destination, mode, started_at, status,'
+              ~ ' full_resync) select ' ~ values | join(', ')) }}
 {% endmacro %}
-
-{#- 16 hex digits, like the runner's run ids, made by the warehouse. -#}
-{% macro _new_run_id() %}
-    {{ return(adapter.dispatch('_new_run_id', 'dbt_studio')()) }}
-{% endmacro %}
-
-{% macro default___new_run_id() -%}
-substr(replace(cast(uuid() as {{ dbt.type_string() }}), '-', ''), 1, 16)
-{%- endmacro %}
-
-{% macro snowflake___new_run_id() -%}
-substr(replace(uuid_string(), '-', ''), 1, 16)
-{%- endmacro %}
 
 {% macro sync_run_finish(sync, run_id, status, counts, acknowledged, rejected, error=none) %}
     {{ return(adapter.dispatch('sync_run_finish', 'dbt_studio')(sync, run_id, status, counts, acknowledged, rejected,
@@ -54,22 +34,37 @@ substr(replace(uuid_string(), '-', ''), 1, 16)
 
 {% macro default__sync_run_finish(sync, run_id, status, counts, acknowledged, rejected, error=none) %}
     {%- do dbt_studio._drop_failed_transaction() -%}
+    {%- do run_query(dbt_studio.sync_run_finish_sql(
+        sync, dbt_studio.string_literal(run_id), dbt_studio.string_literal(status),
+        counts.get('insert', 0) | int, counts.get('update', 0) | int,
+        (counts.get('delete', 0) + counts.get('clear', 0)) | int, acknowledged | int, rejected | int,
+        dbt_studio.string_literal(error) if error else 'null')) -%}
+    {%- do adapter.commit() -%}
+{% endmacro %}
+
+{#- The statement of sync_run_finish; each value a SQL expression (`error` is cut to 2,000 characters). -#}
+{% macro sync_run_finish_sql(sync, run_id, status, planned_inserts, planned_updates, planned_deletes, acknowledged,
+                             rejected, error) %}
+    {{ return(adapter.dispatch('sync_run_finish_sql', 'dbt_studio')(sync, run_id, status, planned_inserts,
+                                                                     planned_updates, planned_deletes, acknowledged,
+                                                                     rejected, error)) }}
+{% endmacro %}
+
+{% macro default__sync_run_finish_sql(sync, run_id, status, planned_inserts, planned_updates, planned_deletes,
+                                      acknowledged, rejected, error) %}
     {%- set runs = dbt_studio._state_relation(sync, 'sync_runs') -%}
-    {%- set error_sql = dbt_studio.string_literal(error | truncate(2000, true, '...')) if error else 'null' -%}
     {%- set assignments = [
         'finished_at = ' ~ dbt_studio._now(),
-        'status = ' ~ dbt_studio.string_literal(status),
-        'planned_inserts = ' ~ (counts.get('insert', 0) | int),
-        'planned_updates = ' ~ (counts.get('update', 0) | int),
-        'planned_deletes = ' ~ ((counts.get('delete', 0) + counts.get('clear', 0)) | int),
-        'acknowledged = ' ~ (acknowledged | int),
-        'rejected = ' ~ (rejected | int),
-        'error = ' ~ error_sql,
+        'status = ' ~ status,
+        'planned_inserts = ' ~ planned_inserts,
+        'planned_updates = ' ~ planned_updates,
+        'planned_deletes = ' ~ planned_deletes,
+        'acknowledged = ' ~ acknowledged,
+        'rejected = ' ~ rejected,
+        'error = ' ~ dbt_studio._sync_capped(error, 2000),
     ] -%}
-    {%- do run_query('update ' ~ runs ~ ' set ' ~ assignments | join(', ')
-                     ~ ' where run_id = ' ~ dbt_studio.string_literal(run_id)
-                     ~ ' and sync_name = ' ~ dbt_studio.string_literal(sync.name)) -%}
-    {%- do adapter.commit() -%}
+    {{ return('update ' ~ runs ~ ' set ' ~ assignments | join(', ') ~ ' where run_id = ' ~ run_id
+              ~ ' and sync_name = ' ~ dbt_studio.string_literal(sync.name)) }}
 {% endmacro %}
 
 {#- Take the sync's lock unless a live holder has it; returns the holder that has it after the attempt (two runs
@@ -81,20 +76,33 @@ substr(replace(uuid_string(), '-', ''), 1, 16)
 {% endmacro %}
 
 {% macro default__sync_lock(sync, holder, steal_from=none) %}
+    {%- set sql = dbt_studio.sync_lock_sql(sync, dbt_studio.string_literal(holder),
+                                           dbt_studio.string_literal(steal_from) if steal_from else none) -%}
+    {%- if steal_from -%}
+        {%- do run_query(sql.steal) -%}
+    {%- endif -%}
+    {%- do run_query(sql.take) -%}
+    {%- do adapter.commit() -%}
+    {%- set rows = run_query(sql.holder).rows -%}
+    {{ return([rows[0][0], rows[0][1] | string] if rows else [none, none]) }}
+{% endmacro %}
+
+{#- The statements of sync_lock: `steal` (only when `steal_from` is given) removes a stale holder's row, `take`
+    inserts ours unless a row is there, `holder` reads who has it (holder, acquired_at). -#}
+{% macro sync_lock_sql(sync, holder, steal_from=none) %}
+    {{ return(adapter.dispatch('sync_lock_sql', 'dbt_studio')(sync, holder, steal_from)) }}
+{% endmacro %}
+
+{% macro default__sync_lock_sql(sync, holder, steal_from=none) %}
     {%- set locks = dbt_studio._state_relation(sync, 'sync_locks') -%}
     {%- set this_sync = 'sync_name = ' ~ dbt_studio.string_literal(sync.name) -%}
-    {%- if steal_from -%}
-        {%- do run_query('delete from ' ~ locks ~ ' where ' ~ this_sync
-                         ~ ' and holder = ' ~ dbt_studio.string_literal(steal_from)) -%}
-    {%- endif -%}
-    {%- do run_query('insert into ' ~ locks ~ ' (sync_name, holder, acquired_at) select '
-                     ~ dbt_studio.string_literal(sync.name) ~ ', ' ~ dbt_studio.string_literal(holder) ~ ', '
-                     ~ dbt_studio._now()
-                     ~ ' where not exists (select 1 from ' ~ locks ~ ' where ' ~ this_sync ~ ')') -%}
-    {%- do adapter.commit() -%}
-    {%- set rows = run_query('select holder, acquired_at from ' ~ locks ~ ' where ' ~ this_sync
-                             ~ ' order by acquired_at, holder').rows -%}
-    {{ return([rows[0][0], rows[0][1] | string] if rows else [none, none]) }}
+    {{ return({
+        'steal': 'delete from ' ~ locks ~ ' where ' ~ this_sync ~ ' and holder = ' ~ steal_from if steal_from else none,
+        'take': 'insert into ' ~ locks ~ ' (sync_name, holder, acquired_at) select '
+                ~ dbt_studio.string_literal(sync.name) ~ ', ' ~ holder ~ ', ' ~ dbt_studio._now()
+                ~ ' where not exists (select 1 from ' ~ locks ~ ' where ' ~ this_sync ~ ')',
+        'holder': 'select holder, acquired_at from ' ~ locks ~ ' where ' ~ this_sync ~ ' order by acquired_at, holder',
+    }) }}
 {% endmacro %}
 
 {% macro sync_unlock(sync, holder) %}
@@ -103,10 +111,17 @@ substr(replace(uuid_string(), '-', ''), 1, 16)
 
 {% macro default__sync_unlock(sync, holder) %}
     {%- do dbt_studio._drop_failed_transaction() -%}
-    {%- set locks = dbt_studio._state_relation(sync, 'sync_locks') -%}
-    {%- do run_query('delete from ' ~ locks ~ ' where sync_name = ' ~ dbt_studio.string_literal(sync.name)
-                     ~ ' and holder = ' ~ dbt_studio.string_literal(holder)) -%}
+    {%- do run_query(dbt_studio.sync_unlock_sql(sync, dbt_studio.string_literal(holder))) -%}
     {%- do adapter.commit() -%}
+{% endmacro %}
+
+{% macro sync_unlock_sql(sync, holder) %}
+    {{ return(adapter.dispatch('sync_unlock_sql', 'dbt_studio')(sync, holder)) }}
+{% endmacro %}
+
+{% macro default__sync_unlock_sql(sync, holder) %}
+    {{ return('delete from ' ~ dbt_studio._state_relation(sync, 'sync_locks') ~ ' where sync_name = '
+              ~ dbt_studio.string_literal(sync.name) ~ ' and holder = ' ~ holder) }}
 {% endmacro %}
 
 {#- Drop changelog rows older than the retention (var dbt_studio_changelog_retention_days). -#}
@@ -115,11 +130,18 @@ substr(replace(uuid_string(), '-', ''), 1, 16)
 {% endmacro %}
 
 {% macro default__sync_prune_changelog(sync) %}
-    {%- set changelog = dbt_studio._state_relation(sync, 'sync_changelog') -%}
-    {%- set days = dbt_studio.setting('changelog_retention_days') | int -%}
-    {%- do run_query('delete from ' ~ changelog ~ ' where acknowledged_at < '
-                     ~ dbt.dateadd('day', -1 * days, dbt_studio._now())) -%}
+    {%- do run_query(dbt_studio.sync_prune_changelog_sql(sync)) -%}
     {%- do adapter.commit() -%}
+{% endmacro %}
+
+{% macro sync_prune_changelog_sql(sync) %}
+    {{ return(adapter.dispatch('sync_prune_changelog_sql', 'dbt_studio')(sync)) }}
+{% endmacro %}
+
+{% macro default__sync_prune_changelog_sql(sync) %}
+    {%- set days = dbt_studio.setting('changelog_retention_days') | int -%}
+    {{ return('delete from ' ~ dbt_studio._state_relation(sync, 'sync_changelog') ~ ' where acknowledged_at < '
+              ~ dbt.dateadd('day', -1 * days, dbt_studio._now())) }}
 {% endmacro %}
 
 {#- Recent runs from the run log, newest first, for `dbt-studio status`. -#}
@@ -189,9 +211,16 @@ substr(replace(uuid_string(), '-', ''), 1, 16)
 {% endmacro %}
 
 {% macro default__sync_last_status(sync) %}
-    {%- set runs = dbt_studio._state_relation(sync, 'sync_runs') -%}
-    {%- set rows = run_query('select status from ' ~ runs
-                             ~ ' where sync_name = ' ~ dbt_studio.string_literal(sync.name)
-                             ~ " and status <> 'running' order by started_at desc limit 1").rows -%}
+    {%- set rows = run_query(dbt_studio.sync_last_status_sql(sync)).rows -%}
     {{ return(rows[0][0] if rows else none) }}
+{% endmacro %}
+
+{% macro sync_last_status_sql(sync) %}
+    {{ return(adapter.dispatch('sync_last_status_sql', 'dbt_studio')(sync)) }}
+{% endmacro %}
+
+{% macro default__sync_last_status_sql(sync) %}
+    {{ return('select status from ' ~ dbt_studio._state_relation(sync, 'sync_runs')
+              ~ ' where sync_name = ' ~ dbt_studio.string_literal(sync.name)
+              ~ " and status <> 'running' order by started_at desc limit 1") }}
 {% endmacro %}

@@ -32,8 +32,32 @@
 {% endmacro %}
 
 {% macro default__sync_prepare(sync) %}
-    {%- set string, ts, int = dbt.type_string(), dbt.type_timestamp(), dbt.type_bigint() -%}
     {%- do adapter.create_schema(api.Relation.create(database=target.database, schema=sync.state_schema)) -%}
+    {%- for relation, sql in dbt_studio._sync_state_tables(sync) -%}
+        {%- if not dbt_studio._relation_exists(relation) -%}
+            {%- do run_query(sql) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- do adapter.commit() -%}
+{% endmacro %}
+
+{#- The statements of sync_prepare, each safe to run again: the state schema and the state tables if missing. -#}
+{% macro sync_prepare_sql(sync) %}
+    {{ return(adapter.dispatch('sync_prepare_sql', 'dbt_studio')(sync)) }}
+{% endmacro %}
+
+{% macro default__sync_prepare_sql(sync) %}
+    {%- set schema = api.Relation.create(database=target.database, schema=sync.state_schema) -%}
+    {%- set statements = ['create schema if not exists ' ~ schema.without_identifier()] -%}
+    {%- for relation, sql in dbt_studio._sync_state_tables(sync) -%}
+        {%- do statements.append(sql) -%}
+    {%- endfor -%}
+    {{ return(statements) }}
+{% endmacro %}
+
+{#- (relation, create table if not exists ...) of each state table a sync writes (see the top of this file). -#}
+{% macro _sync_state_tables(sync) %}
+    {%- set string, ts, int = dbt.type_string(), dbt.type_timestamp(), dbt.type_bigint() -%}
     {%- set tables = {
         'sync_runs': [('run_id', string), ('sync_name', string), ('model', string), ('destination', string),
                       ('mode', string), ('started_at', ts), ('finished_at', ts), ('status', string),
@@ -46,15 +70,15 @@
         sync.name ~ '__rejections': [('_key', string), ('reason', string), ('attempts', int),
                                      ('first_rejected_at', ts), ('last_rejected_at', ts)],
     } -%}
+    {%- set out = [] -%}
     {%- for name, columns in tables.items() -%}
         {%- set relation = dbt_studio._state_relation(sync, name) -%}
-        {%- if not dbt_studio._relation_exists(relation) -%}
-            {%- set definitions = [] -%}
-            {%- for column, type in columns -%}{%- do definitions.append(column ~ ' ' ~ type) -%}{%- endfor -%}
-            {%- do run_query('create table if not exists ' ~ relation ~ ' (' ~ definitions | join(', ') ~ ')') -%}
-        {%- endif -%}
+        {%- set definitions = [] -%}
+        {%- for column, type in columns -%}{%- do definitions.append(column ~ ' ' ~ type) -%}{%- endfor -%}
+        {%- do out.append([relation, 'create table if not exists ' ~ relation ~ ' (' ~ definitions | join(', ')
+                                     ~ ')']) -%}
     {%- endfor -%}
-    {%- do adapter.commit() -%}
+    {{ return(out) }}
 {% endmacro %}
 
 {#- Null and duplicate primary keys of the model, with a few examples: a sync stops on any. -#}

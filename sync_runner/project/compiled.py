@@ -13,7 +13,9 @@ commands run statements whose text depends only on the project, not on the data.
 Any difference gives another fingerprint and the whole cache is dropped: old SQL never runs. The SQL still comes
 only from the macros; this module only remembers what they returned. On DuckDB (a plain file profile) the kept
 statements run on a `duckdb` connection of their own, so such a command never imports dbt; other profiles run
-them through the dbt adapter (`Warehouse`).
+them through the dbt adapter (`Warehouse`). Statements kept for every run of a sync take the values that change
+from run to run (a run id, counts, acknowledged ranges) as bind parameters (macro `sync_parameter`), bound by the
+driver: only the direct connection runs those.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import hashlib
 import json
 import os
 import re
+import time
+import warnings
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -111,12 +115,14 @@ class CompiledSql:
 
     `connect` builds the dbt-backed `Warehouse` on a miss (it is only built then, or to run statements on a
     profile without a direct path); `close()` closes it unless `close_warehouse` is false (the caller's).
+    With `compile_only`, the warehouse built on a miss only compiles (dbt's connection is never opened, so the
+    direct connection stays the one way into the file) and statements keep running directly.
     `compiled` lists the macros compiled through dbt by this instance.
     """
 
     def __init__(self, where: DbtTarget, manifest_path: Path, extra_files: Sequence[Path | None] = (),
                  connect: Callable[[], Any] | None = None, close_warehouse: bool = True,
-                 direct: bool = True) -> None:
+                 direct: bool = True, compile_only: bool = False) -> None:
         self.where = where
         self.path = manifest_path.parent / CACHE_FILE
         self.key = fingerprint(where, manifest_path, extra_files)
@@ -125,10 +131,12 @@ class CompiledSql:
         self._warehouse: Any = None
         self._duckdb: Any = None
         self.compiled: list[str] = []
+        self.compile_seconds = 0.0  # spent compiling misses through dbt (building the adapter included)
         stored = self._load()
         self._entries: dict[str, Any] = stored.get("entries", {}) if stored.get("key") == self.key else {}
         self._direct: dict[str, Any] | None = stored.get("direct") if stored.get("key") == self.key else None
         self._allow_direct = direct  # false when the caller already holds a dbt connection to the same database
+        self._compile_only = compile_only
         self._dirty = False
 
     def _load(self) -> dict[str, Any]:
@@ -141,7 +149,8 @@ class CompiledSql:
     @property
     def warehouse(self) -> Any:
         if self._warehouse is None:
-            self.drop_direct()
+            if not self._compile_only:
+                self.drop_direct()
             if self._connect is None:
                 from sync_runner.project.warehouse import Warehouse
 
@@ -156,33 +165,65 @@ class CompiledSql:
         """What `dbt_studio.<macro>(**kwargs)` returns (it must only build SQL, never run any)."""
         call = json.dumps([macro, kwargs], sort_keys=True, default=str)
         if call not in self._entries:
-            with self.warehouse.session():
-                result = self.warehouse.call(macro, **kwargs)
+            began = time.monotonic()
+            result = self.warehouse.compile(macro, **kwargs)
             self._entries[call] = json.loads(json.dumps(result, default=str))
             self.compiled.append(macro)
             self._dirty = True
+            self.compile_seconds += time.monotonic() - began
         return self._entries[call]
 
-    def rows(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Column names and rows of one statement compiled by a macro."""
-        if self.direct and self._direct is not None and self._direct.get("type") == "duckdb":
-            if self._duckdb is None:
-                import duckdb
-
-                try:
-                    self._duckdb = duckdb.connect(self._direct["path"])
-                except duckdb.Error as exc:  # e.g. another process holds the file: one line, as dbt's path gives
-                    raise unreachable(self.where, exc) from None
-            cursor = self._duckdb.cursor()
-            cursor.execute(sql)
+    def rows(self, sql: str, params: dict[str, Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Column names and rows of one statement compiled by a macro (`params`: its bind parameters, direct
+        connection only)."""
+        if self.direct:
+            cursor = self._execute(sql, params)
             return [d[0] for d in cursor.description or ()], [tuple(r) for r in cursor.fetchall()]
+        if params:
+            raise RuntimeError("bind parameters need the direct connection")
         table = self.warehouse.fetch_arrow(sql)
         return list(table.column_names), [tuple(r.values()) for r in table.to_pylist()]
+
+    def arrow(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        """All rows of one statement as an Arrow table, on the direct connection."""
+        result = self._execute(sql, params)
+        to_arrow = getattr(result, "to_arrow_table", None) or result.fetch_arrow_table  # DuckDB >= 1.4 / older
+        with warnings.catch_warnings():  # DuckDB notes the copy the DB-API path makes; pages are small
+            warnings.simplefilter("ignore", UserWarning)
+            return to_arrow()
+
+    def transaction(self, statements: Sequence[tuple[str, dict[str, Any]]], begin: str, commit: str,
+                    rollback: str) -> None:
+        """Run statements all or nothing on the direct connection (the transaction's words from a macro)."""
+        self._execute(begin)
+        try:
+            for sql, params in statements:
+                self._execute(sql, params)
+        except BaseException:
+            self._execute(rollback)
+            raise
+        self._execute(commit)
+
+    def _execute(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        if not self.direct or self._direct is None:
+            raise RuntimeError("no direct connection")
+        if self._duckdb is None:
+            import duckdb
+
+            try:
+                self._duckdb = duckdb.connect(self._direct["path"])
+            except duckdb.Error as exc:  # e.g. another process holds the file: one line, as dbt's path gives
+                raise unreachable(self.where, exc) from None
+        # the connection itself, not a cursor (a DuckDB cursor is a connection of its own: a transaction begun on
+        # one would not cover statements run on another)
+        return self._duckdb.execute(sql, params) if params else self._duckdb.execute(sql)
 
     @property
     def direct(self) -> bool:
         """Whether statements run without dbt (a DuckDB file profile whose connection was recorded)."""
-        return self._allow_direct and self._warehouse is None and bool(self._direct)
+        compiling = self._warehouse is None or self._compile_only
+        return (self._allow_direct and compiling and self._direct is not None
+                and self._direct.get("type") == "duckdb")
 
     def drop_direct(self) -> None:
         """Close the direct connection and run every later statement through the warehouse: dbt-duckdb opens the

@@ -49,6 +49,7 @@ from sync_runner.sync.destinations.base import Batch, BatchResult
 from sync_runner.sync.destinations.capture import capped
 from sync_runner.sync.destinations.values import dumps
 from sync_runner.sync.safeguards import limits_for, stop_reason
+from sync_runner.sync.state import DbtSteps, KeptSteps, Steps, key_problems
 
 LOCK_TTL = timedelta(hours=6)
 _ORPHANED: set[str] = set()  # locks of this process's runs whose unlock failed (e.g. the warehouse went away)
@@ -212,50 +213,88 @@ class SyncRunner:
         self._session_changed = False
         self._previous: dict[str, str | None] = {}  # sync -> status of its run before this one (the run log's)
         self._compiled: CompiledSql | None = None
+        self._compiler: Warehouse | None = None  # built only to compile kept SQL on a miss (never connects)
         # seconds spent starting up (connecting, loading the kept SQL) whenever it happens: a sync's `time` leaves
         # it out, so a first sync that connects lazily does not look slow
         self._startup = 0.0
 
     @property
     def warehouse(self) -> Warehouse:
+        """dbt's connection, made on first use (and from then on every statement of this process goes through it:
+        one way into a DuckDB file per process)."""
         if self._warehouse is None:
             began = time.monotonic()
-            if self._compiled is not None:  # one way into a DuckDB file per process: dbt's from now on
+            if self._compiled is not None:
                 self._compiled.drop_direct()
-            warehouse = connect(self.where, self.manifest.path)
+            warehouse = connect(self.where, self.manifest.path, reuse=self._compiler)
+            self._compiler = None
             try:
                 with warehouse.session():  # e.g. DuckDB's memory limit for planning (macros/sync/session.sql)
                     self._session_changed = bool(warehouse.call("sync_session_start"))
             except Exception as exc:  # a var the warehouse cannot take, e.g. a memory limit of 'a lot'
                 warehouse.close()
-                first = next((line.strip() for line in str(exc).splitlines() if line.strip()), exc.__class__.__name__)
-                raise UserError(f"the warehouse refused the sync session's settings (var "
-                                f"dbt_studio_sync_duckdb_memory_limit): {REDACT(first)}") from None
+                raise _refused_session(exc) from None
             self._warehouse = warehouse
             self._startup += time.monotonic() - began
         return self._warehouse
 
+    def _spent_starting(self) -> float:
+        """Seconds spent so far connecting and compiling SQL the cache did not hold: the command's start-up, left
+        out of each sync's own time (a first sync that compiles lazily does not look slow)."""
+        return self._startup + (self._compiled.compile_seconds if self._compiled is not None else 0.0)
+
+    def _compile_with(self) -> Warehouse:
+        """The dbt adapter that compiles a macro the cache does not hold: the runner's connection when it has one,
+        else one built to compile only (it never opens dbt's connection, so a DuckDB file stays the direct
+        connection's)."""
+        if self._warehouse is not None:
+            return self._warehouse
+        if self._compiler is None:
+            try:
+                self._compiler = Warehouse(self.where, self.manifest.path)
+            except UserError:
+                raise
+            except Exception as exc:  # a bad profile: the one line connect() gives
+                raise unreachable(self.where, exc) from None
+        return self._compiler
+
     def compiled(self) -> CompiledSql:
-        """The package's SQL for a dry run, kept compiled between commands (project/compiled.py): once compiled,
-        `dbt-studio plan` on a DuckDB file runs it on a connection of its own, under the session's settings,
-        without loading dbt. (A real sync goes through the dbt adapter: its state macros write.)"""
+        """The package's SQL kept compiled between commands (project/compiled.py). On a DuckDB file a sync runs
+        it on a connection of its own, under the session's settings (KeptSteps), without loading dbt once it
+        is kept; elsewhere the same statements run through the dbt adapter."""
         if self._compiled is None:
-            began, startup = time.monotonic(), self._startup  # a connect in here is counted once
+            began = time.monotonic()
             compiled = CompiledSql(self.where, self.manifest.path,
                                    [find_config(self.where.project_dir, self.where.profiles_dir)],
-                                   connect=lambda: self.warehouse, close_warehouse=False,
-                                   direct=self._warehouse is None)
+                                   connect=self._compile_with, close_warehouse=False,
+                                   direct=self._warehouse is None, compile_only=True)
             self._compiled = compiled
             session = compiled.value("sync_session_sql")
-            if compiled.direct:  # a dbt-backed warehouse ran sync_session_start itself
+            if compiled.direct:  # a dbt-backed warehouse runs sync_session_start itself
                 for sql in session:
-                    compiled.rows(sql)
-            self._startup = startup + time.monotonic() - began
+                    try:
+                        compiled.rows(sql)
+                    except UserError:
+                        raise
+                    except Exception as exc:  # a var the warehouse cannot take, e.g. a memory limit of 'a lot'
+                        raise _refused_session(exc) from None
+            self._startup += time.monotonic() - began - compiled.compile_seconds  # (those count apart)
         return self._compiled
+
+    def _steps(self, debug: bool = False) -> Steps:
+        """How this run's state steps run: from kept SQL on the direct connection while dbt is not loaded and the
+        record debugger is off (its captures are written by dbt), else through dbt."""
+        if self._warehouse is None and not debug:
+            compiled = self.compiled()
+            if compiled.direct:
+                return KeptSteps(compiled)
+        return DbtSteps(self.warehouse)
 
     def close(self) -> None:
         if self._compiled is not None:
             self._compiled.close()
+        if self._compiler is not None:
+            self._compiler.close()
         if self._warehouse is not None:
             try:
                 if self._session_changed:
@@ -277,7 +316,7 @@ class SyncRunner:
         self.skips = _build_verdicts(self.manifest, self.results, builds, models)
         for sync in self.syncs:
             report = SyncReport(sync.name, sync.model.name, sync.destination.name)
-            started, startup = time.monotonic(), self._startup
+            started, startup = time.monotonic(), self._spent_starting()
             verdict = self.skips.get(sync.model.unique_id)
             if verdict:
                 report.status, report.message = verdict[0], f"model '{sync.model.name}' not synced: {verdict[1]}"
@@ -294,7 +333,7 @@ class SyncRunner:
                     report.status, report.message = "failed", REDACT(exc)
                 except requests.RequestException as exc:  # e.g. a URL whose scheme requests cannot send to
                     report.status, report.message = "failed", _request_failure(sync.destination.name, exc)
-            report.seconds = round(time.monotonic() - started - (self._startup - startup), 3)  # its own time
+            report.seconds = round(time.monotonic() - started - (self._spent_starting() - startup), 3)  # its own
             if not report.run_id and report.status in ("failed", "skipped") and not self.options.dry_run:
                 self._log_stopped(sync.name, sync.model.name, sync.destination.name, sync.mode,
                                   sync.state_schema or default_schema, report)
@@ -310,38 +349,34 @@ class SyncRunner:
         return reports
 
     def _start(self) -> tuple[str, dict[str, Any]]:
-        """The default state schema and the recorded builds (macros/sync/builds.sql), after the version check.
-
-        When the syncs may be done without dbt (a dry run, or syncs that may have nothing to send) they come from
-        kept SQL, and on a DuckDB file whose SQL is all kept dbt is not loaded (a sync that then has rows to send
-        connects on its way). Otherwise dbt connects now. The version check of a kept run is the cached
-        `dbt_studio_version`: the cache's fingerprint covers the package's files and dbt-studio's version."""
-        if self._may_skip_dbt():  # kept SQL (compiled through dbt now on a miss, for the next command)
-            c = self.compiled()
-            if not c.direct:
-                _ = self.warehouse
-            check_versions(__version__, c.value("dbt_studio_version"))
-            default_schema = str(c.value("sync_default_state_schema"))
-            builds: dict[str, Any] = {}
-            if not self.options.only_built:
-                sql = c.value("sync_model_builds_sql")
-                if c.rows(sql["exists"])[1]:
-                    builds = {str(r[0]): [r[1], r[2], r[3]] for r in c.rows(sql["query"])[1]}
-            return default_schema, builds
-        wh = self.warehouse
-        with wh.session():
-            default_schema = wh.call("sync_default_state_schema")
-            builds = {} if self.options.only_built else wh.call("sync_model_builds")
+        """The default state schema and the recorded builds (macros/sync/builds.sql), after the version check,
+        from kept SQL (on a DuckDB file dbt is not loaded once it is kept). The version check of a kept run is the
+        cached `dbt_studio_version`: the cache's fingerprint covers the package's files and dbt-studio's version."""
+        c = self.compiled()
+        if not c.direct or self.options.debug:  # connect() checked the versions
+            wh = self.warehouse
+            with wh.session():
+                default_schema = wh.call("sync_default_state_schema")
+                return default_schema, {} if self.options.only_built else wh.call("sync_model_builds")
+        check_versions(__version__, self._package_version(c))
+        default_schema = str(c.value("sync_default_state_schema"))
+        builds: dict[str, Any] = {}
+        if not self.options.only_built:
+            sql = c.value("sync_model_builds_sql")
+            if c.rows(sql["exists"])[1]:
+                builds = {str(r[0]): [r[1], r[2], r[3]] for r in c.rows(sql["query"])[1]}
         return default_schema, builds
 
-    def _may_skip_dbt(self) -> bool:
-        """Whether some selected sync could run from kept SQL alone (see _nothing_to_send)."""
-        o = self.options
-        if o.dry_run:
-            return True
-        if o.full_resync or o.keys or o.debug or self.alerts.rules:
-            return False
-        return any(not (s.debug or s.alerts) and s.model.relation_name for s in self.syncs)
+    def _package_version(self, c: CompiledSql) -> str | None:
+        """The installed package's release (dbt_studio_version, kept), or None when the package predates it."""
+        try:
+            return str(c.value("dbt_studio_version"))
+        except UserError:
+            raise
+        except Exception:
+            if "macro.dbt_studio.dbt_studio_version" not in self._compile_with().manifest.macros:
+                return None
+            raise
 
     @staticmethod
     def _unusable(unusable: Unusable) -> SyncReport:
@@ -357,12 +392,11 @@ class SyncRunner:
         args = {"name": name, "state_schema": state_schema, "mode": mode}
         run_id = uuid.uuid4().hex[:16]
         try:
-            with self.warehouse.session():
-                self.warehouse.call("sync_prepare", sync=args)
-                self.warehouse.call("sync_run_start", sync=args, run_id=run_id, model=model, destination=destination,
-                                    full_resync=self.options.full_resync)
-                self.warehouse.call("sync_run_finish", sync=args, run_id=run_id, status=report.status,
-                                    counts=report.planned, acknowledged=0, rejected=0, error=report.message or None)
+            steps = self._steps()
+            with steps.session():
+                steps.prepare(args)
+                steps.run_start(args, run_id, model, destination, self.options.full_resync)
+                steps.run_finish(args, run_id, report.status, report.planned, 0, 0, report.message or None)
             report.run_id = run_id
         except Exception as exc:  # the warehouse went away: the report still says what happened
             report.message += f" (not recorded in the run log: {_first_line(exc)})"
@@ -383,63 +417,61 @@ class SyncRunner:
     def _run_one(self, sync: SyncConfig, report: SyncReport) -> None:
         if self.options.dry_run and sync.model.relation_name:
             args = self._preview(sync, report)
-            reason = self._safeguard(sync, args, report)
+            reason = self._safeguard(sync, args, report, self._steps())
             if reason:
                 report.message = f"a run would stop before sending anything: {reason}"
             return
-        if self._nothing_to_send(sync, report):
-            return
-        wh = self.warehouse
+        debug = self.options.debug or sync.debug
+        steps = self._steps(debug)
         node = sync.model
-        relation = wh.relation(node.database, node.schema, node.alias)
-        with wh.session():
-            state_schema = sync.state_schema or wh.call("sync_default_state_schema")
+        source = steps.source(node.database, node.schema, node.alias, node.relation_name or "")
+        with steps.session():
+            state_schema = sync.state_schema or str(self.compiled().value("sync_default_state_schema"))
             args = sync.macro_args(state_schema)
-            stored = wh.call("relation_columns", relation=relation, lower=False)
+            stored = steps.stored_columns(source, node.database, node.schema, node.alias)
             args = _with_stored_names(sync, args, stored)
             args["only_keys"] = list(self.options.keys)
             if not self.options.dry_run:
-                wh.call("sync_prepare", sync=args)
-            _check_keys(sync, wh.call("sync_check_keys", sync=args, source=relation))
-            if self.options.dry_run:
-                counts = wh.call("sync_plan", sync=args, source=relation, full_resync=self.options.full_resync,
-                                 dry_run=True)
+                steps.prepare(args)
+            _check_keys(sync, steps.key_problems(args, source))
+            if self.options.dry_run:  # a model without a relation name (the kept preview needs one)
+                counts = self.warehouse.call("sync_plan", sync=args, source=source,
+                                             full_resync=self.options.full_resync, dry_run=True)
                 report.planned = {k: int(counts[k]) for k in ("insert", "update", "delete", "clear")}
                 report.full_resync = bool(counts["reset"])
                 report.sample = counts["sample"]
                 report.status = "planned"
-                reason = self._safeguard(sync, args, report)
+                reason = self._safeguard(sync, args, report, steps)
                 if reason:
                     report.message = f"a run would stop before sending anything: {reason}"
                 return
             run_id = uuid.uuid4().hex[:16]
             report.run_id = run_id
             holder = f"{socket.gethostname()}:{os.getpid()}:{run_id}"
-            self._lock(sync, args, holder)
+            self._lock(sync, args, holder, steps)
             try:
-                self._previous[sync.name] = wh.call("sync_last_status", sync=args)
-                wh.call("sync_prune_changelog", sync=args)
-                wh.call("sync_run_start", sync=args, run_id=run_id, model=node.name,
-                        destination=sync.destination.name, full_resync=self.options.full_resync)
+                self._previous[sync.name] = steps.last_status(args)
+                steps.prune_changelog(args)
+                steps.run_start(args, run_id, node.name, sync.destination.name, self.options.full_resync)
                 error = None
                 try:
-                    counts = wh.call("sync_plan", sync=args, source=relation, full_resync=self.options.full_resync)
+                    counts = steps.plan(args, source, self.options.full_resync)
                     report.planned = {k: int(counts[k]) for k in ("insert", "update", "delete", "clear")}
                     report.full_resync = bool(counts["reset"])
-                    reason = self._safeguard(sync, args, report)
+                    reason = self._safeguard(sync, args, report, steps)
                     if reason:
-                        wh.call("sync_plan_settled", sync=args)  # nothing of this plan was sent
+                        steps.plan_settled(args)  # nothing of this plan was sent
                         raise UserError(f"sync '{sync.name}' stopped before sending anything: {reason} (let it "
                                         "through with --allow-large-changes, or with safeguards in dbt_studio.yml "
                                         "or on the sync)")
                     if report.full_resync:  # the snapshot now tracks this fingerprint: what gets acknowledged
-                        wh.call("sync_record_fingerprint", sync=args)  # counts even if the run fails later
-                    debug = self.options.debug or sync.debug
+                        steps.record_fingerprint(args)  # counts even if the run fails later
                     if debug:
+                        wh = self.warehouse
                         wh.call("sync_debug_prepare", sync=args)
                         wh.call("sync_debug_prune", sync=args, days=sync.debug_days)
                         wh.call("sync_debug_planned", sync=args, run_id=run_id)
-                    self._deliver(sync, args, run_id, report, debug)
+                    self._deliver(sync, args, run_id, report, steps, debug)
                 except (Terminal, UserError) as exc:
                     error = REDACT(exc)
                     raise
@@ -457,18 +489,18 @@ class SyncRunner:
                     elif report.failed_rows:
                         report.message = (f"{report.failed_rows} row(s) not delivered after retries "
                                           f"({report.message}): they are sent again on the next run")
-                    wh.call("sync_run_finish", sync=args, run_id=run_id, status=status, counts=report.planned,
-                            acknowledged=report.acknowledged, rejected=report.rejected, error=report.message or None)
+                    steps.run_finish(args, run_id, status, report.planned, report.acknowledged, report.rejected,
+                                     report.message or None)
                 if report.status == "success":  # every planned row committed: nothing of this plan is in doubt
-                    wh.call("sync_plan_settled", sync=args)
+                    steps.plan_settled(args)
             finally:
                 try:
-                    wh.call("sync_unlock", sync=args, holder=holder)
+                    steps.unlock(args, holder)
                 except Exception:
                     _ORPHANED.add(holder)
                     raise
 
-    def _safeguard(self, sync: SyncConfig, args: dict[str, Any], report: SyncReport) -> str | None:
+    def _safeguard(self, sync: SyncConfig, args: dict[str, Any], report: SyncReport, steps: Steps) -> str | None:
         """Why this plan must not be sent (sync/safeguards.py), or None. A full resync never deletes: not checked."""
         if self.options.allow_large_changes or report.full_resync:
             return None
@@ -476,34 +508,7 @@ class SyncRunner:
         if limits.allow_large_changes or (limits.max_deletes is None and limits.max_delete_percent is None
                                           and limits.max_update_percent is None):
             return None
-        if self._warehouse is None and self._compiled is not None and self._compiled.direct:  # a kept dry run
-            c = self._compiled
-            sql = c.value("sync_snapshot_rows_sql", sync=args)
-            held = int(c.rows(sql["query"])[1][0][0]) if c.rows(sql["exists"])[1] else 0
-        else:
-            held = int(self.warehouse.call("sync_snapshot_rows", sync=args))
-        return stop_reason(limits, report.planned, held)
-
-    def _nothing_to_send(self, sync: SyncConfig, report: SyncReport) -> bool:
-        """Whether the sync was done without dbt: on a DuckDB file whose SQL is kept, a dry run first; when it
-        plans nothing (no change, no reset, nothing in doubt from an earlier run) the run is logged with
-        sync_nothing_to_send_sql and nothing else happens, as the full run would have sent nothing. (Not for syncs
-        with alert rules: a recovery alert needs the run log's previous status, which the full run reads; nor for
-        the record debugger, a key-limited test sync or a full resync.)"""
-        if (self.options.full_resync or self.options.keys or self.options.debug or sync.debug
-                or not sync.model.relation_name or self._warehouse is not None or sync.alerts or self.alerts.rules):
-            return False
-        compiled = self.compiled()
-        if not compiled.direct:
-            return False
-        args = self._preview(sync, report)
-        if report.full_resync or any(report.planned.values()) or not compiled.direct:
-            report.planned, report.full_resync, report.sample, report.status = {}, False, {}, "pending"
-            return False
-        compiled.rows(compiled.value("sync_nothing_to_send_sql", sync=args, model=sync.model.name,
-                                     destination=sync.destination.name))
-        report.sample, report.status = {}, "success"
-        return True
+        return stop_reason(limits, report.planned, steps.snapshot_rows(args))
 
     def _preview(self, sync: SyncConfig, report: SyncReport) -> dict[str, Any]:
         """A dry run from kept SQL: the same macros as sync_plan(dry_run=true), run statement by statement (the
@@ -517,7 +522,7 @@ class SyncRunner:
         args = _with_stored_names(sync, sync.macro_args(state_schema), [r[0] for r in stored])
         args["only_keys"] = list(self.options.keys)
         _, problems = c.rows(c.value("sync_check_keys_sql", sync=args, source=source))
-        _check_keys(sync, _key_problems(problems))
+        _check_keys(sync, key_problems(problems))
         probe = c.value("sync_plan_probe_sql", sync=args)
         known = None
         if c.rows(probe["configs"])[1]:
@@ -538,26 +543,23 @@ class SyncRunner:
         report.status = "planned"
         return args
 
-    def _pages(self, args: dict[str, Any], total: int) -> Iterator[pa.RecordBatch]:
+    def _pages(self, args: dict[str, Any], total: int, steps: Steps) -> Iterator[pa.RecordBatch]:
         """The plan in pages of `page_rows`, each fetched whole: memory stays bounded by the page size."""
         page = self.options.page_rows
         for first in range(1, total + 1, page):
-            sql = self.warehouse.call("sync_plan_rows_sql", sync=args, first_seq=first, last_seq=first + page - 1)
-            yield from self.warehouse.fetch_arrow(sql).to_batches()
+            yield from steps.page(args, first, first + page - 1).to_batches()
 
-    def _lock(self, sync: SyncConfig, args: dict[str, Any], holder: str) -> None:
-        wh = self.warehouse
-        current, acquired_at = wh.call("sync_lock", sync=args, holder=holder)
+    def _lock(self, sync: SyncConfig, args: dict[str, Any], holder: str, steps: Steps) -> None:
+        current, acquired_at = steps.lock(args, holder)
         if current != holder and current is not None and _lock_is_stale(current, acquired_at or ""):
-            current, acquired_at = wh.call("sync_lock", sync=args, holder=holder, steal_from=current)
+            current, acquired_at = steps.lock(args, holder, steal_from=current)
         if current != holder:
-            wh.call("sync_unlock", sync=args, holder=holder)  # a row of ours that lost a race to another's
+            steps.unlock(args, holder)  # a row of ours that lost a race to another's
             raise UserError(f"sync '{sync.name}' is already running ({current}, since {acquired_at}); "
                             "wait for it to finish")
 
-    def _deliver(self, sync: SyncConfig, args: dict[str, Any], run_id: str, report: SyncReport,
+    def _deliver(self, sync: SyncConfig, args: dict[str, Any], run_id: str, report: SyncReport, steps: Steps,
                  debug: bool = False) -> None:
-        wh = self.warehouse
         cls = REGISTRY[sync.destination.type]
         destination = cls(sync.destination.name, {**sync.destination.options, **sync.options}, sync.name, run_id,
                           self.where.project_dir)  # the sync's own options over dbt_studio.yml's
@@ -574,14 +576,13 @@ class SyncRunner:
         window: dict[str, list] = {"acked": [], "rejected": []}
         last_commit = [time.monotonic()]
 
-        captures = _Captures(sync, args, run_id, wh) if debug else None
+        captures = _Captures(sync, args, run_id, self.warehouse) if debug else None
 
         def commit() -> None:
             if captures is not None:
                 captures.flush()  # before the commit: the history reads sent, acknowledged, then committed
             if window["acked"] or window["rejected"]:
-                wh.call("sync_commit", sync=args, run_id=run_id, acked=_ranges(window["acked"]),
-                        rejected=window["rejected"])
+                steps.commit(args, run_id, _ranges(window["acked"]), window["rejected"])
                 window["acked"], window["rejected"] = [], []
             last_commit[0] = time.monotonic()
 
@@ -613,7 +614,7 @@ class SyncRunner:
 
         success = False
         try:
-            stream = self._pages(args, total)
+            stream = self._pages(args, total, steps)
             sources = {f.dest: f.tracked for f in sync.fields if f.template is None}
             templates = {f.dest: Template(f.template) for f in sync.fields if f.template is not None}
             deliver(destination, make_batches(stream, sources, max_rows, max_bytes, oversize, sync.key_columns,
@@ -682,6 +683,11 @@ class _Captures:
             self.warehouse.call("sync_debug_write", sync=self.args, run_id=self.run_id, rows=rows)
 
 
+def _refused_session(exc: BaseException) -> UserError:
+    return UserError(f"the warehouse refused the sync session's settings (var dbt_studio_sync_duckdb_memory_limit): "
+                     f"{REDACT(_first_line(exc))}")
+
+
 def _first_line(exc: BaseException) -> str:
     return next((line.strip() for line in str(exc).splitlines() if line.strip()), exc.__class__.__name__)
 
@@ -724,10 +730,11 @@ def check_versions(runner: str, package: str | None) -> None:
                                   "and run dbt deps")
 
 
-def connect(where: DbtTarget, manifest_path: Path | None = None) -> Warehouse:
-    """The warehouse of the profile, with a one-line error when it cannot be reached or opened."""
+def connect(where: DbtTarget, manifest_path: Path | None = None, reuse: Warehouse | None = None) -> Warehouse:
+    """The warehouse of the profile, with a one-line error when it cannot be reached or opened (`reuse`: an adapter
+    already built for the same target, e.g. to compile kept SQL)."""
     try:
-        warehouse = Warehouse(where, manifest_path)
+        warehouse = reuse or Warehouse(where, manifest_path)
         with warehouse.session():
             warehouse.call("sync_default_state_schema")
         versions = warehouse.manifest.macros
@@ -779,19 +786,6 @@ def _unknown_columns(names: list[str], columns: dict[str, str]) -> str:
         close = closest(name.lower(), list(columns))
         parts.append(f"unknown column '{name}'" + (f" (did you mean '{close}'?)" if close else ""))
     return ", ".join(parts)
-
-
-def _key_problems(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
-    """sync_check_keys's answer from the rows of sync_check_keys_sql: (problem, example, n)."""
-    out: dict[str, Any] = {"nulls": 0, "duplicates": 0, "examples": []}
-    for problem, example, n in rows:
-        if problem == "null":
-            out["nulls"] = int(n)
-        else:
-            out["duplicates"] += 1
-            if len(out["examples"]) < 5:
-                out["examples"].append(example)
-    return out
 
 
 def _check_keys(sync: SyncConfig, keys: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ from sync_runner.sync.config import find_config
 from sync_runner.sync.engine import Options, SyncRunner, recent_runs
 
 from helpers import ADAPTERS
-from helpers.sync_project import MAPPINGS, PROJECT, SyncProject, person
+from helpers.sync_project import MAPPINGS, PROJECT, SyncProject, file_ops, person
 
 OVERRIDE = """
 {% macro default__sync_recent_runs_sql(state_schema, limit=20) %}
@@ -236,21 +236,28 @@ select 'null' as problem, cast(null as {{ dbt.type_string() }}) as example, NULL
 {%- endmacro %}
 """
 
-NOTHING_TO_SEND = """
-{% macro default__sync_nothing_to_send_sql(sync, model, destination) %}
-    {{ return(dbt_studio.default__sync_nothing_to_send_sql(sync, model, destination)
-              | replace("'success'", "'STATUS'")) }}
+RUN_FINISH = """
+{% macro default__sync_run_finish_sql(sync, run_id, status, planned_inserts, planned_updates, planned_deletes,
+                                      acknowledged, rejected, error) %}
+    {{ return(dbt_studio.default__sync_run_finish_sql(sync, run_id, "'STATUS'", planned_inserts, planned_updates,
+                                                      planned_deletes, acknowledged, rejected, error)) }}
 {% endmacro %}
 """
 
 
+def kept(runner: SyncRunner) -> bool:
+    """Whether the run's statements all came from the cache and ran without dbt (DuckDB's direct connection)."""
+    compiled = runner.compiled()
+    return compiled.direct and not compiled.compiled
+
+
 def dry_run(sp) -> tuple[str, str, bool]:
-    """One dry run of the only sync: its status and message, and whether it ran without dbt."""
+    """One dry run of the only sync: its status and message, and whether it ran from kept SQL alone."""
     sp.p.release()
     runner = SyncRunner(sp.p.where, Options(dry_run=True))
     try:
         report = runner.run()[0]
-        return report.status, report.message, runner.compiled().direct
+        return report.status, report.message, kept(runner)
     finally:
         runner.close()
 
@@ -260,14 +267,14 @@ def no_op_sync(sp) -> tuple[str, bool]:
     runner = SyncRunner(sp.p.where, Options())
     try:
         report = runner.run()[0]
-        return report.status, runner.compiled().direct
+        return report.status, kept(runner)
     finally:
         runner.close()
 
 
 def no_op_syncs_until_kept(sp) -> list[str]:
-    """No-op syncs until one runs without dbt (DuckDB; at most 3 more after the first compiles what it needs) or,
-    on Snowflake, once: the run log's status of each, oldest first."""
+    """No-op syncs until one runs from kept SQL alone (DuckDB; at most 3 more after the first compiles what it
+    needs) or, on Snowflake, once: the run log's status of each, oldest first."""
     logged = len(runs(sp))
     for _ in range(4):
         status, direct = no_op_sync(sp)
@@ -288,6 +295,7 @@ def test_plan_and_a_no_op_sync_never_run_old_sql(sp):
     assert sp.sync()["to_files"].status == "success"
     duckdb = sp.p.adapter == "duckdb"
     assert set(no_op_syncs_until_kept(sp)) == {"success"}
+    assert dry_run(sp)[:2] == ("planned", "")  # a dry run's own statements (the preview) compile once
     assert dry_run(sp) == ("planned", "", duckdb)
 
     with root_macro_override(sp, "override_plan.sql") as macro:
@@ -297,11 +305,10 @@ def test_plan_and_a_no_op_sync_never_run_old_sql(sp):
             assert status == "failed" and f"{nulls} row(s) with a null primary key" in message, message
             assert not direct
             assert dry_run(sp) == (status, message, duckdb)  # from the cache the second time
-        if duckdb:  # only a DuckDB file logs a no-op run from kept SQL
-            for label in ("kept_one", "kept_two"):  # never the label of the SQL kept before
-                macro.write_text(NOTHING_TO_SEND.replace("STATUS", label))
-                statuses = no_op_syncs_until_kept(sp)  # the first ones compile (through dbt: 'success')
-                assert statuses[-1] == label and set(statuses) <= {label, "success"}, statuses
+        for label in ("kept_one", "kept_two"):  # never the label of the SQL kept before
+            macro.write_text(RUN_FINISH.replace("STATUS", label))
+            statuses = no_op_syncs_until_kept(sp)  # the first one compiles again, the later ones are kept
+            assert set(statuses) == {label}, statuses
     assert dry_run(sp) == ("planned", "", False)  # the override is gone: compiled again
     assert set(no_op_syncs_until_kept(sp)) == {"success"}
 
@@ -366,3 +373,57 @@ def test_validate_reads_the_relations_columns_from_kept_sql(sp):
         finally:
             sp.p.query(f"alter table {node.relation_name} drop column added_later")
             sp.p.release()
+
+
+# `dbt-studio sync` in a process of its own; then whether any of dbt's adapter machinery was imported
+SYNC_AND_TELL = """
+import sys
+from sync_runner.cli import main
+project = sys.argv[1]
+sys.argv = ["dbt-studio", "sync", "--project-dir", project, "--profiles-dir", project]  # the profile's target
+try:
+    main()
+    print("EXIT 0")
+except SystemExit as exc:
+    print("EXIT", exc.code)
+print("DBT_LOADED", any(m.startswith(("dbt.adapters", "dbt.config")) for m in sys.modules))
+"""
+
+
+def test_a_sync_that_sends_rows_runs_from_kept_sql(sp):
+    """Once its statements are kept, a DuckDB sync that sends rows (lock, run log, plan, pages, commit) runs them
+    on its own connection and never imports dbt's adapters; it sends and commits what the documented semantics
+    say. Snowflake runs the same macros through dbt."""
+    import subprocess
+    import sys
+
+    syncs = [{"name": "to_files", "destination": "out", "mode": "upsert", "on_delete": "delete",
+              "mappings": MAPPINGS}]
+    sp.build({i: person(i) for i in range(1, 5)}, syncs)
+    assert sp.sync()["to_files"].status == "success"  # a first run: a reset plan
+    people = sp.p.relation("people")
+    sp.p.execute(f"update {people} set plan = 'team' where user_id = 3")
+    assert sp.sync()["to_files"].acknowledged == 1  # an incremental plan: what the cache lacked is compiled now
+    sp.p.execute(f"update {people} set plan = 'pro' where user_id = 1")
+    sp.p.execute(f"delete from {people} where user_id = 2")
+    sp.p.execute(f"insert into {people} (user_id, name, email, plan, score, note) "
+                 "values (5, 'Person 5', 'p5@mail.com', 'free', 5, 'n')")
+    sp.p.release()
+    if sp.p.adapter == "duckdb":
+        done = subprocess.run([sys.executable, "-c", SYNC_AND_TELL, str(sp.p.root)], capture_output=True,
+                              text=True, timeout=300)
+        assert "EXIT 0" in done.stdout and "DBT_LOADED False" in done.stdout, done.stdout + done.stderr
+    else:
+        runner = SyncRunner(sp.p.where, Options())
+        try:
+            assert runner.run()[0].status == "success"
+            assert not runner.compiled().direct  # through dbt
+        finally:
+            runner.close()
+    sent = file_ops(sp.tmp, "to_files")[-1]
+    assert {k: r["_op"] for k, r in sent.items()} == {"1": "update", "2": "delete", "5": "insert"}
+    assert sent["1"]["plan"] == "pro" and sent["5"]["email"] == "p5@mail.com"
+    latest = runs(sp)[0]
+    assert (latest["status"], latest["planned_inserts"], latest["planned_updates"], latest["planned_deletes"],
+            latest["acknowledged"]) == ("success", 1, 1, 1, 3)
+    assert sorted(str(r[0]) for r in sp.state("to_files", "snapshot")) == ["1", "3", "4", "5"]

@@ -8,6 +8,9 @@ the child SIGKILL (kill -9) and the server reports how it died.
 The child can be told where to stop, by a `pause` spec: `{"macro": "sync_commit", "call": 2, "statement": 3,
 "hold": true}` means "in the 2nd call of the package macro `sync_commit`, just before its 3rd SQL statement"
 (BEGIN / COMMIT included); a statement number past the macro's last one means "just after the macro returned".
+A sync that runs from kept SQL (sync/state.py `KeptSteps`, DuckDB) makes the same steps without dbt: each of its
+steps counts as a call of the macro it stands for (KEPT_STEPS) and each statement it runs on its own connection
+as a statement of that call.
 The child writes a marker file there and, with `hold`, waits to be killed; without it, it goes on and the test
 kills it a few random milliseconds later (somewhere inside the next statements). Nothing of the engine is
 replaced: the hooks only observe `Warehouse.call` and the adapter's `add_query`. The commit window of the CLI
@@ -30,6 +33,11 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve()
+# KeptSteps' methods -> the macro whose statements each runs
+KEPT_STEPS = {"prepare": "sync_prepare", "lock": "sync_lock", "unlock": "sync_unlock",
+              "last_status": "sync_last_status", "prune_changelog": "sync_prune_changelog",
+              "run_start": "sync_run_start", "plan": "sync_plan", "record_fingerprint": "sync_record_fingerprint",
+              "commit": "sync_commit", "plan_settled": "sync_plan_settled", "run_finish": "sync_run_finish"}
 
 
 # -- the test side ------------------------------------------------------------------------------------------------
@@ -121,7 +129,9 @@ def install_hooks(spec: dict[str, Any]) -> None:
     from dbt.adapters.sql.connections import SQLConnectionManager
 
     import sync_runner.sync.engine as engine
+    from sync_runner.project.compiled import CompiledSql
     from sync_runner.project.warehouse import Warehouse
+    from sync_runner.sync.state import KeptSteps
 
     if spec.get("options"):
         engine.Options = functools.partial(engine.Options, **spec["options"])
@@ -145,30 +155,52 @@ def install_hooks(spec: dict[str, Any]) -> None:
 
     original_call = Warehouse.call
     original_add_query = SQLConnectionManager.add_query
+    original_execute = CompiledSql._execute
 
-    def call(self: Warehouse, macro: str, **kwargs: Any) -> Any:
+    def observed(macro: str, run: Any) -> Any:
         if now["macro"] is not None:
-            return original_call(self, macro, **kwargs)
+            return run()
         calls[macro] += 1
         now.update(macro=macro, call=calls[macro], statement=0)
         try:
-            result = original_call(self, macro, **kwargs)
+            result = run()
             if targeted() and now["statement"] < pause["statement"]:
                 hit(f"after {macro} #{now['call']} ({now['statement']} statements)")
             return result
         finally:
             now["macro"] = None
 
-    def add_query(self: Any, sql: str, *args: Any, **kwargs: Any) -> Any:
+    def statement(sql: str) -> None:
         if now["macro"] is not None:
             now["statement"] += 1
             if targeted() and now["statement"] == pause["statement"]:
                 first = " ".join(sql.split())[:80]
                 hit(f"in {now['macro']} #{now['call']} before statement {now['statement']}: {first}")
+
+    def call(self: Warehouse, macro: str, **kwargs: Any) -> Any:
+        return observed(macro, lambda: original_call(self, macro, **kwargs))
+
+    def add_query(self: Any, sql: str, *args: Any, **kwargs: Any) -> Any:
+        statement(sql)
         return original_add_query(self, sql, *args, **kwargs)
+
+    def execute(self: Any, sql: str, params: Any = None) -> Any:
+        statement(sql)
+        return original_execute(self, sql, params)
+
+    def kept_step(name: str, macro: str) -> Any:
+        original = getattr(KeptSteps, name)
+
+        @functools.wraps(original)
+        def step(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return observed(macro, lambda: original(self, *args, **kwargs))
+        return step
 
     Warehouse.call = call  # type: ignore[method-assign]
     SQLConnectionManager.add_query = add_query  # type: ignore[method-assign]
+    CompiledSql._execute = execute  # type: ignore[method-assign]
+    for name, macro in KEPT_STEPS.items():
+        setattr(KeptSteps, name, kept_step(name, macro))
 
 
 def _child(request: dict[str, Any]) -> int:

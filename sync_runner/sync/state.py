@@ -1,0 +1,270 @@
+"""The warehouse steps of one sync run (macros/sync): state tables, run log, lock, plan, pages and commits.
+
+Two ways to run the same macros' SQL, chosen per run by the engine:
+
+- `DbtSteps` calls each macro through the dbt adapter (any profile; the record debugger's writes need it);
+- `KeptSteps` runs their statements kept compiled between commands (project/compiled.py) on a DuckDB file's own
+  connection, so a sync that sends rows never loads dbt once its SQL is kept. The values that change from run to
+  run are bind parameters (macro `sync_parameter`); everything else is part of the kept text. A commit is kept
+  per shape: one statement group per acknowledged range and one per rejected row, all in one transaction, so a
+  window of any shape runs from two kept compilations.
+
+Both answer in the same terms (dicts of counts, lists of column names), so the engine reads one way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from sync_runner.project.compiled import CompiledSql
+from sync_runner.project.warehouse import Warehouse
+
+OPS = ("insert", "update", "delete", "clear")
+
+
+class Steps(Protocol):
+    def session(self) -> contextlib.AbstractContextManager[Any]: ...
+    def source(self, database: str | None, schema: str, identifier: str, relation_name: str) -> Any: ...
+    def stored_columns(self, source: Any, database: str | None, schema: str, identifier: str) -> list[str]: ...
+    def key_problems(self, args: dict[str, Any], source: Any) -> dict[str, Any]: ...
+    def prepare(self, args: dict[str, Any]) -> None: ...
+    def lock(self, args: dict[str, Any], holder: str, steal_from: str | None = None
+             ) -> tuple[str | None, str | None]: ...
+    def unlock(self, args: dict[str, Any], holder: str) -> None: ...
+    def last_status(self, args: dict[str, Any]) -> str | None: ...
+    def prune_changelog(self, args: dict[str, Any]) -> None: ...
+    def run_start(self, args: dict[str, Any], run_id: str, model: str, destination: str,
+                  full_resync: bool) -> None: ...
+    def plan(self, args: dict[str, Any], source: Any, full_resync: bool) -> dict[str, Any]: ...
+    def plan_settled(self, args: dict[str, Any]) -> None: ...
+    def record_fingerprint(self, args: dict[str, Any]) -> None: ...
+    def run_finish(self, args: dict[str, Any], run_id: str, status: str, counts: dict[str, int],
+                   acknowledged: int, rejected: int, error: str | None) -> None: ...
+    def commit(self, args: dict[str, Any], run_id: str, acked: list[list[int]],
+               rejected: list[list[Any]]) -> None: ...
+    def page(self, args: dict[str, Any], first_seq: int, last_seq: int) -> pa.Table: ...
+    def snapshot_rows(self, args: dict[str, Any]) -> int: ...
+
+
+class DbtSteps:
+    """Each step is the macro itself, run by dbt (macros return Python values)."""
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        self.wh = warehouse
+
+    def session(self) -> contextlib.AbstractContextManager[Any]:
+        return self.wh.session()
+
+    def source(self, database: str | None, schema: str, identifier: str, relation_name: str) -> Any:
+        return self.wh.relation(database, schema, identifier)
+
+    def stored_columns(self, source: Any, database: str | None, schema: str, identifier: str) -> list[str]:
+        return list(self.wh.call("relation_columns", relation=source, lower=False))
+
+    def key_problems(self, args: dict[str, Any], source: Any) -> dict[str, Any]:
+        return dict(self.wh.call("sync_check_keys", sync=args, source=source))
+
+    def prepare(self, args: dict[str, Any]) -> None:
+        self.wh.call("sync_prepare", sync=args)
+
+    def lock(self, args: dict[str, Any], holder: str, steal_from: str | None = None) -> tuple[str | None, str | None]:
+        current, acquired_at = self.wh.call("sync_lock", sync=args, holder=holder, steal_from=steal_from)
+        return current, acquired_at
+
+    def unlock(self, args: dict[str, Any], holder: str) -> None:
+        self.wh.call("sync_unlock", sync=args, holder=holder)
+
+    def last_status(self, args: dict[str, Any]) -> str | None:
+        status = self.wh.call("sync_last_status", sync=args)
+        return None if status is None else str(status)
+
+    def prune_changelog(self, args: dict[str, Any]) -> None:
+        self.wh.call("sync_prune_changelog", sync=args)
+
+    def run_start(self, args: dict[str, Any], run_id: str, model: str, destination: str, full_resync: bool) -> None:
+        self.wh.call("sync_run_start", sync=args, run_id=run_id, model=model, destination=destination,
+                     full_resync=full_resync)
+
+    def plan(self, args: dict[str, Any], source: Any, full_resync: bool) -> dict[str, Any]:
+        return dict(self.wh.call("sync_plan", sync=args, source=source, full_resync=full_resync))
+
+    def plan_settled(self, args: dict[str, Any]) -> None:
+        self.wh.call("sync_plan_settled", sync=args)
+
+    def record_fingerprint(self, args: dict[str, Any]) -> None:
+        self.wh.call("sync_record_fingerprint", sync=args)
+
+    def run_finish(self, args: dict[str, Any], run_id: str, status: str, counts: dict[str, int], acknowledged: int,
+                   rejected: int, error: str | None) -> None:
+        self.wh.call("sync_run_finish", sync=args, run_id=run_id, status=status, counts=counts,
+                     acknowledged=acknowledged, rejected=rejected, error=error)
+
+    def commit(self, args: dict[str, Any], run_id: str, acked: list[list[int]], rejected: list[list[Any]]) -> None:
+        self.wh.call("sync_commit", sync=args, run_id=run_id, acked=acked, rejected=rejected)
+
+    def page(self, args: dict[str, Any], first_seq: int, last_seq: int) -> pa.Table:
+        return self.wh.fetch_arrow(self.wh.call("sync_plan_rows_sql", sync=args, first_seq=first_seq,
+                                                last_seq=last_seq))
+
+    def snapshot_rows(self, args: dict[str, Any]) -> int:
+        return int(self.wh.call("sync_snapshot_rows", sync=args))
+
+
+class KeptSteps:
+    """Each step is the statements its `*_sql` macro returned, kept compiled, run on the direct connection."""
+
+    def __init__(self, compiled: CompiledSql) -> None:
+        self.c = compiled
+        self._bind: dict[str, str] = {}
+
+    def _p(self, name: str) -> str:
+        """The bind parameter `name` as the driver spells it (macro sync_parameter, kept like the rest)."""
+        if name not in self._bind:
+            self._bind[name] = str(self.c.value("sync_parameter", name=name)).strip()
+        return self._bind[name]
+
+    def _bound(self, sql: str, values: dict[str, Any]) -> dict[str, Any]:
+        """The values whose parameters the statement has (the driver refuses others; an override of a macro may
+        have replaced a parameter with a constant)."""
+        return {name: value for name, value in values.items() if self._p(name) in sql}
+
+    def _run(self, sql: str, **values: Any) -> list[tuple[Any, ...]]:
+        return self.c.rows(sql, self._bound(sql, values))[1]
+
+    def session(self) -> contextlib.AbstractContextManager[Any]:
+        return contextlib.nullcontext()
+
+    def source(self, database: str | None, schema: str, identifier: str, relation_name: str) -> Any:
+        return relation_name
+
+    def stored_columns(self, source: Any, database: str | None, schema: str, identifier: str) -> list[str]:
+        relation = {"database": database, "schema": schema, "identifier": identifier}
+        return [str(r[0]) for r in self.c.rows(self.c.value("relation_columns_sql", relation=relation))[1]]
+
+    def key_problems(self, args: dict[str, Any], source: Any) -> dict[str, Any]:
+        return key_problems(self.c.rows(self.c.value("sync_check_keys_sql", sync=args, source=source))[1])
+
+    def prepare(self, args: dict[str, Any]) -> None:
+        for sql in self.c.value("sync_prepare_sql", sync=args):
+            self.c.rows(sql)
+
+    def lock(self, args: dict[str, Any], holder: str, steal_from: str | None = None) -> tuple[str | None, str | None]:
+        sql = self.c.value("sync_lock_sql", sync=args, holder=self._p("holder"),
+                           steal_from=self._p("steal_from") if steal_from else None)
+        if steal_from:
+            self._run(sql["steal"], steal_from=steal_from)
+        self._run(sql["take"], holder=holder)
+        rows = self.c.rows(sql["holder"])[1]
+        return (str(rows[0][0]), str(rows[0][1])) if rows else (None, None)
+
+    def unlock(self, args: dict[str, Any], holder: str) -> None:
+        self._run(self.c.value("sync_unlock_sql", sync=args, holder=self._p("holder")), holder=holder)
+
+    def last_status(self, args: dict[str, Any]) -> str | None:
+        rows = self.c.rows(self.c.value("sync_last_status_sql", sync=args))[1]
+        return str(rows[0][0]) if rows else None
+
+    def prune_changelog(self, args: dict[str, Any]) -> None:
+        self.c.rows(self.c.value("sync_prune_changelog_sql", sync=args))
+
+    def run_start(self, args: dict[str, Any], run_id: str, model: str, destination: str, full_resync: bool) -> None:
+        names = ("run_id", "model", "destination", "full_resync")
+        sql = self.c.value("sync_run_start_sql", sync=args, **{n: self._p(n) for n in names})
+        self._run(sql, run_id=run_id, model=model, destination=destination, full_resync=bool(full_resync))
+
+    def plan(self, args: dict[str, Any], source: Any, full_resync: bool) -> dict[str, Any]:
+        """sync_plan's steps: the probe, the decision (a macro of plain values, kept per answer), the writes."""
+        c = self.c
+        probe = c.value("sync_plan_probe_sql", sync=args)
+        known = None
+        if c.rows(probe["configs"])[1]:
+            rows = c.rows(probe["fingerprint"])[1]
+            known = rows[0][0] if rows else None
+        plan_has_rows = bool(c.rows(probe["plan"])[1]) and bool(c.rows(probe["plan_rows"])[1])
+        decided = c.value("sync_plan_decision", sync=args, full_resync=full_resync, known_fingerprint=known,
+                          snapshot_exists=bool(c.rows(probe["snapshot"])[1]), plan_has_rows=plan_has_rows)
+        write = c.value("sync_plan_write_sql", sync=args, source=source, reset=decided["reset"],
+                        previous=decided["previous"])
+        for sql in write["statements"]:
+            c.rows(sql)
+        counts: dict[str, Any] = dict.fromkeys(OPS, 0)
+        counts.update({str(op): int(n) for op, n in c.rows(write["counts"])[1]})
+        counts["reset"] = bool(decided["reset"])
+        return counts
+
+    def plan_settled(self, args: dict[str, Any]) -> None:
+        self.c.rows(self.c.value("sync_plan_settled_sql", sync=args))
+
+    def record_fingerprint(self, args: dict[str, Any]) -> None:
+        for sql in self.c.value("sync_record_fingerprint_sql", sync=args):
+            self.c.rows(sql)
+
+    def run_finish(self, args: dict[str, Any], run_id: str, status: str, counts: dict[str, int], acknowledged: int,
+                   rejected: int, error: str | None) -> None:
+        names = ("run_id", "status", "planned_inserts", "planned_updates", "planned_deletes", "acknowledged",
+                 "rejected", "error")
+        sql = self.c.value("sync_run_finish_sql", sync=args, **{n: self._p(n) for n in names})
+        self._run(sql, run_id=run_id, status=status, planned_inserts=int(counts.get("insert", 0)),
+                  planned_updates=int(counts.get("update", 0)),
+                  planned_deletes=int(counts.get("delete", 0)) + int(counts.get("clear", 0)),
+                  acknowledged=int(acknowledged), rejected=int(rejected), error=error)
+
+    def commit(self, args: dict[str, Any], run_id: str, acked: list[list[int]], rejected: list[list[Any]]) -> None:
+        """sync_commit as pieces of two kept shapes in one transaction: each acknowledged range without the
+        rejected rows in it, then each rejected row (the same rows move, the same rows are recorded)."""
+        if not acked and not rejected:
+            return
+        refused = {int(seq) for seq, _ in rejected}
+        run = self._p("run_id")
+        by_range = self.c.value("sync_commit_sql", sync=args, run_id=run, rejected=[],
+                                acked=[[self._p("first_seq"), self._p("last_seq")]])
+        by_row = self.c.value("sync_commit_sql", sync=args, run_id=run, acked=[],
+                              rejected=[[self._p("seq"), self._p("reason")]])
+        statements: list[tuple[str, dict[str, Any]]] = []
+        for first, last in _without(acked, refused):
+            statements += [(sql, self._bound(sql, {"run_id": run_id, "first_seq": first, "last_seq": last}))
+                           for sql in by_range]
+        for seq, reason in rejected:
+            statements += [(sql, self._bound(sql, {"run_id": run_id, "seq": int(seq), "reason": str(reason)}))
+                           for sql in by_row]
+        words = self.c.value("sync_transaction_sql")
+        self.c.transaction(statements, words["begin"], words["commit"], words["rollback"])
+
+    def page(self, args: dict[str, Any], first_seq: int, last_seq: int) -> pa.Table:
+        sql = self.c.value("sync_plan_rows_sql", sync=args, first_seq=self._p("first_seq"),
+                           last_seq=self._p("last_seq"))
+        table: pa.Table = self.c.arrow(sql, self._bound(sql, {"first_seq": first_seq, "last_seq": last_seq}))
+        return table
+
+    def snapshot_rows(self, args: dict[str, Any]) -> int:
+        sql = self.c.value("sync_snapshot_rows_sql", sync=args)
+        return int(self.c.rows(sql["query"])[1][0][0]) if self.c.rows(sql["exists"])[1] else 0
+
+
+def key_problems(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """sync_check_keys's answer from the rows of sync_check_keys_sql: (problem, example, n)."""
+    out: dict[str, Any] = {"nulls": 0, "duplicates": 0, "examples": []}
+    for problem, example, n in rows:
+        if problem == "null":
+            out["nulls"] = int(n)
+        else:
+            out["duplicates"] += 1
+            if len(out["examples"]) < 5:
+                out["examples"].append(example)
+    return out
+
+
+def _without(ranges: list[list[int]], seqs: set[int]) -> Iterator[tuple[int, int]]:
+    """The ranges with the given seqs taken out: [[1, 5]] without {3} -> (1, 2), (4, 5)."""
+    for first, last in ranges:
+        start = first
+        for seq in sorted(s for s in seqs if first <= s <= last):
+            if seq > start:
+                yield start, seq - 1
+            start = seq + 1
+        if start <= last:
+            yield start, last
