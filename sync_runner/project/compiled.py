@@ -161,6 +161,10 @@ class CompiledSql:
             self._dirty = True
         return self._warehouse
 
+    def holds(self, macro: str, **kwargs: Any) -> bool:
+        """Whether the value of that call is kept (value() would not compile)."""
+        return json.dumps([macro, kwargs], sort_keys=True, default=str) in self._entries
+
     def value(self, macro: str, **kwargs: Any) -> Any:
         """What `dbt_studio.<macro>(**kwargs)` returns (it must only build SQL, never run any)."""
         call = json.dumps([macro, kwargs], sort_keys=True, default=str)
