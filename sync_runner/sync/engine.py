@@ -49,7 +49,7 @@ from sync_runner.sync.destinations.base import Batch, BatchResult
 from sync_runner.sync.destinations.capture import capped
 from sync_runner.sync.destinations.values import dumps
 from sync_runner.sync.safeguards import limits_for, stop_reason
-from sync_runner.sync.state import DbtSteps, KeptSteps, Steps, key_problems
+from sync_runner.sync.state import DbtSteps, KeptSteps, Steps, decide, key_problems
 
 LOCK_TTL = timedelta(hours=6)
 _ORPHANED: set[str] = set()  # locks of this process's runs whose unlock failed (e.g. the warehouse went away)
@@ -523,15 +523,7 @@ class SyncRunner:
         args["only_keys"] = list(self.options.keys)
         _, problems = c.rows(c.value("sync_check_keys_sql", sync=args, source=source))
         _check_keys(sync, key_problems(problems))
-        probe = c.value("sync_plan_probe_sql", sync=args)
-        known = None
-        if c.rows(probe["configs"])[1]:
-            rows = c.rows(probe["fingerprint"])[1]
-            known = rows[0][0] if rows else None
-        plan_has_rows = bool(c.rows(probe["plan"])[1]) and bool(c.rows(probe["plan_rows"])[1])
-        decided = c.value("sync_plan_decision", sync=args, full_resync=self.options.full_resync,
-                          known_fingerprint=known, snapshot_exists=bool(c.rows(probe["snapshot"])[1]),
-                          plan_has_rows=plan_has_rows)
+        decided = decide(c, args, self.options.full_resync)
         preview = c.value("sync_plan_preview_sql", sync=args, source=source, reset=decided["reset"],
                           previous=decided["previous"])
         counts = {"insert": 0, "update": 0, "delete": 0, "clear": 0}

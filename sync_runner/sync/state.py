@@ -179,26 +179,15 @@ class KeptSteps:
     def plan(self, args: dict[str, Any], source: Any, full_resync: bool) -> dict[str, Any]:
         """sync_plan's steps: the probe, the decision (a macro of plain values, kept per answer), the writes."""
         c = self.c
-        probe = c.value("sync_plan_probe_sql", sync=args)
-        known = None
-        if c.rows(probe["configs"])[1]:
-            rows = c.rows(probe["fingerprint"])[1]
-            known = rows[0][0] if rows else None
-        plan_has_rows = bool(c.rows(probe["plan"])[1]) and bool(c.rows(probe["plan_rows"])[1])
-        # the decision compares the recorded fingerprint with the sync's for equality only, so any other value
-        # decides as '' does: the decision and the writes are kept for every answer at once, and a sync's runs
-        # (a first run, a reset, runs after a success or a failure) stop compiling after its first
-        known = None if known is None else (known if known == args["fingerprint"] else "")
         answers = [{"full_resync": f, "known_fingerprint": k, "snapshot_exists": e, "plan_has_rows": r}
                    for f in (False, True) for k in (None, args["fingerprint"], "") for e in (False, True)
                    for r in (False, True)]
-        if not all(c.holds("sync_plan_decision", sync=args, **a) for a in answers):
+        if not all(c.holds("sync_plan_decision", sync=args, **a) for a in answers):  # kept for every answer
             for answer in answers:
                 decision = c.value("sync_plan_decision", sync=args, **answer)
                 c.value("sync_plan_write_sql", sync=args, source=source, reset=decision["reset"],
                         previous=decision["previous"])
-        decided = c.value("sync_plan_decision", sync=args, full_resync=full_resync, known_fingerprint=known,
-                          snapshot_exists=bool(c.rows(probe["snapshot"])[1]), plan_has_rows=plan_has_rows)
+        decided = decide(c, args, full_resync)
         write = c.value("sync_plan_write_sql", sync=args, source=source, reset=decided["reset"],
                         previous=decided["previous"])
         for sql in write["statements"]:
@@ -255,6 +244,22 @@ class KeptSteps:
     def snapshot_rows(self, args: dict[str, Any]) -> int:
         sql = self.c.value("sync_snapshot_rows_sql", sync=args)
         return int(self.c.rows(sql["query"])[1][0][0]) if self.c.rows(sql["exists"])[1] else 0
+
+
+def decide(c: CompiledSql, args: dict[str, Any], full_resync: bool) -> dict[str, Any]:
+    """sync_plan_decision on the answers of sync_plan_probe_sql's reads, from kept SQL (a run, a dry run).
+
+    The decision compares the recorded fingerprint with the sync's for equality only, so any other recorded value
+    is passed as '': the decision stays kept across a sync's runs (a first run, a reset, after a success or a
+    failure) instead of compiling once per fingerprint."""
+    probe = c.value("sync_plan_probe_sql", sync=args)
+    known = None
+    if c.rows(probe["configs"])[1]:
+        rows = c.rows(probe["fingerprint"])[1]
+        known = None if not rows else (rows[0][0] if rows[0][0] == args["fingerprint"] else "")
+    plan_has_rows = bool(c.rows(probe["plan"])[1]) and bool(c.rows(probe["plan_rows"])[1])
+    return dict(c.value("sync_plan_decision", sync=args, full_resync=full_resync, known_fingerprint=known,
+                        snapshot_exists=bool(c.rows(probe["snapshot"])[1]), plan_has_rows=plan_has_rows))
 
 
 def key_problems(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
