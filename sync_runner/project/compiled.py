@@ -198,17 +198,22 @@ class CompiledSql:
 
     def transaction(self, statements: Sequence[tuple[str, dict[str, Any]]], begin: str, commit: str,
                     rollback: str) -> None:
-        """Run statements all or nothing on the direct connection (the transaction's words from a macro)."""
-        self._execute(begin)
+        """Run statements all or nothing on the direct connection (the transaction's words from a macro), on a
+        cursor of their own: another thread's reads (the plan's pages) never run inside the transaction."""
+        cursor = self._connection().cursor()
         try:
-            for sql, params in statements:
-                self._execute(sql, params)
-        except BaseException:
-            self._execute(rollback)
-            raise
-        self._execute(commit)
+            self._execute(begin, on=cursor)
+            try:
+                for sql, params in statements:
+                    self._execute(sql, params, on=cursor)
+            except BaseException:
+                self._execute(rollback, on=cursor)
+                raise
+            self._execute(commit, on=cursor)
+        finally:
+            cursor.close()
 
-    def _execute(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+    def _connection(self) -> Any:
         if not self.direct or self._direct is None:
             raise RuntimeError("no direct connection")
         if self._duckdb is None:
@@ -218,9 +223,13 @@ class CompiledSql:
                 self._duckdb = duckdb.connect(self._direct["path"])
             except duckdb.Error as exc:  # e.g. another process holds the file: one line, as dbt's path gives
                 raise unreachable(self.where, exc) from None
-        # the connection itself, not a cursor (a DuckDB cursor is a connection of its own: a transaction begun on
-        # one would not cover statements run on another)
-        return self._duckdb.execute(sql, params) if params else self._duckdb.execute(sql)
+        return self._duckdb
+
+    def _execute(self, sql: str, params: dict[str, Any] | None = None, on: Any = None) -> Any:
+        """One statement on `on` (a cursor of a transaction), else on a cursor of its own: a DuckDB cursor is a
+        connection of its own, so statements of several threads (delivery, commits) never share a result."""
+        cursor = on if on is not None else self._connection().cursor()
+        return cursor.execute(sql, params) if params else cursor.execute(sql)
 
     @property
     def direct(self) -> bool:

@@ -184,9 +184,9 @@ def install_hooks(spec: dict[str, Any]) -> None:
         statement(sql)
         return original_add_query(self, sql, *args, **kwargs)
 
-    def execute(self: Any, sql: str, params: Any = None) -> Any:
+    def execute(self: Any, sql: str, params: Any = None, **kwargs: Any) -> Any:
         statement(sql)
-        return original_execute(self, sql, params)
+        return original_execute(self, sql, params, **kwargs)
 
     def kept_step(name: str, macro: str) -> Any:
         original = getattr(KeptSteps, name)
