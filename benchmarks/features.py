@@ -141,8 +141,12 @@ def run_prepare(work: Path, data: Path) -> dict:
 def run_ours(work: Path, data: Path) -> dict:
     from sync_runner.project.target import run_dbt
 
+    # dbt's modules are imported before the clock starts, as duckdb is for the hand-written SELECT: the time is
+    # the build's (parse, run, write), not the interpreter's; the import is reported beside it (ours_import_s).
+    import_seconds, _ = timed(lambda: __import__("dbt.cli.main"))
     seconds, result = timed(lambda: run_dbt(["run", "-s", "user_profile"], _target(work / "project", data)))
-    return {"seconds": seconds, "model_seconds": result.result.results[0].execution_time, "peak_mb": peak_rss_mb()}
+    return {"seconds": seconds, "model_seconds": result.result.results[0].execution_time,
+            "import_seconds": import_seconds, "peak_mb": peak_rss_mb()}
 
 
 def run_hand(work: Path, data: Path) -> dict:
@@ -213,7 +217,8 @@ def main() -> None:
         hand = median_of(results["hand"], "seconds")
         emit({
             "benchmark": "features", "users": args.users, **check, "features": len(FEATURES), **setup,
-            "ours_s": ours, "ours_model_s": ours_model, "hand_s": hand,
+            "ours_s": ours, "ours_model_s": ours_model, "ours_import_s": median_of(results["ours"], "import_seconds"),
+            "hand_s": hand,
             "ours_model_vs_hand": round(ours_model / hand, 2) if ours_model and hand else None,
             "ours_vs_hand": round(ours / hand, 2) if ours and hand else None,
             "ours_peak_mb": median_of(results["ours"], "peak_mb"),

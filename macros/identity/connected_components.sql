@@ -98,23 +98,23 @@ union all
 select b, a from pairs
 {%- endmacro %}
 
-{#- Centres of finished stars: no smaller neighbour, and every neighbour's only neighbour is the centre. -#}
+{#- Centres of finished stars: no smaller neighbour, and every neighbour's only neighbour is the centre. Each
+    edge is grouped under its smaller end c, with its first end's degree and smallest neighbour (one aggregate,
+    one join): c is a finished centre when its own rows say it has no smaller neighbour and the rows of the other
+    ends say each has one neighbour. A node whose edges all lead to smaller nodes heads no group. -#}
 {% macro _finished_star_centers_sql(edges) -%}
-with degrees as (
-    select
-        a,
-        sum(case when b < a then 1 else 0 end) as smaller,
-        sum(case when b > a then 1 else 0 end) as larger
+with ends as (
+    select a, count(*) as degree, min(b) as smallest
     from {{ edges }}
     group by a
 )
-select e.a as center
+select least(e.a, e.b) as center
 from {{ edges }} as e
-inner join degrees as centre on centre.a = e.a
-inner join degrees as leaf on leaf.a = e.b
-where centre.smaller = 0
-group by e.a
-having min(case when leaf.smaller = 1 and leaf.larger = 0 then 1 else 0 end) = 1
+inner join ends as n on n.a = e.a
+group by least(e.a, e.b)
+having min(case when e.a < e.b and n.smallest > e.a then 1
+                when e.a > e.b and n.degree = 1 then 1
+                else 0 end) = 1
 {%- endmacro %}
 
 {% macro _finished_star_labels_sql(edges, centers) -%}
@@ -125,11 +125,13 @@ from {{ edges }} as e
 inner join {{ centers }} as c on c.center = e.a
 {%- endmacro %}
 
-{#- An edge of a finished star always has the centre as its smaller end. -#}
+{#- An edge of a finished star always has the centre as its smaller end. (An outer join, not NOT EXISTS: DuckDB
+    plans the correlated form on least() about five times slower.) -#}
 {% macro _unfinished_edges_sql(edges, centers) -%}
 select e.a, e.b
 from {{ edges }} as e
-where not exists (select 1 from {{ centers }} as c where c.center = least(e.a, e.b))
+left join {{ centers }} as c on c.center = least(e.a, e.b)
+where c.center is null
 {%- endmacro %}
 
 {% macro _is_empty(relation) %}
