@@ -34,11 +34,13 @@
             {%- break -%}
         {%- endif -%}
         {%- do state.update({'rounds': round}) -%}
-        {%- do run_query(dbt_studio._create_work_table(spare, dbt_studio._large_star_sql(current))) -%}
-        {%- do run_query(dbt_studio._create_work_table(current, dbt_studio._small_star_sql(spare))) -%}
-        {%- do run_query(dbt_studio._create_work_table(centers, dbt_studio._finished_star_centers_sql(current))) -%}
-        {%- do run_query(dbt_studio._insert_into(labels, dbt_studio._finished_star_labels_sql(current, centers))) -%}
-        {%- do run_query(dbt_studio._create_work_table(spare, dbt_studio._unfinished_edges_sql(current, centers))) -%}
+        {%- do dbt_studio._run_statements([
+            dbt_studio._create_work_table(spare, dbt_studio._large_star_sql(current)),
+            dbt_studio._create_work_table(current, dbt_studio._small_star_sql(spare)),
+            dbt_studio._create_work_table(centers, dbt_studio._finished_star_centers_sql(current)),
+            dbt_studio._insert_into(labels, dbt_studio._finished_star_labels_sql(current, centers)),
+            dbt_studio._create_work_table(spare, dbt_studio._unfinished_edges_sql(current, centers)),
+        ]) -%}
         {%- do state.update({'current': spare, 'spare': current}) -%}
     {%- endfor -%}
     {%- for relation in [edges, spare, centers] -%}
