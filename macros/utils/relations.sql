@@ -105,8 +105,8 @@ where lower(table_catalog) = lower({{ dbt_studio.string_literal(relation.databas
   and lower(table_name) = lower({{ dbt_studio.string_literal(relation.identifier) }})
 {%- endmacro %}
 
-{#- Statements that return nothing, in order. DuckDB runs them in one call (one round trip through dbt instead of
-    one each, about 20 ms apiece); Snowflake's connector takes one statement per call. -#}
+{#- Statements that return nothing, in order. DuckDB runs them in one call (one trip through dbt's statement
+    handling instead of one each); Snowflake's connector takes one statement per call. -#}
 {% macro _run_statements(statements) %}
     {{ return(adapter.dispatch('_run_statements', 'dbt_studio')(statements)) }}
 {% endmacro %}
