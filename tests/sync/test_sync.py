@@ -363,8 +363,7 @@ def test_a_syncs_time_is_its_own_not_the_commands_start_up(sp, monkeypatch):
     """The `time` of each sync (SyncReport.seconds) runs from its plan to its commit: the command's start-up
     (loading dbt, connecting, compiling the SQL it keeps) is not in it. The warehouse login is made slow here
     (dbt's adapter registration sleeps, as a Snowflake SSO login can take seconds): the command then takes at
-    least that long,
-    and the syncs' times, which do not overlap, add up to no more than the rest of it."""
+    least that long, and the syncs' times, which do not overlap, add up to no more than the rest of it."""
     import dbt.adapters.factory as factory
 
     delay = 3.0
