@@ -7,10 +7,12 @@ anonymous-only visitors, monotone chains of 50 and 500 ids (ids and times increa
 hubs ('unknown', '', 'null' on ~10% of persons) that screening must drop. Each contender runs in its own
 process (peak memory is its own) `--runs` times; the JSON line has medians.
 
-Ours is measured three ways: a full build of the graph; an incremental run after appending 1% more rows (half
+Ours is measured four ways: a full build of the graph; an incremental run after appending 1% more rows (half
 of them new people, half touching existing clusters: new anonymous ids of known users and links that merge two
-people, with timestamps spread over the whole year, so most are older than the first build's newest row); and
-a full rebuild of base + appended rows, whose partition the incremental output must equal. The Snowflake
+people, with timestamps spread over the whole year, so most are older than the first build's newest row, and a
+later load time), reading from its `loaded_at` watermark; the same incremental run of a model without `loaded_at`,
+which reads every row (incremental_full_read_*); and a full rebuild of base + appended rows, whose partition both
+incremental outputs must equal. The Snowflake
 statement count is that of the same builds (full, then incremental) on fakesnow for a small graph
 (`--snowflake-persons`), counted from dbt's query log.
 
@@ -36,8 +38,18 @@ from _common import dbt_project, emit, errors_of, median_of, peak_rss_mb, run_ch
 JUNK = ("unknown", "", "null")
 
 
+BASE_LOADED_AT = 1_767_225_600  # 2026-01-01: when the graph's rows were loaded; the 1% more a day later
+DELTA_LOADED_AT = BASE_LOADED_AT + 86_400
+
+
+def loaded_at(rows: int, epoch_seconds: int):
+    import pyarrow as pa
+
+    return pa.array([epoch_seconds * 1_000_000] * rows, pa.timestamp("us"))
+
+
 def make_graph(persons: int, out: Path, seed: int = 1) -> dict[str, int]:
-    """Rows (anonymous_id, user_id, email, ts) as Parquet; each row links the ids it carries."""
+    """Rows (anonymous_id, user_id, email, ts, loaded_at) as Parquet; each row links the ids it carries."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -85,6 +97,7 @@ def make_graph(persons: int, out: Path, seed: int = 1) -> dict[str, int]:
                                 "ts": np.arange(len(rows_a)) * 60 + start * 60}))
     table = pa.concat_tables(tables)
     table = table.set_column(3, "ts", pc.cast(pc.multiply(table["ts"], 1_000_000), pa.timestamp("us")))
+    table = table.append_column("loaded_at", loaded_at(table.num_rows, BASE_LOADED_AT))
     pq.write_table(table, out)
     return {"rows": table.num_rows, "chains_50": chains.count(50), "chains_500": chains.count(500)}
 
@@ -118,6 +131,7 @@ def make_delta(persons: int, base_rows: int, out: Path, seed: int = 2) -> dict[s
         "email": pa.concat_arrays([pa.nulls(fresh, pa.string()),
                                    pc.if_else(pa.array(merge), ids("e", other), pa.nulls(touching, pa.string()))]),
         "ts": pc.cast(pa.array(rng.integers(0, 86400 * 365, n) * 1_000_000), pa.timestamp("us")),
+        "loaded_at": loaded_at(n, DELTA_LOADED_AT),
     })
     pq.write_table(table, out)
     return {"rows": table.num_rows, "new_people": fresh, "touching": touching, "merging": int(merge.sum())}
@@ -163,13 +177,14 @@ MODEL = """
     {{ config(materialized='id_stitcher') }}
     {{ dbt_studio.id_edges(sources=[{'relation': "read_parquet(" ~ var('rows') ~ ")",
                                      'name': 'rows', 'ids': ['anonymous_id', 'user_id', 'email'],
-                                     'timestamp': 'ts'}]) }}
+                                     'timestamp': 'ts', 'loaded_at': 'loaded_at'}]) }}
 """
+FULL_READ_MODEL = MODEL.replace(", 'loaded_at': 'loaded_at'", "")  # no load time: every run reads every row
 
 
-def prepare_ours(work: Path, project_name: str = "ours") -> None:
+def prepare_ours(work: Path, project_name: str = "ours", model: str = MODEL) -> None:
     project = work / project_name
-    dbt_project(project, "stitch_bench", project / "bench.duckdb", {"stitched.sql": textwrap.dedent(MODEL)})
+    dbt_project(project, "stitch_bench", project / "bench.duckdb", {"stitched.sql": textwrap.dedent(model)})
 
 
 def same_partition(first: Path, second: Path) -> bool:
@@ -208,11 +223,12 @@ def snowflake_statements(persons: int, work: Path) -> dict:
     def seed(files: list[Path]) -> None:
         with (project / "seeds" / "stitch_rows.csv").open("w", newline="", encoding="utf-8") as fh:
             out = csv.writer(fh)
-            out.writerow(["anonymous_id", "user_id", "email", "ts"])
+            out.writerow(["anonymous_id", "user_id", "email", "ts", "loaded_at"])
             for f in files:
                 for row in pq.read_table(f).to_pylist():
                     out.writerow([row["anonymous_id"] or "", row["user_id"] or "", row["email"] or "",
-                                  row["ts"].strftime("%Y-%m-%d %H:%M:%S")])
+                                  row["ts"].strftime("%Y-%m-%d %H:%M:%S"),
+                                  row["loaded_at"].strftime("%Y-%m-%d %H:%M:%S")])
 
     model = MODEL.replace('"read_parquet(" ~ var(\'rows\') ~ ")"', "ref('stitch_rows')")
     counts: dict[str, int] = {}
@@ -364,6 +380,7 @@ def main() -> None:
         delta = make_delta(args.persons, graph["rows"], delta_file)
         for name in ("ours", "ours_rebuild"):
             prepare_ours(work, name)
+        prepare_ours(work, "ours_full_read", FULL_READ_MODEL)
         here = str(Path(__file__).resolve())
 
         def feed(project: str, files: list[Path]) -> Path:
@@ -380,22 +397,29 @@ def main() -> None:
             return run_child([here, "--contender", contender, "--data", str(data), "--work", str(work),
                               "--project", project, "--memory-limit", args.memory_limit])
 
-        results: dict[str, list[dict]] = {"ours": [], "ours_incremental": [], "ours_rebuild": [], "scipy": [],
+        results: dict[str, list[dict]] = {"ours": [], "ours_incremental": [], "ours_full_read": [],
+                                          "ours_incremental_full_read": [], "ours_rebuild": [], "scipy": [],
                                           "splink": []}
-        equal = []
+        equal, equal_full_read = [], []
         for run in range(args.runs):
             results["ours"].append(child("ours", feed("ours", [base])))
             results["scipy"].append(child("scipy", base))
             results["ours_incremental"].append(child("ours_incremental", feed("ours", [base, delta_file])))
-            if run == 0:  # the full rebuild of base + delta the incremental output must equal
+            results["ours_full_read"].append(child("ours", feed("ours_full_read", [base]), "ours_full_read"))
+            results["ours_incremental_full_read"].append(
+                child("ours_incremental", feed("ours_full_read", [base, delta_file]), "ours_full_read"))
+            if run == 0:  # the full rebuild of base + delta the incremental outputs must equal
                 results["ours_rebuild"].append(child("ours", feed("ours_rebuild", [base, delta_file]), "ours_rebuild"))
-                equal.append(same_partition(work / "ours" / "bench.duckdb", work / "ours_rebuild" / "bench.duckdb"))
+                rebuilt = work / "ours_rebuild" / "bench.duckdb"
+                equal.append(same_partition(work / "ours" / "bench.duckdb", rebuilt))
+                equal_full_read.append(same_partition(work / "ours_full_read" / "bench.duckdb", rebuilt))
             if args.splink_python:
                 results["splink"].append(run_child([here, "--contender", "splink", "--data", str(base),
                                                     "--work", str(work)], python=args.splink_python))
         statements = snowflake_statements(args.snowflake_persons, work) if args.snowflake_persons else {}
         ours, scipy_s = median_of(results["ours"], "seconds"), median_of(results["scipy"], "seconds")
         inc = median_of(results["ours_incremental"], "seconds")
+        inc_full_read = median_of(results["ours_incremental_full_read"], "seconds")
         splink_s = median_of(results["splink"], "seconds")
         ours_peak, scipy_peak = median_of(results["ours"], "peak_mb"), median_of(results["scipy"], "peak_mb")
         first = next((r for r in results["ours"] if "ids" in r), {})
@@ -419,6 +443,10 @@ def main() -> None:
             "incremental_s": inc, "incremental_model_s": median_of(results["ours_incremental"], "model_seconds"),
             "incremental_peak_mb": median_of(results["ours_incremental"], "peak_mb"),
             "incremental_vs_full": round(inc / ours, 3) if inc and ours else None,
+            "incremental_full_read_s": inc_full_read,
+            "incremental_full_read_model_s": median_of(results["ours_incremental_full_read"], "model_seconds"),
+            "incremental_full_read_vs_full": round(inc_full_read / ours, 3) if inc_full_read and ours else None,
+            "incremental_full_read_equals_rebuild": all(equal_full_read) if equal_full_read else None,
             "rebuild_s": median_of(results["ours_rebuild"], "seconds"),
             "incremental_equals_rebuild": all(equal) if equal else None,
             "snowflake_persons": args.snowflake_persons or None,

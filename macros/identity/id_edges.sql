@@ -19,6 +19,8 @@
 {% macro default__id_edges(sources, id_types={}) %}
     {%- set specs = dbt_studio._id_source_specs(sources, id_types) -%}
     {%- set string = dbt.type_string() -%}
+    {%- set reads = dbt_studio._id_source_reads(specs) -%}
+{{ dbt_studio._id_reads_marker(reads) }}
 with
 {%- for spec in specs %}
 {{ spec.cte }} as (
@@ -28,8 +30,13 @@ with
         {{ dbt_studio._normalized_id(id.type, 'cast(' ~ id.expr ~ ' as ' ~ string ~ ')', id_types) }}
             as {{ id.type }}__value,
         {%- endfor %}
-        {{ spec.timestamp }} as seen_at
+        {{ spec.timestamp }} as seen_at,
+        {{ spec.loaded_at }} as loaded_at
     from {{ spec.relation }}
+    {%- if spec.name in reads.since %}
+    where {{ spec.loaded_at }} > cast('{{ reads.since[spec.name] }}' as {{ dbt.type_timestamp() }})
+       or {{ spec.loaded_at }} is null
+    {%- endif %}
 ),
 
 {{ spec.cte }}__screened as {{ dbt_studio._materialized_cte() }}(
@@ -56,6 +63,7 @@ select
     cast(null as {{ string }}) as other_type,
     cast(null as {{ string }}) as other_value,
     seen_at,
+    loaded_at,
     cast(null as integer) as max_edges,
     cast(null as integer) as max_edges_reverse
 from {{ spec.cte }}__screened
@@ -72,6 +80,7 @@ select
     '{{ pair.b }}' as other_type,
     {{ pair.b }}__value as other_value,
     seen_at,
+    loaded_at,
     {{ pair.cap if pair.cap is not none else 'cast(null as integer)' }} as max_edges,
     {{ pair.cap_reverse if pair.cap_reverse is not none else 'cast(null as integer)' }} as max_edges_reverse
 from {{ spec.cte }}__screened
@@ -150,6 +159,7 @@ where {{ pair.a }}__reject_reason is null and {{ pair.a }}__value is not null
         {%- set fallback = relation.identifier if relation.identifier is defined else 'source_' ~ loop.index -%}
         {%- set name = source.get('name') or fallback -%}
         {%- set ts = source.get('timestamp') -%}
+        {%- set loaded_at = source.get('loaded_at') -%}
         {%- do specs.append({
             'name': name,
             'cte': 'source_' ~ loop.index ~ '_' ~ modules.re.sub('[^A-Za-z0-9_]', '_', name | lower),
@@ -157,7 +167,46 @@ where {{ pair.a }}__reject_reason is null and {{ pair.a }}__value is not null
             'ids': ids,
             'pairs': pairs,
             'timestamp': 'cast(' ~ (ts if ts else 'null') ~ ' as ' ~ dbt.type_timestamp() ~ ')',
+            'loaded_at': 'cast(' ~ (loaded_at if loaded_at else 'null') ~ ' as ' ~ dbt.type_timestamp() ~ ')',
+            'read_key': (relation | string) ~ ' loaded_at ' ~ loaded_at if loaded_at else none,
         }) -%}
     {%- endfor -%}
     {{ return(specs) }}
+{% endmacro %}
+
+
+{#- How this run reads each source. A source with `loaded_at` is read from its watermark on incremental runs: only
+    rows loaded after the newest row the last run read (and rows whose loaded_at is null). The watermark is kept
+    in `<model>__watermarks` with the source's relation and loaded_at expression (`read_key`): when either changed,
+    the source is read in full. Returns {sources: [name], read_keys: {name: read_key}, since: {name: watermark}}. -#}
+{% macro _id_source_reads(specs) %}
+    {%- set keys = {} -%}
+    {%- for spec in specs if spec.read_key is not none -%}
+        {%- do keys.update({spec.name: spec.read_key}) -%}
+    {%- endfor -%}
+    {%- set since = {} -%}
+    {%- if keys and execute and dbt_studio._stitch_is_incremental() -%}
+        {%- set watermarks = dbt_studio._sibling(this, '__watermarks') -%}
+        {%- if load_cached_relation(watermarks) is not none -%}
+            {%- set found = run_query('select source_name, read_key, loaded_at from ' ~ watermarks
+                                      ~ ' where loaded_at is not null') -%}
+            {%- for row in found.rows if keys.get(row[0]) == row[1] -%}
+                {%- do since.update({row[0]: row[2].strftime('%Y-%m-%d %H:%M:%S.%f')}) -%}
+            {%- endfor -%}
+        {%- endif -%}
+    {%- endif -%}
+    {{ return({'sources': specs | map(attribute='name') | list, 'read_keys': keys, 'since': since}) }}
+{% endmacro %}
+
+{#- The reads as a comment the materialization reads back (and users see in target/compiled). Every '*' is written
+    as JSON's '\u002a', so no value can open or close a comment. -#}
+{% macro _id_reads_marker(reads) -%}
+/* dbt_studio.id_edges reads: {{ reads | tojson | replace('*', '\\u002a') }} */
+{%- endmacro %}
+
+{#- Whether an id_stitcher run is incremental: its output exists as a table and no full refresh is asked for. The
+    materialization and id_edges decide with this same macro, so a full build never runs on a partial read. -#}
+{% macro _stitch_is_incremental() %}
+    {%- set existing = load_cached_relation(this) -%}
+    {{ return(existing is not none and existing.is_table and not should_full_refresh()) }}
 {% endmacro %}

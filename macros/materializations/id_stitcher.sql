@@ -12,6 +12,9 @@
     as one node, so a run can merge clusters but never split them. The output is changed by one MERGE. A new
     cluster's main_id derives from its earliest-seen identifier; on a merge the earliest prior main_id
     survives. `--full-refresh` rebuilds from all rows (the way to split after changing the screening rules).
+    A source with `loaded_at` is read from its watermark instead (rows loaded after the newest one the last run
+    read; id_edges chooses and says so in a comment this reads back); watermarks are written last, in
+    <model>__watermarks.
 
     Settings in `config(meta={'dbt_studio': {...}})`: max_rounds, lookback_hours (defaults: vars
     dbt_studio_stitch_max_rounds, dbt_studio_stitch_lookback_hours). lookback_hours is off by default: set it
@@ -26,11 +29,18 @@
 
     {%- set target = this.incorporate(type='table') -%}
     {%- set existing = load_cached_relation(this) -%}
-    {%- set incremental = existing is not none and not should_full_refresh() -%}
+    {%- set incremental = dbt_studio._stitch_is_incremental() -%}
     {%- if existing is not none and not existing.is_table -%}
         {%- do adapter.drop_relation(existing) -%}
-        {%- set incremental = false -%}
     {%- endif -%}
+    {%- set reads = dbt_studio._stitch_reads(sql) -%}
+    {%- if reads.since and not incremental -%}
+        {{ exceptions.raise_compiler_error("id_stitcher model '" ~ this.name ~ "': a full build on rows read "
+                                           ~ "since a watermark (nothing was written)") }}
+    {%- endif -%}
+    {%- for name, since in reads.since.items() -%}
+        {%- do log("dbt_studio: " ~ this.name ~ ": source '" ~ name ~ "' read from loaded_at > " ~ since, info=true) -%}
+    {%- endfor -%}
     {%- set prior = target if incremental else none -%}
     {%- set work = {} -%}
     {%- for name in ['obs', 'capped', 'nodes', 'clusters', 'edges', 'labels', 'result'] -%}
@@ -40,11 +50,13 @@
     {%- set clusters = work.clusters if incremental else none -%}
     {%- set changes = dbt_studio._sibling(target, '__id_changes') -%}
     {%- set rejected = dbt_studio._sibling(target, '__rejected_ids') -%}
+    {%- set watermarks = dbt_studio._sibling(target, '__watermarks') -%}
 
     {{ run_hooks(pre_hooks) }}
     {%- set capped_memory = dbt_studio.stitch_session_start(this.name) -%}
 
-    {%- set obs_sql = dbt_studio._stitch_observations_sql(sql, prior, lookback_hours) -%}
+    {%- set narrow = reads.since | length > 0 and reads.since | length == reads.sources | length -%}
+    {%- set obs_sql = dbt_studio._stitch_observations_sql(sql, prior, lookback_hours, narrow) -%}
     {%- do run_query(dbt_studio._create_work_table(work.obs, obs_sql)) -%}
     {%- do run_query(dbt_studio._create_work_table(work.capped, dbt_studio._stitch_capped_sql(work.obs))) -%}
     {%- do run_query(dbt_studio._create_work_table(work.nodes, dbt_studio._stitch_nodes_sql(work.obs, incremental))) -%}
@@ -68,8 +80,16 @@
     {%- if incremental -%}
         {%- do run_query(dbt_studio._insert_into(changes, dbt_studio._stitch_changes_sql(work.result))) -%}
     {%- endif -%}
-    {#- rejections: appended when the run read only recent rows; else rebuilt from every row it read -#}
-    {%- if incremental and lookback_hours is not none and load_cached_relation(rejected) is not none -%}
+    {#- rejections: rebuilt from every row when every row was read; else those of the sources read in full are
+        replaced and the others' appended -#}
+    {%- set partial = lookback_hours is not none or reads.since -%}
+    {%- if incremental and partial and load_cached_relation(rejected) is not none -%}
+        {%- if lookback_hours is none -%}
+            {%- set read_in_full = reads.sources | reject('in', reads.since) | list -%}
+            {%- do run_query(dbt_studio._stitch_forget_rejections_sql(rejected, read_in_full)) -%}
+        {%- else -%}
+            {%- do dbt_studio._stitch_rejections_have_loaded_at(rejected) -%}
+        {%- endif -%}
         {%- do run_query(dbt_studio._insert_into(rejected, dbt_studio._stitch_rejected_sql(work.obs, work.capped))) -%}
     {%- else -%}
         {%- set rejected_sql = dbt_studio._stitch_rejected_sql(work.obs, work.capped) -%}
@@ -85,6 +105,15 @@
             {{ dbt_studio._create_table_as(staged, dbt_studio._stitch_output_sql(result_sql)) }}
         {%- endcall -%}
         {%- do dbt_studio._replace_table(staged, target) -%}
+    {%- endif -%}
+    {#- watermarks last: a run that fails before here reads the same rows again -#}
+    {%- if reads.read_keys -%}
+        {%- if incremental and load_cached_relation(watermarks) is not none -%}
+            {%- do run_query(dbt_studio._stitch_watermarks_merge_sql(watermarks, work.obs, reads.read_keys)) -%}
+        {%- else -%}
+            {%- set watermarks_sql = dbt_studio._stitch_watermarks_sql(work.obs, reads.read_keys) -%}
+            {%- do run_query(dbt_studio._create_table_as(watermarks, watermarks_sql)) -%}
+        {%- endif -%}
     {%- endif -%}
     {%- do dbt_studio.stitch_session_end(this.name, capped_memory) -%}
     {%- for relation in work.values() -%}

@@ -369,6 +369,8 @@ ID_SOURCE = Surface("id_source", "an id source", (
     Field("ids", AnyOf((ListOf(COLUMN), MapOf(Text("a column or SQL"))), "a list or mapping"),
           "id columns named after their id type, or {id_type: column or SQL}", required=True),
     Field("timestamp", Text("a column or SQL"), "when the row was seen"),
+    Field("loaded_at", Text("a column or SQL"), "when the row was loaded into the warehouse (e.g. _loaded_at): "
+          "incremental runs read only rows loaded after the newest one the last run read"),
     Field("name", Text("a name"), "the source's name in the audit tables"),
     Field("trust", ListOf(Text("an id type")), "id types of this source allowed to link (default: all)"),
 ))

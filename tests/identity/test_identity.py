@@ -28,7 +28,7 @@ BLOCKLIST = {"", "null", "none", "nil", "undefined", "unknown", "nan", "n/a", "n
 SOURCES = ((("a", 0), ("b", 1), ("c", 2)), (("a", 0), ("d", 3)))  # (id type, column index) per source
 TRUSTED = ({"a", "b", "c"}, {"a"})
 
-Row = tuple  # (id_a, id_b, id_c, id_d, ts)
+Row = tuple  # (id_a, id_b, id_c, id_d, ts) or (id_a, id_b, id_c, id_d, ts, loaded_at)
 
 
 def screened(value: str | None) -> str | None:
@@ -103,9 +103,10 @@ def minted(node: tuple[str, str]) -> str:
 def write_rows(project, rows: list[Row]) -> None:
     with (project.root / "seeds" / "stitch_rows.csv").open("w", newline="", encoding="utf-8") as fh:
         out = csv.writer(fh)
-        out.writerow(["id_a", "id_b", "id_c", "id_d", "ts"])
+        out.writerow(["id_a", "id_b", "id_c", "id_d", "ts", "loaded_at"])
         for row in rows:
-            out.writerow([("" if v is None else v) for v in row[:4]] + [row[4].strftime("%Y-%m-%d %H:%M:%S")])
+            loaded = row[5].strftime("%Y-%m-%d %H:%M:%S") if len(row) > 5 and row[5] is not None else ""
+            out.writerow([("" if v is None else v) for v in row[:4]] + [row[4].strftime("%Y-%m-%d %H:%M:%S"), loaded])
 
 
 def output(project) -> dict[tuple[str, str], tuple[str, datetime]]:
@@ -307,6 +308,59 @@ def test_late_rows_are_read_unless_a_lookback_is_opted_into(stitching):
     if stitching.adapter == "snowflake":  # the incremental statements (MERGE included) are Snowflake SQL
         assert any(sql.lstrip().lower().startswith("merge") for sql in stitching.sql_log)
         assert unknown_functions(stitching.sql_log) == []
+
+
+def rejection_counts(rows: list[Row]) -> dict[tuple[str, str, str], int]:
+    """How often each (id type, raw value, source) is dropped by screening, counting every row once."""
+    counts: dict[tuple[str, str, str], int] = {}
+    for row in rows:
+        for source, name in zip(SOURCES, ("stitch_rows", "untrusted"), strict=True):
+            for t, i in source:
+                if row[i] is not None and screened(row[i]) is None:
+                    counts[(t, row[i], name)] = counts.get((t, row[i], name), 0) + 1
+    return counts
+
+
+def logged_rejections(project) -> dict[tuple[str, str, str], int]:
+    counts: dict[tuple[str, str, str], int] = {}
+    for t, v, source, n in project.query(f"select id_type, raw_value, source_name, occurrences "
+                                         f"from {project.relation('stitched', '__rejected_ids')}"):
+        counts[(t, v, source)] = counts.get((t, v, source), 0) + n
+    return counts
+
+
+def test_sources_with_a_load_time_are_read_from_their_watermark(stitching):
+    """With `loaded_at`, an incremental run reads only the rows loaded after the newest one the last run read, and
+    rows without a load time: late rows with old timestamps are read like any other, an old row edited in place
+    is not (until the load-time expression changes or a full refresh), and the rejection log counts each row once."""
+    loaded, later_load = BASE + timedelta(days=30), BASE + timedelta(days=31)
+    first = [("p1", "q1", None, None, BASE + timedelta(days=1), loaded),
+             ("p2", "q2", "unknown", None, BASE + timedelta(days=2), loaded),
+             ("p3", None, None, None, BASE + timedelta(days=3), loaded)]
+    later = [("p1", "q2", "r9", None, BASE, later_load),                     # merges p1 and p2, backdated
+             ("p4", None, "undefined", "d4", BASE + timedelta(days=5), None)]  # no load time: read anyway
+    on = {"loaded_at": "loaded_at"}
+
+    build(stitching, first, "--full-refresh", vars=on)
+    watermarks = f"select source_name, loaded_at from {stitching.relation('stitched', '__watermarks')}"
+    assert sorted(stitching.query(watermarks)) == [("stitch_rows", loaded), ("untrusted", loaded)]
+    build(stitching, first + later, vars=on)
+    assert_equals_reference(stitching, first + later)
+    assert sorted(stitching.query(watermarks)) == [("stitch_rows", later_load), ("untrusted", later_load)]
+    assert logged_rejections(stitching) == rejection_counts(first + later)
+
+    edited = first[:2] + [("p3", "q3", None, None, BASE + timedelta(days=3), loaded)] + later
+    build(stitching, edited, vars=on)
+    assert ("b", "q3") not in output(stitching)                      # loaded before the watermark: not read
+    assert_equals_reference(stitching, first + later)
+    assert logged_rejections(stitching) == rejection_counts(first + later)
+
+    build(stitching, edited, vars={"loaded_at": "cast(loaded_at as timestamp)"})  # another expression: read in full
+    assert_equals_reference(stitching, edited)
+    assert logged_rejections(stitching) == rejection_counts(edited)
+    build(stitching, edited, "--full-refresh", vars=on)
+    assert_equals_reference(stitching, edited)
+    assert logged_rejections(stitching) == rejection_counts(edited)
 
 
 def test_screening_and_caps_are_recorded_with_reasons(stitching):
