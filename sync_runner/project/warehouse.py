@@ -60,11 +60,17 @@ class Warehouse:
             reset_adapters()
             register_adapter(self.config, get_mp_context())
             self.adapter = get_adapter(self.config)
-            self.manifest = _macros_of(manifest_path, self.config, self.adapter.type())
+            files, digest = _macro_files(self.config)
+            key = (self.adapter.type(), digest)
+            self.manifest = _PARSED.get(key) or _macros_of(manifest_path, files, self.adapter.type())
             if self.manifest is None:
                 self.manifest = ManifestLoader.load_macros(self.config, self.adapter.connections.set_query_header)
             else:  # what load_macros does once its macros are parsed
                 self.adapter.connections.set_query_header(generate_query_header_context(self.config, self.manifest))
+            _PARSED.pop(key, None)
+            _PARSED[key] = self.manifest
+            while len(_PARSED) > _PARSED_KEPT:
+                del _PARSED[next(iter(_PARSED))]
             self.adapter.set_macro_resolver(self.manifest)
             self.adapter.set_macro_context_generator(generate_runtime_macro_context)
 
@@ -148,10 +154,42 @@ class Warehouse:
         self.adapter.cleanup_connections()
 
 
-def _macros_of(manifest_path: Path | None, config: Any, adapter_type: str) -> Any:
+# The macros parsed in this process, by the adapter type and a digest of every file they came from (paths and
+# contents): a long-lived process (`serve`, the studio) or one that opens several warehouses (a sync that compiles
+# a miss, the test suite) parses a project's macros once, where each parse takes 1-2 s.
+_PARSED: dict[tuple[str, str], Any] = {}
+_PARSED_KEPT = 8
+
+
+def _macro_files(config: Any) -> tuple[list[tuple[str, int, int]], str]:
+    """(path, mtime_ns, size) of each file the project's macros are parsed from (every project's — root, packages,
+    the adapter's own — `dbt_project.yml`, macro files and generic tests), and a digest of their paths and
+    contents (an edit within the file system's timestamp granularity still changes it)."""
+    import hashlib
+
+    files = []
+    digest = hashlib.blake2b(digest_size=20)
+    for project in config.load_dependencies().values():
+        root = Path(project.project_root)
+        paths = [root / "dbt_project.yml"]
+        for folder in (*project.macro_paths, *project.test_paths):
+            paths += sorted((root / folder).rglob("*.sql"))
+        for path in paths:
+            try:
+                stat = path.stat()
+                content = path.read_bytes()
+            except OSError:
+                continue
+            files.append((str(path), stat.st_mtime_ns, stat.st_size))
+            digest.update(f"{path}\0{len(content)}\0".encode())
+            digest.update(content)
+    return files, digest.hexdigest()
+
+
+def _macros_of(manifest_path: Path | None, files: list[tuple[str, int, int]], adapter_type: str) -> Any:
     """The macros recorded in a manifest.json, or None when they may differ from what parsing would give: another
-    dbt version or adapter wrote it, or a macro file, generic test or project file of the project, a package or
-    the adapter (pip installs write fresh files) is newer than the manifest."""
+    dbt version or adapter wrote it, or one of `files` (the project's, the packages' and the adapter's macro,
+    generic test and project files: pip installs write fresh files) is newer than the manifest."""
     if manifest_path is None or not manifest_path.is_file():
         return None
     import json
@@ -160,14 +198,9 @@ def _macros_of(manifest_path: Path | None, config: Any, adapter_type: str) -> An
     from dbt.contracts.graph.nodes import Macro
     from dbt.version import __version__
 
-    written = manifest_path.stat().st_mtime
-    for project in config.load_dependencies().values():
-        root = Path(project.project_root)
-        files = [root / "dbt_project.yml"]
-        for folder in (*project.macro_paths, *project.test_paths):
-            files += (root / folder).rglob("*.sql")
-        if any(f.stat().st_mtime >= written for f in files if f.exists()):
-            return None
+    written = manifest_path.stat().st_mtime_ns
+    if any(mtime >= written for _, mtime, _ in files):
+        return None
     try:
         data = json.loads(manifest_path.read_text(encoding="utf-8"))
         meta = data.get("metadata") or {}

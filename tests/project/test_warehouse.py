@@ -1,6 +1,7 @@
 """The warehouse connection: the macros of manifest.json are used only when nothing they were parsed from changed
-since (else the macro files are parsed, as dbt does), and a sync's DuckDB session runs under the package's memory
-limit, which the profile can override and which is lifted when the sync ends."""
+since (else the macro files are parsed, as dbt does), macros parsed in this process are reused only while every file
+they came from is unchanged, and a sync's DuckDB session runs under the package's memory limit, which the profile
+can override and which is lifted when the sync ends."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import os
 import pytest
 
 from sync_runner.project.target import DbtTarget
-from sync_runner.project.warehouse import Warehouse, _macros_of
+from sync_runner.project.warehouse import Warehouse, _macro_files, _macros_of
 from sync_runner.sync.engine import Options, SyncRunner
 
 from helpers.sync_project import MAPPINGS, PROJECT, SyncProject, person
@@ -27,7 +28,8 @@ def wp(new_project, tmp_path_factory):
 def _macros(wp: SyncProject, manifest=None):
     wh = Warehouse(wp.p.where)
     try:
-        return _macros_of(manifest or wp.p.root / "target" / "manifest.json", wh.config, wh.adapter.type())
+        return _macros_of(manifest or wp.p.root / "target" / "manifest.json", _macro_files(wh.config)[0],
+                          wh.adapter.type())
     finally:
         wh.close()
 
@@ -77,6 +79,41 @@ def test_a_manifest_of_another_adapter_or_dbt_version_is_not_used(wp, tmp_path):
     broken.write_text("{not json")
     _touch_back(broken, 5)
     assert _macros(wp, broken) is None
+
+
+def _parsed(wp: SyncProject) -> object:
+    wh = Warehouse(wp.p.where)  # no manifest: macros parsed, or this process's parse of the same files reused
+    try:
+        return wh.manifest
+    finally:
+        wh.close()
+
+
+def _sql_of(manifest, name: str) -> str | None:
+    found = [m.macro_sql for m in manifest.macros.values() if m.name == name]
+    return found[0] if found else None
+
+
+def test_macros_parsed_in_this_process_are_reused_until_any_file_changes(wp):
+    own = wp.p.root / "macros" / "answer.sql"
+    own.parent.mkdir(exist_ok=True)
+    own.write_text("{% macro answer() %}one{% endmacro %}\n")
+    try:
+        parsed = _parsed(wp)
+        assert "one" in _sql_of(parsed, "answer") and _parsed(wp) is parsed
+        # same size, same timestamp: only the contents differ
+        stat = own.stat()
+        own.write_text("{% macro answer() %}two{% endmacro %}\n")
+        os.utime(own, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        reparsed = _parsed(wp)
+        assert reparsed is not parsed and "two" in _sql_of(reparsed, "answer")
+        # a new file
+        (own.parent / "other.sql").write_text("{% macro other() %}3{% endmacro %}\n")
+        assert _sql_of(_parsed(wp), "other") is not None
+    finally:
+        own.unlink()
+        (own.parent / "other.sql").unlink(missing_ok=True)
+    assert _sql_of(_parsed(wp), "answer") is None
 
 
 def _memory_limit(runner: SyncRunner) -> str:
