@@ -62,13 +62,16 @@ class Warehouse:
             self.adapter = get_adapter(self.config)
             files, digest = _macro_files(self.config)
             key = (self.adapter.type(), digest)
-            self.manifest = _PARSED.get(key) or _macros_of(manifest_path, files, self.adapter.type())
-            if self.manifest is None:
-                self.manifest = ManifestLoader.load_macros(self.config, self.adapter.connections.set_query_header)
+            macros = _PARSED.get(key)
+            if macros is None:
+                macros = _macros_of(manifest_path, files, self.adapter.type())
+            if macros is None:
+                macros = ManifestLoader.load_macros(self.config, self.adapter.connections.set_query_header)
             else:  # what load_macros does once its macros are parsed
-                self.adapter.connections.set_query_header(generate_query_header_context(self.config, self.manifest))
+                self.adapter.connections.set_query_header(generate_query_header_context(self.config, macros))
+            self.manifest: Any = macros
             _PARSED.pop(key, None)
-            _PARSED[key] = self.manifest
+            _PARSED[key] = macros
             while len(_PARSED) > _PARSED_KEPT:
                 del _PARSED[next(iter(_PARSED))]
             self.adapter.set_macro_resolver(self.manifest)
