@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dbt_common.tests import enable_test_caching
 
 from sync_runner.core.redact import REDACT
 from sync_runner.demo.example import copy_example, copy_project
@@ -49,6 +50,12 @@ def _behavior_flag_source_from_frames() -> None:
 
 
 _behavior_flag_source_from_frames()
+
+# dbt's own caches for test suites (what dbt's `dbt.tests` fixtures switch on): the Jinja parse of a macro, the
+# blocks of a file and a macro's calls, each keyed on the exact text. Every test project is a fresh copy and many
+# builds pass new `--vars`, so dbt parses every macro of dbt, the adapter and this package again each time: with
+# these, text it has parsed once in this process is not parsed again (a changed file is new text).
+enable_test_caching()
 
 
 class Project:
