@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import sync_runner
 
+from helpers.cli_process import run_cli_process
+
 
 def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from sync_runner.cli import main; main()", *args],
-                          capture_output=True, text=True, cwd=cwd, timeout=300)
+    return run_cli_process(*args, cwd=cwd, timeout=300)
 
 
 def test_version_prints_the_installed_version():

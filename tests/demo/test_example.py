@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 
 import pytest
 
 from sync_runner.core.paths import example_root
 
+from helpers.cli_process import run_cli_process
 from helpers.sql_lint import unknown_functions
 
 TABLES = ("users", "identifies", "tracks", "purchases", "product_viewed", "subscriptions", "memberships")
@@ -47,9 +46,7 @@ def test_snowflake_build_uses_only_snowflake_functions(built_example):
 
 
 def test_validate_lists_configured_models_of_a_built_project(plant_store):
-    result = subprocess.run([sys.executable, "-c", "from sync_runner.cli import main; main()",
-                             "validate", "--project-dir", str(plant_store.root), "--json"],
-                            capture_output=True, text=True, timeout=120)
+    result = run_cli_process("validate", "--project-dir", str(plant_store.root), "--json", timeout=120)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert "stg_users" in report["models"]

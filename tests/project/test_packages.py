@@ -10,13 +10,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 from sync_runner.core.paths import package_root
 from sync_runner.project.target import DbtTarget, run_dbt
 
+from helpers.cli_process import run_cli_process
 from helpers.profiles import write_profile
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "dbt-studio tests", "GIT_AUTHOR_EMAIL": "tests@example.com",
@@ -97,9 +97,8 @@ def test_the_package_installs_from_a_git_tag_and_syncs(tmp_path):
     from dbt.adapters.duckdb.connections import DuckDBConnectionManager
 
     DuckDBConnectionManager.close_all_connections()  # let the CLI process open the database file
-    result = subprocess.run([sys.executable, "-c", "from sync_runner.cli import main; main()", "sync", "--json",
-                             "--project-dir", str(root)], capture_output=True, text=True, timeout=300,
-                            env=dict(os.environ), cwd=root)
+    result = run_cli_process("sync", "--json", "--project-dir", str(root), timeout=300, env=dict(os.environ),
+                             cwd=root)
     assert result.returncode == 0, result.stdout + result.stderr
     [report] = json.loads(result.stdout)["syncs"]
     assert (report["sync"], report["status"], report["acknowledged"]) == ("vips_to_files", "success", 2)
@@ -143,9 +142,7 @@ def _warehouse_contents(root: Path) -> dict[str, list[tuple]]:
 
 
 def _cli(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from sync_runner.cli import main; main()", *args,
-                           "--project-dir", str(root)], capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ), cwd=root)
+    return run_cli_process(*args, "--project-dir", str(root), timeout=300, env=dict(os.environ), cwd=root)
 
 
 def test_a_package_of_another_release_is_named_in_one_line_and_changes_nothing(tmp_path):

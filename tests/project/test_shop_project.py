@@ -13,7 +13,6 @@ import csv
 import json
 import os
 import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pytest
 from sync_runner.sync.engine import run_syncs
 
 from helpers import ADAPTERS
+from helpers.cli_process import run_cli_process
 
 SHOP = Path(__file__).resolve().parents[1] / "projects" / "shop"
 
@@ -107,9 +107,8 @@ def reference() -> dict:
 
 def cli(project, *args: str) -> subprocess.CompletedProcess:
     project.release()
-    return subprocess.run([sys.executable, "-c", "from sync_runner.cli import main; main()", *args,
-                           "--project-dir", str(project.root)], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "DBT_PROFILES_DIR": str(project.root)})
+    return run_cli_process(*args, "--project-dir", str(project.root), timeout=300,
+                           env={**os.environ, "DBT_PROFILES_DIR": str(project.root)})
 
 
 @pytest.fixture(scope="module", params=ADAPTERS)

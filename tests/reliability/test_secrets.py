@@ -30,6 +30,7 @@ import sync_runner.sync.orchestrate
 from sync_runner.cli import main
 from sync_runner.sync.engine import Options, run_syncs
 
+from helpers.cli_process import run_cli_process
 from helpers.sync_project import PROJECT, SyncProject, person
 
 SECRET = "sk-live-RELIABILITY-7f3a91c2e5d4"  # the sink's token: the `ok` destination authenticates with it
@@ -248,8 +249,7 @@ def test_no_secret_in_any_output_state_table_file_or_exception(secret_project, s
 
     # a fresh process (nothing remembered from the runs above): `dbt-studio sync --json`
     sp.p.release()
-    fresh = subprocess.run([sys.executable, "-c", "from sync_runner.cli import main; main()", "sync", "--json",
-                            *where], capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    fresh = run_cli_process("sync", "--json", *where, timeout=300, env=dict(os.environ))
     t.add("fresh process sync --json", fresh.stdout + fresh.stderr)
     assert fresh.returncode == 1 and json.loads(fresh.stdout)["syncs"]
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
 from sync_runner.sync.orchestrate import build_and_sync
 
+from helpers.cli_process import run_cli_process
 from helpers.sync_project import MAPPINGS, PROJECT, add_fragile_model, dbt_vars, file_ops
 
 
@@ -28,8 +28,7 @@ def project(new_project, tmp_path_factory):
 
 def cli(project, *args: str) -> subprocess.CompletedProcess:
     project.release()
-    return subprocess.run([sys.executable, "-c", "from sync_runner.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=300, env=dict(os.environ), cwd=project.root)
+    return run_cli_process(*args, timeout=300, env=dict(os.environ), cwd=project.root)
 
 
 def test_build_syncs_only_the_models_that_built(project):

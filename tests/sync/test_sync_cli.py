@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
+from helpers.cli_process import run_cli_process
 from helpers.sync_project import MAPPINGS, PROJECT, SyncProject, person
 
 SECRET = "sk-live-6c1f-SECRET-9d2e"
@@ -17,9 +17,8 @@ SECRET = "sk-live-6c1f-SECRET-9d2e"
 
 def cli(project, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     project.release()
-    return subprocess.run([sys.executable, "-c", "from sync_runner.cli import main; main()", *args,
-                           "--project-dir", str(project.root)],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
+    return run_cli_process(*args, "--project-dir", str(project.root), timeout=300,
+                           env={**os.environ, **(env or {})})
 
 
 @pytest.fixture(scope="module")
