@@ -114,10 +114,12 @@ def _child(request: dict[str, Any]) -> int:
     return code
 
 
-def serve() -> None:
-    # what the commands import, loaded once; none of these imports starts a thread, so forking is safe
+def import_the_cli() -> None:
+    """What the commands import, loaded once by a server that forks them (here and the process-fault tests'); none
+    of these imports starts a thread, so forking is safe. Then tell the test side the server is ready."""
     import dbt.adapters.duckdb  # noqa: F401
     import dbt.adapters.snowflake  # noqa: F401
+    import dbt.adapters.sql.connections  # noqa: F401
     from dbt.cli.main import dbtRunner  # noqa: F401
     from dbt.config.runtime import RuntimeConfig  # noqa: F401
     from dbt.parser.manifest import ManifestLoader  # noqa: F401
@@ -126,9 +128,13 @@ def serve() -> None:
     import sync_runner.sync.destinations  # noqa: F401
     import sync_runner.sync.engine  # noqa: F401
 
+    sys.stdout.write(json.dumps({"ready": True}) + "\n")
+    sys.stdout.flush()
+
+
+def serve() -> None:
+    import_the_cli()
     protocol = sys.stdout
-    protocol.write(json.dumps({"ready": True}) + "\n")
-    protocol.flush()
     for line in sys.stdin:
         request = json.loads(line)
         pid = os.fork()

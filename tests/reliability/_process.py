@@ -246,20 +246,10 @@ def _remember_macros() -> None:
 def serve() -> None:
     import traceback
 
-    # everything a sync imports, loaded once; no thread is started by these imports, so forking is safe
-    import dbt.adapters.duckdb  # noqa: F401
-    import dbt.adapters.snowflake  # noqa: F401
-    import dbt.adapters.sql.connections  # noqa: F401
-    from dbt.config.runtime import RuntimeConfig  # noqa: F401
-    from dbt.parser.manifest import ManifestLoader  # noqa: F401
+    from helpers.cli_process import import_the_cli
 
-    import sync_runner.cli  # noqa: F401
-    import sync_runner.sync.destinations  # noqa: F401
-    import sync_runner.sync.engine  # noqa: F401
-
+    import_the_cli()
     out = sys.stdout
-    out.write(json.dumps({"ready": True}) + "\n")
-    out.flush()
     for line in sys.stdin:
         request = json.loads(line)
         if request["op"] == "start":
@@ -293,6 +283,7 @@ def serve() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--serve"]:
+        sys.path.insert(0, str(HERE.parents[1]))  # tests/, for helpers
         serve()
 
 

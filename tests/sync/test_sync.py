@@ -22,6 +22,7 @@ import yaml
 from sync_runner.project.compiled import CACHE_FILE
 
 from helpers import ADAPTERS
+from helpers.cli_process import run_cli_process
 from helpers.sql_lint import unknown_functions
 from helpers.sync_project import COMBOS, MAPPED, MAPPINGS, PROJECT, SyncProject, file_ops, person
 
@@ -261,7 +262,7 @@ def test_kill_9_during_delivery_loses_nothing(sp, http_sink):
         interrupted += http_sink.store.keys() != rows.keys() or any(
             http_sink.store[k]["plan"] != rows[k]["plan"] for k in rows if k in http_sink.store)
         http_sink.delay = 0.0
-        rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        rerun = run_cli_process(*cmd[3:], env=env, timeout=300)
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
         assert set(http_sink.store) == set(rows), f"trial {trial}"
         assert {k: v["plan"] for k, v in http_sink.store.items()} == {k: v["plan"] for k, v in rows.items()}
