@@ -14,6 +14,7 @@ takes) is tested with real interpreters elsewhere (tests/test_layering.py, bench
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import signal
@@ -36,10 +37,10 @@ def _server() -> subprocess.Popen[str]:
         ready = _SERVER.stdout.readline()
         if json.loads(ready or "{}") != {"ready": True}:
             raise RuntimeError(f"the CLI server did not start (exit {_SERVER.wait()})")
-        atexit.register(_stop)
     return _SERVER
 
 
+@atexit.register
 def _stop() -> None:
     if _SERVER is not None and _SERVER.poll() is None:
         _SERVER.kill()
@@ -63,7 +64,8 @@ def run_cli_process(*args: str, env: dict[str, str] | None = None, cwd: str | Pa
 
         def kill() -> None:
             expired.set()
-            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # it ended as the time ran out
+                os.kill(pid, signal.SIGKILL)
 
         timer = threading.Timer(timeout, kill)
         timer.start()

@@ -236,8 +236,8 @@ def test_kill_9_during_delivery_loses_nothing(sp, http_sink):
     rows = {f"k{i:03d}": person(i) for i in range(60)}
     sync = {"name": "killed", "destination": "hook", "mode": "mirror", "mappings": MAPPINGS}
     env = dict(os.environ, SINK_TOKEN=http_sink.token)
-    cmd = [sys.executable, "-c", "from sync_runner.cli import main; main()", "sync", "--project-dir",
-           str(sp.p.root), "--profiles-dir", str(sp.p.root)]
+    args = ["sync", "--project-dir", str(sp.p.root), "--profiles-dir", str(sp.p.root)]
+    cmd = [sys.executable, "-c", "from sync_runner.cli import main; main()", *args]  # the killed run: a real process
     http_sink.reset()
     interrupted = 0
     for trial in range(3):
@@ -262,7 +262,7 @@ def test_kill_9_during_delivery_loses_nothing(sp, http_sink):
         interrupted += http_sink.store.keys() != rows.keys() or any(
             http_sink.store[k]["plan"] != rows[k]["plan"] for k in rows if k in http_sink.store)
         http_sink.delay = 0.0
-        rerun = run_cli_process(*cmd[3:], env=env, timeout=300)
+        rerun = run_cli_process(*args, env=env, timeout=300)
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
         assert set(http_sink.store) == set(rows), f"trial {trial}"
         assert {k: v["plan"] for k, v in http_sink.store.items()} == {k: v["plan"] for k, v in rows.items()}
