@@ -26,7 +26,15 @@
     {%- endfor -%}
 
     {%- do dbt_studio._check_features(prefix, features, plan.seen) -%}
-    {%- set used = specs.values() | selectattr('passes') | list -%}
+    {#- the inputs with a pass, and the inputs a used grouped input reads (listed before it) -#}
+    {%- set needed = [] -%}
+    {%- for input in specs.values() | reverse -%}
+        {%- if input.passes or input.name in needed -%}
+            {%- do needed.append(input.name) -%}
+            {%- if input.grouped -%}{%- do needed.append(input.grouped.source) -%}{%- endif -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- set used = specs.values() | selectattr('name', 'in', needed) | list -%}
     {%- set joins = [] -%}
     {%- for pass in plan.passes -%}
         {%- do joins.append('left join ' ~ pass ~ ' on ' ~ pass ~ '.main_id = entities.main_id') -%}
@@ -49,7 +57,8 @@
 {% endmacro %}
 
 
-{#- The inputs as specs ({name: spec}, in order), each with its as_of filter and empty layout lists. -#}
+{#- The inputs as specs ({name: spec}, in order), each with its as_of filter and empty layout lists; an input with
+    `from` is a grouped input (features/_grouped.sql). -#}
 {% macro _feature_inputs(prefix, inputs, as_of_sql) %}
     {%- if inputs is not mapping or inputs | length == 0 -%}
         {{ exceptions.raise_compiler_error(prefix ~ ": `inputs` must be a non-empty dict "
@@ -57,7 +66,11 @@
     {%- endif -%}
     {%- set specs = {} -%}
     {%- for name, input in inputs.items() -%}
-        {%- set spec = dbt_studio._input_spec(name, input) -%}
+        {%- if input is mapping and 'from' in input -%}
+            {%- set spec = dbt_studio._grouped_input_spec(prefix, name, input, specs) -%}
+        {%- else -%}
+            {%- set spec = dbt_studio._input_spec(name, input) -%}
+        {%- endif -%}
         {%- if spec.ts -%}
             {%- do spec.update({'as_of_filter': spec.ts ~ ' <= ' ~ as_of_sql}) -%}
         {%- endif -%}

@@ -6,6 +6,8 @@
     stitcher normalises them; all ids of a row belong to one cluster, so the first that is found wins).
 
     inputs: {name: {relation, ids: [col, ...] | {id_type: column or SQL}, timestamp?, normalize?: {id_type: SQL}}}
+            or a grouped input {from: an earlier input, group_by: [col, ...], columns: {name: aggregate SQL},
+            timestamp?}: one row per person and group (features/_grouped.sql).
     vars (in order; a var may only use vars listed before it):
       entity var   {name, select: aggregate SQL, from: input, where?, window_days?, order_by?, default?}
                    `first_value(x)` / `last_value(x)` with `order_by` (a column, 'col desc', or a list) picks the
@@ -36,10 +38,16 @@
     {%- set plan = dbt_studio._feature_plan(inputs, vars, features, as_of) -%}
 with
 {%- for input in plan.inputs %}
+{%- if input.grouped %}
+{{ input.cte }}__rows as (
+{{ dbt_studio._grouped_rows(input) | indent(4, true) }}
+),
+{%- else %}
 {%- do input.update({'columns': dbt_studio._used_columns(input)}) %}
 {{ input.cte }}__rows as (
 {{ dbt_studio._rows_with_main_id(id_graph, input) | indent(4, true) }}
 ),
+{%- endif %}
 {%- for layer in input.layers %}
 {{ input.cte }}__vars_{{ loop.index }} as (
     select

@@ -326,11 +326,14 @@ def audience_problems(spec: Any, path: str = "") -> Problems:
 # ------------------------------------------------------------------------------------- features and identity
 
 FEATURE_INPUT = Surface("feature_input", "an input", (
-    Field("relation", Anything("relation"), "ref() of the model", required=True),
+    Field("relation", Anything("relation"), "ref() of the model (every input but a grouped one)"),
     Field("ids", AnyOf((ListOf(COLUMN), MapOf(Text("a column or SQL"))), "a list or mapping"),
-          "id columns named after their id type, or {id_type: column or SQL}", required=True),
+          "id columns named after their id type, or {id_type: column or SQL} (every input but a grouped one)"),
     Field("timestamp", Text("a column or SQL"), "the row's time (needed for window_days and as_of)"),
     Field("normalize", MapOf(Text("SQL")), "{id_type: SQL with {{ value }}}, as the stitcher normalises"),
+    Field("from", Text("an input name"), "grouped inputs: the input listed before this one whose rows are grouped"),
+    Field("group_by", ListOf(COLUMN, single=True), "grouped inputs: the columns grouped by, per person"),
+    Field("columns", MapOf(Text("aggregate SQL")), "grouped inputs: {name: aggregate SQL} over each group's rows"),
 ))
 
 ENTITY_VAR = Surface("entity_var", "an entity var", (

@@ -307,6 +307,61 @@ def test_conditions_are_pushed_into_one_group_by_per_input(focused):
     assert "count(case when (kind = 'buy') and" in compiled
 
 
+# -- grouped inputs (the focused project's sessions_360) ------------------------------------------------------------
+
+def sessions_reference(project) -> dict[str, dict[str, object]]:
+    """sessions_360 in Python: visits up to as_of grouped per person and session_id (None is a group, as in SQL's
+    GROUP BY) and per person and kind, then each var over those groups."""
+    lookup = {(t, v): m for m, t, v in project.query(f"select main_id, id_type, id_value "
+                                                      f"from {project.relation('id_graph')}")}
+    people = set(lookup.values())
+    sessions: dict[tuple, list] = defaultdict(list)
+    kinds: Counter = Counter()
+    for user_id, email, kind, amount, session, ts in project.query(
+            f"select user_id, email, kind, amount, session_id, ts from {project.relation('visits')}"):
+        owner = next((lookup[(t, normalized(t, v))] for t, v in (("user_id", user_id), ("email", email))
+                      if (t, normalized(t, v)) in lookup), None)
+        if owner is not None and as_datetime(ts) <= AS_OF:
+            sessions[(owner, session)].append((as_datetime(ts), amount))
+            kinds[(owner, kind)] += 1
+    out = {}
+    for p in people:
+        mine = [rows for (owner, _), rows in sessions.items() if owner == p]
+        started = [min(ts for ts, _ in rows) for rows in mine]
+        spends = [sum(Decimal(str(a)) for _, a in rows if a is not None) for rows in mine
+                  if any(a is not None for _, a in rows)]
+        counts = {kind: n for (owner, kind), n in kinds.items() if owner == p}
+        out[p] = {
+            "n_sessions": len(mine),
+            "n_sessions_30d": sum(1 for t in started if t >= AS_OF - timedelta(days=30)),
+            "multi_row_sessions": sum(1 for rows in mine if len(rows) > 1),
+            "longest_session_seconds": max((int((max(t for t, _ in rows) - min(t for t, _ in rows)).total_seconds())
+                                            for rows in mine), default=None),
+            "best_session_spend": max(spends, default=Decimal(0)),
+            "top_kind": min(counts, key=lambda k: (-counts[k], k is None, k)) if counts else None,
+        }
+    return out
+
+
+SESSIONS_360 = ("n_sessions", "n_sessions_30d", "multi_row_sessions", "longest_session_seconds", "best_session_spend",
+                "top_kind")
+
+
+def test_grouped_inputs_aggregate_one_row_per_person_and_group(focused):
+    rows = focused.query(f"select main_id, {', '.join(SESSIONS_360)} from {focused.relation('sessions_360')}")
+    got = {r[0]: {k: comparable(v) for k, v in zip(SESSIONS_360, r[1:], strict=True)} for r in rows}
+    want = {p: {k: comparable(v) for k, v in f.items()} for p, f in sessions_reference(focused).items()}
+    assert got == want
+    # the seeds exercise each case: A's rows without a session_id are one session, B's s4 has a row after as_of
+    # (left out, so s4 is the two rows before it), C has no visits
+    assert got["A"]["n_sessions"] == 3 and got["A"]["multi_row_sessions"] == 2
+    assert got["B"]["longest_session_seconds"] == 600
+    assert got["C"] == {"n_sessions": 0, "n_sessions_30d": 0, "multi_row_sessions": 0,
+                        "longest_session_seconds": None, "best_session_spend": 0, "top_kind": None}
+    compiled = (focused.root / "target" / "compiled" / "features_tests" / "models" / "sessions_360.sql").read_text()
+    assert "group by main_id, session_id" in compiled and "partition by main_id, session_id" not in compiled
+
+
 ERRORS = [
     pytest.param([{"name": "x", "from": "orders", "select": "count(*)"}], ["x"],
                  "var 'x': `from` names unknown input 'orders'", id="unknown-input"),
@@ -346,6 +401,34 @@ ERRORS = [
 def test_compile_errors_name_model_and_var(new_project, adapter, feature_vars, names, message, request):
     line = compile_error(errors_project(new_project, adapter, request),
                          {"feature_vars": feature_vars, "feature_names": names})
+    assert line.startswith("dbt_studio.entity_features in model 'features', ")
+    assert message in line
+
+
+GROUPED = {"from": "events", "group_by": ["kind"], "columns": {"n": "count(*)"}}
+GROUPED_ERRORS = [
+    pytest.param({**GROUPED, "from": "orders"},
+                 "input 'g': `from` names unknown input 'orders' (a grouped input reads an input listed before it: "
+                 "events, profiles)", id="unknown-source"),
+    pytest.param({**GROUPED, "relation": "x"}, "input 'g': `relation` does not apply to a grouped input",
+                 id="relation"),
+    pytest.param({**GROUPED, "group_by": ["lower(kind)"]},
+                 "input 'g': `group_by` must be a list of column names of input 'events'", id="group-by-sql"),
+    pytest.param({**GROUPED, "group_by": []},
+                 "input 'g': `group_by` must be a list of column names of input 'events'", id="group-by-empty"),
+    pytest.param({"from": "events", "group_by": ["kind"]}, "input 'g': `columns` must be a mapping",
+                 id="no-columns"),
+    pytest.param({**GROUPED, "columns": {"kind": "max(kind)"}},
+                 "input 'g', column 'kind': the name is taken by a grouping column", id="column-name-taken"),
+    pytest.param({**GROUPED, "groupby": ["kind"]}, "input 'g': unknown key 'groupby' (did you mean 'group_by'?)",
+                 id="unknown-key"),
+]
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+@pytest.mark.parametrize(("grouped", "message"), GROUPED_ERRORS)
+def test_grouped_input_mistakes_are_compile_errors(new_project, adapter, grouped, message, request):
+    line = compile_error(errors_project(new_project, adapter, request), {"extra_inputs": {"g": grouped}})
     assert line.startswith("dbt_studio.entity_features in model 'features', ")
     assert message in line
 

@@ -1,12 +1,13 @@
-{#- A small feature table whose vars, features and events input tests replace with --vars to make it invalid. -#}
+{#- A small feature table whose vars, features, events input and extra inputs tests set with --vars to make it
+    invalid. -#}
 {%- set events = {'relation': ref('events'), 'ids': ['user_id', 'email'], 'timestamp': 'ts'} -%}
 {%- do events.update(var('events_input', {})) -%}
 {{ dbt_studio.entity_features(
     id_graph=ref('id_graph'),
-    inputs={
+    inputs=dict({
         'events': events,
         'profiles': {'relation': ref('profiles'), 'ids': {'user_id': 'user_id'}},
-    },
+    }, **var('extra_inputs', {})),
     vars=var('feature_vars', [
         {'name': 'n_events', 'from': 'events', 'select': 'count(*)'},
         {'name': 'n_buys_7d', 'from': 'events', 'select': 'count(*)', 'where': "kind = 'buy'", 'window_days': 7},
