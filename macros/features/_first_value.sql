@@ -15,23 +15,34 @@
 {% endmacro %}
 
 {% macro default___first_value(name, value, keys, cond) %}
+    {{ return({
+        'agg': 'max(case when ' ~ (cond ~ ' and ' if cond else '') ~ name ~ '__rn = 1 then ' ~ value ~ ' end)',
+        'rank': dbt_studio._order_sql(keys),
+    }) }}
+{% endmacro %}
+
+{#- `keys` as an ORDER BY list, NULL keys last. -#}
+{% macro _order_sql(keys) %}
     {%- set order = [] -%}
     {%- for k in keys -%}
         {%- do order.append(k.expr ~ (' desc' if k.desc else ' asc') ~ ' nulls last') -%}
     {%- endfor -%}
-    {{ return({
-        'agg': 'max(case when ' ~ (cond ~ ' and ' if cond else '') ~ name ~ '__rn = 1 then ' ~ value ~ ' end)',
-        'rank': order | join(', '),
-    }) }}
+    {{ return(order | join(', ')) }}
 {% endmacro %}
 
 {#- DuckDB: no sort, when every key runs the same way: arg_min_null / arg_max_null over a struct of the keys
     (rows whose struct is null, i.e. not meeting cond, are skipped; a null field sorts last ascending, so
-    descending keys carry `is not null` first). -#}
+    descending keys carry `is not null` first). Keys running both ways: an ordered aggregate, `first(value order
+    by ...)`, which sorts each person's rows inside the GROUP BY instead of a row_number() window over every row
+    and a second pass (2M purchases: 0.8 s against 1.1-1.4 s). -#}
 {% macro duckdb___first_value(name, value, keys, cond) %}
     {%- set directions = keys | map(attribute='desc') | unique | list -%}
     {%- if directions | length > 1 -%}
-        {{ return(dbt_studio.default___first_value(name, value, keys, cond)) }}
+        {{ return({
+            'agg': 'first(' ~ value ~ ' order by ' ~ dbt_studio._order_sql(keys) ~ ')'
+                   ~ (' filter (where ' ~ cond ~ ')' if cond else ''),
+            'rank': none,
+        }) }}
     {%- endif -%}
     {%- set desc = directions[0] -%}
     {%- set parts = [] -%}
