@@ -63,7 +63,8 @@
         {%- do out.append({'name': column, 'sql': sql | trim}) -%}
     {%- endfor -%}
     {%- set read = (keys + out | map(attribute='sql') | list) | join(' ') -%}
-    {%- do specs[source].tokens.extend(dbt_studio._sql_identifiers(read) | map(attribute='name') | map('lower') | list) -%}
+    {%- set names = dbt_studio._sql_identifiers(read) | map(attribute='name') | map('lower') | list -%}
+    {%- do specs[source].tokens.extend(names) -%}
     {%- set ts = input.get('timestamp') -%}
     {{ return({
         'name': name,
