@@ -95,7 +95,7 @@
     {%- set snapshot = dbt_studio._state_relation(sync, sync.name ~ '__snapshot') -%}
     {%- set empty_snapshot = '(' ~ dbt_studio._sync_empty_sql(sync, source) ~ ')' -%}
     {%- set plan_sql = dbt_studio._sync_plan_sql(
-        sync, source, empty_snapshot if reset else snapshot, deletes=not reset,
+        sync, source, empty_snapshot if reset else snapshot, reset,
         previous=dbt_studio._state_relation(sync, sync.name ~ '__plan') if previous else none) -%}
     {{ return({'counts': 'select _op, count(*) as n from (' ~ plan_sql ~ ') as p group by _op',
                'sample': dbt_studio._sync_sample_sql('(' ~ plan_sql ~ ')')}) }}
@@ -114,7 +114,7 @@
     {%- if reset -%}
         {%- do statements.append(dbt_studio._create_table_as(snapshot, dbt_studio._sync_empty_sql(sync, source))) -%}
     {%- endif -%}
-    {%- set plan_sql = dbt_studio._sync_plan_sql(sync, source, snapshot, deletes=not reset,
+    {%- set plan_sql = dbt_studio._sync_plan_sql(sync, source, snapshot, reset,
                                                  previous=plan if previous else none) -%}
     {%- do statements.append(dbt_studio._create_table_as(plan, plan_sql)) -%}
     {{ return({'statements': statements, 'counts': 'select _op, count(*) from ' ~ plan ~ ' group by _op'}) }}
@@ -217,17 +217,26 @@ minus
 {#- `previous`: the last run's plan. Its rows the snapshot does not show as committed were sent but maybe not
     acknowledged (a crash, a timeout): the destination may hold them even when the model went back to what the
     snapshot has, so those keys are sent again as the model has them now (or deleted, when the model no longer
-    has a key that was never committed). After a run that committed everything this adds nothing. -#}
-{% macro _sync_plan_sql(sync, source, snapshot, deletes, previous=none) -%}
+    has a key that was never committed). After a run that committed everything this adds nothing.
+    `reset`: the snapshot is empty (a first sync, a full resync, a changed fingerprint), so every row of the model
+    is changed: `changed` is the model's rows without the EXCEPT (keys are unique, sync_check_keys refuses a model
+    with duplicates, so the EXCEPT would only hash every row to remove nothing: at 1M rows 1.0 s of the plan's
+    1.7 s), no deletes, and the last plan adds nothing (its resends and deletes need a snapshot row). -#}
+{% macro _sync_plan_sql(sync, source, snapshot, reset, previous=none) -%}
 {%- set columns = dbt_studio._sync_idents(sync.columns) -%}
-{%- set with_deletes = deletes and (sync.mode == 'mirror' or sync.on_delete in ('delete', 'clear')) -%}
+{%- set with_deletes = not reset and (sync.mode == 'mirror' or sync.on_delete in ('delete', 'clear')) -%}
+{%- set previous = none if reset else previous -%}
 {%- set delete_op = 'clear' if sync.on_delete == 'clear' else 'delete' -%}
 with current_rows as (
     {{ dbt_studio._sync_current_sql(sync, source) | indent(4) }}
 ),
 changed as (
+    {%- if reset %}
+    select _key, {{ columns }} from current_rows
+    {%- else %}
     {{ dbt_studio.except_rows('select _key, ' ~ columns ~ ' from current_rows',
                               'select _key, ' ~ columns ~ ' from ' ~ snapshot) | indent(4) }}
+    {%- endif %}
 ),
 {%- if previous %}
 in_doubt as (
