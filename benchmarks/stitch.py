@@ -139,16 +139,18 @@ def make_delta(persons: int, base_rows: int, out: Path, seed: int = 2) -> dict[s
 
 # -- contenders (each runs in its own process) -------------------------------------------------------------------
 
-def run_ours(data: Path, work: Path, mode: str = "full", project_name: str = "ours", memory_limit: str = "") -> dict:
+def run_ours(data: Path, work: Path, mode: str = "full", project_name: str = "ours",
+             memory_limit: str | None = None) -> dict:
     """One dbt run of the stitcher: `full` (--full-refresh) or `incremental` (on the output a full run left),
-    under `dbt_studio_stitch_duckdb_memory_limit` = `memory_limit` ('' = DuckDB's own limit)."""
+    under `dbt_studio_stitch_duckdb_memory_limit` = `memory_limit` (None: the package's default, 40% for
+    a full build and none for an incremental run; '': DuckDB's own limit)."""
     from sync_runner.demo.example import copy_project  # noqa: F401  (imported for its side effect: the package path)
     from sync_runner.project.target import DbtTarget, run_dbt
 
     project = work / project_name
     paths = [data.as_posix()]  # a file or a glob: DuckDB's read_parquet expands it
-    where = DbtTarget(project_dir=project, profiles_dir=project, target="bench",
-                      vars={"rows": paths, "dbt_studio_stitch_duckdb_memory_limit": memory_limit})
+    cap = {} if memory_limit is None else {"dbt_studio_stitch_duckdb_memory_limit": memory_limit}
+    where = DbtTarget(project_dir=project, profiles_dir=project, target="bench", vars={"rows": paths, **cap})
     messages: list[str] = []
 
     def collect(event) -> None:
@@ -351,8 +353,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--persons", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--memory-limit", default="",
-                        help="our builds under dbt_studio_stitch_duckdb_memory_limit, e.g. 4GB (default: none)")
+    parser.add_argument("--memory-limit", default=None,
+                        help="our builds under dbt_studio_stitch_duckdb_memory_limit, e.g. 4GB, or '' for DuckDB's "
+                             "own limit (default: the package's: 40%% on full builds, none on incremental runs)")
     parser.add_argument("--snowflake-persons", type=int, default=2_000,
                         help="graph size of the Snowflake (fakesnow) statement count; 0 skips it")
     parser.add_argument("--splink-python", default=os.environ.get("SPLINK_PYTHON"),
@@ -394,8 +397,9 @@ def main() -> None:
             return folder / "*.parquet"
 
         def child(contender: str, data: Path, project: str = "ours") -> dict:
+            cap = [] if args.memory_limit is None else ["--memory-limit", args.memory_limit]
             return run_child([here, "--contender", contender, "--data", str(data), "--work", str(work),
-                              "--project", project, "--memory-limit", args.memory_limit])
+                              "--project", project, *cap])
 
         results: dict[str, list[dict]] = {"ours": [], "ours_incremental": [], "ours_full_read": [],
                                           "ours_incremental_full_read": [], "ours_rebuild": [], "scipy": [],
@@ -453,7 +457,8 @@ def main() -> None:
             "snowflake_statements_full": statements.get("full"),
             "snowflake_statements_incremental": statements.get("incremental"),
             "splink": None if args.splink_python else "not run: splink is not a dependency (pass --splink-python)",
-            "runs": args.runs, "memory_limit": args.memory_limit or None,
+            "runs": args.runs,
+            "memory_limit": "default (40% full builds)" if args.memory_limit is None else args.memory_limit or "DuckDB's own",
             "errors": errors_of(results),
         })
     finally:

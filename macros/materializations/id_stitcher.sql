@@ -53,7 +53,7 @@
     {%- set watermarks = dbt_studio._sibling(target, '__watermarks') -%}
 
     {{ run_hooks(pre_hooks) }}
-    {%- set capped_memory = dbt_studio.stitch_session_start(this.name) -%}
+    {%- set capped_memory = dbt_studio.stitch_session_start(this.name, incremental) -%}
 
     {%- set narrow = reads.since | length > 0 and reads.since | length == reads.sources | length -%}
     {%- set obs_sql = dbt_studio._stitch_observations_sql(sql, prior, lookback_hours, narrow) -%}

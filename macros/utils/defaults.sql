@@ -21,7 +21,7 @@
         'max_cluster_size_warn': 1000,
         'max_cluster_size_error': 10000,
         'sync_duckdb_memory_limit': '512MB',
-        'stitch_duckdb_memory_limit': '',
+        'stitch_duckdb_memory_limit': none,
         'as_of': none,
     }) }}
 {% endmacro %}

@@ -456,6 +456,28 @@ def test_memory_cap_spills_and_stitches_the_same(duckdb_stitching, tmp_path):
     assert "MiB" not in limit or float(limit.split()[0]) > 1000  # back to DuckDB's default (80% of RAM)
 
 
+def test_unset_the_memory_cap_is_40_percent_for_full_builds_only(duckdb_stitching):
+    """Unset, a full build caps DuckDB at 40% of the machine's memory (DuckDB's own default is 80%) and resets it
+    after; an incremental run is not capped (its comparison with the graph would spill); `''` caps nothing."""
+    project = duckdb_stitching
+    project.dbt("seed", "-s", "stitch_rows")
+    [(before,)] = project.query("select current_setting('memory_limit')")
+
+    def capped(*args: str, **kwargs) -> list[str]:
+        project.messages.clear()
+        project.dbt("run", "-s", "stitched", *args, **kwargs)
+        return [m.split(": ", 1)[1] for m in project.messages if "memory_limit" in m or "temporary files" in m]
+
+    assert capped("--full-refresh") == ["stitched: DuckDB memory_limit 40% for this build",
+                                        "stitched: 0 MB in DuckDB temporary files"]
+    assert capped() == []  # incremental
+    assert capped(vars={"dbt_studio_stitch_duckdb_memory_limit": "30%"}) == [
+        "stitched: DuckDB memory_limit 30% for this build", "stitched: 0 MB in DuckDB temporary files"]
+    assert capped("--full-refresh", vars={"dbt_studio_stitch_duckdb_memory_limit": ""}) == []
+    [(after,)] = project.query("select current_setting('memory_limit')")
+    assert after == before
+
+
 def test_memory_cap_that_is_not_a_size_names_the_var(duckdb_stitching):
     result = duckdb_stitching.dbt("run", "-s", "stitched_big", check=False,
                                   vars={"big_rows": "nowhere.csv", "dbt_studio_stitch_duckdb_memory_limit": "a lot"})
