@@ -458,7 +458,8 @@ def main() -> None:
             "snowflake_statements_incremental": statements.get("incremental"),
             "splink": None if args.splink_python else "not run: splink is not a dependency (pass --splink-python)",
             "runs": args.runs,
-            "memory_limit": "default (40% full builds)" if args.memory_limit is None else args.memory_limit or "DuckDB's own",
+            "memory_limit": ("default (40% full builds)" if args.memory_limit is None
+                             else args.memory_limit or "DuckDB's own"),
             "errors": errors_of(results),
         })
     finally:
