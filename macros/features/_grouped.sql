@@ -68,7 +68,7 @@
     {%- set ts = input.get('timestamp') -%}
     {{ return({
         'name': name,
-        'cte': 'input_' ~ modules.re.sub('[^A-Za-z0-9_]', '_', name | lower),
+        'cte': dbt_studio._input_cte(name),
         'relation': none,
         'ids': [],
         'id_types': {},

@@ -107,11 +107,18 @@ where {{ main_id }} is not null
     {%- set plain_ts = ts and modules.re.match('^[A-Za-z_][A-Za-z0-9_]*$', ts) -%}
     {{ return({
         'name': name,
-        'cte': 'input_' ~ modules.re.sub('[^A-Za-z0-9_]', '_', name | lower),
+        'cte': dbt_studio._input_cte(name),
         'relation': input.relation,
         'ids': ids,
         'id_types': id_types,
         'timestamp': ts,
         'ts': ('src.' ~ ts if plain_ts else ts) if ts else none,
     }) }}
+{% endmacro %}
+
+
+{#- The CTE name prefix of input `name` (plain or grouped): `input_` and the name with anything but letters,
+    digits and _ replaced. -#}
+{% macro _input_cte(name) %}
+    {{ return('input_' ~ modules.re.sub('[^A-Za-z0-9_]', '_', name | lower)) }}
 {% endmacro %}
