@@ -66,6 +66,14 @@
     {%- set names = dbt_studio._sql_identifiers(read) | map(attribute='name') | map('lower') | list -%}
     {%- do specs[source].tokens.extend(names) -%}
     {%- set ts = input.get('timestamp') -%}
+    {%- set grouped_columns = keys + out | map(attribute='name') | list -%}
+    {%- if ts is not none and (ts is not string or (modules.re.match(plain, ts)
+                                                   and ts | lower not in grouped_columns | map('lower') | list)) -%}
+        {%- set close = dbt_studio._closest(ts | string, grouped_columns) -%}
+        {{ exceptions.raise_compiler_error(at ~ ": `timestamp` '" ~ ts ~ "' is not a column of the grouped rows ("
+                                           ~ ("did you mean '" ~ close ~ "'?" if close else
+                                              "columns: " ~ grouped_columns | join(', ')) ~ ")") }}
+    {%- endif -%}
     {{ return({
         'name': name,
         'cte': dbt_studio._input_cte(name),

@@ -420,6 +420,9 @@ GROUPED_ERRORS = [
                  id="no-columns"),
     pytest.param({**GROUPED, "columns": {"kind": "max(kind)"}},
                  "input 'g', column 'kind': the name is taken by a grouping column", id="column-name-taken"),
+    pytest.param({**GROUPED, "timestamp": "strated_at", "columns": {"started_at": "min(ts)"}},
+                 "input 'g': `timestamp` 'strated_at' is not a column of the grouped rows (did you mean "
+                 "'started_at'?)", id="timestamp-not-a-column"),
     pytest.param({**GROUPED, "groupby": ["kind"]}, "input 'g': unknown key 'groupby' (did you mean 'group_by'?)",
                  id="unknown-key"),
 ]
