@@ -306,36 +306,61 @@ from (
 ) as result
 {%- endmacro %}
 
-{#- An incremental run's changes to the output, merged in place (one statement: readers never see half of it):
-    identifiers of merged clusters get the survivor's main_id, this run's identifiers are added or get their new
-    first/last seen. Rows of untouched clusters are not rewritten. -#}
-{% macro _stitch_merge_sql(target, nodes, result) -%}
+{#- An incremental run's changes to the output, one row per identifier: identifiers of merged clusters with the
+    survivor's main_id, this run's identifiers with their new first/last seen. Rows of untouched clusters are not
+    among them (they are never rewritten). -#}
+{% macro _stitch_upserts_sql(target, nodes, result) -%}
+with moved as (
+    select prior_main_id, main_id from {{ result }} where tier = 0 and prior_main_id <> main_id
+),
+changed as (
+    select coalesce(m.main_id, p.main_id) as main_id, p.id_type, p.id_value, p.first_seen_at, p.last_seen_at
+    from {{ target }} as p
+    left join moved as m on m.prior_main_id = p.main_id
+    left join {{ nodes }} as n on n.id_type = p.id_type and n.id_value = p.id_value
+    where m.main_id is not null or n.vid is not null
+    union all
+    select main_id, id_type, id_value, first_seen_at, last_seen_at
+    from {{ result }}
+    where tier = 1
+)
+select max(main_id) as main_id, id_type, id_value,
+       min(first_seen_at) as first_seen_at, max(last_seen_at) as last_seen_at
+from changed
+group by id_type, id_value
+{%- endmacro %}
+
+{#- The upserts written into the output in the run's transaction (readers see all of them or none). -#}
+{% macro _stitch_merge_sql(target, nodes, result) %}
+    {{ return(adapter.dispatch('_stitch_merge_sql', 'dbt_studio')(target, nodes, result)) }}
+{% endmacro %}
+
+{#- One MERGE: one statement, which is what Snowflake bills. -#}
+{% macro default___stitch_merge_sql(target, nodes, result) -%}
 merge into {{ target }} as t
 using (
-    with moved as (
-        select prior_main_id, main_id from {{ result }} where tier = 0 and prior_main_id <> main_id
-    ),
-    changed as (
-        select coalesce(m.main_id, p.main_id) as main_id, p.id_type, p.id_value, p.first_seen_at, p.last_seen_at
-        from {{ target }} as p
-        left join moved as m on m.prior_main_id = p.main_id
-        left join {{ nodes }} as n on n.id_type = p.id_type and n.id_value = p.id_value
-        where m.main_id is not null or n.vid is not null
-        union all
-        select main_id, id_type, id_value, first_seen_at, last_seen_at
-        from {{ result }}
-        where tier = 1
-    )
-    select max(main_id) as main_id, id_type, id_value,
-           min(first_seen_at) as first_seen_at, max(last_seen_at) as last_seen_at
-    from changed
-    group by id_type, id_value
+{{ dbt_studio._stitch_upserts_sql(target, nodes, result) | indent(4, first=true) }}
 ) as s
 on t.id_type = s.id_type and t.id_value = s.id_value
 when matched then update set
     main_id = s.main_id, first_seen_at = s.first_seen_at, last_seen_at = s.last_seen_at
 when not matched then insert (main_id, id_type, id_value, first_seen_at, last_seen_at)
     values (s.main_id, s.id_type, s.id_value, s.first_seen_at, s.last_seen_at)
+{%- endmacro %}
+
+{#- DuckDB: the upserts staged, their old rows deleted and the new ones appended. A MERGE that updates rows in
+    place makes DuckDB rewrite their row groups: at 1M persons (3.5M ids, 59k upserts) the MERGE took 0.57 s and
+    its commit 0.55 s, against 0.32 s and 0.03 s for these statements. -#}
+{% macro duckdb___stitch_merge_sql(target, nodes, result) -%}
+{%- set upserts = dbt_studio._work_relation(target, '__stitch_upserts') -%}
+{{ dbt_studio._create_work_table(upserts, dbt_studio._stitch_upserts_sql(target, nodes, result)) }};
+delete from {{ target }} as t
+using {{ upserts }} as s
+where t.id_type = s.id_type and t.id_value = s.id_value;
+insert into {{ target }} (main_id, id_type, id_value, first_seen_at, last_seen_at)
+select main_id, id_type, id_value, first_seen_at, last_seen_at
+from {{ upserts }};
+drop table {{ upserts }}
 {%- endmacro %}
 
 {#- The reads id_edges chose (its marker comment in the model's SQL): {sources, read_keys, since}. -#}

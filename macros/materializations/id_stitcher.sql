@@ -9,7 +9,8 @@
     Incremental by default: every source row is read and compared with the output (a scan and anti-joins),
     so rows that arrive late, whatever their timestamps, are never missed; only rows that add an identifier,
     link two clusters or move a first/last seen enter the graph, and every prior cluster they touch enters
-    as one node, so a run can merge clusters but never split them. The output is changed by one MERGE. A new
+    as one node, so a run can merge clusters but never split them. The output's changed rows are written in
+    the run's transaction (a MERGE; on DuckDB a delete and an append, cheaper than updates in place). A new
     cluster's main_id derives from its earliest-seen identifier; on a merge the earliest prior main_id
     survives. `--full-refresh` rebuilds from all rows (the way to split after changing the screening rules).
     A source with `loaded_at` is read from its watermark instead (rows loaded after the newest one the last run
