@@ -120,6 +120,20 @@
     {{ return({'statements': statements, 'counts': 'select _op, count(*) from ' ~ plan ~ ' group by _op'}) }}
 {% endmacro %}
 
+{#- DuckDB writes the plan uncompressed: it lives until its run settles (then it is emptied), and compressing it
+    is most of the write (a first sync of 1M rows, 10 columns: 0.7–1.0 s compressed, 0.5 s not). While it exists it
+    takes more disk (about 80 MB more at 1M rows). `force_compression` is a setting of the whole database, so it
+    is reset right after, and left alone when the profile sets it. -#}
+{% macro duckdb__sync_plan_write_sql(sync, source, reset, previous) %}
+    {%- set write = dbt_studio.default__sync_plan_write_sql(sync, source, reset, previous) -%}
+    {%- if 'force_compression' in (target.get('settings') or {}) -%}
+        {{ return(write) }}
+    {%- endif -%}
+    {%- set statements = write.statements[:-1]
+                         + ["set force_compression = 'uncompressed'", write.statements[-1], 'reset force_compression'] -%}
+    {{ return({'statements': statements, 'counts': write.counts}) }}
+{% endmacro %}
+
 {#- A run that committed every planned row (acknowledged or rejected) empties its plan, so the next plan need not
     look for rows of it that were sent but never committed (see `previous` in _sync_plan_sql). -#}
 {% macro sync_plan_settled(sync) %}
