@@ -391,3 +391,43 @@ def test_a_syncs_time_is_its_own_not_the_commands_start_up(sp, monkeypatch):
     assert total >= delay  # the command did start up slowly ...
     assert all(0 < r.seconds < delay for r in reports.values()), {n: r.seconds for n, r in reports.items()}
     assert sum(r.seconds for r in reports.values()) <= total - delay  # ... and no sync's time holds it
+
+
+def test_duckdb_writes_the_plan_uncompressed_and_resets_the_setting(sp):
+    """DuckDB writes a large plan uncompressed (compressing it was most of the write, docs/sync.md). The setting
+    belongs to the whole database, so a connection sharing it in the same process (dbt's, in `dbt-studio build`)
+    must find it back at DuckDB's default after the sync."""
+    if sp.p.adapter != "duckdb":
+        pytest.skip("a DuckDB storage setting; Snowflake plans are written as any table")
+    rows = 130_000  # more than one row group (122,880 rows): DuckDB writes those straight to the file
+    model = sp.p.root / "models" / "many_people.sql"
+    declared = sp.p.root / "models" / "_many_people.yml"
+    model.write_text(f"select 'm' || i as user_id, 'm' || i || '@x.com' as email, 'pro' as plan, i % 97 as score "
+                     f"from range({rows}) as t(i)", encoding="utf-8")
+    sync = {"name": "many_uncompressed", "destination": "hook", "mode": "upsert", "mappings": MAPPINGS}
+    meta = {"dbt_studio": {"primary_key": "user_id", "syncs": [sync]}}
+    declared.write_text(json.dumps({"version": 2, "models": [{"name": "many_people", "config": {"meta": meta}}]}),
+                        encoding="utf-8")
+    try:
+        # nothing listens there: the run fails after its plan is written, so the plan stays to be looked at
+        sp.destinations("destinations:\n  hook:\n    type: http\n    url: http://127.0.0.1:9/records\n")
+        sp.p.dbt("build", "-s", "many_people")
+        sp.p.release()
+        database = sp.p.query("select path from duckdb_databases() where database_name = current_database()")[0][0]
+        sp.p.release()
+        held = duckdb.connect(database)  # the same database as the runner's connection in this process
+        try:
+            report = sp.sync(select=("many_uncompressed",), max_attempts=1, base_delay=0.01)["many_uncompressed"]
+            assert report.status == "failed" and report.planned["insert"] == rows, report
+            plan = sp._state_relation("many_uncompressed", "plan")
+            assert held.execute(f"select count(*) from {plan}").fetchone()[0] == rows
+            kinds = {k for (k,) in held.execute(f"select distinct compression from pragma_storage_info('{plan}') "
+                                                "where segment_type <> 'VALIDITY'").fetchall()}
+            assert kinds == {"Uncompressed"}, kinds
+            assert held.execute("select current_setting('force_compression')").fetchone()[0] == "auto"
+        finally:
+            held.close()
+    finally:
+        model.unlink()
+        declared.unlink()
+        sp.p.release()
