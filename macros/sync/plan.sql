@@ -129,8 +129,9 @@
     {%- if 'force_compression' in (target.get('settings') or {}) -%}
         {{ return(write) }}
     {%- endif -%}
+    {%- set plan_table = write.statements[-1] -%}
     {%- set statements = write.statements[:-1]
-                         + ["set force_compression = 'uncompressed'", write.statements[-1], 'reset force_compression'] -%}
+                         + ["set force_compression = 'uncompressed'", plan_table, 'reset force_compression'] -%}
     {{ return({'statements': statements, 'counts': write.counts}) }}
 {% endmacro %}
 

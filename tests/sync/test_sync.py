@@ -411,6 +411,7 @@ def test_duckdb_writes_the_plan_uncompressed_and_resets_the_setting(sp):
     try:
         # nothing listens there: the run fails after its plan is written, so the plan stays to be looked at
         sp.destinations("destinations:\n  hook:\n    type: http\n    url: http://127.0.0.1:9/records\n")
+        sp.declare([])  # the syncs earlier tests declared on `people` name destinations not listed here
         sp.p.dbt("build", "-s", "many_people")
         sp.p.release()
         database = sp.p.query("select path from duckdb_databases() where database_name = current_database()")[0][0]
