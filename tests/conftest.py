@@ -67,33 +67,6 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return cores + 1
 
 
-# The files that take longest (test time from `pytest --durations=0`, 1 December 2026: 220 s down to 40 s), in
-# that order. pytest-xdist hands whole files to workers in collection order (`--no-loadscope-reorder`, pyproject),
-# so these start first and no worker picks up a four-minute file when the others are nearly done. Only the order
-# of files changes; each file's tests keep theirs.
-SLOWEST_FILES = (
-    "tests/sync/test_sync.py",
-    "tests/audiences/test_audiences.py",
-    "tests/identity/test_identity.py",
-    "tests/reliability/test_process_faults.py",
-    "tests/serve/studio/test_studio_app.py",
-    "tests/reliability/test_destination_faults.py",
-    "tests/features/test_features.py",
-    "tests/project/test_compiled.py",
-    "tests/project/test_shop_project.py",
-    "tests/reliability/test_warehouse_faults.py",
-    "tests/reliability/test_secrets.py",
-    "tests/serve/studio/test_studio_browser.py",
-    "tests/sync/test_transforms.py",
-    "tests/serve/studio/test_studio_insights.py",
-)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    rank = {path: i for i, path in enumerate(SLOWEST_FILES)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable: the rest as collected
-
-
 class Project:
     """A dbt project copy bound to one adapter, with helpers to run dbt and read tables in tests."""
 
