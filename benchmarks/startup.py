@@ -2,8 +2,9 @@
 
     python benchmarks/startup.py --runs 5 --sync-rows 10000,200000,1000000 --drt-python /path/to/drt-venv/bin/python
 
-Commands: `dbt-studio <command>` run as a user runs it, in the demo project (`dbt-studio demo`, built once into
-`--demo-dir` when it is not there yet), each in a fresh process: the time is from spawning the process to its
+Commands: `dbt-studio <command>` run as a user runs it, in the demo project (`dbt-studio demo`, built afresh in a
+temporary folder, so the package installed into it is this tree's; `--demo-dir` reuses a demo built there before,
+or builds it there), each in a fresh process: the time is from spawning the process to its
 exit (interpreter start, imports, dbt when it is needed, the work, the output). The first run of each command
 after the setup is reported apart (`cold_s`: it may compile and keep SQL, see docs/sync.md); the medians are of
 the `--runs` runs after it. `cpu_s` is the process's user + system time, which a busy machine inflates less
@@ -21,9 +22,11 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -55,7 +58,8 @@ def median(values: list[float]) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--demo-dir", type=Path, default=Path("/tmp/dbt-studio-startup-bench/dbt-studio-demo"))
+    parser.add_argument("--demo-dir", type=Path,
+                        help="a demo to reuse (built there if missing); default: a fresh one, removed after")
     parser.add_argument("--runs", type=int, default=5, help="timed runs of each command (after one cold run)")
     parser.add_argument("--sync-rows", default="10000,200000,1000000", help="sizes of the drt comparison ('' none)")
     parser.add_argument("--sync-runs", type=int, default=3)
@@ -63,8 +67,16 @@ def main() -> None:
                         help="a Python with drt-core installed (its own virtual environment)")
     args = parser.parse_args()
 
+    scratch = None if args.demo_dir else Path(tempfile.mkdtemp(prefix="dbt_studio_startup_"))
+    try:
+        measure(args, (args.demo_dir or scratch / "dbt-studio-demo").resolve())
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, demo: Path) -> None:
     cli = str(Path(sys.executable).parent / "dbt-studio")
-    demo = args.demo_dir.resolve()
     out: dict = {"benchmark": "startup", "runs": args.runs, "cpus": os.cpu_count(),
                  "loadavg_1m_at_start": round(os.getloadavg()[0], 2)}
     if not (demo / "target" / "manifest.json").is_file():
