@@ -56,9 +56,9 @@ class SyncProject:
         return {r.sync: r for r in reports}
 
     def state(self, sync: str, table: str) -> list[tuple]:
-        return self.p.query(f"select * from {self._state_relation(sync, table)}")
+        return self.p.query(f"select * from {self.state_relation(sync, table)}")
 
-    def _state_relation(self, sync: str, table: str) -> str:
+    def state_relation(self, sync: str, table: str) -> str:
         wh = self.p.warehouse()
         try:
             with wh.session():

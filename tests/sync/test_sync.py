@@ -420,7 +420,7 @@ def test_duckdb_writes_the_plan_uncompressed_and_resets_the_setting(sp):
         try:
             report = sp.sync(select=("many_uncompressed",), max_attempts=1, base_delay=0.01)["many_uncompressed"]
             assert report.status == "failed" and report.planned["insert"] == rows, report
-            plan = sp._state_relation("many_uncompressed", "plan")
+            plan = sp.state_relation("many_uncompressed", "plan")
             assert held.execute(f"select count(*) from {plan}").fetchone()[0] == rows
             kinds = {k for (k,) in held.execute(f"select distinct compression from pragma_storage_info('{plan}') "
                                                 "where segment_type <> 'VALIDITY'").fetchall()}
