@@ -94,6 +94,7 @@ class Project:
         self.where = DbtTarget(project_dir=root, profiles_dir=root, target=adapter)
         self.sql_log: list[str] = []
         self.messages: list[str] = []
+        self._manifest: tuple[tuple[int, int, int], Any] | None = None
 
     def _collect(self, event: Any) -> None:
         if event.info.name == "SQLQuery":
@@ -136,11 +137,20 @@ class Project:
         finally:
             wh.close()
 
-    def relation(self, name: str, suffix: str = "") -> str:
-        """The fully qualified relation of a model or seed (plus `suffix`: its side tables, e.g. '__id_changes')."""
+    def manifest(self) -> Any:
+        """The project's manifest.json, read again only when the file changed (a build writes a new one): tests
+        ask for relations many times between builds, and each read parsed the whole file."""
         from sync_runner.project.artifacts import load_manifest
 
-        node = load_manifest(self.root).by_name(name)
+        stat = (self.root / "target" / "manifest.json").stat()
+        key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        if self._manifest is None or self._manifest[0] != key:
+            self._manifest = (key, load_manifest(self.root))
+        return self._manifest[1]
+
+    def relation(self, name: str, suffix: str = "") -> str:
+        """The fully qualified relation of a model or seed (plus `suffix`: its side tables, e.g. '__id_changes')."""
+        node = self.manifest().by_name(name)
         assert node is not None and node.relation_name, f"{name} is not in the manifest"
         if not suffix:
             return node.relation_name
