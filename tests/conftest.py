@@ -59,10 +59,10 @@ def _collect_garbage_less_often() -> None:
     objects), and every dbt invocation allocates hundreds of thousands more (a macro context alone is ~900
     generator objects), so the default thresholds ran a full collection every few builds, each walking the
     whole heap: measured with `gc.callbacks` over the sync, audiences and identity modules (3 workers), the
-    collector took 35-48 s of each worker's 126-145 s of CPU, 55-62 full collections of ~0.6 s each. With these
-    thresholds: 3-9 full collections (most of them the explicit ones below and in `release()`), 10-13 s of GC,
-    the three modules 159 s instead of 248 s. Garbage cycles live longer, which costs memory, not correctness:
-    whatever needs an object gone (a DuckDB file closed) collects explicitly.
+    collector took 36-53 s of each worker's 129-156 s of CPU, 55-62 full collections of ~0.6 s each. With these
+    thresholds: 3-9 full collections (most of them the explicit ones below and in `release()`), 14-21 s of GC in
+    109-123 s of CPU (docs/testing.md has the runs). Garbage cycles live longer, which costs memory, not
+    correctness: whatever needs an object gone (a DuckDB file closed) collects explicitly.
     """
     gc.set_threshold(5000, 20, 1000)
 
