@@ -21,6 +21,7 @@ from sync_runner.project.target import DbtTarget, run_dbt
 from sync_runner.project.warehouse import Warehouse
 
 from helpers import ADAPTERS
+from helpers.cli_process import GC_THRESHOLDS
 from helpers.profiles import write_profile
 
 
@@ -53,7 +54,7 @@ _behavior_flag_source_from_frames()
 
 
 def _collect_garbage_less_often() -> None:
-    """Run Python's cyclic collector about ten times less often than its defaults (700, 10, 10).
+    """Run Python's cyclic collector about ten times less often than its defaults (700, 10, 10): GC_THRESHOLDS.
 
     A test worker holds several dbt projects at once (manifests, macro contexts, agate tables: millions of
     objects), and every dbt invocation allocates hundreds of thousands more (a macro context alone is ~900
@@ -64,7 +65,7 @@ def _collect_garbage_less_often() -> None:
     109-123 s of CPU (docs/testing.md has the runs). Garbage cycles live longer, which costs memory, not
     correctness: whatever needs an object gone (a DuckDB file closed) collects explicitly.
     """
-    gc.set_threshold(5000, 20, 1000)
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 _collect_garbage_less_often()

@@ -27,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 _SERVER: subprocess.Popen[str] | None = None
+# the cyclic collector's thresholds of every test process: the workers (conftest) and the CLI servers (below);
+# why and what they measured: conftest's `_collect_garbage_less_often`
+GC_THRESHOLDS = (5000, 20, 1000)
 
 
 def _server() -> subprocess.Popen[str]:
@@ -132,8 +135,8 @@ def import_the_cli() -> None:
     import sync_runner.sync.engine  # noqa: F401
 
     _build_dbt_json_schemas()
-    # what the test process does (conftest): collect less often; and what was imported is never scanned again
-    gc.set_threshold(5000, 20, 1000)
+    # collect as seldom as the test workers do, and never scan again what was imported
+    gc.set_threshold(*GC_THRESHOLDS)
     gc.collect()
     gc.freeze()
     sys.stdout.write(json.dumps({"ready": True}) + "\n")
