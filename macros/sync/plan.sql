@@ -130,7 +130,7 @@
     {%- if 'force_compression' in (target.get('settings') or {}) -%}
         {{ return(write) }}
     {%- endif -%}
-    {%- set plan_table = write.statements[-1] -%}
+    {%- set plan_table = write.statements[-1] -%}  {#- default__ makes the plan table last -#}
     {%- set statements = write.statements[:-1]
                          + ["set force_compression = 'uncompressed'", plan_table, 'reset force_compression'] -%}
     {{ return({'statements': statements, 'counts': write.counts}) }}
