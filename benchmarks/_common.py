@@ -17,6 +17,22 @@ ROOT = Path(__file__).resolve().parent.parent
 SPAWNED_AT = "DBT_STUDIO_BENCH_SPAWNED_AT"
 
 
+def byte_compile_package() -> dict[str, Any]:
+    """Byte-compile `sync_runner` as installing a wheel does, so that no contender process compiles it from source.
+
+    From a checkout (`pip install -e .`) Python writes each module's bytecode on first import, unless
+    PYTHONDONTWRITEBYTECODE is set, as it is on these machines: then every timed process of ours compiled the
+    package again (about 50 ms of a 10k-row sync from process start), while drt, installed as a wheel, was
+    compiled once by pip. Returns what the JSON line reports about it."""
+    import compileall
+
+    import sync_runner
+
+    compileall.compile_dir(str(Path(sync_runner.__file__).parent), quiet=1)
+    return {"package_byte_compiled": True,
+            "pythondontwritebytecode": bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))}
+
+
 def since_spawn() -> float | None:
     """Seconds since this process was spawned by run_child (interpreter start and imports included)."""
     spawned = os.environ.get(SPAWNED_AT)

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit  # noqa: E402
+from _common import byte_compile_package, emit  # noqa: E402
 
 COMMANDS = {"version": ["--version"], "schema": ["schema"], "validate": ["validate"], "status": ["status"],
             "plan": ["plan"], "sync_nothing_to_send": ["sync"]}
@@ -78,7 +78,7 @@ def main() -> None:
 def measure(args: argparse.Namespace, demo: Path) -> None:
     cli = str(Path(sys.executable).parent / "dbt-studio")
     out: dict = {"benchmark": "startup", "runs": args.runs, "cpus": os.cpu_count(),
-                 "loadavg_1m_at_start": round(os.getloadavg()[0], 2)}
+                 "loadavg_1m_at_start": round(os.getloadavg()[0], 2), **byte_compile_package()}
     if not (demo / "target" / "manifest.json").is_file():
         demo.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run([cli, "demo", "--dir", str(demo)], check=True, capture_output=True, timeout=1800)

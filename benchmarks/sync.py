@@ -35,7 +35,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import dbt_project, emit, median_of, peak_rss_mb, run_child, since_spawn  # noqa: E402
+from _common import byte_compile_package, dbt_project, emit, median_of, peak_rss_mb, run_child, since_spawn  # noqa: E402
 
 SYNC = "bench_http"
 MARKER = b'"id":'
@@ -324,7 +324,8 @@ def main() -> None:
     out: dict = {"benchmark": "sync", "rows": args.rows, "columns": len(MAPPINGS), "batch_size": 1000,
                  "concurrency": args.concurrency, "runs": args.runs, "sink_count": args.sink_count,
                  "duckdb_memory_limit": args.duckdb_memory_limit,
-                 "cpus": os.cpu_count(), "loadavg_1m_at_start": round(os.getloadavg()[0], 2)}
+                 "cpus": os.cpu_count(), "loadavg_1m_at_start": round(os.getloadavg()[0], 2),
+                 **byte_compile_package()}
     try:
         common = ["--work", str(work), "--sink-url", sink.url, "--concurrency", str(args.concurrency)]
         if args.duckdb_memory_limit:

@@ -123,8 +123,8 @@
 {#- DuckDB writes the plan uncompressed: it lives until its run settles (then it is emptied), and compressing it
     is most of the write (a first sync of 1M rows, 10 columns: 0.7–1.0 s compressed, 0.5 s not). While it exists it
     takes more disk (about 80 MB more at 1M rows). `force_compression` is a setting of the whole database, so it
-    is reset right after, and left alone when the profile sets it. A plan write that fails leaves it set until
-    the sync's connection closes (and, when another connection of the process shares the database, that one). -#}
+    is reset right after, and left alone when the profile sets it. A plan write that fails in between leaves it
+    set until the runner's session ends, which resets it (sync_session_end_sql). -#}
 {% macro duckdb__sync_plan_write_sql(sync, source, reset, previous) %}
     {%- set write = dbt_studio.default__sync_plan_write_sql(sync, source, reset, previous) -%}
     {%- if 'force_compression' in (target.get('settings') or {}) -%}

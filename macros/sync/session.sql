@@ -14,11 +14,10 @@
     {{ return(none) }}
 {% endmacro %}
 
-{#- Returns whether a setting was changed (so sync_session_end resets it). -#}
+{#- Returns whether sync_session_end has anything to undo. -#}
 {% macro duckdb__sync_session_start() %}
-    {%- set statements = dbt_studio.sync_session_sql() -%}
-    {%- for sql in statements -%}{%- do run_query(sql) -%}{%- endfor -%}
-    {{ return(statements | length > 0) }}
+    {%- for sql in dbt_studio.sync_session_sql() -%}{%- do run_query(sql) -%}{%- endfor -%}
+    {{ return(dbt_studio.sync_session_end_sql() | length > 0) }}
 {% endmacro %}
 
 {#- The statements of sync_session_start, for a runner that opens its own connection (and closes it after). -#}
@@ -46,9 +45,36 @@
     {{ return(none) }}
 {% endmacro %}
 
+{#- `changed`: what sync_session_start returned (nothing to undo when false). -#}
 {% macro duckdb__sync_session_end(changed) %}
     {%- if changed -%}
-        {%- do run_query('reset memory_limit') -%}
+        {%- for sql in dbt_studio.sync_session_end_sql() -%}{%- do run_query(sql) -%}{%- endfor -%}
     {%- endif -%}
     {{ return(none) }}
+{% endmacro %}
+
+{#- The statements of sync_session_end, for a runner that opens its own connection: run before it closes it.
+
+    DuckDB's settings belong to the database, not the connection: a connection to the same file in the same
+    process (dbt-duckdb's, which stays open between dbt invocations in `serve`, the studio or `dbt-studio build`)
+    shares them, and closing the runner's connection undoes nothing while that one lives. Besides the memory cap,
+    a plan write sets `force_compression` (sync_plan_write_sql) and resets it right after; a write that failed in
+    between left it set, so it is reset here too (unless the profile sets it). -#}
+{% macro sync_session_end_sql() %}
+    {{ return(adapter.dispatch('sync_session_end_sql', 'dbt_studio')()) }}
+{% endmacro %}
+
+{% macro default__sync_session_end_sql() %}
+    {{ return([]) }}
+{% endmacro %}
+
+{% macro duckdb__sync_session_end_sql() %}
+    {%- set statements = [] -%}
+    {%- if dbt_studio.sync_session_sql() | length > 0 -%}
+        {%- do statements.append('reset memory_limit') -%}
+    {%- endif -%}
+    {%- if 'force_compression' not in (target.get('settings') or {}) -%}
+        {%- do statements.append('reset force_compression') -%}
+    {%- endif -%}
+    {{ return(statements) }}
 {% endmacro %}

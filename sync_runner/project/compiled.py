@@ -232,6 +232,11 @@ class CompiledSql:
         return cursor.execute(sql, params) if params else cursor.execute(sql)
 
     @property
+    def connected(self) -> bool:
+        """Whether the direct connection is open."""
+        return self._duckdb is not None
+
+    @property
     def direct(self) -> bool:
         """Whether statements run without dbt (a DuckDB file profile whose connection was recorded)."""
         compiling = self._warehouse is None or self._compile_only

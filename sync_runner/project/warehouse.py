@@ -219,6 +219,28 @@ def first_line(exc: BaseException) -> str:
     return next((line.strip() for line in str(exc).splitlines() if line.strip()), exc.__class__.__name__)
 
 
+def warehouse_refusal(exc: BaseException) -> str | None:
+    """The one line of a statement the warehouse refused (a cast that does not fit a value, a missing privilege),
+    from the driver's own error (the direct connection) or dbt's database error, or None when `exc` (and what
+    caused it) is something else: a bug keeps its traceback."""
+    from dbt_common.exceptions import DbtDatabaseError
+
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, DbtDatabaseError):
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+            return next((line for line in lines if line != "Database Error"), first_line(error))
+        if type(error).__module__.split(".")[0] in _DRIVERS:
+            return first_line(error)
+        error = error.__cause__ or error.__context__
+    return None
+
+
+_DRIVERS = ("duckdb", "_duckdb", "snowflake")  # the drivers' errors (DB-API: each module's own Error classes)
+
+
 def compiler_message(exc: BaseException) -> str | None:
     """The one line a package macro raised with `exceptions.raise_compiler_error` ("dbt_studio: ..."), or None
     when `exc` is something else (a bug, the warehouse's own error)."""

@@ -7,6 +7,7 @@ batches, so a crash re-sends at most one commit window and loses nothing.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import socket
@@ -30,7 +31,7 @@ from sync_runner.core.redact import REDACT
 from sync_runner.project.artifacts import Manifest, RunResults, load_manifest, load_run_results
 from sync_runner.project.compiled import CompiledSql
 from sync_runner.project.target import DbtTarget, resolve_target, unreachable
-from sync_runner.project.warehouse import Warehouse
+from sync_runner.project.warehouse import Warehouse, warehouse_refusal
 from sync_runner.sync.alerts import RunFacts, dispatch
 from sync_runner.sync.config import (
     ConfigProblem,
@@ -113,7 +114,8 @@ class SyncConfigError(UserError):
 
 
 class SyncDataError(UserError):
-    """The model's rows cannot be synced as they are (null or duplicated primary keys): that sync fails, exit 1."""
+    """The model's rows cannot be synced as they are (null or duplicated primary keys, a value a cast of its
+    mappings cannot take): that sync fails, exit 1."""
 
     exit_code = 1
 
@@ -211,6 +213,7 @@ class SyncRunner:
         self.skips: dict[str, tuple[str, str]] = {}
         self._warehouse: Warehouse | None = None
         self._session_changed = False
+        self._session_end: list[str] = []  # what the direct connection runs before it closes (sync_session_end_sql)
         self._previous: dict[str, str | None] = {}  # sync -> status of its run before this one (the run log's)
         self._compiled: CompiledSql | None = None
         self._compiler: Warehouse | None = None  # built only to compile kept SQL on a miss (never connects)
@@ -271,6 +274,7 @@ class SyncRunner:
             self._compiled = compiled
             session = compiled.value("sync_session_sql")
             if compiled.direct:  # a dbt-backed warehouse runs sync_session_start itself
+                self._session_end = list(compiled.value("sync_session_end_sql"))
                 for sql in session:
                     try:
                         compiled.rows(sql)
@@ -292,7 +296,10 @@ class SyncRunner:
 
     def close(self) -> None:
         if self._compiled is not None:
-            self._compiled.close()
+            try:
+                self._end_direct_session(self._compiled)
+            finally:
+                self._compiled.close()
         if self._compiler is not None:
             self._compiler.close()
         if self._warehouse is not None:
@@ -302,6 +309,17 @@ class SyncRunner:
                         self._warehouse.call("sync_session_end", changed=True)
             finally:
                 self._warehouse.close()
+
+    def _end_direct_session(self, compiled: CompiledSql) -> None:
+        """Undo the direct connection's session settings before it closes: on DuckDB they are the database's, and
+        a connection to the same file elsewhere in this process (dbt's, which `serve` and `dbt-studio build` keep
+        between invocations) would otherwise build its models under the sync's memory cap. Never opens a
+        connection to do it; an error here must not replace the run's own outcome (the connection closes next)."""
+        if not (self._session_end and compiled.direct and compiled.connected):
+            return
+        with contextlib.suppress(Exception):
+            for sql in self._session_end:
+                compiled.rows(sql)
 
     def run(self) -> list[SyncReport]:
         reports = []
@@ -435,8 +453,9 @@ class SyncRunner:
                 steps.prepare(args)
             _check_keys(sync, steps.key_problems(args, source))
             if self.options.dry_run:  # a model without a relation name (the kept preview needs one)
-                counts = self.warehouse.call("sync_plan", sync=args, source=source,
-                                             full_resync=self.options.full_resync, dry_run=True)
+                with _plan_refusals(sync):
+                    counts = self.warehouse.call("sync_plan", sync=args, source=source,
+                                                 full_resync=self.options.full_resync, dry_run=True)
                 report.planned = {k: int(counts[k]) for k in ("insert", "update", "delete", "clear")}
                 report.full_resync = bool(counts["reset"])
                 report.sample = counts["sample"]
@@ -455,7 +474,8 @@ class SyncRunner:
                 steps.run_start(args, run_id, node.name, sync.destination.name, self.options.full_resync)
                 error = None
                 try:
-                    counts = steps.plan(args, source, self.options.full_resync)
+                    with _plan_refusals(sync):
+                        counts = steps.plan(args, source, self.options.full_resync)
                     report.planned = {k: int(counts[k]) for k in ("insert", "update", "delete", "clear")}
                     report.full_resync = bool(counts["reset"])
                     reason = self._safeguard(sync, args, report, steps)
@@ -527,8 +547,9 @@ class SyncRunner:
         preview = c.value("sync_plan_preview_sql", sync=args, source=source, reset=decided["reset"],
                           previous=decided["previous"])
         counts = {"insert": 0, "update": 0, "delete": 0, "clear": 0}
-        counts.update({str(op): int(n) for op, n in c.rows(preview["counts"])[1]})
-        columns, rows = c.rows(preview["sample"])
+        with _plan_refusals(sync):
+            counts.update({str(op): int(n) for op, n in c.rows(preview["counts"])[1]})
+            columns, rows = c.rows(preview["sample"])
         report.planned = counts
         report.full_resync = bool(decided["reset"])
         report.sample = {"columns": columns, "rows": [list(r) for r in rows]}
@@ -673,6 +694,23 @@ class _Captures:
             rows, self.rows = self.rows, []
         if rows:
             self.warehouse.call("sync_debug_write", sync=self.args, run_id=self.run_id, rows=rows)
+
+
+@contextlib.contextmanager
+def _plan_refusals(sync: SyncConfig) -> Iterator[None]:
+    """A statement of the sync's plan (or its preview) that the warehouse refuses fails that sync with one line:
+    its rows do not fit what its mappings ask of them (most often a cast a value cannot take), which is the
+    user's to fix, not a bug that stops the command with a traceback."""
+    try:
+        yield
+    except Exception as exc:
+        refused = warehouse_refusal(exc)
+        if refused is None:
+            raise
+        hint = ("; check the transforms of its mappings against the model's values"
+                if any(f.computed for f in sync.fields) else "")
+        raise SyncDataError(f"sync '{sync.name}' (model '{sync.model.name}'): the warehouse refused its plan: "
+                            f"{REDACT(refused)}{hint}") from None
 
 
 def _refused_session(exc: BaseException) -> UserError:

@@ -173,3 +173,44 @@ def test_a_sync_session_caps_duckdb_memory_and_lifts_the_cap_at_the_end(wp):
     finally:
         profile.write_text(original)
     assert got.replace(" ", "") in ("286.1MiB", "300.0MB"), got
+
+
+
+def _compression_statements(wp: SyncProject) -> list[str]:
+    """The statements of a plan write and of the session's end that touch `force_compression`, as the runner
+    compiles them for the project's sync."""
+    runner = SyncRunner(wp.p.where, Options())
+    try:
+        sync = runner.syncs[0]
+        wh = runner.warehouse
+        write = wh.compile("sync_plan_write_sql", sync=sync.macro_args("main_dbt_studio"),
+                           source=sync.model.relation_name, reset=True, previous=False)
+        statements = [*write["statements"], *wh.compile("sync_session_end_sql")]
+    finally:
+        runner.close()
+    return [sql for sql in statements if "force_compression" in sql]
+
+
+def test_a_profile_s_own_force_compression_is_left_as_the_profile_set_it(wp):
+    """A sync writes its DuckDB plan uncompressed and resets the setting after it and when its session ends (the
+    database's default), unless the profile sets `force_compression` itself: then the sync neither changes nor
+    resets it, and a sync under that profile succeeds with the setting as the profile made it."""
+    assert _compression_statements(wp) == ["set force_compression = 'uncompressed'", "reset force_compression",
+                                           "reset force_compression"]
+    profile = wp.p.root / "profiles.yml"
+    original = profile.read_text()
+    profile.write_text(original.replace("threads: 2", "threads: 2\n      settings: {force_compression: bitpacking}"))
+    try:
+        assert _compression_statements(wp) == []
+        runner = SyncRunner(wp.p.where, Options(full_resync=True))
+        try:
+            report = runner.run()[0]
+            with runner.warehouse.session():
+                _, table = runner.warehouse.adapter.execute("select current_setting('force_compression')", fetch=True)
+        finally:
+            runner.close()
+    finally:
+        profile.write_text(original)
+        wp.p.release()
+    assert report.status == "success" and report.planned["insert"] == 3, report
+    assert str(table.rows[0][0]).lower() == "bitpacking"

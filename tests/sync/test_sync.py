@@ -156,6 +156,32 @@ def test_duplicate_and_null_keys_stop_the_sync_and_change_nothing(sp, http_sink)
     assert again.status == "success" and again.planned["update"] == 1
 
 
+def test_a_plan_the_warehouse_refuses_fails_that_sync_in_one_line_and_the_others_run(sp):
+    """A mapping's cast that a value cannot take makes the warehouse refuse the plan: that sync fails before
+    sending anything, in one line naming it, its model and the warehouse's own message (not a traceback that
+    stops the command); the next sync of the same run still runs."""
+    out = sp.tmp / "refused"
+    sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {out}\n")
+    cast = {"id": "user_id", "email": {"column": "email", "transform": [{"cast": "integer"}]}}
+    syncs = [{"name": "a_refused", "destination": "out", "mode": "upsert", "mappings": cast},
+             {"name": "b_fine", "destination": "out", "mode": "upsert", "mappings": MAPPINGS}]
+    sp.build({f"u{i}": person(i) for i in range(3)}, syncs)
+    planned = sp.sync(dry_run=True)  # `dbt-studio plan`: the same line, nothing written
+    assert (planned["a_refused"].status, planned["a_refused"].problem) == ("failed", "data")
+    assert planned["a_refused"].message.startswith("sync 'a_refused' (model 'people'): the warehouse refused its "
+                                                   "plan: ")
+    assert planned["b_fine"].status == "planned" and planned["b_fine"].planned["insert"] == 3
+    reports = sp.sync()
+    refused = reports["a_refused"]
+    assert (refused.status, refused.problem, refused.planned) == ("failed", "data", {}), refused
+    assert refused.message.startswith("sync 'a_refused' (model 'people'): the warehouse refused its plan: ")
+    assert "p0@mail.com" in refused.message or "p1@mail.com" in refused.message or "p2@mail.com" in refused.message
+    assert "\n" not in refused.message and "Traceback" not in refused.message
+    assert file_ops(out, "a_refused") == []
+    assert reports["b_fine"].status == "success" and len(file_ops(out, "b_fine")[0]) == 3
+    assert sp.state("a_refused", "snapshot") == []
+
+
 def _http_yaml(sink, token_var: str = "SINK_TOKEN", batch_size: int = 50, concurrency: int = 4) -> str:
     os.environ.setdefault(token_var, sink.token)
     return (f"destinations:\n  hook:\n    type: http\n    url: {sink.url}/records\n"
@@ -394,9 +420,10 @@ def test_a_syncs_time_is_its_own_not_the_commands_start_up(sp, monkeypatch):
 
 
 def test_duckdb_writes_the_plan_uncompressed_and_resets_the_setting(sp):
-    """DuckDB writes a large plan uncompressed (compressing it was most of the write, docs/sync.md). The setting
-    belongs to the whole database, so a connection sharing it in the same process (dbt's, in `dbt-studio build`)
-    must find it back at DuckDB's default after the sync."""
+    """DuckDB writes a large plan uncompressed (compressing it was most of the write, docs/sync.md). Its settings
+    belong to the whole database, so a connection sharing it in the same process (dbt's, in `serve` or
+    `dbt-studio build`) must find them as they were after the sync: the compression back at DuckDB's default, the
+    sync's memory cap lifted, also after a plan write that failed half way."""
     if sp.p.adapter != "duckdb":
         pytest.skip("a DuckDB storage setting; Snowflake plans are written as any table")
     rows = 130_000  # more than one row group (122,880 rows): DuckDB writes those straight to the file
@@ -405,7 +432,10 @@ def test_duckdb_writes_the_plan_uncompressed_and_resets_the_setting(sp):
     model.write_text(f"select 'm' || i as user_id, 'm' || i || '@x.com' as email, 'pro' as plan, i % 97 as score "
                      f"from range({rows}) as t(i)", encoding="utf-8")
     sync = {"name": "many_uncompressed", "destination": "hook", "mode": "upsert", "mappings": MAPPINGS}
-    meta = {"dbt_studio": {"primary_key": "user_id", "syncs": [sync]}}
+    # its plan write fails after the compression was set: no email casts to an integer
+    failing = {"name": "many_failing", "destination": "hook", "mode": "upsert",
+               "mappings": {"id": "user_id", "email": {"column": "email", "transform": [{"cast": "integer"}]}}}
+    meta = {"dbt_studio": {"primary_key": "user_id", "syncs": [sync, failing]}}
     declared.write_text(json.dumps({"version": 2, "models": [{"name": "many_people", "config": {"meta": meta}}]}),
                         encoding="utf-8")
     try:
@@ -418,6 +448,7 @@ def test_duckdb_writes_the_plan_uncompressed_and_resets_the_setting(sp):
         sp.p.release()
         held = duckdb.connect(database)  # the same database as the runner's connection in this process
         try:
+            [(memory_before,)] = held.execute("select current_setting('memory_limit')").fetchall()
             report = sp.sync(select=("many_uncompressed",), max_attempts=1, base_delay=0.01)["many_uncompressed"]
             assert report.status == "failed" and report.planned["insert"] == rows, report
             plan = sp.state_relation("many_uncompressed", "plan")
@@ -426,6 +457,21 @@ def test_duckdb_writes_the_plan_uncompressed_and_resets_the_setting(sp):
                                                 "where segment_type <> 'VALIDITY'").fetchall()}
             assert kinds == {"Uncompressed"}, kinds
             assert held.execute("select current_setting('force_compression')").fetchone()[0] == "auto"
+            assert held.execute("select current_setting('memory_limit')").fetchone()[0] == memory_before
+
+            report = sp.sync(select=("many_failing",), max_attempts=1, base_delay=0.01)["many_failing"]
+            assert report.status == "failed" and report.problem == "data", report
+            assert report.message.startswith("sync 'many_failing' (model 'many_people'): the warehouse refused its "
+                                              "plan: Conversion Error: Could not convert string"), report.message
+            assert report.message.endswith("check the transforms of its mappings against the model's values")
+            assert "\n" not in report.message and report.planned == {}, report
+            assert held.execute("select current_setting('force_compression')").fetchone()[0] == "auto"
+            assert held.execute("select current_setting('memory_limit')").fetchone()[0] == memory_before
+            # the same through dbt's connection (the record debugger runs the steps through dbt)
+            debugged = sp.sync(select=("many_failing",), debug=True, max_attempts=1)["many_failing"]
+            assert (debugged.status, debugged.problem, debugged.message) == ("failed", "data", report.message)
+            assert held.execute("select current_setting('force_compression')").fetchone()[0] == "auto"
+            assert held.execute("select current_setting('memory_limit')").fetchone()[0] == memory_before
         finally:
             held.close()
     finally:
