@@ -707,8 +707,9 @@ def _plan_refusals(sync: SyncConfig) -> Iterator[None]:
         refused = warehouse_refusal(exc)
         if refused is None:
             raise
-        hint = ("; check the transforms of its mappings against the model's values"
-                if any(f.computed for f in sync.fields) else "")
+        asks = [what for what, present in (("the transforms of its mappings", any(f.computed for f in sync.fields)),
+                                           ("its filter", sync.filter is not None)) if present]
+        hint = f"; check {' and '.join(asks)} against the model's values" if asks else ""
         raise SyncDataError(f"sync '{sync.name}' (model '{sync.model.name}'): the warehouse refused its plan: "
                             f"{REDACT(refused)}{hint}") from None
 

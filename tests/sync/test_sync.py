@@ -164,7 +164,9 @@ def test_a_plan_the_warehouse_refuses_fails_that_sync_in_one_line_and_the_others
     sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {out}\n")
     cast = {"id": "user_id", "email": {"column": "email", "transform": [{"cast": "integer"}]}}
     syncs = [{"name": "a_refused", "destination": "out", "mode": "upsert", "mappings": cast},
-             {"name": "b_fine", "destination": "out", "mode": "upsert", "mappings": MAPPINGS}]
+             {"name": "b_fine", "destination": "out", "mode": "upsert", "mappings": MAPPINGS},
+             {"name": "c_filtered", "destination": "out", "mode": "upsert", "mappings": MAPPINGS,
+              "filter": {"column": "score", "op": ">", "value": "high"}}]  # score is an integer
     sp.build({f"u{i}": person(i) for i in range(3)}, syncs)
     planned = sp.sync(dry_run=True)  # `dbt-studio plan`: the same line, nothing written
     assert (planned["a_refused"].status, planned["a_refused"].problem) == ("failed", "data")
@@ -180,6 +182,11 @@ def test_a_plan_the_warehouse_refuses_fails_that_sync_in_one_line_and_the_others
     assert file_ops(out, "a_refused") == []
     assert reports["b_fine"].status == "success" and len(file_ops(out, "b_fine")[0]) == 3
     assert sp.state("a_refused", "snapshot") == []
+    assert refused.message.endswith("; check the transforms of its mappings against the model's values")
+    filtered = reports["c_filtered"]
+    assert (filtered.status, filtered.problem) == ("failed", "data"), filtered
+    assert filtered.message.startswith("sync 'c_filtered' (model 'people'): the warehouse refused its plan: ")
+    assert filtered.message.endswith("; check its filter against the model's values") and "high" in filtered.message
 
 
 def _http_yaml(sink, token_var: str = "SINK_TOKEN", batch_size: int = 50, concurrency: int = 4) -> str:
