@@ -220,25 +220,32 @@ def first_line(exc: BaseException) -> str:
 
 
 def warehouse_refusal(exc: BaseException) -> str | None:
-    """The one line of a statement the warehouse refused (a cast that does not fit a value, a missing privilege),
-    from the driver's own error (the direct connection) or dbt's database error, or None when `exc` (and what
-    caused it) is something else: a bug keeps its traceback."""
+    """The one line of a statement the warehouse refused for what it says (a cast a value cannot take, a column or
+    function it does not know), or None when `exc` is something else: a bug keeps its traceback, and the
+    warehouse failing (a lost connection, a full disk, out of memory) keeps the handling it had.
+
+    Read from the driver's own error wherever it is in the chain (raised on the direct connection, or the cause or
+    context of dbt's): DB-API's DataError and ProgrammingError are the statement's; dbt's DbtDatabaseError counts
+    when no driver error is there to say more."""
     from dbt_common.exceptions import DbtDatabaseError
 
-    seen: set[int] = set()
+    chain: list[BaseException] = []
     error: BaseException | None = exc
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, DbtDatabaseError):
-            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-            return next((line for line in lines if line != "Database Error"), first_line(error))
-        if type(error).__module__.split(".")[0] in _DRIVERS:
-            return first_line(error)
+    while error is not None and all(error is not e for e in chain):
+        chain.append(error)
         error = error.__cause__ or error.__context__
-    return None
+    driver = next((e for e in chain if type(e).__module__.split(".")[0] in _DRIVERS), None)
+    if driver is not None:
+        refused = {c.__name__ for c in type(driver).__mro__} & {"DataError", "ProgrammingError"}
+        return first_line(driver) if refused else None
+    dbt_error = next((e for e in chain if isinstance(e, DbtDatabaseError)), None)
+    if dbt_error is None:
+        return None
+    lines = [line.strip() for line in str(dbt_error).splitlines() if line.strip()]
+    return next((line for line in lines if line != "Database Error"), first_line(dbt_error))
 
 
-_DRIVERS = ("duckdb", "_duckdb", "snowflake")  # the drivers' errors (DB-API: each module's own Error classes)
+_DRIVERS = ("duckdb", "_duckdb", "snowflake")  # modules whose errors are the drivers' (DB-API classes)
 
 
 def compiler_message(exc: BaseException) -> str | None:

@@ -10,7 +10,7 @@ import os
 import pytest
 
 from sync_runner.project.target import DbtTarget
-from sync_runner.project.warehouse import Warehouse, _macro_files, _macros_of
+from sync_runner.project.warehouse import Warehouse, _macro_files, _macros_of, warehouse_refusal
 from sync_runner.sync.engine import Options, SyncRunner
 
 from helpers.sync_project import MAPPINGS, PROJECT, SyncProject, person
@@ -214,3 +214,41 @@ def test_a_profile_s_own_force_compression_is_left_as_the_profile_set_it(wp):
         wp.p.release()
     assert report.status == "success" and report.planned["insert"] == 3, report
     assert str(table.rows[0][0]).lower() == "bitpacking"
+
+
+def _raised(fn):
+    try:
+        fn()
+    except Exception as exc:  # noqa: BLE001  (the error itself is what the test reads)
+        return exc
+    raise AssertionError("nothing raised")
+
+
+def test_a_refused_statement_is_told_from_a_failing_warehouse_and_from_a_bug(tmp_path):
+    """warehouse_refusal: DuckDB's own errors, raised for real, as the direct connection and dbt-duckdb pass them
+    on (dbt-duckdb raises DbtRuntimeError from the driver's; dbt-snowflake a DbtDatabaseError with the message)."""
+    import duckdb
+    from dbt_common.exceptions import DbtDatabaseError, DbtRuntimeError
+
+    con = duckdb.connect()
+    try:
+        conversion = _raised(lambda: con.execute("select cast('p0@mail.com' as integer)").fetchall())
+        unknown = _raised(lambda: con.execute("select no_such_column from range(1)").fetchall())
+    finally:
+        con.close()
+    io = _raised(lambda: duckdb.connect(str(tmp_path / "missing" / "dir" / "x.duckdb")))
+
+    def through_dbt(error):
+        def wrap():
+            raise DbtRuntimeError(str(error)) from error
+        return _raised(wrap)
+
+    line = warehouse_refusal(conversion)
+    assert line is not None and line.startswith("Conversion Error: Could not convert string 'p0@mail.com'")
+    assert warehouse_refusal(through_dbt(conversion)) == line
+    assert "no_such_column" in (warehouse_refusal(unknown) or "")
+    assert warehouse_refusal(io) is None and warehouse_refusal(through_dbt(io)) is None  # the warehouse's failure
+    assert warehouse_refusal(DbtDatabaseError("100035 (22007): Numeric value 'high' is not recognized")) == (
+        "100035 (22007): Numeric value 'high' is not recognized")
+    assert warehouse_refusal(ValueError("a bug")) is None
+    assert warehouse_refusal(through_dbt(ValueError("a bug"))) is None
