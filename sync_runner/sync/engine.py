@@ -710,8 +710,8 @@ def _plan_refusals(sync: SyncConfig) -> Iterator[None]:
         asks = [what for what, present in (("the transforms of its mappings", any(f.computed for f in sync.fields)),
                                            ("its filter", sync.filter is not None)) if present]
         hint = f"; check {' and '.join(asks)} against the model's values" if asks else ""
-        raise SyncDataError(f"sync '{sync.name}' (model '{sync.model.name}'): the warehouse refused its plan: "
-                            f"{REDACT(refused)}{hint}") from None
+        raise SyncDataError(f"{sync.model.config_file}: model '{sync.model.name}': sync '{sync.name}': the warehouse "
+                            f"refused its plan: {REDACT(refused)}{hint}") from None
 
 
 def _refused_session(exc: BaseException) -> UserError:

@@ -94,6 +94,18 @@ MUTATIONS = [
                                                    "where.and[0].column: unknown column 'plann' of model "
                                                    "'customer_features' (columns of the relation"),
     }),
+    Mutation("audience condition value the column's type cannot take", (
+        ("models/marts/pro_buyers.sql", "{'column': 'plan', 'op': 'in', 'value': ['pro', 'team']}",
+         "{'column': 'revenue', 'op': '>', 'value': 'lots'}"),), {
+        ("audience", "preview", "pro_buyers"): (2, ("models/marts/pro_buyers.sql: model 'pro_buyers': the warehouse "
+                                                    "refused its preview: ", "lots")),
+    }),
+    Mutation("filter value the column's type cannot take", ((MARTS, "value: 100}", "value: a hundred}"),), {
+        ("sync", "-s", "big_spenders"): (1, (f"{MARTS}: model 'customer_features': sync 'big_spenders': the "
+                                             "warehouse refused its plan: ", "a hundred",
+                                             "check its filter against the model's values")),
+        ("plan", "-s", "big_spenders"): (1, "sync 'big_spenders': the warehouse refused its plan: "),
+    }),
     Mutation("audience condition on a misspelled column of a related model", (
         ("models/marts/pro_buyers.sql", "{'column': 'status', 'op': '='", "{'column': 'state', 'op': '='"),), {
         ("validate",): (2, "models/marts/pro_buyers.sql: model 'pro_buyers': dbt_studio.audience.where.and[1].where."
@@ -133,7 +145,7 @@ MUTATIONS = [
 # more), so the mutations whose answer comes from the warehouse run there: columns read from the relation (a mapping,
 # a filter, a primary key of a model without YAML) and an audience compiled against it.
 ON_SNOWFLAKE = ("mapping typo", "filter on a misspelled column", "audience condition on a misspelled column",
-                "a model without YAML with a misspelled primary key")
+                "a model without YAML with a misspelled primary key", "filter value the column's type cannot take")
 
 
 def _cli(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, root: Path, *args: str) -> tuple:

@@ -170,13 +170,14 @@ def test_a_plan_the_warehouse_refuses_fails_that_sync_in_one_line_and_the_others
     sp.build({f"u{i}": person(i) for i in range(3)}, syncs)
     planned = sp.sync(dry_run=True)  # `dbt-studio plan`: the same line, nothing written
     assert (planned["a_refused"].status, planned["a_refused"].problem) == ("failed", "data")
-    assert planned["a_refused"].message.startswith("sync 'a_refused' (model 'people'): the warehouse refused its "
-                                                   "plan: ")
+    assert planned["a_refused"].message.startswith("models/_people.yml: model 'people': sync 'a_refused': the "
+                                                   "warehouse refused its plan: ")
     assert planned["b_fine"].status == "planned" and planned["b_fine"].planned["insert"] == 3
     reports = sp.sync()
     refused = reports["a_refused"]
     assert (refused.status, refused.problem, refused.planned) == ("failed", "data", {}), refused
-    assert refused.message.startswith("sync 'a_refused' (model 'people'): the warehouse refused its plan: ")
+    assert refused.message.startswith("models/_people.yml: model 'people': sync 'a_refused': the warehouse refused "
+                                      "its plan: ")
     assert "p0@mail.com" in refused.message or "p1@mail.com" in refused.message or "p2@mail.com" in refused.message
     assert "\n" not in refused.message and "Traceback" not in refused.message
     assert file_ops(out, "a_refused") == []
@@ -185,7 +186,8 @@ def test_a_plan_the_warehouse_refuses_fails_that_sync_in_one_line_and_the_others
     assert refused.message.endswith("; check the transforms of its mappings against the model's values")
     filtered = reports["c_filtered"]
     assert (filtered.status, filtered.problem) == ("failed", "data"), filtered
-    assert filtered.message.startswith("sync 'c_filtered' (model 'people'): the warehouse refused its plan: ")
+    assert filtered.message.startswith("models/_people.yml: model 'people': sync 'c_filtered': the warehouse "
+                                       "refused its plan: ")
     assert filtered.message.endswith("; check its filter against the model's values") and "high" in filtered.message
 
 
@@ -468,8 +470,9 @@ def test_duckdb_writes_the_plan_uncompressed_and_resets_the_setting(sp):
 
             report = sp.sync(select=("many_failing",), max_attempts=1, base_delay=0.01)["many_failing"]
             assert report.status == "failed" and report.problem == "data", report
-            assert report.message.startswith("sync 'many_failing' (model 'many_people'): the warehouse refused its "
-                                              "plan: Conversion Error: Could not convert string"), report.message
+            assert report.message.startswith("models/_many_people.yml: model 'many_people': sync 'many_failing': "
+                                              "the warehouse refused its plan: Conversion Error: Could not convert "
+                                              "string"), report.message
             assert report.message.endswith("check the transforms of its mappings against the model's values")
             assert "\n" not in report.message and report.planned == {}, report
             assert held.execute("select current_setting('force_compression')").fetchone()[0] == "auto"
