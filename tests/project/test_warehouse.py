@@ -175,7 +175,6 @@ def test_a_sync_session_caps_duckdb_memory_and_lifts_the_cap_at_the_end(wp):
     assert got.replace(" ", "") in ("286.1MiB", "300.0MB"), got
 
 
-
 def _compression_statements(wp: SyncProject) -> list[str]:
     """The statements of a plan write and of the session's end that touch `force_compression`, as the runner
     compiles them for the project's sync."""
@@ -237,6 +236,7 @@ def test_a_refused_statement_is_told_from_a_failing_warehouse_and_from_a_bug(tmp
     finally:
         con.close()
     io = _raised(lambda: duckdb.connect(str(tmp_path / "missing" / "dir" / "x.duckdb")))
+    assert isinstance(io, duckdb.IOException) and isinstance(conversion, duckdb.ConversionException)
 
     def through_dbt(error):
         def wrap():
