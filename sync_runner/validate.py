@@ -97,7 +97,7 @@ def validate_manifest(manifest: Manifest, project_dir: Path | None = None,
     return list(dict.fromkeys(problems))  # a primary key both the meta and the syncs need is named once
 
 
-def relation_columns(manifest: Manifest, where: DbtTarget) -> dict[str, list[str]]:
+def relation_columns(manifest: Manifest, where: DbtTarget) -> dict[str, list[tuple[str, str]]]:
     """unique_id -> the columns of the relation of every model the dbt_studio configuration names, for those
     built: the warehouse is the truth for columns. Raises UserError when the warehouse cannot be used.
 
@@ -122,13 +122,13 @@ def relation_columns(manifest: Manifest, where: DbtTarget) -> dict[str, list[str
             warehouse = compiled.warehouse
             with warehouse.session():
                 relations = {n.unique_id: warehouse.relation(n.database, n.schema, n.alias) for n in nodes}
-                found = warehouse.call("relations_columns", relations=list(relations.values()))
-            return {uid: list(found[i]) for i, uid in enumerate(relations) if found[i]}
+                found = warehouse.call("relations_columns", relations=list(relations.values()), with_types=True)
+            return {uid: [(str(n), str(t)) for n, t in found[i]] for i, uid in enumerate(relations) if found[i]}
         check_versions(__version__, compiled.value("dbt_studio_version"))  # connect() checks it on a miss
-        out: dict[str, list[str]] = {}
+        out: dict[str, list[tuple[str, str]]] = {}
         for node in nodes:
             relation = {"database": node.database, "schema": node.schema, "identifier": node.alias}
             _, rows = compiled.rows(compiled.value("relation_columns_sql", relation=relation))
             if rows:
-                out[node.unique_id] = [str(r[0]) for r in rows]
+                out[node.unique_id] = [(str(r[0]), str(r[1])) for r in rows]
         return out

@@ -57,7 +57,10 @@
         {%- do dbt_studio._check_condition_references(node['not'], at ~ '.not', model, ctx) -%}
     {%- endif -%}
     {%- if 'column' in node and not ('has' in node or 'has not' in node) -%}
-        {%- do dbt_studio._check_column_reference(ctx, at ~ '.column', model, node.column) -%}
+        {%- if dbt_studio._check_column_reference(ctx, at ~ '.column', model, node.column) -%}
+            {%- do dbt_studio._check_value_type(ctx, at ~ '.value', model, node.column, node.get('op'),
+                                                node.get('value')) -%}
+        {%- endif -%}
     {%- endif -%}
     {%- for kind in ('has', 'has not', 'performed', 'did not perform') if kind in node -%}
         {%- set inner = dbt_studio._reached_model(ctx, at ~ '.' ~ kind, model, node[kind]) -%}
@@ -107,10 +110,30 @@
     {{ return(reached | last if reached else model) }}
 {% endmacro %}
 
+{#- Returns whether the column is there (so that what compares with it can be checked next). -#}
 {% macro _check_column_reference(ctx, at, model, column) %}
     {%- set problem = dbt_studio._column_problem(ctx.schema, model, column) -%}
     {%- if problem is not none -%}
         {%- do dbt_studio._reference_problem(ctx, at, problem) -%}
+    {%- endif -%}
+    {{ return(problem is none) }}
+{% endmacro %}
+
+{#- A number column compared with a word ('old' for an integer `age`): named by its key here, where the warehouse
+    would refuse it only when the audience runs. A string that reads as a number ('42') passes, as the warehouse
+    casts it; the column's type is looked at only when there is such a word. -#}
+{% macro _check_value_type(ctx, at, model, column, op, value) %}
+    {%- if (op or '=') | lower not in ('=', '!=', '<>', '<', '<=', '>', '>=', 'in', 'not in', 'between') -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set values = value if value is iterable and value is not string and value is not mapping else [value] -%}
+    {%- set words = [] -%}
+    {%- for v in values if v is string and (v | trim | float(none)) is none -%}{%- do words.append(v) -%}{%- endfor -%}
+    {%- if words | length == 0 -%}{{ return(none) }}{%- endif -%}
+    {%- set numbers = dbt_studio._number_columns(ctx.schema, model) -%}
+    {%- if (column | lower) in numbers -%}
+        {%- do dbt_studio._reference_problem(ctx, at, "'" ~ words[0] ~ "' is not a number, and column '" ~ column
+                                             ~ "' of model '" ~ model ~ "' is " ~ numbers[column | lower]) -%}
     {%- endif -%}
 {% endmacro %}
 

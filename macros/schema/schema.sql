@@ -84,6 +84,42 @@
     {{ return(m.actual if m.actual else m.columns) }}
 {% endmacro %}
 
+{#- The number-typed columns of `model`'s relation, {lower-case name: type}: from the types the caller passed
+    (validate reads them with the columns), else asked of the relation once per schema object, and only when a
+    condition compares one of its columns with a word (empty when it is not built). -#}
+{% macro _number_columns(schema, model) %}
+    {%- set m = schema.models[model] -%}
+    {%- if m.get('number_columns') is none -%}
+        {%- set types = m.get('column_types') -%}
+        {%- if types is not mapping -%}
+            {%- set types = {} -%}
+            {%- if execute and m.get('identifier') -%}
+                {%- set relation = adapter.get_relation(database=m.get('database'), schema=m.get('schema_name'),
+                                                        identifier=m.identifier) -%}
+                {%- if relation is not none -%}
+                    {%- for c in adapter.get_columns_in_relation(relation) -%}
+                        {%- do types.update({c.name | lower: c.dtype}) -%}
+                    {%- endfor -%}
+                {%- endif -%}
+            {%- endif -%}
+        {%- endif -%}
+        {%- set found = {} -%}
+        {%- set number_types = dbt_studio._number_types() -%}
+        {%- for name, kind in types.items() if (kind | string).split('(')[0] | trim | lower in number_types -%}
+            {%- do found.update({name | lower: kind}) -%}
+        {%- endfor -%}
+        {%- do m.update({'number_columns': found}) -%}
+    {%- endif -%}
+    {{ return(m.number_columns) }}
+{% endmacro %}
+
+{#- Number types by their name without size, as DuckDB and Snowflake spell them. -#}
+{% macro _number_types() %}
+    {{ return(['decimal', 'numeric', 'number', 'integer', 'int', 'bigint', 'smallint', 'tinyint', 'hugeint',
+               'ubigint', 'uinteger', 'usmallint', 'utinyint', 'uhugeint', 'double', 'float', 'real',
+               'double precision', 'float4', 'float8', 'int2', 'int4', 'int8', 'byteint']) }}
+{% endmacro %}
+
 {#- How an unknown-column message says which columns it used. -#}
 {% macro _columns_phrase(schema, model) %}
     {%- set known = dbt_studio._model_columns(schema, model) -%}
@@ -165,6 +201,7 @@
             'identifier': node.get('identifier'),
             'columns_source': node.get('columns_source'),
             'actual': node.get('actual'),
+            'column_types': node.get('column_types'),
             'audience': node.get('audience'),
             'relationships': {},
         }}) -%}

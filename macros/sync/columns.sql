@@ -11,25 +11,35 @@
 
 {#- The columns of each relation (as stored; empty for one that does not exist), in order: `dbt-studio validate`
     checks the configuration against them, so that YAML docs that lag the SQL neither hide nor invent a column. -#}
-{% macro relations_columns(relations) %}
-    {{ return(adapter.dispatch('relations_columns', 'dbt_studio')(relations)) }}
+{% macro relations_columns(relations, with_types=false) %}
+    {{ return(adapter.dispatch('relations_columns', 'dbt_studio')(relations, with_types)) }}
 {% endmacro %}
 
-{% macro default__relations_columns(relations) %}
+{#- `with_types`: [name, type] pairs instead of names. -#}
+{% macro default__relations_columns(relations, with_types=false) %}
     {%- set out = [] -%}
     {%- for relation in relations -%}
-        {%- do out.append(dbt_studio.relation_columns(relation, lower=false)) -%}
+        {%- if with_types -%}
+            {%- set pairs = [] -%}
+            {%- for c in adapter.get_columns_in_relation(relation) -%}
+                {%- do pairs.append([c.name, c.dtype]) -%}
+            {%- endfor -%}
+            {%- do out.append(pairs) -%}
+        {%- else -%}
+            {%- do out.append(dbt_studio.relation_columns(relation, lower=false)) -%}
+        {%- endif -%}
     {%- endfor -%}
     {{ return(out) }}
 {% endmacro %}
-{#- The same names as a query (`column_name`, in column order; no rows when the relation does not exist), for
-    runners that run it themselves and keep it compiled. -#}
+
+{#- The same names as a query (`column_name` and `data_type`, in column order; no rows when the relation does not
+    exist), for runners that run it themselves and keep it compiled. -#}
 {% macro relation_columns_sql(relation) %}
     {{ return(adapter.dispatch('relation_columns_sql', 'dbt_studio')(relation)) }}
 {% endmacro %}
 
 {% macro default__relation_columns_sql(relation) -%}
-select column_name
+select column_name, data_type
 from {{ relation.database }}.information_schema.columns
 where lower(table_schema) = lower({{ dbt_studio.string_literal(relation.schema) }})
   and lower(table_name) = lower({{ dbt_studio.string_literal(relation.identifier) }})
@@ -37,7 +47,7 @@ order by ordinal_position
 {%- endmacro %}
 
 {% macro duckdb__relation_columns_sql(relation) -%}
-select column_name
+select column_name, data_type
 from information_schema.columns
 where lower(table_catalog) = lower({{ dbt_studio.string_literal(relation.database) }})
   and lower(table_schema) = lower({{ dbt_studio.string_literal(relation.schema) }})

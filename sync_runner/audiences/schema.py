@@ -116,7 +116,8 @@ def _manifest_nodes(manifest: Manifest) -> tuple[dict[str, Any], dict[str, dict[
     nodes = _nodes(data)
     for node in manifest.models():
         if node.columns_source == "warehouse" and node.name in nodes:
-            nodes[node.name].update(columns=[c.lower() for c in node.columns], columns_source="warehouse")
+            nodes[node.name].update(columns=[c.lower() for c in node.columns], columns_source="warehouse",
+                                    column_types=dict(node.column_types))
     return data, nodes
 
 

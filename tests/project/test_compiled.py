@@ -335,25 +335,29 @@ def test_plan_and_a_no_op_sync_never_run_old_sql(sp):
 
 
 def test_validate_reads_the_relations_columns_from_kept_sql(sp):
-    """`dbt-studio validate`'s columns are the relation's, as dbt's adapter lists them; on DuckDB from kept SQL
-    without dbt once compiled. The SQL is kept, the columns are read live: a column added later is seen."""
+    """`dbt-studio validate`'s columns (names and types) are the relation's, as dbt's adapter lists them; on DuckDB
+    from kept SQL without dbt once compiled. The SQL is kept, the columns are read live: a column added later is
+    seen."""
     from sync_runner.validate import relation_columns
 
     where = sp.p.where
     manifest = load_manifest(where.project_dir)
     node = manifest.studio_models()[0]
 
-    def adapter_columns() -> list[str]:
+    def adapter_columns() -> list[tuple[str, str]]:
         wh = sp.p.warehouse()
         try:
             with wh.session():
-                return wh.call("relation_columns", relation=wh.relation(node.database, node.schema, node.alias),
-                               lower=False)
+                relation = wh.relation(node.database, node.schema, node.alias)
+                names = wh.call("relation_columns", relation=relation, lower=False)
+                [pairs] = wh.call("relations_columns", relations=[relation], with_types=True)
         finally:
             wh.close()
             sp.p.release()
+        assert [name for name, _ in pairs] == names
+        return [(str(name), str(kind)) for name, kind in pairs]
 
-    expected = adapter_columns()
+    expected = adapter_columns()  # names and types as dbt's adapter lists them
     (sp.p.root / "target" / CACHE_FILE).unlink(missing_ok=True)
     sp.p.release()
     assert relation_columns(manifest, where)[node.unique_id] == expected
@@ -369,7 +373,7 @@ def test_validate_reads_the_relations_columns_from_kept_sql(sp):
         sp.p.query(f"alter table {node.relation_name} add column added_later integer")
         sp.p.release()
         try:
-            assert relation_columns(manifest, where)[node.unique_id] == [*expected, "added_later"]
+            assert relation_columns(manifest, where)[node.unique_id] == [*expected, ("added_later", "INTEGER")]
         finally:
             sp.p.query(f"alter table {node.relation_name} drop column added_later")
             sp.p.release()

@@ -97,8 +97,18 @@ MUTATIONS = [
     Mutation("audience condition value the column's type cannot take", (
         ("models/marts/pro_buyers.sql", "{'column': 'plan', 'op': 'in', 'value': ['pro', 'team']}",
          "{'column': 'revenue', 'op': '>', 'value': 'lots'}"),), {
+        ("validate",): (2, "models/marts/pro_buyers.sql: model 'pro_buyers': dbt_studio.audience.where.and[0].value: "
+                           "'lots' is not a number, and column 'revenue' of model 'customer_features' is "),
+        ("audience", "preview", "pro_buyers"): (2, "models/marts/pro_buyers.sql: model 'pro_buyers': dbt_studio: "
+                                                   "audience 'pro_buyers': where.and[0].value: 'lots' is not a "
+                                                   "number, and column 'revenue' of model 'customer_features' is "),
+    }),
+    Mutation("audience condition value a timestamp column cannot take", (
+        ("models/marts/pro_buyers.sql", "{'column': 'status', 'op': '=', 'value': 'paid'}",
+         "{'column': 'ordered_at', 'op': '>', 'value': 'yesterday'}"),), {
+        ("validate",): (0, ""),  # only number columns are checked before the warehouse runs the condition
         ("audience", "preview", "pro_buyers"): (2, ("models/marts/pro_buyers.sql: model 'pro_buyers': the warehouse "
-                                                    "refused its preview: ", "lots")),
+                                                    "refused its preview: ", "yesterday")),
     }),
     Mutation("filter value the column's type cannot take", ((MARTS, "value: 100}", "value: a hundred}"),), {
         ("sync", "-s", "big_spenders"): (1, (f"{MARTS}: model 'customer_features': sync 'big_spenders': the "
@@ -145,7 +155,8 @@ MUTATIONS = [
 # more), so the mutations whose answer comes from the warehouse run there: columns read from the relation (a mapping,
 # a filter, a primary key of a model without YAML) and an audience compiled against it.
 ON_SNOWFLAKE = ("mapping typo", "filter on a misspelled column", "audience condition on a misspelled column",
-                "a model without YAML with a misspelled primary key", "filter value the column's type cannot take")
+                "a model without YAML with a misspelled primary key", "filter value the column's type cannot take",
+                "audience condition value the column's type cannot take")
 
 
 def _cli(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, root: Path, *args: str) -> tuple:
