@@ -71,17 +71,17 @@
 {% macro _model_columns(schema, model) %}
     {%- set m = schema.models[model] -%}
     {%- if m.get('actual') is none -%}
-        {%- set found = [] -%}
-        {%- if execute and m.get('identifier') -%}
-            {%- set relation = adapter.get_relation(database=m.get('database'), schema=m.get('schema_name'),
-                                                    identifier=m.identifier) -%}
-            {%- if relation is not none -%}
-                {%- set found = dbt_studio.relation_columns(relation) -%}
-            {%- endif -%}
-        {%- endif -%}
-        {%- do m.update({'actual': found}) -%}
+        {%- set relation = dbt_studio._built_relation(m) -%}
+        {%- do m.update({'actual': dbt_studio.relation_columns(relation) if relation is not none else []}) -%}
     {%- endif -%}
     {{ return(m.actual if m.actual else m.columns) }}
+{% endmacro %}
+
+{#- The relation of a schema model when it is built (none before, or where no adapter runs: validate). -#}
+{% macro _built_relation(m) %}
+    {%- if not (execute and m.get('identifier')) -%}{{ return(none) }}{%- endif -%}
+    {{ return(adapter.get_relation(database=m.get('database'), schema=m.get('schema_name'),
+                                   identifier=m.identifier)) }}
 {% endmacro %}
 
 {#- The number-typed columns of `model`'s relation, {lower-case name: type}: from the types the caller passed
@@ -93,15 +93,10 @@
         {%- set types = m.get('column_types') -%}
         {%- if types is not mapping -%}
             {%- set types = {} -%}
-            {%- if execute and m.get('identifier') -%}
-                {%- set relation = adapter.get_relation(database=m.get('database'), schema=m.get('schema_name'),
-                                                        identifier=m.identifier) -%}
-                {%- if relation is not none -%}
-                    {%- for c in adapter.get_columns_in_relation(relation) -%}
-                        {%- do types.update({c.name | lower: c.dtype}) -%}
-                    {%- endfor -%}
-                {%- endif -%}
-            {%- endif -%}
+            {%- set relation = dbt_studio._built_relation(m) -%}
+            {%- for c in (adapter.get_columns_in_relation(relation) if relation is not none else []) -%}
+                {%- do types.update({c.name | lower: c.dtype}) -%}
+            {%- endfor -%}
         {%- endif -%}
         {%- set found = {} -%}
         {%- set number_types = dbt_studio._number_types() -%}

@@ -11,6 +11,7 @@ from typing import Any
 
 from sync_runner.audiences.schema import load_nodes
 from sync_runner.core.errors import UserError
+from sync_runner.core.redact import REDACT
 from sync_runner.project.target import DbtTarget
 from sync_runner.project.warehouse import Warehouse, compiler_message, first_line, warehouse_refusal
 
@@ -86,7 +87,7 @@ def preview(where: DbtTarget, name: str, limit: int = 5) -> Preview:
             if refused is None:
                 raise
             raise UserError(f"{node.get('sql_file') or node.get('file') or name}: model '{name}': the warehouse "
-                            f"refused its preview: {refused}") from None
+                            f"refused its preview: {REDACT(refused)}") from None
         own = message.startswith(f"dbt_studio: audience '{name}': ")  # a mistake in the audience's own arguments
         file = node.get("sql_file") if own else node.get("file")
         raise UserError(f"{file or name}: model '{name}': {message}") from None
