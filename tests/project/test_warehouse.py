@@ -116,6 +116,34 @@ def test_macros_parsed_in_this_process_are_reused_until_any_file_changes(wp):
     assert _sql_of(_parsed(wp), "answer") is None
 
 
+PROBE = """\
+{% macro probe(run) -%}
+    {%- if run %}{% call statement('probed', fetch_result=True) %}select 42 as answer{% endcall %}{% endif -%}
+    {{ return((load_result('probed') or {}).get('data')) }}
+{%- endmacro %}
+{% macro marked() %}{{ return(marker is defined) }}{% endmacro %}
+"""
+
+
+def test_each_macro_call_starts_as_on_a_new_context(wp):
+    """A warehouse builds each macro's dbt context once and reuses it (dbt builds thousands of objects per call);
+    what one call left in it — a statement's result, a caller's override — must not reach the next."""
+    own = wp.p.root / "macros" / "probe.sql"
+    own.parent.mkdir(exist_ok=True)
+    own.write_text(PROBE)
+    wh = Warehouse(wp.p.where)
+    try:
+        with wh.session():
+            run = wh.adapter.execute_macro
+            assert [tuple(r) for r in run("probe", kwargs={"run": True}, needs_conn=True)] == [(42,)]
+            assert run("probe", kwargs={"run": False}) is None  # no result before its own statement
+            assert run("marked", context_override={"marker": 1}) is True
+            assert run("marked") is False
+    finally:
+        wh.close()
+        own.unlink()
+
+
 def _memory_limit(runner: SyncRunner) -> str:
     with runner.warehouse.session():
         _, table = runner.warehouse.adapter.execute("select current_setting('memory_limit')", fetch=True)
