@@ -65,6 +65,6 @@
 
 {% macro default__sync_model_builds_sql() %}
     {%- set table = dbt_studio._builds_relation() -%}
-    {{ return({'exists': adapter.dispatch('_relation_exists_sql', 'dbt_studio')(table),
+    {{ return({'exists': dbt_studio._relation_exists_sql(table),
                'query': 'select unique_id, checksum, status, invocation_id from ' ~ table}) }}
 {% endmacro %}

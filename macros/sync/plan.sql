@@ -61,7 +61,7 @@
 {% macro default__sync_plan_probe_sql(sync) %}
     {%- set configs = dbt_studio._state_relation(sync, 'sync_configs') -%}
     {%- set plan = dbt_studio._state_relation(sync, sync.name ~ '__plan') -%}
-    {%- set exists = adapter.dispatch('_relation_exists_sql', 'dbt_studio') -%}
+    {%- set exists = dbt_studio._relation_exists_sql -%}
     {{ return({
         'configs': exists(configs),
         'snapshot': exists(dbt_studio._state_relation(sync, sync.name ~ '__snapshot')),

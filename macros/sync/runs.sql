@@ -174,7 +174,7 @@
         order by started_at desc
         limit {{ limit | int }}
     {%- endset -%}
-    {{ return({'exists': adapter.dispatch('_relation_exists_sql', 'dbt_studio')(runs), 'query': query}) }}
+    {{ return({'exists': dbt_studio._relation_exists_sql(runs), 'query': query}) }}
 {% endmacro %}
 
 {#- Rejected keys of a sync with their reasons and attempts. -#}

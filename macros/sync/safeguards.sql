@@ -20,6 +20,6 @@
 
 {% macro default__sync_snapshot_rows_sql(sync) %}
     {%- set snapshot = dbt_studio._state_relation(sync, sync.name ~ '__snapshot') -%}
-    {{ return({'exists': adapter.dispatch('_relation_exists_sql', 'dbt_studio')(snapshot),
+    {{ return({'exists': dbt_studio._relation_exists_sql(snapshot),
                'query': 'select count(*) from ' ~ snapshot}) }}
 {% endmacro %}

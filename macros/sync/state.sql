@@ -33,8 +33,10 @@
 
 {% macro default__sync_prepare(sync) %}
     {%- do adapter.create_schema(api.Relation.create(database=target.database, schema=sync.state_schema)) -%}
-    {%- for relation, sql in dbt_studio._sync_state_tables(sync) -%}
-        {%- if not dbt_studio._relation_exists(relation) -%}
+    {%- set tables = dbt_studio._sync_state_tables(sync) -%}
+    {%- set existing = dbt_studio._existing_relations(tables | map(attribute=0) | list) -%}
+    {%- for relation, sql in tables -%}
+        {%- if relation.identifier | lower not in existing -%}
             {%- do run_query(sql) -%}
         {%- endif -%}
     {%- endfor -%}

@@ -86,23 +86,48 @@ create or replace transient table {{ relation }} as (
 {#- Whether a relation exists, asked of the warehouse rather than dbt's relation cache: state tables are
     created outside dbt's materializations and by other processes, so the cache cannot be trusted here. -#}
 {% macro _relation_exists(relation) %}
-    {%- set query = adapter.dispatch('_relation_exists_sql', 'dbt_studio')(relation) -%}
-    {{ return(run_query(query).rows | length > 0) }}
+    {{ return(dbt_studio._existing_relations([relation]) | length > 0) }}
 {% endmacro %}
 
-{% macro default___relation_exists_sql(relation) -%}
+{#- The identifiers (lower-cased) of those of `relations`, all in one database and schema, that exist: one
+    metadata query for several (on Snowflake each is a round trip to the cloud services layer). -#}
+{% macro _existing_relations(relations) %}
+    {%- set found = [] -%}
+    {%- for row in run_query(dbt_studio._relations_exist_sql(relations)).rows -%}
+        {%- do found.append(row[0] | lower) -%}
+    {%- endfor -%}
+    {{ return(found) }}
+{% endmacro %}
+
+{#- A query with a row for `relation` if it exists (kept SQL reads its answer). -#}
+{% macro _relation_exists_sql(relation) %}
+    {{ return(dbt_studio._relations_exist_sql([relation])) }}
+{% endmacro %}
+
+{#- A query with a row (the table's name) for each of `relations`, all in one database and schema, that exists. -#}
+{% macro _relations_exist_sql(relations) %}
+    {{ return(adapter.dispatch('_relations_exist_sql', 'dbt_studio')(relations)) }}
+{% endmacro %}
+
+{% macro default___relations_exist_sql(relations) -%}
 select table_name
-from {{ relation.database }}.information_schema.tables
-where lower(table_schema) = lower({{ dbt_studio.string_literal(relation.schema) }})
-  and lower(table_name) = lower({{ dbt_studio.string_literal(relation.identifier) }})
+from {{ relations[0].database }}.information_schema.tables
+where lower(table_schema) = lower({{ dbt_studio.string_literal(relations[0].schema) }})
+  and lower(table_name) in ({{ dbt_studio._lowered_identifiers(relations) }})
 {%- endmacro %}
 
-{% macro duckdb___relation_exists_sql(relation) -%}
+{% macro duckdb___relations_exist_sql(relations) -%}
 select table_name
 from information_schema.tables
-where lower(table_catalog) = lower({{ dbt_studio.string_literal(relation.database) }})
-  and lower(table_schema) = lower({{ dbt_studio.string_literal(relation.schema) }})
-  and lower(table_name) = lower({{ dbt_studio.string_literal(relation.identifier) }})
+where lower(table_catalog) = lower({{ dbt_studio.string_literal(relations[0].database) }})
+  and lower(table_schema) = lower({{ dbt_studio.string_literal(relations[0].schema) }})
+  and lower(table_name) in ({{ dbt_studio._lowered_identifiers(relations) }})
+{%- endmacro %}
+
+{% macro _lowered_identifiers(relations) -%}
+    {%- for relation in relations -%}
+        lower({{ dbt_studio.string_literal(relation.identifier) }}){{ ', ' if not loop.last }}
+    {%- endfor -%}
 {%- endmacro %}
 
 {#- Statements that return nothing, in order. DuckDB runs them in one call (one trip through dbt's statement

@@ -21,7 +21,7 @@ from helpers.sync_project import MAPPINGS, PROJECT, SyncProject, file_ops, perso
 OVERRIDE = """
 {% macro default__sync_recent_runs_sql(state_schema, limit=20) %}
     {%- set runs = api.Relation.create(database=target.database, schema=state_schema, identifier='sync_runs') -%}
-    {{ return({'exists': adapter.dispatch('_relation_exists_sql', 'dbt_studio')(runs),
+    {{ return({'exists': dbt_studio._relation_exists_sql(runs),
                'query': 'select sync_name, 42 as overridden from ' ~ runs ~ ' limit 1'}) }}
 {% endmacro %}
 """

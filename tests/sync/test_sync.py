@@ -373,6 +373,27 @@ def test_a_run_that_commits_everything_empties_its_plan(sp, http_sink):
     assert sp.state("settles", "plan") == [] and http_sink.store["s1"]["plan"] == "pro"
 
 
+def test_a_sync_asks_once_which_state_tables_exist_and_creates_the_missing_ones(sp):
+    """Preparing a sync's state is one metadata query for its five tables (on Snowflake each query is a round
+    trip), and a state table dropped since is created again."""
+    sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {sp.tmp / 'prepared'}\n")
+    sync = {"name": "prepared", "destination": "out", "mode": "upsert", "mappings": MAPPINGS}
+    sp.build({f"u{i}": person(i) for i in range(3)}, [sync])
+    assert sp.sync()["prepared"].status == "success"
+    sp.p.execute(f"drop table {sp.state_relation('prepared', 'sync_locks')}")
+    asked_before = len(sp.p.sql_log)
+    assert sp.sync()["prepared"].status == "success"
+    assert sp.state("prepared", "sync_locks") == []  # there again, and the run's lock released
+    if sp.p.adapter == "snowflake":  # (DuckDB runs kept SQL: `create table if not exists` each, no query)
+        asked = [q.lower() for q in sp.p.sql_log[asked_before:] if "information_schema.tables" in q.lower()
+                 and "sync_locks" in q.lower()]
+        started = [q for q in sp.p.sql_log[asked_before:] if q.lower().startswith("insert into")
+                   and ".sync_runs " in q.lower()]
+        assert len(asked) == len(started) >= 1  # one per run (each statement is in the log as often as the other)
+        assert all(f"'{t}'" in q for q in asked for t in ("sync_runs", "sync_changelog", "sync_configs",
+                                                          "sync_locks", "prepared__rejections"))
+
+
 def test_templates_written_in_dbt_studio_yml_reach_the_destination_as_written(sp, http_sink, monkeypatch):
     """Only env_var calls are filled in when dbt_studio.yml is read: a body_template with loops and a url template
     (here next to an env_var in the same value) are the http destination's to render, per batch."""
