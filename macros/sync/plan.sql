@@ -18,14 +18,17 @@
 {#- dry_run: nothing is written; the counts and a sample of each operation come straight from the query. -#}
 {% macro default__sync_plan(sync, source, full_resync=false, dry_run=false) %}
     {%- set probe = dbt_studio.sync_plan_probe_sql(sync) -%}
+    {%- set existing = [] -%}
+    {%- for row in run_query(probe.tables).rows -%}
+        {%- do existing.append(row[0] | lower) -%}
+    {%- endfor -%}
     {%- set known = none -%}
-    {%- if run_query(probe.configs).rows | length > 0 -%}
+    {%- if probe.names.configs in existing -%}
         {%- set rows = run_query(probe.fingerprint).rows -%}
         {%- set known = rows[0][0] if rows | length > 0 else none -%}
     {%- endif -%}
-    {%- set snapshot_exists = run_query(probe.snapshot).rows | length > 0 -%}
-    {%- set plan_has_rows = run_query(probe.plan).rows | length > 0
-                            and run_query(probe.plan_rows).rows | length > 0 -%}
+    {%- set snapshot_exists = probe.names.snapshot in existing -%}
+    {%- set plan_has_rows = probe.names.plan in existing and run_query(probe.plan_rows).rows | length > 0 -%}
     {%- set decided = dbt_studio.sync_plan_decision(sync, full_resync, known, snapshot_exists, plan_has_rows) -%}
     {%- set reset = decided.reset -%}
     {%- set counts = {'insert': 0, 'update': 0, 'delete': 0, 'clear': 0, 'reset': reset} -%}
@@ -51,21 +54,22 @@
 {% endmacro %}
 
 {#- The reads that decide a plan, as SQL for runners that run them themselves (and keep them compiled):
-    `configs`, `snapshot` and `plan` return a row when that state table exists; `fingerprint` reads the sync's
-    recorded fingerprint (ask once `configs` exists); `plan_rows` returns a row when the last plan has rows (ask
-    once `plan` exists). -#}
+    `tables` returns the name of each of the sync's `sync_configs`, snapshot and plan tables that exists (one
+    metadata query for the three), `names` their lower-cased names; `fingerprint` reads the sync's recorded
+    fingerprint (ask once `sync_configs` exists); `plan_rows` returns a row when the last plan has rows (ask once
+    the plan exists). -#}
 {% macro sync_plan_probe_sql(sync) %}
     {{ return(adapter.dispatch('sync_plan_probe_sql', 'dbt_studio')(sync)) }}
 {% endmacro %}
 
 {% macro default__sync_plan_probe_sql(sync) %}
     {%- set configs = dbt_studio._state_relation(sync, 'sync_configs') -%}
+    {%- set snapshot = dbt_studio._state_relation(sync, sync.name ~ '__snapshot') -%}
     {%- set plan = dbt_studio._state_relation(sync, sync.name ~ '__plan') -%}
-    {%- set exists = dbt_studio._relation_exists_sql -%}
     {{ return({
-        'configs': exists(configs),
-        'snapshot': exists(dbt_studio._state_relation(sync, sync.name ~ '__snapshot')),
-        'plan': exists(plan),
+        'tables': dbt_studio._relations_exist_sql([configs, snapshot, plan]),
+        'names': {'configs': configs.identifier | lower, 'snapshot': snapshot.identifier | lower,
+                  'plan': plan.identifier | lower},
         'fingerprint': 'select fingerprint from ' ~ configs ~ ' where sync_name = '
                        ~ dbt_studio.string_literal(sync.name),
         'plan_rows': 'select 1 from ' ~ plan ~ ' limit 1',

@@ -253,13 +253,15 @@ def decide(c: CompiledSql, args: dict[str, Any], full_resync: bool) -> dict[str,
     is passed as '': the decision stays kept across a sync's runs (a first run, a reset, after a success or a
     failure) instead of compiling once per fingerprint."""
     probe = c.value("sync_plan_probe_sql", sync=args)
+    existing = {str(row[0]).lower() for row in c.rows(probe["tables"])[1]}
+    names = probe["names"]
     known = None
-    if c.rows(probe["configs"])[1]:
+    if names["configs"] in existing:
         rows = c.rows(probe["fingerprint"])[1]
         known = None if not rows else (rows[0][0] if rows[0][0] == args["fingerprint"] else "")
-    plan_has_rows = bool(c.rows(probe["plan"])[1]) and bool(c.rows(probe["plan_rows"])[1])
+    plan_has_rows = names["plan"] in existing and bool(c.rows(probe["plan_rows"])[1])
     return dict(c.value("sync_plan_decision", sync=args, full_resync=full_resync, known_fingerprint=known,
-                        snapshot_exists=bool(c.rows(probe["snapshot"])[1]), plan_has_rows=plan_has_rows))
+                        snapshot_exists=names["snapshot"] in existing, plan_has_rows=plan_has_rows))
 
 
 def key_problems(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
