@@ -97,9 +97,10 @@ def validate_manifest(manifest: Manifest, project_dir: Path | None = None,
     return list(dict.fromkeys(problems))  # a primary key both the meta and the syncs need is named once
 
 
-def relation_columns(manifest: Manifest, where: DbtTarget) -> dict[str, list[tuple[str, str]]]:
+def relation_columns(manifest: Manifest, where: DbtTarget) -> dict[str, list[tuple[str, str, bool]]]:
     """unique_id -> the columns of the relation of every model the dbt_studio configuration names, for those
-    built: the warehouse is the truth for columns. Raises UserError when the warehouse cannot be used.
+    built, as (name, type, whether the package counts the type a number): the warehouse is the truth for columns.
+    Raises UserError when the warehouse cannot be used.
 
     On DuckDB each relation's columns come from `relation_columns_sql`, kept compiled between commands
     (project/compiled.py): once compiled, validate runs without loading dbt. Other profiles ask dbt's adapter."""
@@ -123,12 +124,13 @@ def relation_columns(manifest: Manifest, where: DbtTarget) -> dict[str, list[tup
             with warehouse.session():
                 relations = {n.unique_id: warehouse.relation(n.database, n.schema, n.alias) for n in nodes}
                 found = warehouse.call("relations_columns", relations=list(relations.values()), with_types=True)
-            return {uid: [(str(n), str(t)) for n, t in found[i]] for i, uid in enumerate(relations) if found[i]}
+            return {uid: [(str(n), str(t), bool(num)) for n, t, num in found[i]] for i, uid in enumerate(relations)
+                    if found[i]}
         check_versions(__version__, compiled.value("dbt_studio_version"))  # connect() checks it on a miss
-        out: dict[str, list[tuple[str, str]]] = {}
+        out: dict[str, list[tuple[str, str, bool]]] = {}
         for node in nodes:
             relation = {"database": node.database, "schema": node.schema, "identifier": node.alias}
             _, rows = compiled.rows(compiled.value("relation_columns_sql", relation=relation))
             if rows:
-                out[node.unique_id] = [(str(r[0]), str(r[1])) for r in rows]
+                out[node.unique_id] = [(str(r[0]), str(r[1]), bool(r[2])) for r in rows]
         return out

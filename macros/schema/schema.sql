@@ -99,8 +99,7 @@
             {%- endfor -%}
         {%- endif -%}
         {%- set found = {} -%}
-        {%- set number_types = dbt_studio._number_types() -%}
-        {%- for name, kind in types.items() if (kind | string).split('(')[0] | trim | lower in number_types -%}
+        {%- for name, kind in types.items() if dbt_studio._is_number_type(kind) -%}
             {%- do found.update({name | lower: kind}) -%}
         {%- endfor -%}
         {%- do m.update({'number_columns': found}) -%}
@@ -114,6 +113,20 @@
                'ubigint', 'uinteger', 'usmallint', 'utinyint', 'uhugeint', 'double', 'float', 'real',
                'double precision', 'float4', 'float8', 'int2', 'int4', 'int8', 'byteint']) }}
 {% endmacro %}
+
+{#- Whether a column type (`DECIMAL(38,2)`, `NUMBER`, `VARCHAR`) is a number type: dbt's `Column.is_number()`
+    misses DECIMAL(38,2) and NUMBER. -#}
+{% macro _is_number_type(kind) %}
+    {{ return((kind | string).split('(')[0] | trim | lower in dbt_studio._number_types()) }}
+{% endmacro %}
+
+{#- The same test as SQL over a type name column (kept SQL that reads types from the information schema). -#}
+{% macro _is_number_type_sql(kind) -%}
+lower(trim(split_part({{ kind }}, '(', 1))) in (
+    {%- for name in dbt_studio._number_types() -%}
+    {{ dbt_studio.string_literal(name) }}{{ ', ' if not loop.last }}
+    {%- endfor -%})
+{%- endmacro %}
 
 {#- How an unknown-column message says which columns it used. -#}
 {% macro _columns_phrase(schema, model) %}

@@ -15,14 +15,14 @@
     {{ return(adapter.dispatch('relations_columns', 'dbt_studio')(relations, with_types)) }}
 {% endmacro %}
 
-{#- `with_types`: [name, type] pairs instead of names. -#}
+{#- `with_types`: [name, type, is a number type] instead of names. -#}
 {% macro default__relations_columns(relations, with_types=false) %}
     {%- set out = [] -%}
     {%- for relation in relations -%}
         {%- if with_types -%}
             {%- set pairs = [] -%}
             {%- for c in adapter.get_columns_in_relation(relation) -%}
-                {%- do pairs.append([c.name, c.dtype]) -%}
+                {%- do pairs.append([c.name, c.dtype, dbt_studio._is_number_type(c.dtype)]) -%}
             {%- endfor -%}
             {%- do out.append(pairs) -%}
         {%- else -%}
@@ -32,14 +32,14 @@
     {{ return(out) }}
 {% endmacro %}
 
-{#- The same names as a query (`column_name` and `data_type`, in column order; no rows when the relation does not
-    exist), for runners that run it themselves and keep it compiled. -#}
+{#- The same names as a query (`column_name`, `data_type`, `is_number`, in column order; no rows when the relation
+    does not exist), for runners that run it themselves and keep it compiled. -#}
 {% macro relation_columns_sql(relation) %}
     {{ return(adapter.dispatch('relation_columns_sql', 'dbt_studio')(relation)) }}
 {% endmacro %}
 
 {% macro default__relation_columns_sql(relation) -%}
-select column_name, data_type
+select column_name, data_type, {{ dbt_studio._is_number_type_sql('data_type') }} as is_number
 from {{ relation.database }}.information_schema.columns
 where lower(table_schema) = lower({{ dbt_studio.string_literal(relation.schema) }})
   and lower(table_name) = lower({{ dbt_studio.string_literal(relation.identifier) }})
@@ -47,7 +47,7 @@ order by ordinal_position
 {%- endmacro %}
 
 {% macro duckdb__relation_columns_sql(relation) -%}
-select column_name, data_type
+select column_name, data_type, {{ dbt_studio._is_number_type_sql('data_type') }} as is_number
 from information_schema.columns
 where lower(table_catalog) = lower({{ dbt_studio.string_literal(relation.database) }})
   and lower(table_schema) = lower({{ dbt_studio.string_literal(relation.schema) }})

@@ -41,6 +41,7 @@ class Node:
     # where `columns` came from: "documented" (the YAML docs) or "warehouse" (the relation, see with_columns)
     columns_source: str = "documented"
     column_types: dict[str, str] = field(default_factory=dict)  # lower-case name -> the relation's type
+    number_columns: frozenset[str] = frozenset()  # lower-case names of its number-typed columns (the package's rule)
 
     @property
     def config_file(self) -> str:
@@ -69,11 +70,12 @@ class Manifest:
         """Models built by `dbt_studio.audience`, in name order."""
         return sorted((n for n in self.models() if n.audience is not None), key=lambda n: n.name)
 
-    def with_columns(self, columns: dict[str, list[tuple[str, str]]]) -> Manifest:
-        """This manifest with the given nodes' columns (unique_id -> (name, type) in order) taken from the
-        warehouse: the relation is the truth for columns; YAML docs only stand in for models not built yet."""
-        nodes = {uid: replace(n, columns=tuple(name for name, _ in columns[uid]), columns_source="warehouse",
-                              column_types={name.lower(): str(kind) for name, kind in columns[uid]})
+    def with_columns(self, columns: dict[str, list[tuple[str, str, bool]]]) -> Manifest:
+        """This manifest with the given nodes' columns (unique_id -> (name, type, is a number) in order) taken from
+        the warehouse: the relation is the truth for columns; YAML docs only stand in for models not built yet."""
+        nodes = {uid: replace(n, columns=tuple(name for name, _, _ in columns[uid]), columns_source="warehouse",
+                              column_types={name.lower(): str(kind) for name, kind, _ in columns[uid]},
+                              number_columns=frozenset(name.lower() for name, _, num in columns[uid] if num))
                  if columns.get(uid) else n
                  for uid, n in self.nodes.items()}
         return replace(self, nodes=nodes)

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -237,15 +237,49 @@ def _audience_splits(node: Node) -> dict[str, Any] | None:
 
 def filter_columns(tree: Any) -> list[str]:
     """Every column a filter tree names, in order."""
+    return [c["column"] for _, c in filter_conditions(tree) if isinstance(c["column"], str)]
+
+
+def filter_conditions(tree: Any, key: str = "filter") -> Iterator[tuple[str, dict[str, Any]]]:
+    """(key, condition) of each `{column, op, value}` of a filter tree, keyed as its problems are."""
     if not isinstance(tree, dict):
-        return []
+        return
     if "column" in tree:
-        return [tree["column"]] if isinstance(tree["column"], str) else []
-    out = []
+        yield key, tree
+    elif isinstance(tree.get("not"), dict):
+        yield from filter_conditions(tree["not"], f"{key}.not")
     for kind in ("and", "or"):
-        for child in tree.get(kind) or [] if isinstance(tree.get(kind), list) else []:
-            out += filter_columns(child)
-    return out + filter_columns(tree.get("not"))
+        children = tree.get(kind)
+        for i, child in enumerate(children if isinstance(children, list) else []):
+            yield from filter_conditions(child, f"{key}.{kind}[{i}]")
+
+
+def _words_for_numbers(node: Node, tree: Any, key: str) -> list[tuple[str, str]]:
+    """A condition that compares a number column with a word ('high', not '42'), which the warehouse would refuse
+    when the sync plans: said by key before any SQL runs, as audiences' conditions are."""
+    problems = []
+    for where, condition in filter_conditions(tree, key):
+        column = condition.get("column")
+        if not isinstance(column, str) or column.lower() not in node.number_columns:
+            continue
+        if str(condition.get("op", "=")).lower() not in ("=", "!=", "<>", "<", "<=", ">", ">=", "in", "not in",
+                                                         "between"):
+            continue
+        value = condition.get("value")
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, str) and not _is_number_text(v):
+                problems.append((f"{where}.value", f"'{v}' is not a number, and column '{column}' of model "
+                                                   f"'{node.name}' is {node.column_types.get(column.lower())}"))
+                break
+    return problems
+
+
+def _is_number_text(text: str) -> bool:
+    try:
+        float(text.strip())
+    except ValueError:
+        return False
+    return True
 
 
 def _filter_problems(tree: Any, key: str) -> list[tuple[str, str]]:
@@ -291,7 +325,8 @@ def row_selection_problems(node: Node, spec: Mapping[str, Any]) -> list[tuple[st
                 hint = f"; did you mean '{close}'?" if close else ""
                 problems.append(("split_groups", f"unknown split group '{g}' (groups: {', '.join(known)}){hint}"))
     if "filter" in spec:
-        problems += _filter_problems(spec["filter"], "filter")
+        structure = _filter_problems(spec["filter"], "filter")
+        problems += structure or _words_for_numbers(node, spec["filter"], "filter")
     return problems
 
 

@@ -344,7 +344,7 @@ def test_validate_reads_the_relations_columns_from_kept_sql(sp):
     manifest = load_manifest(where.project_dir)
     node = manifest.studio_models()[0]
 
-    def adapter_columns() -> list[tuple[str, str]]:
+    def adapter_columns() -> list[tuple[str, str, bool]]:
         wh = sp.p.warehouse()
         try:
             with wh.session():
@@ -354,10 +354,11 @@ def test_validate_reads_the_relations_columns_from_kept_sql(sp):
         finally:
             wh.close()
             sp.p.release()
-        assert [name for name, _ in pairs] == names
-        return [(str(name), str(kind)) for name, kind in pairs]
+        assert [name for name, _, _ in pairs] == names
+        return [(str(name), str(kind), bool(number)) for name, kind, number in pairs]
 
     expected = adapter_columns()  # names and types as dbt's adapter lists them
+    assert {number for *_, number in expected} == {True, False}  # (the package's number rule, from its macro)
     (sp.p.root / "target" / CACHE_FILE).unlink(missing_ok=True)
     sp.p.release()
     assert relation_columns(manifest, where)[node.unique_id] == expected
@@ -373,7 +374,7 @@ def test_validate_reads_the_relations_columns_from_kept_sql(sp):
         sp.p.query(f"alter table {node.relation_name} add column added_later integer")
         sp.p.release()
         try:
-            assert relation_columns(manifest, where)[node.unique_id] == [*expected, ("added_later", "INTEGER")]
+            assert relation_columns(manifest, where)[node.unique_id] == [*expected, ("added_later", "INTEGER", True)]
         finally:
             sp.p.query(f"alter table {node.relation_name} drop column added_later")
             sp.p.release()

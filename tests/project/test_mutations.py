@@ -111,6 +111,8 @@ MUTATIONS = [
                                                     "refused its preview: ", "yesterday")),
     }),
     Mutation("filter value the column's type cannot take", ((MARTS, "value: 100}", "value: a hundred}"),), {
+        ("validate",): (2, (f"{MARTS}: model 'customer_features': ", "syncs[0].filter.value: 'a hundred' is not a "
+                            "number, and column 'revenue' of model 'customer_features' is ")),
         ("sync", "-s", "big_spenders"): (1, (f"{MARTS}: model 'customer_features': sync 'big_spenders': the "
                                              "warehouse refused its plan: ", "a hundred",
                                              "check its filter against the model's values")),

@@ -1,0 +1,48 @@
+"""A sync's `filter` checked against the model's column types before any SQL runs (validate): a number column
+compared with a word is named by key, as an audience's condition is; what the warehouse casts ('42') passes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sync_runner.project.artifacts import Node
+from sync_runner.sync.config import row_selection_problems
+
+PEOPLE = Node(unique_id="model.p.people", name="people", resource_type="model", package_name="p",
+              original_file_path="models/people.sql", patch_path=None, relation_name="people", database="db",
+              schema="main", alias="people", materialized="table", columns=("id", "score", "plan", "signed_up"),
+              columns_source="warehouse",
+              column_types={"id": "VARCHAR", "score": "DECIMAL(38,2)", "plan": "VARCHAR", "signed_up": "TIMESTAMP"},
+              number_columns=frozenset({"score"}))
+
+
+@pytest.mark.parametrize(("tree", "expected"), [
+    ({"column": "score", "op": ">=", "value": 100}, []),
+    ({"column": "score", "op": ">=", "value": "42.5"}, []),  # the warehouse casts it
+    ({"column": "plan", "op": "=", "value": "pro"}, []),  # a text column
+    ({"column": "score", "op": "is null"}, []),
+    ({"column": "score", "op": "contains", "value": "9"}, []),  # text operators are not comparisons of numbers
+    ({"column": "SCORE", "op": "=", "value": "high"},
+     [("filter.value", "'high' is not a number, and column 'SCORE' of model 'people' is DECIMAL(38,2)")]),
+    ({"and": [{"column": "plan", "op": "=", "value": "pro"},
+              {"not": {"column": "score", "op": "in", "value": [1, "two", "three"]}}]},
+     [("filter.and[1].not.value", "'two' is not a number, and column 'score' of model 'people' is DECIMAL(38,2)")]),
+    ({"or": [{"column": "score", "op": "between", "value": ["low", 5]}]},
+     [("filter.or[0].value", "'low' is not a number, and column 'score' of model 'people' is DECIMAL(38,2)")]),
+])
+def test_a_number_column_compared_with_a_word_is_named_by_key(tree: dict[str, Any], expected: list) -> None:
+    assert row_selection_problems(PEOPLE, {"filter": tree}) == expected
+
+
+def test_without_the_relation_s_types_nothing_is_guessed() -> None:
+    """A model not built yet (or a sync that did not read types) has no number columns: the warehouse decides."""
+    unbuilt = Node(**{**PEOPLE.__dict__, "number_columns": frozenset(), "column_types": {}})
+    assert row_selection_problems(unbuilt, {"filter": {"column": "score", "op": ">", "value": "high"}}) == []
+
+
+def test_a_malformed_filter_is_reported_for_its_shape_only() -> None:
+    problems = row_selection_problems(PEOPLE, {"filter": {"column": "score", "op": "~", "value": "high"}})
+    assert problems == [("filter.op", "unknown operator '~' (known: =, !=, <>, <, <=, >, >=, in, not in, between, "
+                                      "contains, starts with, ends with, is null, is not null)")]
