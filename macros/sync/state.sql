@@ -31,15 +31,21 @@
     {{ return(adapter.dispatch('sync_prepare', 'dbt_studio')(sync)) }}
 {% endmacro %}
 
+{#- One metadata query tells which state tables exist; the schema and the missing tables are created only when
+    one is missing (a sync that ran before asks nothing else). -#}
 {% macro default__sync_prepare(sync) %}
-    {%- do adapter.create_schema(api.Relation.create(database=target.database, schema=sync.state_schema)) -%}
     {%- set tables = dbt_studio._sync_state_tables(sync) -%}
     {%- set existing = dbt_studio._existing_relations(tables | map(attribute=0) | list) -%}
-    {%- for relation, sql in tables -%}
-        {%- if relation.identifier | lower not in existing -%}
-            {%- do run_query(sql) -%}
-        {%- endif -%}
+    {%- set missing = [] -%}
+    {%- for relation, sql in tables if relation.identifier | lower not in existing -%}
+        {%- do missing.append(sql) -%}
     {%- endfor -%}
+    {%- if missing | length > 0 -%}
+        {%- do adapter.create_schema(api.Relation.create(database=target.database, schema=sync.state_schema)) -%}
+        {%- for sql in missing -%}
+            {%- do run_query(sql) -%}
+        {%- endfor -%}
+    {%- endif -%}
     {%- do adapter.commit() -%}
 {% endmacro %}
 

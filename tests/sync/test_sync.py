@@ -375,7 +375,8 @@ def test_a_run_that_commits_everything_empties_its_plan(sp, http_sink):
 
 def test_a_sync_asks_once_which_state_tables_exist_and_creates_the_missing_ones(sp):
     """Preparing a sync's state is one metadata query for its five tables, and the plan's probe one for its three
-    (on Snowflake each query is a round trip); a state table dropped since is created again."""
+    (on Snowflake each query is a round trip); a state table dropped since is created again, and when none is
+    missing nothing is created."""
     sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {sp.tmp / 'prepared'}\n")
     sync = {"name": "prepared", "destination": "out", "mode": "upsert", "mappings": MAPPINGS}
     sp.build({f"u{i}": person(i) for i in range(3)}, [sync])
@@ -396,6 +397,10 @@ def test_a_sync_asks_once_which_state_tables_exist_and_creates_the_missing_ones(
         probed = [q.lower() for q in sp.p.sql_log[asked_before:] if "information_schema.tables" in q.lower()
                   and "prepared__snapshot" in q.lower()]
         assert len(probed) == len(started) and all("'prepared__plan'" in q and "'sync_configs'" in q for q in probed)
+        # a run with every state table in place creates nothing, not even the schema (one round trip less)
+        steady = len(sp.p.sql_log)
+        assert sp.sync()["prepared"].status == "success"
+        assert not [q for q in sp.p.sql_log[steady:] if q.lower().startswith(("create schema", "create table"))]
 
 
 def test_templates_written_in_dbt_studio_yml_reach_the_destination_as_written(sp, http_sink, monkeypatch):
