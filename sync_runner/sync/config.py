@@ -219,8 +219,9 @@ class _MissingEnv(Exception):
     """An env var a value needs is not set: `_render` names the key that needs it."""
 
 
-FILTER_OPS = ("=", "!=", "<>", "<", "<=", ">", ">=", "in", "not in", "between", "contains", "starts with",
-              "ends with", "is null", "is not null")
+# operators that compare the column with values as the column's type (a word cannot be a number's value)
+COMPARISON_OPS = ("=", "!=", "<>", "<", "<=", ">", ">=", "in", "not in", "between")
+FILTER_OPS = (*COMPARISON_OPS, "contains", "starts with", "ends with", "is null", "is not null")
 
 
 def columns_phrase(node: Node) -> str:
@@ -262,8 +263,7 @@ def _words_for_numbers(node: Node, tree: Any, key: str) -> list[tuple[str, str]]
         column = condition.get("column")
         if not isinstance(column, str) or column.lower() not in node.number_columns:
             continue
-        if str(condition.get("op", "=")).lower() not in ("=", "!=", "<>", "<", "<=", ">", ">=", "in", "not in",
-                                                         "between"):
+        if str(condition.get("op", "=")).lower() not in COMPARISON_OPS:
             continue
         value = condition.get("value")
         for v in value if isinstance(value, list) else [value]:

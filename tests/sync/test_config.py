@@ -3,6 +3,7 @@ compared with a word is named by key, as an audience's condition is; what the wa
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -38,7 +39,7 @@ def test_a_number_column_compared_with_a_word_is_named_by_key(tree: dict[str, An
 
 def test_without_the_relation_s_types_nothing_is_guessed() -> None:
     """A model not built yet (or a sync that did not read types) has no number columns: the warehouse decides."""
-    unbuilt = Node(**{**PEOPLE.__dict__, "number_columns": frozenset(), "column_types": {}})
+    unbuilt = replace(PEOPLE, number_columns=frozenset(), column_types={})
     assert row_selection_problems(unbuilt, {"filter": {"column": "score", "op": ">", "value": "high"}}) == []
 
 
