@@ -351,7 +351,7 @@ def validate(project_dir: Path, profiles_dir: Path | None, target: str | None, a
 
     Columns are checked against each built model's relation in the warehouse; the YAML docs stand in only for
     models not built yet (or when the warehouse cannot be reached, which is said)."""
-    from sync_runner.project.artifacts import load_manifest
+    from sync_runner.project.artifacts import keep, load_manifest
     from sync_runner.project.target import resolve_target
     from sync_runner.validate import relation_columns, validate_manifest
 
@@ -378,6 +378,7 @@ def validate(project_dir: Path, profiles_dir: Path | None, target: str | None, a
         click.echo(f"{len(models)} model(s) with dbt_studio config, {len(problems)} problem(s)")
     if problems:
         sys.exit(2)
+    keep(manifest)
 
 
 @cli.command()

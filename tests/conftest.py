@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -169,9 +170,11 @@ class Project:
 @pytest.fixture(scope="session")
 def snowflake_server() -> Iterator[dict[str, Any]]:
     import fakesnow
+    from fakesnow.transforms import stage
 
     with fakesnow.server() as conn:
         yield conn
+    shutil.rmtree(stage.LOCAL_BUCKET_PATH, ignore_errors=True)  # fakesnow makes it on import and leaves it in /tmp
 
 
 @pytest.fixture(scope="session")

@@ -5,11 +5,21 @@ break when a user's dbt is newer or older than ours; we only need a handful of f
 manifest first, and a real project's runs to tens of megabytes, so it is parsed with orjson (2.5x faster than
 `json` on the demo's 1.1 MB), falling back to `json` for what orjson refuses and dbt may write (NaN, integers
 beyond 64 bits).
+
+Most of a manifest is what the runner never reads (every macro of dbt and the packages, compiled code, docs), so
+the fields it does read are kept beside it in `dbt_studio_manifest.json` under the SHA-256 of manifest.json's
+bytes: while those bytes are unchanged a command reads that instead (on the demo, 0.6 ms to hash and a few KB to
+parse instead of 1 MB). Any change to manifest.json gives another digest and a fresh read; the kept file is only
+ever a copy of fields of the manifest it names. It is written by `keep()` once a command has done its work (a
+sync run, a validation without problems), so a command refused for bad input leaves the project as it was.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -58,6 +68,8 @@ class Manifest:
     project_name: str | None
     adapter_type: str | None
     nodes: dict[str, Node]
+    # the runner's fields of a freshly parsed manifest, for `keep()` to write beside it (None: nothing to keep)
+    unkept: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def models(self) -> list[Node]:
         return [n for n in self.nodes.values() if n.resource_type == "model"]
@@ -103,16 +115,26 @@ class RunResults:
     results: dict[str, RunResult]
 
 
-def _read_json(path: Path, what: str, project_dir: Path) -> dict[str, Any]:
+def _read_bytes(path: Path, what: str, project_dir: Path) -> bytes:
     if not path.is_file():
         raise UserError(f"no target/{what} in {project_dir}: run dbt build first")
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{path}: not a readable dbt artifact ({exc.__class__.__name__}: {exc})") from None
+
+
+def _read_json(path: Path, what: str, project_dir: Path) -> dict[str, Any]:
+    return _parse_json(_read_bytes(path, what, project_dir), path)
+
+
+def _parse_json(raw: bytes, path: Path) -> dict[str, Any]:
+    try:
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
             data = json.loads(raw.decode("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"{path}: not a readable dbt artifact ({exc.__class__.__name__}: {exc})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: not a dbt artifact (expected a JSON object)")
@@ -142,23 +164,69 @@ def _node(raw: dict[str, Any]) -> Node:
     )
 
 
+SLIM_FILE = "dbt_studio_manifest.json"
+_NODE_KEYS = ("unique_id", "name", "resource_type", "package_name", "original_file_path", "patch_path",
+              "relation_name", "database", "schema", "alias", "meta", "checksum")
+
+
+def _slim_node(raw: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a manifest node that `_node` reads, and nothing else."""
+    config = raw.get("config") or {}
+    slim = {k: raw[k] for k in _NODE_KEYS if k in raw}
+    slim["config"] = {k: config[k] for k in ("materialized", "meta") if k in config}
+    slim["columns"] = dict.fromkeys(raw.get("columns") or {}, None)
+    return slim
+
+
+def _slim_manifest(path: Path, project_dir: Path) -> tuple[dict[str, Any], bool]:
+    """The runner's fields of manifest.json, and whether they came from the copy kept under the digest of its
+    bytes (see the module doc)."""
+    raw = _read_bytes(path, "manifest.json", project_dir)
+    digest = hashlib.sha256(raw).hexdigest()
+    with contextlib.suppress(OSError, ValueError):
+        slim = orjson.loads((path.parent / SLIM_FILE).read_bytes())
+        if isinstance(slim, dict) and slim.get("sha256") == digest:
+            return slim, True
+    data = _parse_json(raw, path)
+    metadata = data.get("metadata") or {}
+    return {"sha256": digest,
+            "metadata": {k: metadata.get(k) for k in ("invocation_id", "project_name", "adapter_type")},
+            "nodes": {uid: _slim_node(node) for uid, node in (data.get("nodes") or {}).items()
+                      if isinstance(node, dict) and node.get("resource_type") in ("model", "seed", "snapshot")}}, False
+
+
 def load_manifest(project_dir: Path | str, target_path: str = "target") -> Manifest:
     """Read `<project_dir>/<target_path>/manifest.json`; a one-line UserError when it is missing."""
     project_dir = Path(project_dir).resolve()
     path = project_dir / target_path / "manifest.json"
-    data = _read_json(path, "manifest.json", project_dir)
-    metadata = data.get("metadata") or {}
-    nodes = {}
-    for uid, raw in (data.get("nodes") or {}).items():
-        if isinstance(raw, dict) and raw.get("resource_type") in ("model", "seed", "snapshot"):
-            nodes[uid] = _node(raw)
+    slim, kept = _slim_manifest(path, project_dir)
+    metadata = slim["metadata"]
     return Manifest(
         path=path,
         invocation_id=metadata.get("invocation_id"),
         project_name=metadata.get("project_name"),
         adapter_type=metadata.get("adapter_type"),
-        nodes=nodes,
+        nodes={uid: _node(raw) for uid, raw in slim["nodes"].items()},
+        unkept=None if kept else slim,
     )
+
+
+def keep(manifest: Manifest) -> None:
+    """Write the runner's fields of a freshly parsed manifest beside it, for the next command to read instead.
+    Only a copy that reads back exactly is kept (a NaN or a huge integer in some meta would not); a read-only
+    target dir keeps nothing (the next command parses again)."""
+    if manifest.unkept is None:
+        return
+    try:
+        blob = orjson.dumps(manifest.unkept)
+        exact = orjson.loads(blob) == manifest.unkept
+    except (TypeError, ValueError):
+        return
+    temporary = manifest.path.parent / f"{SLIM_FILE}.{os.getpid()}.tmp"
+    with contextlib.suppress(OSError):
+        if exact:
+            temporary.write_bytes(blob)
+            os.replace(temporary, manifest.path.parent / SLIM_FILE)
 
 
 def load_run_results(project_dir: Path | str, target_path: str = "target") -> RunResults:

@@ -96,11 +96,13 @@ def make_batches(batches: Iterable[pa.RecordBatch], mappings: dict[str, str], ma
     key_positions = [i for i, src in enumerate(sources) if src in key_names]
 
     for rb in batches:
-        page = _Page.read(rb, dests, sources, key_positions, with_table, templates or {})
-        if not max_bytes:
-            for lo, hi in _runs(page.ops, max_rows):
-                yield page.cut(slice(lo, hi))
+        if not max_bytes:  # each batch converted as it is cut: the first request leaves before the page is read
+            ops = rb.column([name.lower() for name in rb.schema.names].index("_op")).to_pylist()
+            for lo, hi in _runs(ops, max_rows):
+                part = _Page.read(rb.slice(lo, hi - lo), dests, sources, key_positions, with_table, templates or {})
+                yield part.cut(slice(0, hi - lo))
             continue
+        page = _Page.read(rb, dests, sources, key_positions, with_table, templates or {})
         rows: list[int] = []
         size = 0
         for i, op in enumerate(page.ops):
@@ -233,6 +235,7 @@ def deliver(destination: Destination, batches: Iterable[Batch], on_outcome: Call
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="dbt-studio-send") as pool:
         try:
             for batch in batches:
+                settle([f for f in in_flight if f.done()])  # progress and commits as batches finish, not later
                 while len(in_flight) >= 2 * max(1, concurrency):
                     done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                     settle(list(done))

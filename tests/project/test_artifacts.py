@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sync_runner.core.errors import UserError
-from sync_runner.project.artifacts import load_manifest, load_run_results
+from sync_runner.project.artifacts import SLIM_FILE, keep, load_manifest, load_run_results
 
 MODEL = {"unique_id": "model.shop.people", "resource_type": "model", "name": "people", "package_name": "shop",
          "original_file_path": "models/p.sql", "database": "db", "schema": "main", "alias": "people",
@@ -38,6 +38,62 @@ def test_what_orjson_refuses_and_dbt_may_write_still_loads(tmp_path):
     assert "NaN" in text
     manifest = load_manifest(write(tmp_path, "manifest.json", text))
     assert list(manifest.nodes) == ["model.shop.people"]
+
+
+def test_the_runner_s_fields_are_kept_beside_the_manifest_while_its_bytes_are_unchanged(tmp_path):
+    """A command reads the kept fields instead of parsing the whole manifest, and they give the same nodes; a
+    manifest whose bytes changed is read again, whatever the kept file says."""
+    audience = {**MODEL, "unique_id": "model.shop.vips", "name": "vips", "patch_path": "shop://models/v.yml",
+                "checksum": {"name": "sha256", "checksum": "abc"}, "columns": {"id": {"name": "id"}, "email": {}},
+                "config": {"materialized": "table", "meta": {"dbt_studio_audience": {"parent": "people"}}},
+                "compiled_code": "select 1", "raw_code": "select 1"}
+    doc = {"metadata": {"invocation_id": "inv-1", "project_name": "shop", "adapter_type": "duckdb"},
+           "nodes": {"model.shop.people": MODEL, "model.shop.vips": audience},
+           "macros": {"macro.dbt.x": {"macro_sql": "{% macro x() %}{% endmacro %}"}}}
+    project = write(tmp_path, "manifest.json", json.dumps(doc))
+    parsed = load_manifest(project)
+    kept = tmp_path / "target" / SLIM_FILE
+    assert not kept.exists()  # reading writes nothing: a command keeps the copy once it did its work
+    keep(parsed)
+    assert kept.is_file() and "macro_sql" not in kept.read_text() and "compiled_code" not in kept.read_text()
+    again = load_manifest(project)
+    assert again == parsed and again.unkept is None
+    assert again.nodes["model.shop.vips"].columns == ("id", "email")
+    assert again.nodes["model.shop.vips"].audience == {"parent": "people"}
+    assert (again.nodes["model.shop.vips"].checksum, again.nodes["model.shop.vips"].config_file) == (
+        "abc", "models/v.yml")
+    # the kept file is what is read while manifest.json is unchanged ...
+    slim = json.loads(kept.read_text())
+    slim["nodes"]["model.shop.people"]["alias"] = "from_the_kept_file"
+    kept.write_text(json.dumps(slim))
+    assert load_manifest(project).nodes["model.shop.people"].alias == "from_the_kept_file"
+    # ... and never once it changed
+    doc["nodes"]["model.shop.people"] = {**MODEL, "alias": "people_v2"}
+    write(tmp_path, "manifest.json", json.dumps(doc))
+    changed = load_manifest(project)
+    assert changed.nodes["model.shop.people"].alias == "people_v2"
+    keep(changed)
+    assert json.loads(kept.read_text())["nodes"]["model.shop.people"]["alias"] == "people_v2"
+
+
+@pytest.mark.parametrize("kept", ["not json", "[]", '{"sha256": "0"}'])
+def test_a_kept_file_that_does_not_match_is_ignored(tmp_path, kept):
+    project = write(tmp_path, "manifest.json", json.dumps({"metadata": {}, "nodes": {"model.shop.people": MODEL}}))
+    write(tmp_path, SLIM_FILE, kept)
+    manifest = load_manifest(project)
+    assert list(manifest.nodes) == ["model.shop.people"] and manifest.unkept is not None
+
+
+def test_a_manifest_orjson_would_change_is_not_kept(tmp_path):
+    """A NaN in a meta would come back as null from a kept copy: such a manifest is parsed every time."""
+    model = {**MODEL, "config": {"meta": {"dbt_studio": {"primary_key": "id", "weight": float("nan")}}}}
+    project = write(tmp_path, "manifest.json", json.dumps({"metadata": {}, "nodes": {"model.shop.people": model}}))
+    for _ in range(2):
+        manifest = load_manifest(project)
+        weight = manifest.nodes["model.shop.people"].studio["weight"]
+        assert weight != weight  # NaN, not None
+        keep(manifest)
+    assert not (tmp_path / "target" / SLIM_FILE).exists()
 
 
 @pytest.mark.parametrize("text", ['{"metadata": {', "\xff not json", "[1, 2]"])

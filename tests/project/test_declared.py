@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from sync_runner.core.fields import closest
+from sync_runner.project.artifacts import load_manifest
 
 from helpers import package_macros
 from helpers.cli import run_cli as cli_in_process
@@ -156,6 +157,8 @@ def test_the_good_project_validates(tmp_path: Path) -> None:
     result = run_cli("validate", "--project-dir", str(tmp_path), "--profiles-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("2 model(s) with dbt_studio config, 0 problem(s)")
+    # a validation without problems keeps the manifest's fields for the next command (the mistakes below do not)
+    assert load_manifest(tmp_path).unkept is None
 
 
 def test_each_mistake_is_one_line_exit_2_and_changes_nothing(tmp_path: Path, capsys, monkeypatch) -> None:

@@ -5,11 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import math
 import random
+import time
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import jinja2
 import pyarrow as pa
+import pytest
 
-from sync_runner.sync.delivery import _python_values, make_batches
+from sync_runner.core.mapping import Template
+from sync_runner.sync.delivery import _python_values, deliver, make_batches
+from sync_runner.sync.destinations.base import Batch, BatchResult, Destination
 
 
 def test_timestamps_become_rfc3339_text_like_python_isoformat():
@@ -62,3 +68,59 @@ def test_batches_are_runs_of_one_op_within_row_and_byte_limits():
             expected[-1].append(i + 1)
             size += record
         assert [b.seqs for b in batches] == expected
+
+
+def test_each_batch_is_converted_as_it_is_cut():
+    """Without a byte limit a batch's rows become records when it is cut, not the whole page first: the first
+    request can leave before the rest of a 50,000-row page is read. A template that fails on row 1,501 shows it:
+    the first batch comes out, the failure only when the batch holding that row is cut."""
+    n = 3000
+    page = pa.record_batch({"_seq": list(range(1, n + 1)), "_op": ["insert"] * n,
+                            "_key": [f"k{i}" for i in range(n)],
+                            "v": [None if i == 1500 else f"v{i}" for i in range(n)]})
+    batches = make_batches([page], {"value": "v"}, 1000, None, lambda *_: None,
+                           templates={"shout": Template("{{ v.upper() }}")})
+    first = next(batches)
+    assert first.seqs == list(range(1, 1001))
+    assert first.records[:2] == [{"value": "v0", "shout": "V0"}, {"value": "v1", "shout": "V1"}]
+    with pytest.raises(jinja2.UndefinedError):
+        next(batches)
+
+
+class _Ledger(Destination):
+    """A destination of this test's own: it only notes what it was sent (concurrency 4)."""
+
+    type = "ledger"
+
+    def open(self) -> None:
+        self.sent: list[list[int]] = []
+
+    def limits(self) -> tuple[int, int | None, int, float | None]:
+        return 10, None, 4, None
+
+    def send(self, batch: Batch) -> BatchResult:
+        self.sent.append(batch.seqs)
+        return BatchResult()
+
+
+def test_outcomes_are_handed_over_as_batches_finish_not_when_the_window_fills():
+    """Progress and commit windows follow the destination: a batch's outcome reaches the caller at the next batch
+    after it finished, though fewer than 2 × concurrency (8) batches are in flight."""
+    ledger = _Ledger("ledger", {}, "s", "run", Path("."))
+    ledger.open()
+    seen: list[list[int]] = []
+    at_sixth: list[list[list[int]]] = []
+
+    def batches():
+        for i in range(6):
+            if i == 5:
+                at_sixth.append(list(seen))
+            yield Batch("insert", [f"k{i}"], [i + 1], [{"i": i}], pa.table({}))
+            deadline = time.monotonic() + 5
+            while len(ledger.sent) <= i and time.monotonic() < deadline:  # this batch reached the destination
+                time.sleep(0.01)
+            time.sleep(0.05)
+
+    deliver(ledger, batches(), lambda outcome: seen.append(outcome.batch.seqs))
+    assert at_sixth and at_sixth[0][:1] == [[1]]  # handed over while the batches were still being cut
+    assert sorted(seen) == [[1], [2], [3], [4], [5], [6]]

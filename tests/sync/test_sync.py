@@ -19,6 +19,7 @@ import duckdb
 import pytest
 import yaml
 
+from sync_runner.project.artifacts import load_manifest
 from sync_runner.project.compiled import CACHE_FILE
 
 from helpers import ADAPTERS
@@ -96,6 +97,7 @@ def test_table_destination_ends_equal_to_the_model(sp):
     for _ in range(3):
         sp.build(rows, syncs)
         assert sp.sync()["mirror_mart"].status == "success"
+        assert load_manifest(sp.p.root).unkept is None  # the run kept this build's manifest fields
         con = duckdb.connect(str(path))
         got = {r[0]: r[1:] for r in con.execute("select id, email, plan, score from people").fetchall()}
         con.close()

@@ -11,8 +11,6 @@ import os
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from sync_runner.core.fields import Choice, Option, Text
 
@@ -59,10 +57,14 @@ class FileDestination(Destination):
         table = table.append_column("_key", pa.array(batch.keys, pa.string()))
         if self.fmt == "csv":
             if self._writer is None:
+                import pyarrow.csv as pacsv
+
                 self._writer = pacsv.CSVWriter(str(self.partial), table.schema)
             self._writer.write_table(table.cast(self._writer.schema) if table.schema != self._writer.schema else table)
         else:
             if self._writer is None:
+                import pyarrow.parquet as pq  # only a parquet sync pays for importing it
+
                 self._writer = pq.ParquetWriter(str(self.partial), table.schema)
             self._writer.write_table(table.cast(self._writer.schema) if table.schema != self._writer.schema else table)
         return BatchResult()

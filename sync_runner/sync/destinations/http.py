@@ -7,11 +7,11 @@ rest are acknowledged.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
-from typing import Any
+from typing import Any, Protocol
 
-import jinja2
 import requests
 
 from sync_runner.core.fields import Choice, MapOf, Number, Option, Text, Url
@@ -21,8 +21,52 @@ from .base import POSITIVE, ROWS, Batch, BatchResult, Destination, Terminal, Tra
 from .values import dumps
 
 METHODS = ("POST", "PUT", "PATCH", "DELETE", "GET")
-_ENV = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined)
-_ENV.filters["tojson"] = lambda value: dumps(value).decode("utf-8")
+
+
+class _Renders(Protocol):
+    def render(self, **context: Any) -> str: ...
+
+
+class _Plain:
+    """A URL or body without Jinja syntax: itself, whatever the context (no Jinja imported or run per request)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def render(self, **_context: Any) -> str:
+        return self.text
+
+
+class _DefaultBody:
+    """The default batch body, {"op": ..., "records": [...]}, written without Jinja or a round trip through a str."""
+
+    @staticmethod
+    def encode(op: str, records: list[dict[str, Any]]) -> bytes:
+        return b'{"op":"%s","records":%s}' % (op.encode(), dumps(records))
+
+    def render(self, **context: Any) -> str:
+        return self.encode(context["op"], context["records"]).decode("utf-8")
+
+
+@functools.cache
+def _env() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined)
+    env.filters["tojson"] = lambda value: dumps(value).decode("utf-8")
+    return env
+
+
+def _template(text: str, destination: str) -> _Renders:
+    if not any(mark in text for mark in ("{{", "{%", "{#")):
+        return _Plain(text)
+    import jinja2
+
+    try:
+        template: _Renders = _env().from_string(text)
+        return template
+    except jinja2.TemplateError as exc:
+        raise Terminal(f"destination '{destination}': bad template: {exc}") from None
 
 
 def retry_after(response: requests.Response) -> float | None:
@@ -93,14 +137,11 @@ class HttpDestination(Destination):
 
             base, parts = urlsplit(str(self.config["base_url"])), urlsplit(url)
             url = urlunsplit((base.scheme, base.netloc, base.path.rstrip("/") + parts.path, parts.query, ""))
-        try:
-            self.url = _ENV.from_string(url)
-            default = ("{{ record | tojson }}" if self.row_mode
-                       else '{"op": "{{ op }}", "records": {{ records | tojson }}}')
-            self.templated = "body_template" in self.config
-            self.body = _ENV.from_string(str(self.config.get("body_template", default)))
-        except jinja2.TemplateError as exc:
-            raise Terminal(f"destination '{self.name}': bad template: {exc}") from None
+        self.url = _template(url, self.name)
+        self.templated = "body_template" in self.config
+        default = "{{ record | tojson }}" if self.row_mode else None
+        body = self.config.get("body_template", default)
+        self.body: _Renders = _DefaultBody() if body is None else _template(str(body), self.name)
         self.headers = {"Content-Type": "application/json", **{str(k): str(v) for k, v in
                                                                 (self.config.get("headers") or {}).items()}}
         self.timeout = float(self.setting("timeout"))
@@ -147,8 +188,8 @@ class HttpDestination(Destination):
         if not self.row_mode:
             if self.templated:
                 body: str | bytes = self.body.render(op=batch.op, records=batch.records, keys=batch.keys)
-            else:  # the default body, without a round trip of the records' JSON through a str
-                body = b'{"op":"%s","records":%s}' % (batch.op.encode(), dumps(batch.records))
+            else:
+                body = _DefaultBody.encode(batch.op, batch.records)
             response = self._request(batch.op, body)
             return BatchResult(self._rejections(response, len(batch.records)))
         rejected = {}
