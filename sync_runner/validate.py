@@ -118,7 +118,7 @@ def relation_columns(manifest: Manifest, where: DbtTarget) -> dict[str, list[tup
                 names |= {str(rel.get("to")), str(rel.get("through"))}
     nodes = [n for n in manifest.models() if n.name in names]
     with CompiledSql(where, manifest.path, [find_config(where.project_dir, where.profiles_dir)],
-                     connect=lambda: connect(where, manifest.path)) as compiled:
+                     connect=lambda: connect(where, manifest.path), manifest_sha256=manifest.sha256) as compiled:
         if not (compiled.direct or compiled.warehouse.adapter_type == "duckdb"):  # names as dbt's adapter lists them
             warehouse = compiled.warehouse
             with warehouse.session():

@@ -70,6 +70,7 @@ class Manifest:
     nodes: dict[str, Node]
     # the runner's fields of a freshly parsed manifest, for `keep()` to write beside it (None: nothing to keep)
     unkept: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    sha256: str | None = field(default=None, compare=False, repr=False)  # of the bytes these fields came from
 
     def models(self) -> list[Node]:
         return [n for n in self.nodes.values() if n.resource_type == "model"]
@@ -208,6 +209,7 @@ def load_manifest(project_dir: Path | str, target_path: str = "target") -> Manif
         adapter_type=metadata.get("adapter_type"),
         nodes={uid: _node(raw) for uid, raw in slim["nodes"].items()},
         unkept=None if kept else slim,
+        sha256=slim["sha256"],
     )
 
 

@@ -79,12 +79,15 @@ def _sql_files(project: Path) -> list[Path]:
     return sorted(files)
 
 
-def fingerprint(where: DbtTarget, manifest_path: Path, extra_files: Sequence[Path | None] = ()) -> str:
-    """A digest of every input that can change what the package's macros compile to (see the module doc)."""
+def fingerprint(where: DbtTarget, manifest_path: Path, extra_files: Sequence[Path | None] = (),
+                manifest_sha256: str | None = None) -> str:
+    """A digest of every input that can change what the package's macros compile to (see the module doc).
+    `manifest_sha256`: the SHA-256 of the manifest's bytes when the caller already has it (`Manifest.sha256`,
+    the bytes it read): a real project's manifest is tens of megabytes, not worth hashing twice."""
     digest = hashlib.sha256()
 
-    def add(label: str, data: bytes) -> None:
-        digest.update(label.encode() + b"\0" + hashlib.sha256(data).digest())
+    def add(label: str, data: bytes, sha256: str | None = None) -> None:
+        digest.update(label.encode() + b"\0" + (bytes.fromhex(sha256) if sha256 else hashlib.sha256(data).digest()))
 
     project = where.project_dir
     add("versions", json.dumps({d: _version(d) for d in _DISTRIBUTIONS}).encode())
@@ -101,6 +104,9 @@ def fingerprint(where: DbtTarget, manifest_path: Path, extra_files: Sequence[Pat
         for path in _sql_files(dbt_project):
             add(str(path), path.read_bytes())
     for path in config_files:
+        if path == manifest_path and manifest_sha256:
+            add(str(path), b"", manifest_sha256)
+            continue
         data = path.read_bytes() if path.is_file() else b"<missing>"
         add(str(path), data)
         if path.suffix == ".yml":
@@ -122,10 +128,10 @@ class CompiledSql:
 
     def __init__(self, where: DbtTarget, manifest_path: Path, extra_files: Sequence[Path | None] = (),
                  connect: Callable[[], Any] | None = None, close_warehouse: bool = True,
-                 direct: bool = True, compile_only: bool = False) -> None:
+                 direct: bool = True, compile_only: bool = False, manifest_sha256: str | None = None) -> None:
         self.where = where
         self.path = manifest_path.parent / CACHE_FILE
-        self.key = fingerprint(where, manifest_path, extra_files)
+        self.key = fingerprint(where, manifest_path, extra_files, manifest_sha256)
         self._connect = connect
         self._close_warehouse = close_warehouse
         self._warehouse: Any = None

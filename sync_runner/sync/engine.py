@@ -270,7 +270,8 @@ class SyncRunner:
             compiled = CompiledSql(self.where, self.manifest.path,
                                    [find_config(self.where.project_dir, self.where.profiles_dir)],
                                    connect=self._compile_with, close_warehouse=False,
-                                   direct=self._warehouse is None, compile_only=True)
+                                   direct=self._warehouse is None, compile_only=True,
+                                   manifest_sha256=self.manifest.sha256)
             self._compiled = compiled
             session = compiled.value("sync_session_sql")
             if compiled.direct:  # a dbt-backed warehouse runs sync_session_start itself
@@ -912,7 +913,7 @@ def recent_runs(project_dir: Path | str, profiles_dir: Path | str | None = None,
             if isinstance(spec, dict) and isinstance(spec.get("state_schema"), str):
                 schemas_named.add(spec["state_schema"])
     with CompiledSql(where, manifest.path, [find_config(where.project_dir, where.profiles_dir)],
-                     connect=lambda: connect(where, manifest.path)) as compiled:
+                     connect=lambda: connect(where, manifest.path), manifest_sha256=manifest.sha256) as compiled:
         default = compiled.value("sync_default_state_schema")
         runs: list[dict[str, Any]] = []
         for schema in sorted(schemas_named | {default}):

@@ -5,6 +5,7 @@ or sync config never runs the old SQL. On DuckDB and on Snowflake (fakesnow)."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -110,6 +111,10 @@ def test_changed_inputs_change_the_fingerprint(sp, tmp_path):
     assert config is not None
     before = fingerprint(where, manifest, [config])
     assert fingerprint(where, manifest, [config]) == before  # stable while nothing changes
+    # the manifest's digest as the caller read it counts as hashing its bytes again
+    assert fingerprint(where, manifest, [config], hashlib.sha256(manifest.read_bytes()).hexdigest()) == before
+    assert fingerprint(where, manifest, [config], load_manifest(where.project_dir).sha256) == before
+    assert fingerprint(where, manifest, [config], hashlib.sha256(b"another manifest").hexdigest()) != before
 
     package = sp.p.root / "dbt_packages" / "zz_other"
     package.mkdir(parents=True)
