@@ -48,11 +48,14 @@ class SyncProject:
         from dbt_common.events.event_manager_client import get_event_manager
 
         manager = get_event_manager()
-        manager.callbacks.append(self.p._collect)
+        added = self.p._collect not in manager.callbacks  # dbt's last invocation may have left it registered
+        if added:
+            manager.callbacks.append(self.p._collect)
         try:
             reports = run_syncs(self.p.root, self.p.root, options=Options(**options))
         finally:
-            manager.callbacks.remove(self.p._collect)
+            if added:
+                manager.callbacks.remove(self.p._collect)
         return {r.sync: r for r in reports}
 
     def state(self, sync: str, table: str) -> list[tuple]:
