@@ -10,7 +10,8 @@ Most of a manifest is what the runner never reads (every macro of dbt and the pa
 the fields it does read are kept beside it in `dbt_studio_manifest.json` under the SHA-256 of manifest.json's
 bytes: while those bytes are unchanged a command reads that instead (on the demo, 0.6 ms to hash and a few KB to
 parse instead of 1 MB). Any change to manifest.json gives another digest and a fresh read; the kept file is only
-ever a copy of fields of the manifest it names. It is written by `keep()` once a command has done its work (a
+ever a copy of fields of the manifest it names, and it names which fields it holds (a copy written by a release
+that read other fields is parsed afresh). It is written by `keep()` once a command has done its work (a
 sync run, a validation without problems), so a command refused for bad input leaves the project as it was.
 """
 
@@ -168,13 +169,16 @@ def _node(raw: dict[str, Any]) -> Node:
 SLIM_FILE = "dbt_studio_manifest.json"
 _NODE_KEYS = ("unique_id", "name", "resource_type", "package_name", "original_file_path", "patch_path",
               "relation_name", "database", "schema", "alias", "meta", "checksum")
+_CONFIG_KEYS = ("materialized", "meta")
+# which fields a kept copy holds: a copy written by a release that read other fields is not this one's to use
+_LAYOUT = ",".join(_NODE_KEYS) + ";" + ",".join(_CONFIG_KEYS) + ";columns"
 
 
 def _slim_node(raw: dict[str, Any]) -> dict[str, Any]:
     """The fields of a manifest node that `_node` reads, and nothing else."""
     config = raw.get("config") or {}
     slim = {k: raw[k] for k in _NODE_KEYS if k in raw}
-    slim["config"] = {k: config[k] for k in ("materialized", "meta") if k in config}
+    slim["config"] = {k: config[k] for k in _CONFIG_KEYS if k in config}
     slim["columns"] = dict.fromkeys(raw.get("columns") or {}, None)
     return slim
 
@@ -186,11 +190,11 @@ def _slim_manifest(path: Path, project_dir: Path) -> tuple[dict[str, Any], bool]
     digest = hashlib.sha256(raw).hexdigest()
     with contextlib.suppress(OSError, ValueError):
         slim = orjson.loads((path.parent / SLIM_FILE).read_bytes())
-        if isinstance(slim, dict) and slim.get("sha256") == digest:
+        if isinstance(slim, dict) and slim.get("sha256") == digest and slim.get("layout") == _LAYOUT:
             return slim, True
     data = _parse_json(raw, path)
     metadata = data.get("metadata") or {}
-    return {"sha256": digest,
+    return {"sha256": digest, "layout": _LAYOUT,
             "metadata": {k: metadata.get(k) for k in ("invocation_id", "project_name", "adapter_type")},
             "nodes": {uid: _slim_node(node) for uid, node in (data.get("nodes") or {}).items()
                       if isinstance(node, dict) and node.get("resource_type") in ("model", "seed", "snapshot")}}, False

@@ -76,12 +76,20 @@ def test_the_runner_s_fields_are_kept_beside_the_manifest_while_its_bytes_are_un
     assert json.loads(kept.read_text())["nodes"]["model.shop.people"]["alias"] == "people_v2"
 
 
-@pytest.mark.parametrize("kept", ["not json", "[]", '{"sha256": "0"}'])
+@pytest.mark.parametrize("kept", ["not json", "[]", '{"sha256": "0"}', "another release's layout"])
 def test_a_kept_file_that_does_not_match_is_ignored(tmp_path, kept):
-    project = write(tmp_path, "manifest.json", json.dumps({"metadata": {}, "nodes": {"model.shop.people": MODEL}}))
+    text = json.dumps({"metadata": {}, "nodes": {"model.shop.people": MODEL}})
+    project = write(tmp_path, "manifest.json", text)
+    if kept == "another release's layout":  # the same manifest's digest, kept by a release that read other fields
+        keep(load_manifest(project))
+        slim = json.loads((tmp_path / "target" / SLIM_FILE).read_text())
+        slim["layout"] = slim["layout"].replace("relation_name,", "")
+        del slim["nodes"]["model.shop.people"]["relation_name"]
+        kept = json.dumps(slim)
     write(tmp_path, SLIM_FILE, kept)
     manifest = load_manifest(project)
     assert list(manifest.nodes) == ["model.shop.people"] and manifest.unkept is not None
+    assert manifest.nodes["model.shop.people"].relation_name == '"db"."main"."people"'
 
 
 def test_a_manifest_orjson_would_change_is_not_kept(tmp_path):
