@@ -64,6 +64,21 @@ def _python_values(column: pa.ChunkedArray | pa.Array) -> list[Any]:
     return column.to_pylist()
 
 
+def plan_pages(read: Callable[[int, int], pa.Table], total: int, page_rows: int,
+               first_rows: int = 0) -> Iterator[pa.RecordBatch]:
+    """Plan rows 1..`total` read `page_rows` at a time (`read(first_seq, last_seq)`), each page fetched whole:
+    memory stays bounded by the page size. The first `first_rows` (one request's worth) come out on their own, so
+    the first request leaves once its own rows are converted, not a whole page's (tens of milliseconds on a page
+    of 50,000 rows when a byte limit makes the page be read before it is cut)."""
+    for first in range(1, total + 1, page_rows):
+        for batch in read(first, first + page_rows - 1).to_batches():
+            if first_rows and batch.num_rows > first_rows:
+                yield batch.slice(0, first_rows)
+                batch = batch.slice(first_rows)
+            first_rows = 0
+            yield batch
+
+
 def _runs(ops: list[str], max_rows: int) -> Iterator[tuple[int, int]]:
     """[start, end) slices of consecutive rows of one op, at most `max_rows` long (the plan is sorted by op)."""
     start = 0

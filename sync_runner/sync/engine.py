@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import requests
 
 from sync_runner import __version__
@@ -44,7 +43,7 @@ from sync_runner.sync.config import (
     load_syncs,
     unusable_syncs,
 )
-from sync_runner.sync.delivery import Outcome, deliver, make_batches
+from sync_runner.sync.delivery import Outcome, deliver, make_batches, plan_pages
 from sync_runner.sync.destinations import REGISTRY, Terminal, Transient
 from sync_runner.sync.destinations.base import Batch, BatchResult
 from sync_runner.sync.destinations.capture import capped
@@ -558,19 +557,6 @@ class SyncRunner:
         report.status = "planned"
         return args
 
-    def _pages(self, args: dict[str, Any], total: int, steps: Steps, first_rows: int) -> Iterator[pa.RecordBatch]:
-        """The plan in pages of `page_rows`, each fetched whole: memory stays bounded by the page size. The first
-        `first_rows` (one request's worth) come out on their own, so the first request leaves once its own rows
-        are converted rather than a whole page's (tens of milliseconds on a page of 50,000 rows)."""
-        page = self.options.page_rows
-        for first in range(1, total + 1, page):
-            for batch in steps.page(args, first, first + page - 1).to_batches():
-                if first_rows and batch.num_rows > first_rows:
-                    yield batch.slice(0, first_rows)
-                    batch = batch.slice(first_rows)
-                first_rows = 0
-                yield batch
-
     def _lock(self, sync: SyncConfig, args: dict[str, Any], holder: str, steps: Steps) -> None:
         current, acquired_at = steps.lock(args, holder)
         if current != holder and current is not None and _lock_is_stale(current, acquired_at or ""):
@@ -636,7 +622,8 @@ class SyncRunner:
 
         success = False
         try:
-            stream = self._pages(args, total, steps, first_rows=max_rows)
+            stream = plan_pages(lambda first, last: steps.page(args, first, last), total, self.options.page_rows,
+                                first_rows=max_rows)
             sources = {f.dest: f.tracked for f in sync.fields if f.template is None}
             templates = {f.dest: Template(f.template) for f in sync.fields if f.template is not None}
             deliver(destination, make_batches(stream, sources, max_rows, max_bytes, oversize, sync.key_columns,

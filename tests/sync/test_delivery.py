@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 
 from sync_runner.core.mapping import Template
-from sync_runner.sync.delivery import _python_values, deliver, make_batches
+from sync_runner.sync.delivery import _python_values, deliver, make_batches, plan_pages
 from sync_runner.sync.destinations.base import Batch, BatchResult, Destination
 
 
@@ -124,3 +124,20 @@ def test_outcomes_are_handed_over_as_batches_finish_not_when_the_window_fills():
     deliver(ledger, batches(), lambda outcome: seen.append(outcome.batch.seqs))
     assert at_sixth and at_sixth[0][:1] == [[1]]  # handed over while the batches were still being cut
     assert sorted(seen) == [[1], [2], [3], [4], [5], [6]]
+
+
+def test_plan_pages_read_the_plan_a_page_at_a_time_and_the_first_request_s_rows_on_their_own():
+    """Every plan row once, in order, a page of `page_rows` per read; the first `first_rows` come out alone."""
+    reads: list[tuple[int, int]] = []
+
+    def read(first: int, last: int) -> pa.Table:
+        reads.append((first, last))
+        seqs = list(range(first, min(last, 2500) + 1))
+        return pa.table({"_seq": seqs, "_op": ["insert"] * len(seqs)})
+
+    for first_rows, sizes in ((0, [1000, 1000, 500]), (300, [300, 700, 1000, 500]), (1000, [1000, 1000, 500])):
+        reads.clear()
+        pages = list(plan_pages(read, 2500, 1000, first_rows))
+        assert [p.num_rows for p in pages] == sizes
+        assert [s for p in pages for s in p.column("_seq").to_pylist()] == list(range(1, 2501))
+        assert reads == [(1, 1000), (1001, 2000), (2001, 3000)]
