@@ -28,10 +28,12 @@ class _Renders(Protocol):
 
 
 class _Plain:
-    """A URL or body without Jinja syntax: itself, whatever the context (no Jinja imported or run per request)."""
+    """A URL or body without Jinja syntax: what Jinja would render it to (its newlines as \\n, one trailing newline
+    dropped), whatever the context, without importing or running Jinja per request."""
 
     def __init__(self, text: str) -> None:
-        self.text = text
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        self.text = text[:-1] if text.endswith("\n") else text
 
     def render(self, **_context: Any) -> str:
         return self.text

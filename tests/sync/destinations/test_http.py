@@ -10,12 +10,13 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pyarrow as pa
 import pytest
 from fakes.http_sink import JsonHandler
 
 from sync_runner.sync.destinations.base import Batch, Terminal
-from sync_runner.sync.destinations.http import HttpDestination
+from sync_runner.sync.destinations.http import HttpDestination, _template
 
 
 @pytest.fixture()
@@ -75,3 +76,10 @@ def test_a_plain_url_is_sent_as_written_with_the_default_bodies(hook):
 def test_a_broken_template_is_refused_when_the_destination_opens(config):
     with pytest.raises(Terminal, match="destination 'hook': bad template"):
         _open(config)
+
+
+@pytest.mark.parametrize("text", ["https://e.com/a\n", "a\n\n", "a\r\nb\r\n", "x\ry", "plain", "\n", "{ a: 1 }"])
+def test_text_without_jinja_renders_as_jinja_would(text):
+    """Plain text skips Jinja: it must come out exactly as Jinja renders it (newlines, the trailing one)."""
+    jinja = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined)
+    assert _template(text, "hook").render(op="insert", key="k") == jinja.from_string(text).render()
