@@ -225,14 +225,14 @@ def keep(manifest: Manifest) -> None:
         return
     try:
         blob = orjson.dumps(manifest.unkept)
-        exact = orjson.loads(blob) == manifest.unkept
+        if orjson.loads(blob) != manifest.unkept:
+            return
     except (TypeError, ValueError):
         return
     temporary = manifest.path.parent / f"{SLIM_FILE}.{os.getpid()}.tmp"
     with contextlib.suppress(OSError):
-        if exact:
-            temporary.write_bytes(blob)
-            os.replace(temporary, manifest.path.parent / SLIM_FILE)
+        temporary.write_bytes(blob)
+        os.replace(temporary, manifest.path.parent / SLIM_FILE)
 
 
 def load_run_results(project_dir: Path | str, target_path: str = "target") -> RunResults:

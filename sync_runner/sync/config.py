@@ -245,9 +245,10 @@ def filter_conditions(tree: Any, key: str = "filter") -> Iterator[tuple[str, dic
     """(key, condition) of each `{column, op, value}` of a filter tree, keyed as its problems are."""
     if not isinstance(tree, dict):
         return
-    if "column" in tree:
+    if "column" in tree:  # a condition is a leaf
         yield key, tree
-    elif isinstance(tree.get("not"), dict):
+        return
+    if isinstance(tree.get("not"), dict):
         yield from filter_conditions(tree["not"], f"{key}.not")
     for kind in ("and", "or"):
         children = tree.get(kind)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from sync_runner.project.artifacts import Node
-from sync_runner.sync.config import row_selection_problems
+from sync_runner.sync.config import filter_columns, row_selection_problems
 
 PEOPLE = Node(unique_id="model.p.people", name="people", resource_type="model", package_name="p",
               original_file_path="models/people.sql", patch_path=None, relation_name="people", database="db",
@@ -47,3 +47,11 @@ def test_a_malformed_filter_is_reported_for_its_shape_only() -> None:
     problems = row_selection_problems(PEOPLE, {"filter": {"column": "score", "op": "~", "value": "high"}})
     assert problems == [("filter.op", "unknown operator '~' (known: =, !=, <>, <, <=, >, >=, in, not in, between, "
                                       "contains, starts with, ends with, is null, is not null)")]
+
+
+def test_the_columns_a_filter_names_are_its_conditions_columns_in_order() -> None:
+    tree = {"and": [{"column": "plan", "op": "=", "value": "pro"},
+                    {"not": {"or": [{"column": "score", "op": ">", "value": 1}, {"column": "id", "op": "is null"}]}},
+                    {"column": "signed_up", "op": ">", "value": "2024-01-01",
+                     "and": [{"column": "stray", "op": "=", "value": 1}]}]}  # a condition is a leaf
+    assert filter_columns(tree) == ["plan", "score", "id", "signed_up"]
