@@ -352,6 +352,7 @@ def validate(project_dir: Path, profiles_dir: Path | None, target: str | None, a
     Columns are checked against each built model's relation in the warehouse; the YAML docs stand in only for
     models not built yet (or when the warehouse cannot be reached, which is said)."""
     from sync_runner.project.artifacts import keep, load_manifest
+    from sync_runner.project.package_macros import keep_compiled
     from sync_runner.project.target import resolve_target
     from sync_runner.validate import relation_columns, validate_manifest
 
@@ -379,6 +380,7 @@ def validate(project_dir: Path, profiles_dir: Path | None, target: str | None, a
     if problems:
         sys.exit(2)
     keep(manifest)
+    keep_compiled(manifest.path.parent)
 
 
 @cli.command()

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,13 +49,20 @@ class SchemaGraph:
 
 def load_nodes(project_dir: Path | str, target_path: str = "target") -> dict[str, dict[str, Any]]:
     """Every model of manifest.json as the `audience_preview` macro wants it (name -> meta, columns, relation...)."""
+    return manifest_nodes(read_manifest(project_dir, target_path))
+
+
+def read_manifest(project_dir: Path | str, target_path: str = "target") -> dict[str, Any]:
+    """manifest.json as parsed JSON; one line when the project was never built."""
     path = Path(project_dir).resolve() / target_path / "manifest.json"
     if not path.is_file():
         raise UserError(f"no {target_path}/manifest.json in {Path(project_dir).resolve()}: run dbt build first")
-    return _nodes(json.loads(path.read_text(encoding="utf-8")))
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
 
 
-def _nodes(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def manifest_nodes(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """`load_nodes` of a manifest already parsed (the studio reads other fields of the same file)."""
     nodes: dict[str, dict[str, Any]] = {}
     for raw in (data.get("nodes") or {}).values():
         if raw.get("resource_type") != "model":
@@ -109,16 +117,41 @@ def schema_graph(nodes: dict[str, dict[str, Any]]) -> SchemaGraph:
     return graph
 
 
+_PARSED: dict[tuple[Path, str | None], dict[str, Any]] = {}
+
+
+def _parsed(manifest: Manifest) -> dict[str, Any]:
+    """manifest.json in full, parsed once for the checks of one command (validate runs two): the last one read is
+    kept under its path and the SHA-256 of the bytes the Manifest was loaded from, when the file still holds them
+    (nothing that reads the parsed JSON writes to it)."""
+    key = (manifest.path, manifest.sha256)
+    if key in _PARSED:
+        return _PARSED[key]
+    raw = manifest.path.read_bytes()
+    data: dict[str, Any] = json.loads(raw)
+    if manifest.sha256 is not None and hashlib.sha256(raw).hexdigest() == manifest.sha256:  # (not rewritten since)
+        _PARSED.clear()
+        _PARSED[key] = data
+    return data
+
+
 def _manifest_nodes(manifest: Manifest) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """manifest.json and its models as the macros want them, with the relation's columns where validate read
     them (Manifest.with_columns)."""
-    data = json.loads(manifest.path.read_text(encoding="utf-8"))
-    nodes = _nodes(data)
+    data = _parsed(manifest)
+    nodes = manifest_nodes(data)
     for node in manifest.models():
         if node.columns_source == "warehouse" and node.name in nodes:
             nodes[node.name].update(columns=[c.lower() for c in node.columns], columns_source="warehouse",
                                     column_types=dict(node.column_types))
     return data, nodes
+
+
+def _rules(manifest: Manifest, data: dict[str, Any]) -> PackageMacros:
+    """The package's schema rules and audience reference checks (one set for both checks: compiled once, and its
+    code kept beside the manifest)."""
+    return PackageMacros(data, "macros/schema/schema.sql", "macros/audiences/_check_references.sql",
+                         folder=manifest.path.parent)
 
 
 def schema_problems(manifest: Manifest) -> list[tuple[str, str, str]]:
@@ -128,7 +161,7 @@ def schema_problems(manifest: Manifest) -> list[tuple[str, str, str]]:
     data, nodes = _manifest_nodes(manifest)
     problems: list[dict[str, str]] = []
     try:
-        PackageMacros(data, "macros/schema/schema.sql").call("_schema", nodes, problems)
+        _rules(manifest, data).call("_schema", nodes, problems)
     except (CompilerError, jinja2.TemplateError, TypeError, AttributeError, KeyError) as exc:
         # declarations the rules cannot read at all (validate checks their keys and types first)
         return [(str(manifest.path), "-", f"the schema declarations cannot be read: {exc}")]
@@ -143,7 +176,7 @@ def audience_reference_problems(manifest: Manifest) -> list[tuple[str, str, str,
     if not manifest.audience_models():
         return []
     data, nodes = _manifest_nodes(manifest)
-    macros = PackageMacros(data, "macros/schema/schema.sql", "macros/audiences/_check_references.sql")
+    macros = _rules(manifest, data)
     schema = macros.call("_schema", nodes, [])
     out: list[tuple[str, str, str, str]] = []
     for node in manifest.audience_models():

@@ -159,6 +159,7 @@ def test_the_good_project_validates(tmp_path: Path) -> None:
     assert result.stdout.strip().endswith("2 model(s) with dbt_studio config, 0 problem(s)")
     # a validation without problems keeps the manifest's fields for the next command (the mistakes below do not)
     assert load_manifest(tmp_path).unkept is None
+    assert len(list((tmp_path / "target").glob("dbt_studio_macros_*.jinja"))) == 1  # the rules' compiled code
 
 
 def test_each_mistake_is_one_line_exit_2_and_changes_nothing(tmp_path: Path, capsys, monkeypatch) -> None:
@@ -196,3 +197,38 @@ def test_each_mistake_is_one_line_exit_2_and_changes_nothing(tmp_path: Path, cap
 ])
 def test_closest_is_edit_distance_with_a_third_of_the_word(word: str, choices: list[str], expected: str | None):
     assert closest(word, choices) == expected
+
+
+def test_the_schema_checks_read_the_manifest_once_while_its_bytes_are_unchanged(tmp_path: Path, monkeypatch) -> None:
+    """validate runs the schema's rules, then the audiences' references, each over manifest.json in full: it is
+    parsed once for both, and parsed again (never the old parse) once the file holds other bytes."""
+    from sync_runner.audiences.schema import audience_reference_problems, schema_problems
+
+    write_project(tmp_path, USERS_META, EVENTS_META, AUDIENCE, STUDIO_YML)
+    path = (tmp_path / "target" / "manifest.json").resolve()
+    reads: list[str] = []
+
+    def counting(name: str) -> None:
+        real = getattr(Path, name)
+
+        def counted(self: Path, *args: Any, **kwargs: Any) -> Any:
+            if self == path:
+                reads.append(name)
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, name, counted)
+
+    counting("read_bytes")
+    counting("read_text")
+    first = load_manifest(tmp_path)
+    reads.clear()
+    assert schema_problems(first) == [] and audience_reference_problems(first) == []
+    assert len(reads) == 1
+    broken = copy.deepcopy(AUDIENCE)
+    broken["columns"] = ["email", "phone"]  # no such column on stg_users
+    write_project(tmp_path, USERS_META, EVENTS_META, broken, STUDIO_YML)
+    second = load_manifest(tmp_path)
+    reads.clear()
+    [(_, model, key, message)] = audience_reference_problems(second)
+    assert (model, key) == ("vip", "columns[1]") and "phone" in message
+    assert len(reads) == 1

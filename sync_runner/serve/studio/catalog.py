@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from sync_runner.audiences.schema import load_nodes, schema_graph
+from sync_runner.audiences.schema import manifest_nodes, read_manifest, schema_graph
 from sync_runner.core.errors import UserError
 
 from .files import AudienceFile, NotEditable, model_paths, parse_audience
@@ -55,8 +55,8 @@ class Catalog:
         stamp = self.generation()
         if stamp == self._stamp:
             return
-        self._nodes = load_nodes(self.project_dir)
-        data = json.loads((self.target / "manifest.json").read_text(encoding="utf-8"))
+        data = read_manifest(self.project_dir)  # parsed once for the nodes and the fields below
+        self._nodes = manifest_nodes(data)
         self._raw = {raw["name"]: raw for raw in (data.get("nodes") or {}).values()
                      if raw.get("resource_type") == "model"}
         self._results = {}
