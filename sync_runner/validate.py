@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sync_runner.core.errors import UserError
 from sync_runner.project.artifacts import Manifest, Node
 from sync_runner.project.declared import MODEL_META, audience_problems
 from sync_runner.project.target import DbtTarget
+
+if TYPE_CHECKING:
+    from sync_runner.project.warehouse import Warehouse
 
 
 @dataclass(frozen=True)
@@ -106,8 +110,13 @@ def relation_columns(manifest: Manifest, where: DbtTarget) -> dict[str, list[tup
     (project/compiled.py): once compiled, validate runs without loading dbt. Other profiles ask dbt's adapter."""
     from sync_runner import __version__
     from sync_runner.project.compiled import CompiledSql
+    from sync_runner.project.versions import check_versions
     from sync_runner.sync.config import find_config
-    from sync_runner.sync.engine import check_versions, connect
+
+    def connect() -> Warehouse:  # only on a miss: the engine (and with it Arrow) is not imported by a kept validate
+        from sync_runner.sync.engine import connect
+
+        return connect(where, manifest.path)
 
     names = set()
     for node in manifest.studio_models():
@@ -118,7 +127,7 @@ def relation_columns(manifest: Manifest, where: DbtTarget) -> dict[str, list[tup
                 names |= {str(rel.get("to")), str(rel.get("through"))}
     nodes = [n for n in manifest.models() if n.name in names]
     with CompiledSql(where, manifest.path, [find_config(where.project_dir, where.profiles_dir)],
-                     connect=lambda: connect(where, manifest.path), manifest_sha256=manifest.sha256) as compiled:
+                     connect=connect, manifest_sha256=manifest.sha256) as compiled:
         if not (compiled.direct or compiled.warehouse.adapter_type == "duckdb"):  # names as dbt's adapter lists them
             warehouse = compiled.warehouse
             with warehouse.session():

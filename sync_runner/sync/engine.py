@@ -30,6 +30,7 @@ from sync_runner.core.redact import REDACT
 from sync_runner.project.artifacts import Manifest, RunResults, keep, load_manifest, load_run_results
 from sync_runner.project.compiled import CompiledSql
 from sync_runner.project.target import DbtTarget, resolve_target, unreachable
+from sync_runner.project.versions import PackageVersionError, check_versions
 from sync_runner.project.warehouse import Warehouse, warehouse_refusal
 from sync_runner.sync.alerts import RunFacts, dispatch
 from sync_runner.sync.config import (
@@ -117,11 +118,6 @@ class SyncDataError(UserError):
     mappings cannot take): that sync fails, exit 1."""
 
     exit_code = 1
-
-
-class PackageVersionError(UserError):
-    """The dbt package installed by packages.yml is another release than the runner: every command that uses the
-    warehouse stops with this one line (exit 2) before any sync, as every sync would need the other macros."""
 
 
 def _selected(sync: SyncConfig | Unusable, select: tuple[str, ...]) -> bool:
@@ -741,20 +737,6 @@ def _stored_names(rows: dict[str, Any], columns: dict[str, str]) -> dict[str, An
         if out.get(key):
             out[key] = columns.get(out[key].lower(), out[key])
     return out
-
-
-def check_versions(runner: str, package: str | None) -> None:
-    """The runner and the dbt package release together: a mismatch is named in one line."""
-    if runner.startswith("0.0.0"):  # a source tree that was never installed
-        return
-    if package is None:
-        raise PackageVersionError(f"the dbt_studio package installed by packages.yml is older than dbt-studio "
-                                  f"{runner} (it has no dbt_studio_version macro): pin the package to {runner} and "
-                                  "run dbt deps")
-    if package.split("+")[0] != runner.split("+")[0]:
-        raise PackageVersionError(f"dbt-studio {runner} runs with the dbt_studio package {package} installed by "
-                                  f"packages.yml: pin the package to {runner} (or install dbt-studio=={package}) "
-                                  "and run dbt deps")
 
 
 def connect(where: DbtTarget, manifest_path: Path | None = None, reuse: Warehouse | None = None) -> Warehouse:

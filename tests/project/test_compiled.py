@@ -385,6 +385,50 @@ def test_validate_reads_the_relations_columns_from_kept_sql(sp):
             sp.p.release()
 
 
+# `dbt-studio validate` in a process of its own; then which of the heavy modules it imported and what Jinja compiled
+VALIDATE_AND_TELL = """
+import sys
+import jinja2
+compiled = []
+compile_ = jinja2.Environment.compile
+jinja2.Environment.compile = lambda self, source, name=None, *a, **k: compiled.append(name) or compile_(
+    self, source, name, *a, **k)
+from sync_runner.cli import main
+project = sys.argv[1]
+sys.argv = ["dbt-studio", "validate", "--project-dir", project, "--profiles-dir", project]
+try:
+    main()
+    print("EXIT 0")
+except SystemExit as exc:
+    print("EXIT", exc.code)
+print("LOADED", sorted({m.split(".")[0] + (".engine" if m == "sync_runner.sync.engine" else "")
+                        for m in sys.modules if m.startswith(("dbt.adapters", "pyarrow", "sync_runner.sync.engine"))}))
+print("COMPILED", [name for name in compiled if str(name).startswith("dbt_studio:")])  # the rules (not dbt's own)
+"""
+
+
+def test_a_kept_validate_loads_neither_dbt_nor_arrow_nor_the_engine_and_compiles_nothing(sp):
+    """Once a validation without problems kept its SQL and the schema rules' compiled code, the next `dbt-studio
+    validate` runs the rules without compiling their Jinja; on DuckDB it also reads the columns on its own
+    connection and the destinations' options without importing dbt's adapters, Arrow or the sync engine."""
+    import subprocess
+    import sys
+
+    sp.build({i: person(i) for i in range(1, 3)}, [{"name": "checked", "destination": "out", "mode": "upsert",
+                                                     "mappings": MAPPINGS}])
+    sp.p.release()
+    told = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", VALIDATE_AND_TELL, str(sp.p.root)], capture_output=True,
+                              text=True, timeout=300)
+        assert "EXIT 0" in done.stdout, done.stdout + done.stderr
+        told.append(done.stdout)
+    assert "COMPILED []" not in told[0]  # the first compiles the rules (and keeps their code)
+    assert "COMPILED []" in told[1], told[1]
+    if sp.p.adapter == "duckdb":  # (Snowflake reads the columns through dbt's adapter)
+        assert "LOADED []" in told[1], told[1]
+
+
 # `dbt-studio sync` in a process of its own; then whether any of dbt's adapter machinery was imported
 SYNC_AND_TELL = """
 import sys

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import pyarrow as pa
+if TYPE_CHECKING:  # annotations only: reading the destinations' options (validate) does not import Arrow
+    import pyarrow as pa
 
 from sync_runner.core.fields import AnyOf, Field, Number, Option, Surface, Text
 

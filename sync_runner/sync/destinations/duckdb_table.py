@@ -4,13 +4,15 @@ for any table destination)."""
 from __future__ import annotations
 
 import threading
-
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from sync_runner.core.fields import Option, Text
 
 from ._table import TableDestination, quote
 from .base import Batch, BatchResult
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class DuckDBDestination(TableDestination):
@@ -44,6 +46,8 @@ class DuckDBDestination(TableDestination):
                          f"({quote(self.key)} varchar primary key{', ' + body if body else ''})")
 
     def send(self, batch: Batch) -> BatchResult:
+        import pyarrow as pa  # (a sync has it loaded: the runner's pages are Arrow)
+
         table = batch.table
         if self.key in table.column_names:
             table = table.drop_columns([self.key])

@@ -10,8 +10,6 @@ import json
 import os
 from typing import Any
 
-import pyarrow as pa
-
 from sync_runner.core.fields import Choice, Option, Text
 
 from .base import Batch, BatchResult, Destination, Terminal
@@ -53,6 +51,8 @@ class FileDestination(Destination):
                 line = {"_op": batch.op, "_key": key, **record}
                 self._fh.write(json.dumps(line, default=json_default, ensure_ascii=False) + "\n")
             return BatchResult()
+        import pyarrow as pa  # (a sync has it loaded: the runner's pages are Arrow)
+
         table = batch.table.append_column("_op", pa.array([batch.op] * batch.table.num_rows, pa.string()))
         table = table.append_column("_key", pa.array(batch.keys, pa.string()))
         if self.fmt == "csv":

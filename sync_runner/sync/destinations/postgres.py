@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from sync_runner.core.fields import Option, Text
 
@@ -14,8 +12,13 @@ from ._table import TableDestination, quote
 from .base import Batch, BatchResult, Terminal, Transient
 from .values import clean, json_default
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 
 def pg_type(kind: pa.DataType) -> str:
+    import pyarrow as pa
+
     if pa.types.is_boolean(kind):
         return "boolean"
     if pa.types.is_integer(kind):
