@@ -329,7 +329,7 @@ def studio(project_dir: Path, profiles_dir: Path | None, target: str | None, hos
 def status(project_dir: Path, profiles_dir: Path | None, target: str | None, limit: int, as_json: bool) -> None:
     """Recent sync runs from the run log in the warehouse."""
     from sync_runner.core.redact import REDACT
-    from sync_runner.sync.engine import recent_runs
+    from sync_runner.sync.runs import recent_runs
 
     runs = recent_runs(project_dir, profiles_dir, target, limit)
     if as_json:

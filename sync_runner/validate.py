@@ -109,12 +109,12 @@ def relation_columns(manifest: Manifest, where: DbtTarget) -> dict[str, list[tup
     On DuckDB each relation's columns come from `relation_columns_sql`, kept compiled between commands
     (project/compiled.py): once compiled, validate runs without loading dbt. Other profiles ask dbt's adapter."""
     from sync_runner import __version__
+    from sync_runner.core.paths import find_config
     from sync_runner.project.compiled import CompiledSql
     from sync_runner.project.versions import check_versions
-    from sync_runner.sync.config import find_config
 
-    def connect() -> Warehouse:  # only on a miss: the engine (and with it Arrow) is not imported by a kept validate
-        from sync_runner.sync.engine import connect
+    def connect() -> Warehouse:  # only on a miss: dbt's adapter (and Arrow) is not imported by a kept validate
+        from sync_runner.project.warehouse import connect
 
         return connect(where, manifest.path)
 

@@ -4,7 +4,8 @@ reaches for another module's private names.
 Layers, lowest first (a module may import lower layers, and modules of its own package in the same layer):
 
     core  <  project, sync.destinations, sync.alerts, sync.safeguards  <  audiences, sync.config, sync.delivery,
-          sync.state  <  sync.engine  <  sync.orchestrate  <  validate, reference, serve, demo  <  cli
+          sync.state  <  sync.engine, sync.exposures, sync.runs  <  sync.orchestrate  <  validate, reference, serve,
+          demo  <  cli
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ LAYERS = {
     "sync_runner.sync.state": 2,
     "sync_runner.sync.engine": 3,
     "sync_runner.sync.exposures": 3,
+    "sync_runner.sync.runs": 3,
     "sync_runner.sync.orchestrate": 4,
     "sync_runner.validate": 5,
     "sync_runner.reference": 5,

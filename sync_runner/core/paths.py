@@ -1,7 +1,8 @@
-"""Where the dbt package and the plant-store example live on disk."""
+"""Where things live on disk: the dbt package, the plant-store example, a project's dbt_studio.yml."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from sync_runner.core.errors import UserError
@@ -29,3 +30,14 @@ def example_root() -> Path:
     if not (path / "dbt_project.yml").is_file():
         raise UserError(f"the plant-store example is missing from {path}")
     return path
+
+
+CONFIG_FILE = "dbt_studio.yml"
+
+
+def find_config(project_dir: Path, profiles_dir: Path | None = None) -> Path | None:
+    """The project's dbt_studio.yml: in the project dir, else in the profiles dir (as profiles.yml is found)."""
+    for directory in (project_dir, profiles_dir or Path(os.environ.get("DBT_PROFILES_DIR", "~/.dbt")).expanduser()):
+        if (directory / CONFIG_FILE).is_file():
+            return directory / CONFIG_FILE
+    return None

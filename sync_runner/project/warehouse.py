@@ -17,7 +17,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from sync_runner.project.target import DBT_LOCK, DbtTarget, working_directory
+from sync_runner import __version__
+from sync_runner.core.errors import UserError
+from sync_runner.project.target import DBT_LOCK, DbtTarget, unreachable, working_directory
+from sync_runner.project.versions import check_versions
 
 
 class Warehouse:
@@ -230,6 +233,27 @@ def _macros_of(manifest_path: Path | None, files: list[tuple[str, int, int]], ad
         return MacroManifest({uid: Macro.from_dict(raw) for uid, raw in data["macros"].items()})
     except Exception:  # an unreadable or foreign artifact: parse instead
         return None
+
+
+def connect(where: DbtTarget, manifest_path: Path | None = None, reuse: Warehouse | None = None) -> Warehouse:
+    """The warehouse of the profile, with a one-line error when it cannot be reached or opened (`reuse`: an adapter
+    already built for the same target, e.g. to compile kept SQL)."""
+    try:
+        warehouse = reuse or Warehouse(where, manifest_path)
+        with warehouse.session():
+            warehouse.call("sync_default_state_schema")
+        versions = warehouse.manifest.macros
+        package = warehouse.call("dbt_studio_version") if "macro.dbt_studio.dbt_studio_version" in versions else None
+    except UserError:
+        raise
+    except Exception as exc:  # the adapter's own errors: bad profile, locked file, unreachable host
+        raise unreachable(where, exc) from None
+    try:
+        check_versions(__version__, package)
+    except UserError:
+        warehouse.close()
+        raise
+    return warehouse
 
 
 def first_line(exc: BaseException) -> str:

@@ -36,14 +36,13 @@ from sync_runner.core.fields import (
     unknown_key,
 )
 from sync_runner.core.mapping import MappedField, parse_fields
+from sync_runner.core.paths import CONFIG_FILE, find_config
 from sync_runner.core.redact import REDACT
 from sync_runner.project.artifacts import Manifest, Node
 from sync_runner.project.declared import ALERT_RULE, MODEL_META, SAFEGUARDS, SYNC
 from sync_runner.sync.alerts import CHANNELS, AlertsConfig, Channel, ChannelKind, Rule, make_rule, unknown_channels
 from sync_runner.sync.destinations import REGISTRY
 from sync_runner.sync.destinations.base import MODES, ON_DELETE, Destination
-
-CONFIG_FILE = "dbt_studio.yml"
 
 ENV_NAME = Text("an env var name", r"[A-Za-z_][A-Za-z0-9_]*")
 JOB_ID = AnyOf((Number(integer=True, minimum=1), Text("digits", r"\d+")), "a job id (an integer)")
@@ -385,13 +384,6 @@ def _env(path: Path, placeholders: bool = False) -> Callable[[str, str | None], 
         return value
 
     return env_var
-
-
-def find_config(project_dir: Path, profiles_dir: Path | None = None) -> Path | None:
-    for directory in (project_dir, profiles_dir or Path(os.environ.get("DBT_PROFILES_DIR", "~/.dbt")).expanduser()):
-        if (directory / CONFIG_FILE).is_file():
-            return directory / CONFIG_FILE
-    return None
 
 
 def _read_config(path: Path) -> dict[str, Any]:

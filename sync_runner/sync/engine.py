@@ -31,7 +31,7 @@ from sync_runner.project.artifacts import Manifest, RunResults, keep, load_manif
 from sync_runner.project.compiled import CompiledSql
 from sync_runner.project.target import DbtTarget, resolve_target, unreachable
 from sync_runner.project.versions import PackageVersionError, check_versions
-from sync_runner.project.warehouse import Warehouse, warehouse_refusal
+from sync_runner.project.warehouse import Warehouse, connect, warehouse_refusal
 from sync_runner.sync.alerts import RunFacts, dispatch
 from sync_runner.sync.config import (
     ConfigProblem,
@@ -739,27 +739,6 @@ def _stored_names(rows: dict[str, Any], columns: dict[str, str]) -> dict[str, An
     return out
 
 
-def connect(where: DbtTarget, manifest_path: Path | None = None, reuse: Warehouse | None = None) -> Warehouse:
-    """The warehouse of the profile, with a one-line error when it cannot be reached or opened (`reuse`: an adapter
-    already built for the same target, e.g. to compile kept SQL)."""
-    try:
-        warehouse = reuse or Warehouse(where, manifest_path)
-        with warehouse.session():
-            warehouse.call("sync_default_state_schema")
-        versions = warehouse.manifest.macros
-        package = warehouse.call("dbt_studio_version") if "macro.dbt_studio.dbt_studio_version" in versions else None
-    except UserError:
-        raise
-    except Exception as exc:  # the adapter's own errors: bad profile, locked file, unreachable host
-        raise unreachable(where, exc) from None
-    try:
-        check_versions(__version__, package)
-    except UserError:
-        warehouse.close()
-        raise
-    return warehouse
-
-
 def _with_stored_names(sync: SyncConfig, args: dict[str, Any], stored: list[str]) -> dict[str, Any]:
     """The sync's macro arguments with each key, mapped, computed and selection column named as the warehouse
     stores it (the macros quote every column), as the full run's checks do; one line when one is missing."""
@@ -864,32 +843,3 @@ def record_history(project_dir: Path | str, profiles_dir: Path | str | None, tar
         warehouse.close()
     return [{c: (REDACT(v) if isinstance(v, str) else v) for c, v in zip(HISTORY_COLUMNS, row, strict=True)}
             for row in rows]
-
-
-def recent_runs(project_dir: Path | str, profiles_dir: Path | str | None = None, target: str | None = None,
-                limit: int = 20) -> list[dict[str, Any]]:
-    """The newest runs of the run log (every state schema the project's syncs use).
-
-    Its statements come from `sync_recent_runs_sql`, kept compiled between commands (project/compiled.py): once
-    compiled, a DuckDB project answers without loading dbt.
-    """
-    where = resolve_target(project_dir, profiles_dir, target)
-    manifest = load_manifest(where.project_dir)
-    schemas_named: set[str] = set()
-    for node in manifest.studio_models():  # the state schemas syncs name; their configuration is validate's job
-        specs = node.studio.get("syncs") if isinstance(node.studio, dict) else None
-        for spec in specs if isinstance(specs, list) else []:
-            if isinstance(spec, dict) and isinstance(spec.get("state_schema"), str):
-                schemas_named.add(spec["state_schema"])
-    with CompiledSql(where, manifest.path, [find_config(where.project_dir, where.profiles_dir)],
-                     connect=lambda: connect(where, manifest.path), manifest_sha256=manifest.sha256) as compiled:
-        default = compiled.value("sync_default_state_schema")
-        runs: list[dict[str, Any]] = []
-        for schema in sorted(schemas_named | {default}):
-            sql = compiled.value("sync_recent_runs_sql", state_schema=schema, limit=limit)
-            if compiled.rows(sql["exists"])[1]:
-                columns, rows = compiled.rows(sql["query"])
-                names = [c.lower() for c in columns]  # Snowflake reports unquoted names upper-cased
-                runs += [dict(zip(names, row, strict=True)) for row in rows]
-    runs.sort(key=lambda r: str(r.get("started_at")), reverse=True)
-    return runs[:limit]

@@ -14,7 +14,8 @@ import pytest
 from sync_runner.project.artifacts import load_manifest
 from sync_runner.project.compiled import CACHE_FILE, CompiledSql, fingerprint
 from sync_runner.sync.config import find_config
-from sync_runner.sync.engine import Options, SyncRunner, recent_runs
+from sync_runner.sync.engine import Options, SyncRunner
+from sync_runner.sync.runs import recent_runs
 
 from helpers import ADAPTERS
 from helpers.sync_project import MAPPINGS, PROJECT, SyncProject, file_ops, person
@@ -385,8 +386,8 @@ def test_validate_reads_the_relations_columns_from_kept_sql(sp):
             sp.p.release()
 
 
-# `dbt-studio validate` in a process of its own; then which of the heavy modules it imported and what Jinja compiled
-VALIDATE_AND_TELL = """
+# `dbt-studio <command>` in a process of its own; then which of the heavy modules it imported and what Jinja compiled
+COMMAND_AND_TELL = """
 import sys
 import jinja2
 compiled = []
@@ -395,7 +396,7 @@ jinja2.Environment.compile = lambda self, source, name=None, *a, **k: compiled.a
     self, source, name, *a, **k)
 from sync_runner.cli import main
 project = sys.argv[1]
-sys.argv = ["dbt-studio", "validate", "--project-dir", project, "--profiles-dir", project]
+sys.argv = ["dbt-studio", sys.argv[2], "--project-dir", project, "--profiles-dir", project]
 try:
     main()
     print("EXIT 0")
@@ -407,10 +408,11 @@ print("COMPILED", [name for name in compiled if str(name).startswith("dbt_studio
 """
 
 
-def test_a_kept_validate_loads_neither_dbt_nor_arrow_nor_the_engine_and_compiles_nothing(sp):
+def test_a_kept_validate_or_status_loads_neither_dbt_nor_arrow_nor_the_engine(sp):
     """Once a validation without problems kept its SQL and the schema rules' compiled code, the next `dbt-studio
     validate` runs the rules without compiling their Jinja; on DuckDB it also reads the columns on its own
-    connection and the destinations' options without importing dbt's adapters, Arrow or the sync engine."""
+    connection and the destinations' options without importing dbt's adapters, Arrow or the sync engine, and so
+    does a kept `dbt-studio status`."""
     import subprocess
     import sys
 
@@ -419,14 +421,22 @@ def test_a_kept_validate_loads_neither_dbt_nor_arrow_nor_the_engine_and_compiles
     sp.p.release()
     told = []
     for _ in range(2):
-        done = subprocess.run([sys.executable, "-c", VALIDATE_AND_TELL, str(sp.p.root)], capture_output=True,
-                              text=True, timeout=300)
+        done = subprocess.run([sys.executable, "-c", COMMAND_AND_TELL, str(sp.p.root), "validate"],
+                              capture_output=True, text=True, timeout=300)
         assert "EXIT 0" in done.stdout, done.stdout + done.stderr
         told.append(done.stdout)
     assert "COMPILED []" not in told[0]  # the first compiles the rules (and keeps their code)
     assert "COMPILED []" in told[1], told[1]
     if sp.p.adapter == "duckdb":  # (Snowflake reads the columns through dbt's adapter)
         assert "LOADED []" in told[1], told[1]
+        # `dbt-studio status` reads the run log without the engine either, once its statements are kept
+        assert sp.sync()["checked"].status == "success"
+        sp.p.release()
+        for _ in range(2):
+            done = subprocess.run([sys.executable, "-c", COMMAND_AND_TELL, str(sp.p.root), "status"],
+                                  capture_output=True, text=True, timeout=300)
+            assert "EXIT 0" in done.stdout and "checked" in done.stdout, done.stdout + done.stderr
+        assert "LOADED []" in done.stdout, done.stdout
 
 
 # `dbt-studio sync` in a process of its own; then whether any of dbt's adapter machinery was imported
