@@ -13,15 +13,14 @@ from argparse import Namespace
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import pyarrow as pa
 
 from sync_runner import __version__
 from sync_runner.core.errors import UserError
 from sync_runner.project.target import DBT_LOCK, DbtTarget, unreachable, working_directory
 from sync_runner.project.versions import check_versions
-
-if TYPE_CHECKING:  # Arrow is imported where rows are fetched: commands that fetch none never load it
-    import pyarrow as pa
 
 
 class Warehouse:
@@ -153,8 +152,6 @@ class Warehouse:
         run on the connection. The fetch API differs by driver, not the SQL: DuckDB results convert to Arrow
         directly, Snowflake's connector fetches Arrow batches.
         """
-        import pyarrow as pa
-
         with self.session():
             handle = self.adapter.connections.get_thread_connection().handle
             cursor = handle.cursor()

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import requests
 
@@ -44,15 +44,13 @@ from sync_runner.sync.config import (
     load_syncs,
     unusable_syncs,
 )
+from sync_runner.sync.delivery import Outcome, deliver, make_batches, plan_pages
 from sync_runner.sync.destinations import REGISTRY, Terminal, Transient
 from sync_runner.sync.destinations.base import Batch, BatchResult
 from sync_runner.sync.destinations.capture import capped
 from sync_runner.sync.destinations.values import dumps
 from sync_runner.sync.safeguards import limits_for, stop_reason
 from sync_runner.sync.state import DbtSteps, KeptSteps, Steps, decide, key_problems
-
-if TYPE_CHECKING:  # delivery (and with it Arrow) is imported by the runs that deliver: `plan` does not
-    from sync_runner.sync.delivery import Outcome
 
 LOCK_TTL = timedelta(hours=6)
 _ORPHANED: set[str] = set()  # locks of this process's runs whose unlock failed (e.g. the warehouse went away)
@@ -566,8 +564,6 @@ class SyncRunner:
 
     def _deliver(self, sync: SyncConfig, args: dict[str, Any], run_id: str, report: SyncReport, steps: Steps,
                  debug: bool = False) -> None:
-        from sync_runner.sync.delivery import deliver, make_batches, plan_pages
-
         cls = REGISTRY[sync.destination.type]
         destination = cls(sync.destination.name, {**sync.destination.options, **sync.options}, sync.name, run_id,
                           self.where.project_dir)  # the sync's own options over dbt_studio.yml's

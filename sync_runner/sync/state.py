@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
+
+import pyarrow as pa
 
 from sync_runner.project.compiled import CompiledSql
 from sync_runner.project.warehouse import Warehouse
-
-if TYPE_CHECKING:  # pages are Arrow, built by the warehouse's driver: a plan alone never loads it
-    import pyarrow as pa
 
 OPS = ("insert", "update", "delete", "clear")
 

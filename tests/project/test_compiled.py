@@ -411,8 +411,8 @@ print("COMPILED", [name for name in compiled if str(name).startswith("dbt_studio
 def test_a_kept_validate_or_status_loads_neither_dbt_nor_arrow_nor_the_engine(sp):
     """Once a validation without problems kept its SQL and the schema rules' compiled code, the next `dbt-studio
     validate` runs the rules without compiling their Jinja; on DuckDB it also reads the columns on its own
-    connection and the destinations' options without importing dbt's adapters, Arrow or the sync engine; so does a
-    kept `dbt-studio status`, and a kept `plan` imports the engine but neither dbt's adapters nor Arrow."""
+    connection and the destinations' options without importing dbt's adapters, Arrow or the sync engine, and so
+    does a kept `dbt-studio status`."""
     import subprocess
     import sys
 
@@ -437,14 +437,6 @@ def test_a_kept_validate_or_status_loads_neither_dbt_nor_arrow_nor_the_engine(sp
                                   capture_output=True, text=True, timeout=300)
             assert "EXIT 0" in done.stdout and "checked" in done.stdout, done.stdout + done.stderr
         assert "LOADED []" in done.stdout, done.stdout
-        # `dbt-studio plan` runs in the engine, and still without Arrow (only a run that delivers pages needs it)
-        sp.p.execute(f"update {sp.p.relation('people')} set plan = 'team' where user_id = 1")
-        sp.p.release()
-        for _ in range(2):
-            done = subprocess.run([sys.executable, "-c", COMMAND_AND_TELL, str(sp.p.root), "plan"],
-                                  capture_output=True, text=True, timeout=300)
-            assert "EXIT 0" in done.stdout and "checked" in done.stdout, done.stdout + done.stderr
-        assert "LOADED ['sync_runner.engine']" in done.stdout, done.stdout
 
 
 # `dbt-studio sync` in a process of its own; then whether any of dbt's adapter machinery was imported
