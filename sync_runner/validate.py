@@ -8,15 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sync_runner.core.errors import UserError
 from sync_runner.project.artifacts import Manifest, Node
 from sync_runner.project.declared import MODEL_META, audience_problems
 from sync_runner.project.target import DbtTarget
-
-if TYPE_CHECKING:
-    from sync_runner.project.warehouse import Warehouse
 
 
 @dataclass(frozen=True)
@@ -55,13 +51,14 @@ def _schema_problems(manifest: Manifest, checked: set[str]) -> list[Problem]:
     arguments refer to, from `_check_audience_references` (models, relationships, columns, other audiences),
     except for the audiences in `checked`, whose arguments already broke the declared schema (one line a
     mistake: a misspelled `colum` is not also a missing column)."""
-    from sync_runner.audiences.schema import audience_reference_problems, schema_problems
+    from sync_runner.audiences.schema import audience_reference_problems, manifest_json, schema_problems
 
-    problems = [Problem(file, model, "", message, "") for file, model, message in schema_problems(manifest)]
+    data = manifest_json(manifest)  # (the whole file: parsed once for both checks)
+    problems = [Problem(file, model, "", message, "") for file, model, message in schema_problems(manifest, data)]
     if problems:  # references are resolved through a schema that holds together
         return problems
     return [Problem(file, model, key, message, "dbt_studio.audience")
-            for file, model, key, message in audience_reference_problems(manifest) if model not in checked]
+            for file, model, key, message in audience_reference_problems(manifest, data) if model not in checked]
 
 
 def validate_manifest(manifest: Manifest, project_dir: Path | None = None,
@@ -113,11 +110,6 @@ def relation_columns(manifest: Manifest, where: DbtTarget) -> dict[str, list[tup
     from sync_runner.project.compiled import CompiledSql
     from sync_runner.project.versions import check_versions
 
-    def connect() -> Warehouse:  # only on a miss: dbt's adapter (and Arrow) is not imported by a kept validate
-        from sync_runner.project.warehouse import connect
-
-        return connect(where, manifest.path)
-
     names = set()
     for node in manifest.studio_models():
         names.add(node.name)
@@ -127,7 +119,7 @@ def relation_columns(manifest: Manifest, where: DbtTarget) -> dict[str, list[tup
                 names |= {str(rel.get("to")), str(rel.get("through"))}
     nodes = [n for n in manifest.models() if n.name in names]
     with CompiledSql(where, manifest.path, [find_config(where.project_dir, where.profiles_dir)],
-                     connect=connect, manifest_sha256=manifest.sha256) as compiled:
+                     manifest_sha256=manifest.sha256) as compiled:
         if not (compiled.direct or compiled.warehouse.adapter_type == "duckdb"):  # names as dbt's adapter lists them
             warehouse = compiled.warehouse
             with warehouse.session():

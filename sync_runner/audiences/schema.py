@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,34 +116,21 @@ def schema_graph(nodes: dict[str, dict[str, Any]]) -> SchemaGraph:
     return graph
 
 
-_PARSED: dict[tuple[Path, str | None], dict[str, Any]] = {}
-
-
-def _parsed(manifest: Manifest) -> dict[str, Any]:
-    """manifest.json in full, parsed once for the checks of one command (validate runs two): the last one read is
-    kept under its path and the SHA-256 of the bytes the Manifest was loaded from, when the file still holds them
-    (nothing that reads the parsed JSON writes to it)."""
-    key = (manifest.path, manifest.sha256)
-    if key in _PARSED:
-        return _PARSED[key]
-    raw = manifest.path.read_bytes()
-    data: dict[str, Any] = json.loads(raw)
-    if manifest.sha256 is not None and hashlib.sha256(raw).hexdigest() == manifest.sha256:  # (not rewritten since)
-        _PARSED.clear()
-        _PARSED[key] = data
+def manifest_json(manifest: Manifest) -> dict[str, Any]:
+    """The whole of the manifest.json a Manifest was loaded from (the checks below read its macros and nodes)."""
+    data: dict[str, Any] = json.loads(manifest.path.read_text(encoding="utf-8"))
     return data
 
 
-def _manifest_nodes(manifest: Manifest) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """manifest.json and its models as the macros want them, with the relation's columns where validate read
-    them (Manifest.with_columns)."""
-    data = _parsed(manifest)
+def _manifest_nodes(manifest: Manifest, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The manifest's models as the macros want them, with the relation's columns where validate read them
+    (Manifest.with_columns)."""
     nodes = manifest_nodes(data)
     for node in manifest.models():
         if node.columns_source == "warehouse" and node.name in nodes:
             nodes[node.name].update(columns=[c.lower() for c in node.columns], columns_source="warehouse",
                                     column_types=dict(node.column_types))
-    return data, nodes
+    return nodes
 
 
 def _rules(manifest: Manifest, data: dict[str, Any]) -> PackageMacros:
@@ -154,11 +140,13 @@ def _rules(manifest: Manifest, data: dict[str, Any]) -> PackageMacros:
                          folder=manifest.path.parent)
 
 
-def schema_problems(manifest: Manifest) -> list[tuple[str, str, str]]:
+def schema_problems(manifest: Manifest, data: dict[str, Any] | None = None) -> list[tuple[str, str, str]]:
     """(file, model, message) for every schema rule the declarations break, as the package's `_schema` macro
     finds them at compile time: validate runs that macro itself (the one owner of the rules; see
-    sync_runner/project/package_macros.py), so both say the same."""
-    data, nodes = _manifest_nodes(manifest)
+    sync_runner/project/package_macros.py), so both say the same. `data`: manifest_json(manifest), when the
+    caller already parsed it (validate parses it once for both checks)."""
+    data = manifest_json(manifest) if data is None else data
+    nodes = _manifest_nodes(manifest, data)
     problems: list[dict[str, str]] = []
     try:
         _rules(manifest, data).call("_schema", nodes, problems)
@@ -168,14 +156,16 @@ def schema_problems(manifest: Manifest) -> list[tuple[str, str, str]]:
     return [(nodes.get(p["model"], {}).get("file", ""), p["model"], p["message"]) for p in problems]
 
 
-def audience_reference_problems(manifest: Manifest) -> list[tuple[str, str, str, str]]:
+def audience_reference_problems(manifest: Manifest,
+                                data: dict[str, Any] | None = None) -> list[tuple[str, str, str, str]]:
     """(file, audience, key path, message) for every reference of an audience's recorded arguments that does
     not resolve: parent, models and relationships reached, columns read (the relation's where it is built), other
     audiences. The package's `_check_audience_references` macro finds them, as `dbt compile` does (which stops at
-    the first). Call it on a schema without problems (`schema_problems`)."""
+    the first). Call it on a schema without problems (`schema_problems`); `data` as there."""
     if not manifest.audience_models():
         return []
-    data, nodes = _manifest_nodes(manifest)
+    data = manifest_json(manifest) if data is None else data
+    nodes = _manifest_nodes(manifest, data)
     macros = _rules(manifest, data)
     schema = macros.call("_schema", nodes, [])
     out: list[tuple[str, str, str, str]] = []

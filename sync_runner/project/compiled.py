@@ -120,7 +120,8 @@ class CompiledSql:
     """Values of SQL-returning macros for one project, from the cache when its fingerprint still matches.
 
     `connect` builds the dbt-backed `Warehouse` on a miss (it is only built then, or to run statements on a
-    profile without a direct path); `close()` closes it unless `close_warehouse` is false (the caller's).
+    profile without a direct path; by default the profile's, with the package's version checked, as `connect` in
+    project/warehouse.py does); `close()` closes it unless `close_warehouse` is false (the caller's).
     With `compile_only`, the warehouse built on a miss only compiles (dbt's connection is never opened, so the
     direct connection stays the one way into the file) and statements keep running directly.
     `compiled` lists the macros compiled through dbt by this instance.
@@ -133,6 +134,7 @@ class CompiledSql:
         self.path = manifest_path.parent / CACHE_FILE
         self.key = fingerprint(where, manifest_path, extra_files, manifest_sha256)
         self._connect = connect
+        self._manifest_path = manifest_path
         self._close_warehouse = close_warehouse
         self._warehouse: Any = None
         self._duckdb: Any = None
@@ -157,10 +159,10 @@ class CompiledSql:
         if self._warehouse is None:
             if not self._compile_only:
                 self.drop_direct()
-            if self._connect is None:
-                from sync_runner.project.warehouse import Warehouse
+            if self._connect is None:  # (imported here: a command whose SQL is kept never loads dbt's adapter)
+                from sync_runner.project.warehouse import connect
 
-                self._warehouse = Warehouse(self.where)
+                self._warehouse = connect(self.where, self._manifest_path)
             else:
                 self._warehouse = self._connect()
             self._direct = _direct_spec(self._warehouse)

@@ -10,15 +10,12 @@ May import: core, project.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sync_runner.core.paths import find_config
 from sync_runner.project.artifacts import load_manifest
 from sync_runner.project.compiled import CompiledSql
-from sync_runner.project.target import DbtTarget, resolve_target
-
-if TYPE_CHECKING:
-    from sync_runner.project.warehouse import Warehouse
+from sync_runner.project.target import resolve_target
 
 
 def recent_runs(project_dir: Path | str, profiles_dir: Path | str | None = None, target: str | None = None,
@@ -37,7 +34,7 @@ def recent_runs(project_dir: Path | str, profiles_dir: Path | str | None = None,
             if isinstance(spec, dict) and isinstance(spec.get("state_schema"), str):
                 schemas_named.add(spec["state_schema"])
     with CompiledSql(where, manifest.path, [find_config(where.project_dir, where.profiles_dir)],
-                     connect=lambda: _connect(where, manifest.path), manifest_sha256=manifest.sha256) as compiled:
+                     manifest_sha256=manifest.sha256) as compiled:
         default = compiled.value("sync_default_state_schema")
         runs: list[dict[str, Any]] = []
         for schema in sorted(schemas_named | {default}):
@@ -49,9 +46,3 @@ def recent_runs(project_dir: Path | str, profiles_dir: Path | str | None = None,
     runs.sort(key=lambda r: str(r.get("started_at")), reverse=True)
     return runs[:limit]
 
-
-def _connect(where: DbtTarget, manifest_path: Path) -> Warehouse:
-    """The dbt-backed warehouse, built only when a statement is not kept yet."""
-    from sync_runner.project.warehouse import connect
-
-    return connect(where, manifest_path)

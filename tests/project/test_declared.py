@@ -199,10 +199,10 @@ def test_closest_is_edit_distance_with_a_third_of_the_word(word: str, choices: l
     assert closest(word, choices) == expected
 
 
-def test_the_schema_checks_read_the_manifest_once_while_its_bytes_are_unchanged(tmp_path: Path, monkeypatch) -> None:
-    """validate runs the schema's rules, then the audiences' references, each over manifest.json in full: it is
-    parsed once for both, and parsed again (never the old parse) once the file holds other bytes."""
-    from sync_runner.audiences.schema import audience_reference_problems, schema_problems
+def test_validate_parses_the_manifest_once_for_both_schema_checks(tmp_path: Path, monkeypatch) -> None:
+    """validate runs the schema's rules, then the audiences' references, each over manifest.json in full (its
+    macros and nodes): one parse serves both, and each validate reads the file as it is then."""
+    from sync_runner.validate import validate_manifest
 
     write_project(tmp_path, USERS_META, EVENTS_META, AUDIENCE, STUDIO_YML)
     path = (tmp_path / "target" / "manifest.json").resolve()
@@ -222,13 +222,13 @@ def test_the_schema_checks_read_the_manifest_once_while_its_bytes_are_unchanged(
     counting("read_text")
     first = load_manifest(tmp_path)
     reads.clear()
-    assert schema_problems(first) == [] and audience_reference_problems(first) == []
+    assert validate_manifest(first) == []
     assert len(reads) == 1
     broken = copy.deepcopy(AUDIENCE)
     broken["columns"] = ["email", "phone"]  # no such column on stg_users
     write_project(tmp_path, USERS_META, EVENTS_META, broken, STUDIO_YML)
     second = load_manifest(tmp_path)
     reads.clear()
-    [(_, model, key, message)] = audience_reference_problems(second)
-    assert (model, key) == ("vip", "columns[1]") and "phone" in message
+    [problem] = validate_manifest(second)
+    assert (problem.model, problem.key) == ("vip", "columns[1]") and "phone" in problem.message
     assert len(reads) == 1
