@@ -65,37 +65,59 @@
     {{ exceptions.raise_compiler_error("dbt_studio: model '" ~ model ~ "': " ~ msg) }}
 {% endmacro %}
 
-{#- The columns of `model` (lower-case): its relation's when it is built (the warehouse is the truth: YAML docs
-    lag the SQL), else the documented ones. Asked once per schema object, or never when the caller passed them in
-    the node as `actual` (the studio reads them once per build: see studio_model_columns). -#}
+{#- The columns of `model` (lower-case): its relation's when it is built and may be read here (the warehouse is
+    the truth: YAML docs lag the SQL), else the documented ones. Asked once per schema object, or never when the
+    caller passed them in the node as `actual` (the studio reads them once per build: see studio_model_columns). -#}
 {% macro _model_columns(schema, model) %}
     {%- set m = schema.models[model] -%}
     {%- if m.get('actual') is none -%}
-        {%- set relation = dbt_studio._built_relation(m) -%}
-        {%- do m.update({'actual': dbt_studio.relation_columns(relation) if relation is not none else []}) -%}
+        {%- set pairs = dbt_studio._relation_column_types(m) -%}
+        {%- do m.update({'actual': (pairs or []) | map('first') | list, 'columns_read': pairs is not none}) -%}
     {%- endif -%}
     {{ return(m.actual if m.actual else m.columns) }}
 {% endmacro %}
 
-{#- The relation of a schema model when it is built (none before, or where no adapter runs: validate). -#}
-{% macro _built_relation(m) %}
-    {%- if not (execute and m.get('identifier')) -%}{{ return(none) }}{%- endif -%}
-    {{ return(adapter.get_relation(database=m.get('database'), schema=m.get('schema_name'),
-                                   identifier=m.identifier)) }}
+{#- [[lower-case name, type], ...] of a schema model's relation: empty when it is not built, none when it is built
+    but not read here. Outside a node (the runner's previews; validate passes no identifier), always read.
+
+    Inside a node's compile (an audience, a merged model, a data test), only the relations of the models the node
+    depends on are read: dbt built them before this node and builds none of them again in the invocation, so their
+    columns are final, and each is asked once per invocation for all its nodes (`_invocation_cache`). Every
+    audience compile builds the whole schema; asking each time cost a describe per schema model per audience
+    (1,032 for the 124 audiences of the audiences test over 8 models: a round trip each on Snowflake). A model the
+    node does not depend on may not be rebuilt yet (a column added in this change would be missing), or be rebuilt
+    by another thread meanwhile: its documented columns are used, and the nodes that read it check it against its
+    relation (validate checks them all). -#}
+{% macro _relation_column_types(m) %}
+    {%- if not (execute and m.get('identifier')) -%}{{ return([]) }}{%- endif -%}
+    {%- set in_node = model is mapping and model.get('resource_type') not in (none, 'macro') -%}
+    {%- set final = in_node and m.unique_id in ((model.get('depends_on') or {}).get('nodes') or []) -%}
+    {%- if final -%}
+        {%- set cache = dbt_studio._invocation_cache('relation_columns') -%}
+        {%- if m.unique_id in cache -%}{{ return(cache[m.unique_id]) }}{%- endif -%}
+    {%- endif -%}
+    {%- set relation = adapter.get_relation(database=m.get('database'), schema=m.get('schema_name'),
+                                            identifier=m.identifier) -%}
+    {%- if in_node and not final and relation is not none -%}{{ return(none) }}{%- endif -%}
+    {%- set pairs = [] -%}
+    {%- for c in (adapter.get_columns_in_relation(relation) if relation is not none else []) -%}
+        {%- do pairs.append([c.name | lower, c.dtype]) -%}
+    {%- endfor -%}
+    {%- if final -%}{%- do cache.update({m.unique_id: pairs}) -%}{%- endif -%}
+    {{ return(pairs) }}
 {% endmacro %}
 
 {#- The number-typed columns of `model`'s relation, {lower-case name: type}: from the types the caller passed
-    (validate reads them with the columns), else asked of the relation once per schema object, and only when a
-    condition compares one of its columns with a word (empty when it is not built). -#}
+    (validate reads them with the columns), else from its relation (see _relation_column_types; empty when it is
+    not built or not read here), and only when a condition compares one of its columns with a word. -#}
 {% macro _number_columns(schema, model) %}
     {%- set m = schema.models[model] -%}
     {%- if m.get('number_columns') is none -%}
         {%- set types = m.get('column_types') -%}
         {%- if types is not mapping -%}
             {%- set types = {} -%}
-            {%- set relation = dbt_studio._built_relation(m) -%}
-            {%- for c in (adapter.get_columns_in_relation(relation) if relation is not none else []) -%}
-                {%- do types.update({c.name | lower: c.dtype}) -%}
+            {%- for name, kind in dbt_studio._relation_column_types(m) or [] -%}
+                {%- do types.update({name: kind}) -%}
             {%- endfor -%}
         {%- endif -%}
         {%- set found = {} -%}
@@ -133,6 +155,7 @@ lower(trim(split_part({{ kind }}, '(', 1))) in (
     {%- set known = dbt_studio._model_columns(schema, model) -%}
     {%- set m = schema.models[model] -%}
     {%- set source = 'columns of the relation' if m.get('actual') or m.get('columns_source') == 'warehouse'
+                     else 'documented columns' if m.get('columns_read') is sameas false
                      else 'documented columns; the relation is not built yet' -%}
     {{ return('(' ~ source ~ ': ' ~ (known | join(', ')) ~ ')') }}
 {% endmacro %}

@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 import statistics
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -522,16 +523,23 @@ def test_proportions_of_a_split_hash_are_uniform(built):
     assert statistics.pstdev([c / p for c, p in zip(counts, (50, 30, 20), strict=True)]) < 6
 
 
-def test_an_audience_compile_reads_the_columns_of_declared_models_only(built):
-    """Every audience compile builds the whole schema: it reads the columns of the models whose declarations it
-    checks (keys, labels, timestamps, join columns), never those of the audiences and other undeclared models (62
-    reads per compile here, one query each on Snowflake, before this was so)."""
+def test_an_audience_compile_reads_each_relation_it_depends_on_once(built):
+    """Every audience compile builds the whole schema, and checks the declarations (keys, labels, timestamps, join
+    columns) against the columns of the relations it depends on: dbt built those before it, so one read each serves
+    every audience of the invocation. Before, each compile read every declared model (1,032 reads for this
+    module's audiences, a query each on Snowflake); models an audience does not read are checked against their
+    documented columns, never the audiences' and other undeclared models' relations."""
     project = built.project
+    names = ("c_eq", "c_has", "c_performed")
     project.sql_log.clear()
-    project.dbt("compile", "-s", "c_eq", "c_has")
+    project.dbt("compile", "--threads", "1", "-s", *names)  # (two threads may both read a model first)
     described = (re.search(r"describe\s+(?:table\s+)?([^\s)]+)", sql, re.IGNORECASE) for sql in project.sql_log)
-    reads = {m.group(1).replace('"', "").rsplit(".", 1)[-1].lower() for m in described if m}
-    assert reads == {"users", "orders", "orders_empty", "events", "memberships", "plans", "products", "many_users"}
+    reads = Counter(m.group(1).replace('"', "").rsplit(".", 1)[-1].lower() for m in described if m)
+    nodes = json.loads((project.root / "target" / "manifest.json").read_text(encoding="utf-8"))["nodes"]
+    by_name = {n["name"]: n for n in nodes.values() if n["resource_type"] == "model"}
+    needed = {nodes[uid]["name"] for name in names for uid in by_name[name]["depends_on"]["nodes"]}
+    assert needed == {"users", "orders", "events"}  # the audiences' own refs (the test reads them from dbt)
+    assert reads == Counter({name: 1 for name in needed})
 
 
 # -- validation, dependencies, CLI ----------------------------------------------------------------------------------
