@@ -9,9 +9,7 @@ One subpackage per capability, mirroring macros/; imports run one way (tests/tes
     core/                          errors, redaction, paths, rate limiting (imports nothing of ours)
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("dbt-studio")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+# The one place the version is written: pyproject.toml reads it from here (setuptools' `attr:`, without importing),
+# and the package's dbt_project.yml must match it (tests/project/test_packages.py). A constant, not
+# importlib.metadata: scanning the installed distributions cost 35 ms of every command's start.
+__version__ = "0.1.0"

@@ -193,3 +193,21 @@ def test_a_package_of_another_release_is_named_in_one_line_and_changes_nothing(t
     assert planned.returncode == 0, planned.stdout + planned.stderr
     [report] = json.loads(planned.stdout)["syncs"]
     assert (report["sync"], report["status"], report["planned"]["insert"]) == ("vips_to_files", "planned", 2)
+
+
+def test_the_runner_its_installed_metadata_and_the_package_say_one_version():
+    """`sync_runner.__version__` is the one written version: pip's metadata is built from it (pyproject's
+    `attr:`), and the dbt package's dbt_project.yml and version macro, which the runner compares with its own at
+    every connect, must say the same."""
+    from importlib.metadata import version
+
+    import yaml
+
+    import sync_runner
+
+    root = package_root()
+    assert version("dbt-studio") == sync_runner.__version__
+    project = yaml.safe_load((root / "dbt_project.yml").read_text(encoding="utf-8"))
+    assert project["version"] == sync_runner.__version__
+    macro = (root / "macros" / "utils" / "version.sql").read_text(encoding="utf-8")
+    assert f"return('{sync_runner.__version__}')" in macro
