@@ -65,16 +65,17 @@
     {{ exceptions.raise_compiler_error("dbt_studio: model '" ~ model ~ "': " ~ msg) }}
 {% endmacro %}
 
-{#- The columns of `model` (lower-case): its relation's when it is built and may be read here (the warehouse is
-    the truth: YAML docs lag the SQL), else the documented ones. Asked once per schema object, or never when the
-    caller passed them in the node as `actual` (the studio reads them once per build: see studio_model_columns). -#}
+{#- The columns of `model` (lower-case): its relation's when it is built (the warehouse is the truth: YAML docs
+    lag the SQL), else the documented ones; none to check against (empty) when it is built but not read here (see
+    _relation_column_types). Asked once per schema object, or never when the caller passed them in the node as
+    `actual` (the studio reads them once per build: see studio_model_columns). -#}
 {% macro _model_columns(schema, model) %}
     {%- set m = schema.models[model] -%}
     {%- if m.get('actual') is none -%}
         {%- set pairs = dbt_studio._relation_column_types(m) -%}
-        {%- do m.update({'actual': (pairs or []) | map('first') | list, 'columns_read': pairs is not none}) -%}
+        {%- do m.update({'actual': (pairs or []) | map('first') | list, 'unread': pairs is none}) -%}
     {%- endif -%}
-    {{ return(m.actual if m.actual else m.columns) }}
+    {{ return(m.actual if m.actual or m.get('unread') else m.columns) }}
 {% endmacro %}
 
 {#- [[lower-case name, type], ...] of a schema model's relation: empty when it is not built, none when it is built
@@ -84,10 +85,10 @@
     depends on are read: dbt built them before this node and builds none of them again in the invocation, so their
     columns are final, and each is asked once per invocation for all its nodes (`_invocation_cache`). Every
     audience compile builds the whole schema; asking each time cost a describe per schema model per audience
-    (1,032 for the 124 audiences of the audiences test over 8 models: a round trip each on Snowflake). A model the
-    node does not depend on may not be rebuilt yet (a column added in this change would be missing), or be rebuilt
-    by another thread meanwhile: its documented columns are used, and the nodes that read it check it against its
-    relation (validate checks them all). -#}
+    (1,032 for the 124 audiences of the audiences test over 8 models: a round trip each on Snowflake). A built model
+    the node does not depend on may not be rebuilt yet in this run (a column added in the same change would look
+    missing), or be rebuilt by another thread meanwhile, and its docs may lag its SQL: its columns are not checked
+    here (none), but by the nodes that read it and by validate. One not built yet is checked against its docs. -#}
 {% macro _relation_column_types(m) %}
     {%- if not (execute and m.get('identifier')) -%}{{ return([]) }}{%- endif -%}
     {%- set in_node = model is mapping and model.get('resource_type') not in (none, 'macro') -%}
@@ -155,7 +156,6 @@ lower(trim(split_part({{ kind }}, '(', 1))) in (
     {%- set known = dbt_studio._model_columns(schema, model) -%}
     {%- set m = schema.models[model] -%}
     {%- set source = 'columns of the relation' if m.get('actual') or m.get('columns_source') == 'warehouse'
-                     else 'documented columns' if m.get('columns_read') is sameas false
                      else 'documented columns; the relation is not built yet' -%}
     {{ return('(' ~ source ~ ': ' ~ (known | join(', ')) ~ ')') }}
 {% endmacro %}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import statistics
 from collections import Counter
 from datetime import timedelta
@@ -605,8 +606,6 @@ def test_compile_errors_are_one_line_and_name_the_audience(bad_project):
 
 
 def test_schema_errors_name_the_model_in_macros_and_in_validate(bad_project):
-    import shutil
-
     from sync_runner.project.artifacts import load_manifest
     from sync_runner.validate import validate_manifest
 
@@ -643,6 +642,47 @@ def test_schema_errors_name_the_model_in_macros_and_in_validate(bad_project):
     assert not result.success and "bad_model" in str(result.exception) and "nowhere" in str(result.exception)
     (bad_project.root / "models" / "generated" / "bad_model.sql").unlink()
     shutil.rmtree(bad_project.root / "target", ignore_errors=True)
+
+
+def test_an_audience_does_not_check_a_built_model_it_does_not_read(bad_project):
+    """A column added to a model's SQL and a relationship declared on it, in one change: until that model is
+    rebuilt, an audience that does not read it still builds (in a run, dbt may not have rebuilt the model yet when
+    the audience compiles, and the YAML docs lag the SQL), while validate, which reads every relation, names the
+    column until the model is built, and nothing once it is."""
+    from sync_runner.project.artifacts import load_manifest
+    from sync_runner.project.target import DbtTarget
+    from sync_runner.validate import relation_columns, validate_manifest
+
+    root = bad_project.root
+    schema, products = root / "models" / "_schema.yml", root / "models" / "products.sql"
+    original_schema, original_products = schema.read_text(encoding="utf-8"), products.read_text(encoding="utf-8")
+    where = DbtTarget(root, root, "duckdb")
+
+    def validated() -> list[str]:
+        manifest = load_manifest(root)
+        bad_project.release()
+        return [str(p) for p in validate_manifest(manifest.with_columns(relation_columns(manifest, where)))]
+
+    write_models(root, {"ok_audience": audience_sql({"has": "orders"})})
+    bad_project.release()  # (an earlier test removed target/, and the database file with it, while dbt held it)
+    try:
+        bad_project.dbt("build", "-s", "+users", "+orders", "+products")
+        products.write_text("select *, 'sku-' || product_id as sku from {{ ref('seed_products') }}\n",
+                            encoding="utf-8")
+        schema.write_text(original_schema.replace("join: {product_id: product_id}}", "join: {product_id: sku}}", 1),
+                          encoding="utf-8")
+        assert node_errors(bad_project.dbt("run", "-s", "ok_audience", check=False)) == {}
+        problems = validated()
+        assert any("model 'orders'" in p and "unknown column 'sku' of 'products' (columns of the relation" in p
+                   for p in problems), problems
+        bad_project.dbt("run", "-s", "products")
+        assert validated() == []
+    finally:
+        schema.write_text(original_schema, encoding="utf-8")
+        products.write_text(original_products, encoding="utf-8")
+        (root / "models" / "generated" / "ok_audience.sql").unlink()
+        bad_project.release()  # the other tests of this project expect it not built
+        shutil.rmtree(root / "target", ignore_errors=True)
 
 
 SCHEMA_MISTAKES = [
