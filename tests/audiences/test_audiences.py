@@ -685,6 +685,36 @@ def test_an_audience_does_not_check_a_built_model_it_does_not_read(bad_project):
         shutil.rmtree(root / "target", ignore_errors=True)
 
 
+def test_the_columns_an_audience_build_read_are_kept_for_one_invocation_only(bad_project):
+    """The columns kept for the nodes of one dbt invocation are read again by the next one, even when a program
+    hands dbt the same manifest (and so the same `graph`) for both: a column added in between is seen."""
+    from dbt.cli.main import dbtRunner
+
+    from sync_runner.project.target import working_directory
+
+    root = bad_project.root
+    write_models(root, {"on_new_column": audience_sql({"column": "vip", "op": "=", "value": True})})
+    flags = ["--quiet", "--no-use-colors", "--no-send-anonymous-usage-stats"]
+    bad_project.release()  # (an earlier test removed target/, and the database file with it, while dbt held it)
+    try:
+        bad_project.dbt("build", "-s", "+users")
+        with working_directory(root):
+            parsed = dbtRunner().invoke([*flags, "parse", *bad_project.where.args()])
+            runner = dbtRunner(manifest=parsed.result)
+            compile_it = [*flags, "compile", *bad_project.where.args(), "-s", "on_new_column"]
+            first = runner.invoke(compile_it)
+            error = str(node_errors(first).get("on_new_column", first.exception))
+            assert not first.success and "unknown column 'vip' of model 'users'" in error, error
+            bad_project.execute(f"create or replace view {bad_project.relation('users')} as "
+                                f"select *, true as vip from {bad_project.relation('seed_users')}")
+            second = runner.invoke(compile_it)
+        assert second.success, node_errors(second).get("on_new_column", second.exception)
+    finally:
+        (root / "models" / "generated" / "on_new_column.sql").unlink()
+        bad_project.release()  # the other tests of this project expect it not built
+        shutil.rmtree(root / "target", ignore_errors=True)
+
+
 SCHEMA_MISTAKES = [
     # (text in _schema.yml, replaced by, the model, the one message both dbt compile and validate give)
     ("{to: orders, cardinality: 1:many,", "{to: orders, cardinality: 1:1,", "users",
