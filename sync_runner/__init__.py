@@ -11,5 +11,6 @@ One subpackage per capability, mirroring macros/; imports run one way (tests/tes
 
 # The one place the version is written: pyproject.toml reads it from here (setuptools' `attr:`, without importing),
 # and the package's dbt_project.yml must match it (tests/project/test_packages.py). A constant, not
-# importlib.metadata: scanning the installed distributions cost 35 ms of every command's start.
+# importlib.metadata: scanning the installed distributions cost 35 ms of every command's start (commands with kept
+# SQL still read a few distributions' versions for its fingerprint: project/compiled.py).
 __version__ = "0.1.0"

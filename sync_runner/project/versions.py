@@ -12,8 +12,6 @@ class PackageVersionError(UserError):
 
 def check_versions(runner: str, package: str | None) -> None:
     """The runner and the dbt package release together: a mismatch is named in one line."""
-    if runner.startswith("0.0.0"):  # a source tree that was never installed
-        return
     if package is None:
         raise PackageVersionError(f"the dbt_studio package installed by packages.yml is older than dbt-studio "
                                   f"{runner} (it has no dbt_studio_version macro): pin the package to {runner} and "

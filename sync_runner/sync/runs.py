@@ -1,8 +1,8 @@
 """The run log: the newest runs of a project's syncs, read without loading the sync engine.
 
-`dbt-studio status` and the studio's runs page ask for them; on a DuckDB project whose statements are kept this
-needs neither dbt nor Arrow (the engine, the destinations' senders and Arrow are a few hundred milliseconds of
-imports a person waits for).
+`dbt-studio status` asks for them (the studio reads them through its own long-lived warehouse). On a DuckDB
+project whose statements are kept this needs neither dbt nor Arrow (the engine, the destinations' senders and
+Arrow are a few hundred milliseconds of imports a person waits for).
 
 May import: core, project.
 """
