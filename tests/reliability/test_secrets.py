@@ -89,6 +89,15 @@ def _config(sink: FaultSink, dead: int, slack: FakeSlack) -> str:
     return "\n".join(lines) + "\n"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _dbt_log_file_on():
+    """dbt writes logs/dbt.log here as it does for users (the suite turns it off elsewhere, see conftest), so the
+    files checked below include it."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DBT_LOG_LEVEL_FILE", "debug")
+        yield
+
+
 @pytest.fixture(scope="module")
 def env():
     saved = {k: os.environ.get(k) for k in ("REL_SECRET", "REL_WRONG")}
@@ -267,7 +276,7 @@ def test_no_secret_in_any_output_state_table_file_or_exception(secret_project, s
     assert echo_reasons and all("****" in r[0] for r in echo_reasons)  # the reason is kept, the secret is not
     sp.p.release()
     files = [p for d in ("target", "logs") for p in (sp.p.root / d).rglob("*") if p.is_file()]
-    assert any(p.name == "warehouse.duckdb" for p in files)
+    assert any(p.name == "warehouse.duckdb" for p in files) and any(p.name == "dbt.log" for p in files)
     for path in files:
         data = path.read_bytes()
         t.add(f"file {path.relative_to(sp.p.root)}", "".join(s for s in SECRETS if s.encode() in data))
