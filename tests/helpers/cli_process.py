@@ -4,13 +4,14 @@ main; main()"` does, without paying for the imports each time.
 Tests that run the CLI as users do (exit code, stdout, stderr, files left behind) spent over half of those
 processes' CPU importing dbt, the adapters and the runner again (py-spy over the whole suite: a tenth of its CPU).
 A *CLI server* (this file run as a script) imports them once and starts no thread; each call forks a child of it
-that sets the caller's environment, working directory and arguments, points its stdout and stderr at files, runs
-`sync_runner.cli.main()` and exits the way the interpreter would (exit code, traceback on stderr, atexit
-handlers). Nothing the tests did in their own process reaches the child: the server has only imported modules.
-One server per test process, started on first use. Import-time behaviour (what a command imports, how long it
-takes) is tested with real interpreters elsewhere (tests/test_layering.py, benchmarks/startup.py).
+that sets the caller's environment, working directory and arguments, points its stdout and stderr at files (or a
+named pipe), runs the command's code (`sync_runner.cli.main()`, or `dbt.cli.main.cli()` for the studio's builds)
+and exits the way the interpreter would (exit code, traceback on stderr, atexit handlers). Nothing the tests did
+in their own process reaches the child: the server has only imported modules. A server serves one call at a time;
+a test process starts one on first use and another only while all of its servers are busy (a studio job running
+while the test runs a command). Import-time behaviour (what a command imports, how long it takes) is tested with
+real interpreters elsewhere (tests/test_layering.py, benchmarks/startup.py).
 """
-
 from __future__ import annotations
 
 import atexit
@@ -26,44 +27,74 @@ import threading
 from pathlib import Path
 from typing import Any
 
-_SERVER: subprocess.Popen[str] | None = None
+CLI = "from sync_runner.cli import main; main()"  # what `dbt-studio` runs
+_IDLE: list[subprocess.Popen[str]] = []  # servers no caller is using
+_ALL: list[subprocess.Popen[str]] = []
+_POOL = threading.Lock()
 # the cyclic collector's thresholds of every test process: the workers (conftest) and the CLI servers (below);
 # why and what they measured: conftest's `_collect_garbage_less_often`
 GC_THRESHOLDS = (5000, 20, 1000)
 
 
-def _server() -> subprocess.Popen[str]:
-    global _SERVER
-    if _SERVER is None or _SERVER.poll() is not None:
-        _SERVER = subprocess.Popen([sys.executable, __file__, "--serve"], stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, text=True, bufsize=1)
-        assert _SERVER.stdout is not None
-        ready = _SERVER.stdout.readline()
-        if json.loads(ready or "{}") != {"ready": True}:
-            raise RuntimeError(f"the CLI server did not start (exit {_SERVER.wait()})")
-    return _SERVER
+def _take_server() -> subprocess.Popen[str]:
+    """A server for one call: an idle one, or a new one when every server is busy (a studio job running while the
+    test runs a command)."""
+    with _POOL:
+        while _IDLE:
+            server = _IDLE.pop()
+            if server.poll() is None:
+                return server
+    server = subprocess.Popen([sys.executable, __file__, "--serve"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, bufsize=1)
+    assert server.stdout is not None
+    ready = server.stdout.readline()
+    if json.loads(ready or "{}") != {"ready": True}:
+        raise RuntimeError(f"the CLI server did not start (exit {server.wait()})")
+    with _POOL:
+        _ALL.append(server)
+    return server
+
+
+def _give_back(server: subprocess.Popen[str]) -> None:
+    with _POOL:
+        _IDLE.append(server)
 
 
 @atexit.register
 def _stop() -> None:
-    if _SERVER is not None and _SERVER.poll() is None:
-        _SERVER.kill()
-        _SERVER.wait()
+    for server in _ALL:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+def _start(server: subprocess.Popen[str], request: dict[str, Any]) -> int:
+    """Send a request; the child's pid."""
+    assert server.stdin is not None and server.stdout is not None
+    server.stdin.write(json.dumps(request) + "\n")
+    server.stdin.flush()
+    return int(json.loads(server.stdout.readline())["pid"])
+
+
+def _outcome(server: subprocess.Popen[str]) -> int:
+    """The child's exit code, as Popen gives it (-N for a signal), once it ended."""
+    assert server.stdout is not None
+    line = server.stdout.readline()
+    if not line:
+        raise RuntimeError(f"the CLI server died (exit {server.wait()})")
+    return int(json.loads(line)["code"])
 
 
 def run_cli_process(*args: str, env: dict[str, str] | None = None, cwd: str | Path | None = None,
                     timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Like `subprocess.run([python, -c, "from sync_runner.cli import main; main()", *args], capture_output=True,
     text=True, env=env, cwd=cwd, timeout=timeout)`; `env` None inherits this process's environment."""
-    server = _server()
-    assert server.stdin is not None and server.stdout is not None
+    server = _take_server()
     with tempfile.TemporaryDirectory(prefix="cli-") as tmp:
         out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
         request = {"argv": list(args), "env": dict(os.environ if env is None else env),
                    "cwd": str(cwd if cwd is not None else os.getcwd()), "stdout": str(out), "stderr": str(err)}
-        server.stdin.write(json.dumps(request) + "\n")
-        server.stdin.flush()
-        pid = json.loads(server.stdout.readline())["pid"]
+        pid = _start(server, request)
         expired = threading.Event()
 
         def kill() -> None:
@@ -74,37 +105,110 @@ def run_cli_process(*args: str, env: dict[str, str] | None = None, cwd: str | Pa
         timer = threading.Timer(timeout, kill)
         timer.start()
         try:
-            code = json.loads(server.stdout.readline())["code"]
+            code = _outcome(server)
         finally:
             timer.cancel()
+        _give_back(server)
         if expired.is_set():
             raise subprocess.TimeoutExpired(["dbt-studio", *args], timeout)
         return subprocess.CompletedProcess(["dbt-studio", *args], code, out.read_text(encoding="utf-8"),
                                            err.read_text(encoding="utf-8"))
 
 
+class ForkedProcess:
+    """`subprocess.Popen(command, ...)` for a `[python, "-c", code, *args]` command, forked from a warm server:
+    what the studio's jobs and the kill -9 tests start. Output: `stdout=PIPE` (text lines, read as the child
+    writes them: a named pipe) with `stderr=STDOUT`, or DEVNULL for either. Its own process as Popen's is: its
+    pid takes signals, its exit code (or -signal) is its own."""
+
+    def __init__(self, command: list[str], cwd: str | Path | None = None, env: dict[str, str] | None = None,
+                 stdout: int | None = None, stderr: int | None = None, text: bool = False,
+                 bufsize: int = -1) -> None:
+        if command[:2] != [sys.executable, "-c"]:
+            raise ValueError(f"not a `python -c` command: {command[:2]}")
+        if stdout not in (subprocess.PIPE, subprocess.DEVNULL) or stderr not in (subprocess.STDOUT,
+                                                                                 subprocess.DEVNULL):
+            raise ValueError("stdout PIPE or DEVNULL, stderr STDOUT or DEVNULL")
+        if stdout == subprocess.PIPE and not text:
+            raise ValueError("a pipe is read as text")
+        del bufsize  # (lines come as written: the child's streams follow PYTHONUNBUFFERED as the interpreter's do)
+        self.args = command
+        self.returncode: int | None = None
+        self.stdout: Any = None
+        self._tmp = tempfile.TemporaryDirectory(prefix="forked-")
+        out = os.devnull
+        if stdout == subprocess.PIPE:
+            out = str(Path(self._tmp.name) / "stdout")
+            os.mkfifo(out)
+        self._server = _take_server()
+        self.pid = _start(self._server, {
+            "code": command[2], "argv": command[3:], "env": dict(os.environ if env is None else env),
+            "cwd": str(cwd if cwd is not None else os.getcwd()), "stdout": out,
+            "stderr": "&1" if stderr == subprocess.STDOUT else os.devnull})
+        if stdout == subprocess.PIPE:  # (the child opens its end first thing: this returns as it does)
+            self.stdout = open(out, encoding="utf-8")  # noqa: SIM115 - closed by wait()
+        self._ended = threading.Thread(target=self._wait_for_the_end, daemon=True)
+        self._ended.start()
+
+    def _wait_for_the_end(self) -> None:
+        self.returncode = _outcome(self._server)
+        _give_back(self._server)
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._ended.join(timeout)
+        if self.returncode is None:
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        if self.stdout is not None:
+            self.stdout.close()
+        self._tmp.cleanup()
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):  # it ended just now
+                os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+
 # -- the server side ----------------------------------------------------------------------------------------------
 
 def _child(request: dict[str, Any]) -> int:
-    """What the interpreter does for `python -c "from sync_runner.cli import main; main()" <argv>`."""
+    """What the interpreter does for `python -c <code> <argv>` (`code`: the CLI's unless the request names one)."""
+    import builtins
+    import io
     import traceback
 
-    os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
-    for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
+    for fd, path in ((1, request["stdout"]), (2, request["stderr"])):  # first: a named pipe's reader waits for it
+        if path == "&1":
+            os.dup2(1, 2)
+            continue
         target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(target, fd)
         os.close(target)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    if os.environ.get("PYTHONUNBUFFERED"):  # as `python -u`: each write reaches the file as it is made
+        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding=sys.stdout.encoding,
+                                      errors=sys.stdout.errors, write_through=True)
+        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding=sys.stderr.encoding,
+                                      errors=sys.stderr.errors, write_through=True)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
     sys.argv = ["-c", *request["argv"]]
     code = 0
     try:
-        from sync_runner.cli import main
-
-        main()
+        exec(compile(request.get("code", CLI), "<string>", "exec"),  # noqa: S102 - what `python -c` does
+             {"__name__": "__main__", "__builtins__": builtins})
     except SystemExit as exc:
         if exc.code is None:
             code = 0

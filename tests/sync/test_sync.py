@@ -23,7 +23,7 @@ from sync_runner.project.artifacts import load_manifest
 from sync_runner.project.compiled import CACHE_FILE
 
 from helpers import ADAPTERS
-from helpers.cli_process import run_cli_process
+from helpers.cli_process import ForkedProcess, run_cli_process
 from helpers.sql_lint import unknown_functions
 from helpers.sync_project import COMBOS, MAPPED, MAPPINGS, PROJECT, SyncProject, file_ops, person
 
@@ -274,7 +274,8 @@ def test_kill_9_during_delivery_loses_nothing(sp, http_sink):
     sync = {"name": "killed", "destination": "hook", "mode": "mirror", "mappings": MAPPINGS}
     env = dict(os.environ, SINK_TOKEN=http_sink.token)
     args = ["sync", "--project-dir", str(sp.p.root), "--profiles-dir", str(sp.p.root)]
-    cmd = [sys.executable, "-c", "from sync_runner.cli import main; main()", *args]  # the killed run: a real process
+    # the killed run: a process of its own (forked from a warm interpreter, see helpers/cli_process.py)
+    cmd = [sys.executable, "-c", "from sync_runner.cli import main; main()", *args]
     http_sink.reset()
     interrupted = 0
     for trial in range(3):
@@ -290,7 +291,7 @@ def test_kill_9_during_delivery_loses_nothing(sp, http_sink):
         http_sink.delay = 0.1
         seen = len(http_sink.requests)
         wanted = seen + rng.randint(1, 4)
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = ForkedProcess(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
         while len(http_sink.requests) < wanted and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
+import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,12 +58,13 @@ class Settings:
 class Studio:
     """The app's state: the project catalog, the warehouse queries, the jobs."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, spawn: Callable[..., Any] = subprocess.Popen) -> None:
+        """`spawn`: how the jobs' processes start (see `Jobs`)."""
         self.settings = settings
         self.catalog = Catalog(settings.where.project_dir)
         self.catalog.nodes()  # a missing manifest is a one-line error before the server starts
         self.queries = Queries(settings.where, self.catalog.nodes, self.catalog.generation, settings.query_timeout)
-        self.jobs = Jobs(self.queries.worker.released)
+        self.jobs = Jobs(self.queries.worker.released, spawn=spawn)
         self.templates = Environment(loader=FileSystemLoader(HERE / "templates"),
                                      autoescape=select_autoescape(["html"]))
         self.templates.filters["redact"] = REDACT

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sync_runner.core.errors import UserError
 from sync_runner.core.redact import REDACT
@@ -54,9 +55,13 @@ def studio_command(where: DbtTarget, *args: str) -> list[str]:
 
 class Jobs:
     def __init__(self, release: Callable[[], AbstractContextManager[None]],
-                 after: Callable[[Job], None] = lambda job: None) -> None:
+                 after: Callable[[Job], None] = lambda job: None,
+                 spawn: Callable[..., Any] = subprocess.Popen) -> None:
+        """`spawn`: how a job's process starts, called as `subprocess.Popen` is (the test suite forks jobs from an
+        interpreter that has imported dbt already: tests/helpers/cli_process.py)."""
         self.release = release
         self.after = after
+        self.spawn = spawn
         self.jobs: dict[int, Job] = {}
         self._lock = threading.Lock()
 
@@ -78,8 +83,8 @@ class Jobs:
         try:
             with self.release():
                 job.status = "running"
-                proc = subprocess.Popen(job.command, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True, bufsize=1)
+                proc = self.spawn(job.command, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True, bufsize=1)
                 assert proc.stdout is not None
                 for line in proc.stdout:
                     job.lines.append(REDACT(line.rstrip("\n")))

@@ -16,6 +16,7 @@ from sync_runner.serve.studio.app import Studio, build_app
 from sync_runner.serve.studio.files import parse_audience
 
 from conftest import ADAPTERS
+from helpers.cli_process import ForkedProcess
 from helpers.studio_projects import HOSTILE, settings
 
 AUDIENCES = ["fiddle_leaf_visitors", "high_value_buyers", "monthly_subscribers", "owners_of_succulents",
@@ -31,7 +32,9 @@ def example(request, new_project, monkeypatch_module):
                       "    headers: {Authorization: \"Bearer {{ env_var('STUDIO_TEST_SECRET') }}\"}\n")
     project.dbt("build")
     project.release()
-    studio = Studio(settings(project.root, project.adapter))
+    # its jobs (builds, plans, syncs) forked from a warm interpreter; the browser tests start them as the studio
+    # does for users (subprocess.Popen)
+    studio = Studio(settings(project.root, project.adapter), spawn=ForkedProcess)
     client = TestClient(build_app(studio.settings, studio))
     client.get("/healthz")  # sets the CSRF cookie
     yield project, studio, client
