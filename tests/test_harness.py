@@ -232,3 +232,46 @@ def test_a_flat_namespace_answers_each_key_as_dbt_s_search_order_does():
         merged = macro_namespace.flat(ns)
         assert merged == {k: ns[k] for k in ns}, mask
         assert set(merged) >= set(names) - ({"a"} if not mask & 15 else set())
+
+
+# -- processes forked from the CLI server -------------------------------------------------------------------------
+
+def test_a_forked_process_behaves_as_a_popen_of_the_same_command(tmp_path):
+    """What the studio's jobs and the killed syncs see of their process: arguments, working directory,
+    environment, merged output, exit code; lines that arrive while it runs (PYTHONUNBUFFERED); -9 when killed."""
+    import os
+    import subprocess
+    import sys
+
+    from helpers.cli_process import ForkedProcess
+
+    code = ("import os, sys, time\n"
+            "print('out', sys.argv[1:], os.getcwd(), os.environ.get('X'), sys.stdin.read())\n"
+            "print('err', file=sys.stderr)\n"
+            "print('more')\n"
+            "if sys.argv[1] == 'wait':\n"
+            "    while not os.path.exists('go'): time.sleep(0.01)\n"
+            "sys.exit(int(sys.argv[2]))\n")
+    env = {**os.environ, "X": "y é"}
+    seen = {}
+    for spawn in (subprocess.Popen, ForkedProcess):
+        for unbuffered in ("", "1"):
+            proc = spawn([sys.executable, "-c", code, "now", "3", "b c"], cwd=tmp_path,
+                         env={**env, "PYTHONUNBUFFERED": unbuffered}, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, bufsize=1)
+            seen[spawn.__name__, unbuffered] = (proc.stdout.read(), proc.wait())
+        live = spawn([sys.executable, "-c", code, "wait", "0"], cwd=tmp_path, env={**env, "PYTHONUNBUFFERED": "1"},
+                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        first = live.stdout.readline()  # written while the process waits for `go`
+        (tmp_path / "go").write_text("")
+        seen[spawn.__name__, "live"] = (first, live.stdout.read(), live.wait())
+        (tmp_path / "go").unlink()
+        killed = spawn([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert killed.stdout.readline() == "up\n" and killed.poll() is None
+        killed.send_signal(9)
+        seen[spawn.__name__, "killed"] = killed.wait()
+    for key in ("", "1", "live", "killed"):
+        assert seen["ForkedProcess", key] == seen["Popen", key], key
+    assert seen["Popen", "1"] == (f"out ['now', '3', 'b c'] {tmp_path} y é \nerr\nmore\n", 3)
+    assert seen["Popen", "live"][0].startswith("out ['wait', '0'] ") and seen["Popen", "killed"] == -9

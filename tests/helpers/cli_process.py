@@ -135,6 +135,7 @@ class ForkedProcess:
         self.args = command
         self.returncode: int | None = None
         self.stdout: Any = None
+        self._lost: RuntimeError | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="forked-")
         out = os.devnull
         if stdout == subprocess.PIPE:
@@ -151,7 +152,11 @@ class ForkedProcess:
         self._ended.start()
 
     def _wait_for_the_end(self) -> None:
-        self.returncode = _outcome(self._server)
+        try:
+            self.returncode = _outcome(self._server)
+        except RuntimeError as exc:  # the server died: wait() says so
+            self._lost = exc
+            return
         _give_back(self._server)
 
     def poll(self) -> int | None:
@@ -159,6 +164,8 @@ class ForkedProcess:
 
     def wait(self, timeout: float | None = None) -> int:
         self._ended.join(timeout)
+        if self._lost is not None:
+            raise self._lost
         if self.returncode is None:
             raise subprocess.TimeoutExpired(self.args, timeout or 0)
         if self.stdout is not None:
@@ -196,11 +203,15 @@ def _child(request: dict[str, Any]) -> int:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
-    if os.environ.get("PYTHONUNBUFFERED"):  # as `python -u`: each write reaches the file as it is made
-        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding=sys.stdout.encoding,
-                                      errors=sys.stdout.errors, write_through=True)
-        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding=sys.stderr.encoding,
-                                      errors=sys.stderr.errors, write_through=True)
+    # new streams, as the interpreter makes them for files and pipes: stdout in blocks and stderr by lines, or both
+    # written through with PYTHONUNBUFFERED (the server's own follow the worker's environment, not the request's)
+    unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        old = getattr(sys, name)
+        raw = io.FileIO(fd, "w", closefd=False)
+        setattr(sys, name, io.TextIOWrapper(raw if unbuffered else io.BufferedWriter(raw), encoding=old.encoding,
+                                            errors=old.errors, line_buffering=not unbuffered and fd == 2,
+                                            write_through=unbuffered))
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
