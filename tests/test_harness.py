@@ -179,7 +179,6 @@ def _context_shapes(generate, args: tuple) -> tuple:
 def test_macro_namespaces_are_the_ones_dbt_builds(built_example):
     """A macro's and a model's context of the plant store, built with the harness's namespace builder and with
     dbt's own: the same keys, the same generators bound the same way, the same namespace dicts in the same order."""
-    from dbt.config.runtime import RuntimeConfig
     from dbt.context import macros, providers
     from dbt.context import manifest as manifest_context
 
@@ -188,7 +187,9 @@ def test_macro_namespaces_are_the_ones_dbt_builds(built_example):
     assert macros.MacroNamespaceBuilder.build_namespace is macro_namespace.build_namespace  # installed
     plant_store = built_example("duckdb")  # (the namespaces do not depend on the adapter's dialect)
     m = plant_store.dbt("parse").result  # dbt's own Manifest of the project (a partial parse: it was built)
-    config = RuntimeConfig.from_args(plant_store.warehouse().config.args)
+    wh = plant_store.warehouse()
+    config = wh.config
+    wh.close()
     node = next(n for n in m.nodes.values() if n.resource_type == "model")
     cases = [(providers.generate_runtime_macro_context,
               (m.find_macro_by_name("drop_relation", config.project_name, None), config, m, None)),

@@ -12,6 +12,7 @@ a test process starts one on first use and another only while all of its servers
 while the test runs a command). Import-time behaviour (what a command imports, how long it takes) is tested with
 real interpreters elsewhere (tests/test_layering.py, benchmarks/startup.py).
 """
+
 from __future__ import annotations
 
 import atexit

@@ -24,7 +24,6 @@ _ORIGINAL = json_format.ParseDict
 _INTS = {_d.FieldDescriptor.CPPTYPE_INT32, _d.FieldDescriptor.CPPTYPE_INT64,
          _d.FieldDescriptor.CPPTYPE_UINT32, _d.FieldDescriptor.CPPTYPE_UINT64}
 _UNPAIRED_SURROGATE = json_format._UNPAIRED_SURROGATE_PATTERN  # what ParseDict rejects in a string
-_KNOWN_TYPES = set(json_format._WKTJSONMETHODS)
 _FINITE = (-sys.float_info.max, sys.float_info.max)  # (NaN compares false: refused too)
 _FLOAT32 = (type_checkers._FLOAT_MIN, type_checkers._FLOAT_MAX)
 
@@ -55,7 +54,7 @@ def _plan(message_descriptor: Any) -> dict[str, tuple[str, Any]]:
                 key, value = entry.fields_by_name["key"], entry.fields_by_name["value"]
                 if key.type == value.type == _d.FieldDescriptor.TYPE_STRING:
                     plan[field.name] = ("map_str", field)
-            elif entry.full_name in _KNOWN_TYPES or entry.full_name.startswith("google.protobuf."):
+            elif entry.full_name.startswith("google.protobuf."):  # well-known types (Struct, Timestamp, ...)
                 if not repeated and entry.full_name != "google.protobuf.Value":
                     plan[field.name] = ("known", field)
             else:

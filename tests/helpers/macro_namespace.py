@@ -14,8 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from dbt.context.macros import MacroNamespaceBuilder
+from dbt.clients.jinja import MacroGenerator
+from dbt.context.macros import MacroNamespace, MacroNamespaceBuilder
 from dbt.context.manifest import ManifestContext
+from dbt.exceptions import DuplicateMacroNameError
+from dbt.include.global_project import PROJECT_NAME as GLOBAL_PROJECT_NAME
 
 ORIGINAL_BUILD = MacroNamespaceBuilder.build_namespace
 ORIGINAL_TO_DICT = ManifestContext.to_dict
@@ -23,10 +26,6 @@ ORIGINAL_TO_DICT = ManifestContext.to_dict
 
 def build_namespace(self: Any, macros_by_package: dict[str, dict[str, Any]], ctx: dict[str, Any]) -> Any:
     """MacroNamespaceBuilder.build_namespace, the same result."""
-    from dbt.clients.jinja import MacroGenerator
-    from dbt.context.macros import MacroNamespace
-    from dbt.exceptions import DuplicateMacroNameError
-
     new = object.__new__
     node, stack = self.node, self.thread_ctx
     internal, search, root = self.internal_package_names, self.search_package, self.root_package
@@ -59,8 +58,6 @@ def build_namespace(self: Any, macros_by_package: dict[str, dict[str, Any]], ctx
 
 def flat(namespace: Any) -> dict[str, Any]:
     """The namespace as one dict: what `namespace[key]` answers for each of its keys."""
-    from dbt.include.global_project import PROJECT_NAME as GLOBAL_PROJECT_NAME
-
     merged = dict(namespace.global_project_namespace)  # last in the search order: first here, overwritten
     merged[GLOBAL_PROJECT_NAME] = namespace.global_project_namespace
     merged.update(namespace.packages)
@@ -70,8 +67,6 @@ def flat(namespace: Any) -> dict[str, Any]:
 
 
 def install() -> None:
-    from dbt.context.macros import MacroNamespace
-
     def to_dict(self: Any) -> dict[str, Any]:
         if type(self.namespace) is not MacroNamespace:  # (dbt's unit tests' namespace: dbt's own way)
             return ORIGINAL_TO_DICT(self)

@@ -23,7 +23,7 @@ from sync_runner.project.artifacts import load_manifest
 from sync_runner.project.compiled import CACHE_FILE
 
 from helpers import ADAPTERS
-from helpers.cli_process import ForkedProcess, run_cli_process
+from helpers.cli_process import CLI, ForkedProcess, run_cli_process
 from helpers.sql_lint import unknown_functions
 from helpers.sync_project import COMBOS, MAPPED, MAPPINGS, PROJECT, SyncProject, file_ops, person
 
@@ -275,7 +275,7 @@ def test_kill_9_during_delivery_loses_nothing(sp, http_sink):
     env = dict(os.environ, SINK_TOKEN=http_sink.token)
     args = ["sync", "--project-dir", str(sp.p.root), "--profiles-dir", str(sp.p.root)]
     # the killed run: a process of its own (forked from a warm interpreter, see helpers/cli_process.py)
-    cmd = [sys.executable, "-c", "from sync_runner.cli import main; main()", *args]
+    cmd = [sys.executable, "-c", CLI, *args]
     http_sink.reset()
     interrupted = 0
     for trial in range(3):
