@@ -131,13 +131,50 @@
     set until the runner's session ends, which resets it (sync_session_end_sql). -#}
 {% macro duckdb__sync_plan_write_sql(sync, source, reset, previous) %}
     {%- set write = dbt_studio.default__sync_plan_write_sql(sync, source, reset, previous) -%}
+    {%- set statements = write.statements[:-1] + dbt_studio._duckdb_uncompressed(write.statements[-1]) -%}
+    {{ return({'statements': statements, 'counts': write.counts}) }}  {#- default__ makes the plan table last -#}
+{% endmacro %}
+
+{#- A statement that writes the plan, between the setting and its reset (as it is when the profile sets it). -#}
+{% macro _duckdb_uncompressed(statement) %}
     {%- if 'force_compression' in (target.get('settings') or {}) -%}
-        {{ return(write) }}
+        {{ return([statement]) }}
     {%- endif -%}
-    {%- set plan_table = write.statements[-1] -%}  {#- default__ makes the plan table last -#}
-    {%- set statements = write.statements[:-1]
-                         + ["set force_compression = 'uncompressed'", plan_table, 'reset force_compression'] -%}
-    {{ return({'statements': statements, 'counts': write.counts}) }}
+    {{ return(["set force_compression = 'uncompressed'", statement, 'reset force_compression']) }}
+{% endmacro %}
+
+{#- A reset plan written in two parts, for runners that start sending before the whole plan is written (a first
+    sync or a full resync of a million rows: the plan is most of the wait for the first request). `reset` empties
+    the snapshot, `counts` then gives (_op, n) of the whole plan from the model, `first` writes the plan's rows
+    numbered up to `first_rows` and `rest` appends the others; `whole` writes the whole plan instead, as
+    sync_plan_write_sql does (for a plan too small to split). Both parts number the rows as it does, by op and then
+    key (keys are unique: sync_check_keys refuses duplicates), so together they are its plan. `first_rows` is a
+    number or a bind parameter. -#}
+{% macro sync_plan_write_parts_sql(sync, source, first_rows) %}
+    {{ return(adapter.dispatch('sync_plan_write_parts_sql', 'dbt_studio')(sync, source, first_rows)) }}
+{% endmacro %}
+
+{% macro default__sync_plan_write_parts_sql(sync, source, first_rows) %}
+    {%- set snapshot = dbt_studio._state_relation(sync, sync.name ~ '__snapshot') -%}
+    {%- set plan = dbt_studio._state_relation(sync, sync.name ~ '__plan') -%}
+    {%- set plan_sql = dbt_studio._sync_plan_sql(sync, source, snapshot, true) -%}
+    {%- set first = first_rows if first_rows is string else first_rows | int -%}
+    {%- set first_sql = dbt_studio._sync_plan_sql(sync, source, snapshot, true, limit=first) -%}
+    {{ return({
+        'reset': [dbt_studio._create_table_as(snapshot, dbt_studio._sync_empty_sql(sync, source))],
+        'counts': dbt_studio._sync_plan_sql(sync, source, snapshot, true, counting=true),
+        'first': [dbt_studio._create_table_as(plan, first_sql)],
+        'rest': ['insert into ' ~ plan ~ '\nselect * from (\n' ~ plan_sql ~ '\n) as numbered\nwhere _seq > ' ~ first],
+        'whole': [dbt_studio._create_table_as(plan, plan_sql)],
+    }) }}
+{% endmacro %}
+
+{% macro duckdb__sync_plan_write_parts_sql(sync, source, first_rows) %}
+    {%- set parts = dbt_studio.default__sync_plan_write_parts_sql(sync, source, first_rows) -%}
+    {{ return({'reset': parts.reset, 'counts': parts.counts,
+               'first': dbt_studio._duckdb_uncompressed(parts.first[0]),
+               'rest': dbt_studio._duckdb_uncompressed(parts.rest[0]),
+               'whole': dbt_studio._duckdb_uncompressed(parts.whole[0])}) }}
 {% endmacro %}
 
 {#- A run that committed every planned row (acknowledged or rejected) empties its plan, so the next plan need not
@@ -241,8 +278,10 @@ minus
     `reset`: the snapshot is empty (a first sync, a full resync, a changed fingerprint), so every row of the model
     is changed: `changed` is the model's rows without the EXCEPT (keys are unique, sync_check_keys refuses a model
     with duplicates, so the EXCEPT would only hash every row to remove nothing: at 1M rows 1.0 s of the plan's
-    1.7 s), no deletes, and the last plan adds nothing (its resends and deletes need a snapshot row). -#}
-{% macro _sync_plan_sql(sync, source, snapshot, reset, previous=none) -%}
+    1.7 s), no deletes, and the last plan adds nothing (its resends and deletes need a snapshot row).
+    `counting`: (_op, n) of those rows instead of the rows, without numbering them. `limit`: only the first rows,
+    numbered as they are in the whole plan (the first rows by op and key are numbered 1..limit). -#}
+{% macro _sync_plan_sql(sync, source, snapshot, reset, previous=none, counting=false, limit=none) -%}
 {%- set columns = dbt_studio._sync_idents(sync.columns) -%}
 {%- set with_deletes = not reset and (sync.mode == 'mirror' or sync.on_delete in ('delete', 'clear')) -%}
 {%- set previous = none if reset else previous -%}
@@ -305,12 +344,35 @@ ops as (
         and stray._key not in (select _key from {{ snapshot }})
     {%- endif %}
 )
+{%- set only_keys -%}
+where _key in ({% for k in sync.only_keys %}{{ dbt_studio.string_literal(k) }}{{ ', ' if not loop.last }}{% endfor %})
+{%- endset %}
+{%- if counting %}
+select _op, count(*) as n
+from ops
+{%- if sync.only_keys %}
+{{ only_keys }}
+{%- endif %}
+group by _op
+{%- elif limit is not none %}
+select row_number() over (order by _op, _key) as _seq, first_rows.*
+from (
+    select * from ops
+    {%- if sync.only_keys %}
+    {{ only_keys }}
+    {%- endif %}
+    order by _op, _key
+    limit {{ limit }}
+) as first_rows
+order by _seq
+{%- else %}
 select row_number() over (order by _op, _key) as _seq, ops.*
 from ops
 {%- if sync.only_keys %}
-where _key in ({% for k in sync.only_keys %}{{ dbt_studio.string_literal(k) }}{{ ', ' if not loop.last }}{% endfor %})
+{{ only_keys }}
 {%- endif %}
 order by _seq  {#- stored in _seq order, so the runner's page and commit ranges read only their rows #}
+{%- endif %}
 {%- endmacro %}
 
 {#- One page of the plan's rows in delivery order (the runner pages by _seq, which runs 1..n). The bounds are

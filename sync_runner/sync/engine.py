@@ -90,7 +90,7 @@ class Options:
     batch_rows: int | None = None
     max_attempts: int = 6
     base_delay: float = 0.5
-    page_rows: int = 50_000  # plan rows fetched from the warehouse at a time
+    page_rows: int = 50_000  # plan rows fetched from the warehouse at a time (a reset plan's first part on DuckDB)
     # where manifest.json and run_results.json are read from (default <project_dir>/target; e.g. the artifacts
     # of a dbt Cloud run downloaded elsewhere)
     artifacts_dir: str | None = None
@@ -472,7 +472,8 @@ class SyncRunner:
                 error = None
                 try:
                     with _plan_refusals(sync):
-                        counts = steps.plan(args, source, self.options.full_resync)
+                        counts = steps.plan(args, source, self.options.full_resync,
+                                            first_rows=self.options.page_rows)
                     report.planned = {k: int(counts[k]) for k in ("insert", "update", "delete", "clear")}
                     report.full_resync = bool(counts["reset"])
                     reason = self._safeguard(sync, args, report, steps)
@@ -616,10 +617,13 @@ class SyncRunner:
             if due and not destination.commits_on_close:
                 commit()
 
+        def read(first: int, last: int) -> Any:
+            with _plan_refusals(sync):  # a plan written in parts (state.py) writes its second part here
+                return steps.page(args, first, last)
+
         success = False
         try:
-            stream = plan_pages(lambda first, last: steps.page(args, first, last), total, self.options.page_rows,
-                                first_rows=max_rows)
+            stream = plan_pages(read, total, self.options.page_rows, first_rows=max_rows)
             sources = {f.dest: f.tracked for f in sync.fields if f.template is None}
             templates = {f.dest: Template(f.template) for f in sync.fields if f.template is not None}
             deliver(destination, make_batches(stream, sources, max_rows, max_bytes, oversize, sync.key_columns,

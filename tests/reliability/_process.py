@@ -37,7 +37,8 @@ HERE = Path(__file__).resolve()
 KEPT_STEPS = {"prepare": "sync_prepare", "lock": "sync_lock", "unlock": "sync_unlock",
               "last_status": "sync_last_status", "prune_changelog": "sync_prune_changelog",
               "run_start": "sync_run_start", "plan": "sync_plan", "record_fingerprint": "sync_record_fingerprint",
-              "commit": "sync_commit", "plan_settled": "sync_plan_settled", "run_finish": "sync_run_finish"}
+              "commit": "sync_commit", "plan_settled": "sync_plan_settled", "run_finish": "sync_run_finish",
+              "page": "sync_plan_rows"}  # (a page read past a plan's first part writes its second part first)
 
 
 # -- the test side ------------------------------------------------------------------------------------------------
