@@ -65,7 +65,10 @@ def test_the_same_sync_twice_at_once_the_second_refuses(crig):
         runs_before = fp.fetch(f"select count(*) from {fp.state_relation('sync_runs')} where sync_name = 'same'"
                                ) if round_ else [(0,)]
         fp.release()
-        sink.delay = 0.1  # a few seconds of delivery: the first run holds the lock all that time
+        # slow delivery (12 requests of 5 rows, 0.5 s each) until one of the two runs ends: the first holds the lock
+        # however long the second takes to start (at 0.1 s a request, a slow hour let the first end before the
+        # second asked for the lock, and both ran)
+        sink.delay = 0.5
         first = _start(fp, server, "same", sink, f"same_{round_}_a")
         if not together:  # the second starts once the first is delivering
             deadline = time.monotonic() + 60
@@ -79,8 +82,8 @@ def test_the_same_sync_twice_at_once_the_second_refuses(crig):
             for key, child in children.items():
                 if outcomes[key] is None and not child.alive():
                     outcomes[key] = (child.wait(), child.log_text())
+                    sink.delay = 0.0  # one run is over: the other need not wait any longer
             time.sleep(0.01)
-        sink.delay = 0.0
         ok = [k for k, (o, _) in outcomes.items() if o == {"code": 0}]
         refused = [k for k, (o, log) in outcomes.items() if o != {"code": 0} and REFUSED[adapter] in log]
         assert len(ok) == 1 and len(refused) == 1, f"round {round_}: {outcomes}"
