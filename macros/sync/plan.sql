@@ -146,10 +146,10 @@
 {#- A reset plan written in two parts, for runners that start sending before the whole plan is written (a first
     sync or a full resync of a million rows: the plan is most of the wait for the first request). `reset` empties
     the snapshot, `counts` then gives (_op, n) of the whole plan from the model, `first` writes the plan's rows
-    numbered up to `first_rows` and `rest` appends the others; `whole` writes the whole plan instead, as
-    sync_plan_write_sql does (for a plan too small to split). Both parts number the rows as it does, by op and then
-    key (keys are unique: sync_check_keys refuses duplicates), so together they are its plan. `first_rows` is a
-    number or a bind parameter. -#}
+    numbered up to `first_rows` and `rest` appends the others; `whole` writes the whole plan instead (for a plan too
+    small to split). `reset` and `whole` are sync_plan_write_sql's statements for a reset. Both parts number the
+    rows as it does, by op and then key (keys are unique: sync_check_keys refuses duplicates), so together they are
+    its plan. `first_rows` is a number or a bind parameter. -#}
 {% macro sync_plan_write_parts_sql(sync, source, first_rows) %}
     {{ return(adapter.dispatch('sync_plan_write_parts_sql', 'dbt_studio')(sync, source, first_rows)) }}
 {% endmacro %}
@@ -160,21 +160,21 @@
     {%- set plan_sql = dbt_studio._sync_plan_sql(sync, source, snapshot, true) -%}
     {%- set first = first_rows if first_rows is string else first_rows | int -%}
     {%- set first_sql = dbt_studio._sync_plan_sql(sync, source, snapshot, true, limit=first) -%}
+    {%- set write = dbt_studio.sync_plan_write_sql(sync, source, true, false) -%}  {#- the snapshot emptied first -#}
     {{ return({
-        'reset': [dbt_studio._create_table_as(snapshot, dbt_studio._sync_empty_sql(sync, source))],
+        'reset': write.statements[:1],
         'counts': dbt_studio._sync_plan_sql(sync, source, snapshot, true, counting=true),
         'first': [dbt_studio._create_table_as(plan, first_sql)],
         'rest': ['insert into ' ~ plan ~ '\nselect * from (\n' ~ plan_sql ~ '\n) as numbered\nwhere _seq > ' ~ first],
-        'whole': [dbt_studio._create_table_as(plan, plan_sql)],
+        'whole': write.statements[1:],
     }) }}
 {% endmacro %}
 
 {% macro duckdb__sync_plan_write_parts_sql(sync, source, first_rows) %}
     {%- set parts = dbt_studio.default__sync_plan_write_parts_sql(sync, source, first_rows) -%}
-    {{ return({'reset': parts.reset, 'counts': parts.counts,
-               'first': dbt_studio._duckdb_uncompressed(parts.first[0]),
-               'rest': dbt_studio._duckdb_uncompressed(parts.rest[0]),
-               'whole': dbt_studio._duckdb_uncompressed(parts.whole[0])}) }}
+    {%- do parts.update({'first': dbt_studio._duckdb_uncompressed(parts.first[0]),
+                         'rest': dbt_studio._duckdb_uncompressed(parts.rest[0])}) -%}
+    {{ return(parts) }}  {#- `whole` comes uncompressed from duckdb__sync_plan_write_sql -#}
 {% endmacro %}
 
 {#- A run that committed every planned row (acknowledged or rejected) empties its plan, so the next plan need not
