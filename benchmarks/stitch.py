@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import sys
@@ -235,6 +236,8 @@ def snowflake_statements(persons: int, work: Path) -> dict:
     model = MODEL.replace('"read_parquet(" ~ var(\'rows\') ~ ")"', "ref('stitch_rows')")
     counts: dict[str, int] = {}
     with fakesnow.server() as conn:
+        # uvicorn logs each request to stdout, where this script's one JSON line goes
+        logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
         dbt_project(project, "stitch_bench", project / "unused.duckdb", {"stitched.sql": textwrap.dedent(model)})
         (project / "dbt_project.yml").write_text((project / "dbt_project.yml").read_text()
                                                  + "seed-paths: ['seeds']\n")

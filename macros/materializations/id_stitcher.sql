@@ -99,7 +99,7 @@
 
     {%- if incremental -%}
         {%- call statement('main') -%}
-            {{ dbt_studio._stitch_merge_sql(target, work.nodes, work.result) }}
+            {{ dbt_studio._stitch_merge_sql(target, work.clusters, work.result) }}
         {%- endcall -%}
     {%- else -%}
         {%- call statement('main') -%}
