@@ -145,11 +145,12 @@
 
 {#- A reset plan written in two parts, for runners that start sending before the whole plan is written (a first
     sync or a full resync of a million rows: the plan is most of the wait for the first request). `reset` empties
-    the snapshot, `counts` then gives (_op, n) of the whole plan from the model, `first` writes the plan's rows
-    numbered up to `first_rows` and `rest` appends the others; `whole` writes the whole plan instead (for a plan too
-    small to split). `reset` and `whole` are sync_plan_write_sql's statements for a reset. Both parts number the
-    rows as it does, by op and then key (keys are unique: sync_check_keys refuses duplicates), so together they are
-    its plan. `first_rows` is a number or a bind parameter. -#}
+    the snapshot, `counts` then gives (_op, n) of the whole plan from the model, `first` writes any `first_rows` of
+    its rows numbered 1..first_rows (a reset plan has one op: no order is owed, and finding the first keys in order
+    meant sorting them all), `rest` appends the others numbered on by op and key; `whole` writes the whole plan
+    instead (for a plan too small to split). `reset` and `whole` are sync_plan_write_sql's statements for a reset.
+    Together the parts hold the whole plan's rows, numbered 1..n (keys are unique: sync_check_keys refuses
+    duplicates). `first_rows` is a number or a bind parameter. -#}
 {% macro sync_plan_write_parts_sql(sync, source, first_rows) %}
     {{ return(adapter.dispatch('sync_plan_write_parts_sql', 'dbt_studio')(sync, source, first_rows)) }}
 {% endmacro %}
@@ -157,15 +158,15 @@
 {% macro default__sync_plan_write_parts_sql(sync, source, first_rows) %}
     {%- set snapshot = dbt_studio._state_relation(sync, sync.name ~ '__snapshot') -%}
     {%- set plan = dbt_studio._state_relation(sync, sync.name ~ '__plan') -%}
-    {%- set plan_sql = dbt_studio._sync_plan_sql(sync, source, snapshot, true) -%}
     {%- set first = first_rows if first_rows is string else first_rows | int -%}
     {%- set first_sql = dbt_studio._sync_plan_sql(sync, source, snapshot, true, limit=first) -%}
+    {%- set rest_sql = dbt_studio._sync_plan_sql(sync, source, snapshot, true, after=plan, after_rows=first) -%}
     {%- set write = dbt_studio.sync_plan_write_sql(sync, source, true, false) -%}  {#- the snapshot emptied first -#}
     {{ return({
         'reset': write.statements[:1],
         'counts': dbt_studio._sync_plan_sql(sync, source, snapshot, true, counting=true),
         'first': [dbt_studio._create_table_as(plan, first_sql)],
-        'rest': ['insert into ' ~ plan ~ '\nselect * from (\n' ~ plan_sql ~ '\n) as numbered\nwhere _seq > ' ~ first],
+        'rest': ['insert into ' ~ plan ~ '\n' ~ rest_sql],
         'whole': write.statements[1:],
     }) }}
 {% endmacro %}
@@ -281,7 +282,8 @@ minus
     1.7 s), no deletes, and the last plan adds nothing (its resends and deletes need a snapshot row).
     `counting`: (_op, n) of those rows instead of the rows, without numbering them. `limit`: only the first rows,
     numbered as they are in the whole plan (the first rows by op and key are numbered 1..limit). -#}
-{% macro _sync_plan_sql(sync, source, snapshot, reset, previous=none, counting=false, limit=none) -%}
+{% macro _sync_plan_sql(sync, source, snapshot, reset, previous=none, counting=false, limit=none, after=none,
+                        after_rows=none) -%}
 {%- set columns = dbt_studio._sync_idents(sync.columns) -%}
 {%- set with_deletes = not reset and (sync.mode == 'mirror' or sync.on_delete in ('delete', 'clear')) -%}
 {%- set previous = none if reset else previous -%}
@@ -345,31 +347,41 @@ ops as (
     {%- endif %}
 )
 {%- set only_keys -%}
-where _key in ({% for k in sync.only_keys %}{{ dbt_studio.string_literal(k) }}{{ ', ' if not loop.last }}{% endfor %})
+_key in ({% for k in sync.only_keys %}{{ dbt_studio.string_literal(k) }}{{ ', ' if not loop.last }}{% endfor %})
 {%- endset %}
 {%- if counting %}
 select _op, count(*) as n
 from ops
 {%- if sync.only_keys %}
-{{ only_keys }}
+where {{ only_keys }}
 {%- endif %}
 group by _op
 {%- elif limit is not none %}
-select row_number() over (order by _op, _key) as _seq, first_rows.*
+{#- any `limit` rows: a reset plan has one op, and sorting a million keys to find the first ones was most of the
+    wait for the first request (0.14 s against 0.03 s at 1M rows) -#}
+select row_number() over () as _seq, first_rows.*
 from (
     select * from ops
     {%- if sync.only_keys %}
-    {{ only_keys }}
+    where {{ only_keys }}
     {%- endif %}
-    order by _op, _key
     limit {{ limit }}
 ) as first_rows
+order by _seq
+{%- elif after is not none %}
+{#- the rows not in `after` (a plan's first part of `after_rows` rows), numbered after it by op and key -#}
+select {{ after_rows }} + row_number() over (order by _op, _key) as _seq, ops.*
+from ops
+where not exists (select 1 from {{ after }} as sent where sent._key = ops._key)
+{%- if sync.only_keys %}
+  and {{ only_keys }}
+{%- endif %}
 order by _seq
 {%- else %}
 select row_number() over (order by _op, _key) as _seq, ops.*
 from ops
 {%- if sync.only_keys %}
-{{ only_keys }}
+where {{ only_keys }}
 {%- endif %}
 order by _seq  {#- stored in _seq order, so the runner's page and commit ranges read only their rows #}
 {%- endif %}

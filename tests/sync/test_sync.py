@@ -461,11 +461,11 @@ def test_a_syncs_time_is_its_own_not_the_commands_start_up(sp, monkeypatch):
     assert sum(r.seconds for r in reports.values()) <= total - delay  # ... and no sync's time holds it
 
 
-def test_a_reset_plan_written_in_two_parts_is_the_plan_written_whole(sp):
+def test_a_reset_plan_written_in_two_parts_holds_the_plan_written_whole(sp):
     """A reset plan (a first sync, a full resync) may be written in two parts, its first rows and then the rest
-    (sync_plan_write_parts_sql; the runner does so on DuckDB, docs/sync.md). The first part is the whole plan's
-    first rows with the same numbers, the two together are the whole plan row for row, and the counts are the
-    whole plan's, for each mode and with a filter and --keys."""
+    (sync_plan_write_parts_sql; the runner does so on DuckDB, docs/sync.md). The first part is that many of the
+    whole plan's rows numbered from 1, the two together are the whole plan's rows numbered 1..n, the second part's
+    numbered by key, and the counts are the whole plan's, for each mode and with a filter and --keys."""
     from sync_runner.sync.engine import Options, SyncRunner
 
     rows = {f"u{i:03d}": person(i) for i in range(23)}
@@ -512,10 +512,16 @@ def test_a_reset_plan_written_in_two_parts_is_the_plan_written_whole(sp):
                     assert sorted(tuple(r.values()) for r in counted.rows) == counts, where
                     for sql in parts["first"]:
                         wh.adapter.execute(sql)
-                    assert plan_rows() == expected[:3], where
+                    first = plan_rows()
+                    assert [r[0] for r in first] == [1, 2, 3], where
+                    assert {r[1:] for r in first} <= {r[1:] for r in expected}, where
                     for sql in parts["rest"]:
                         wh.adapter.execute(sql)
-                    assert plan_rows() == expected, where
+                    written = plan_rows()
+                    assert [r[0] for r in written] == list(range(1, len(expected) + 1)), where
+                    assert sorted(r[1:] for r in written) == sorted(r[1:] for r in expected), where
+                    assert written[:3] == first, where  # the first part as it was sent
+                    assert [r[2] for r in written[3:]] == sorted(r[2] for r in written[3:]), where  # _op, _key, ...
                     for sql in parts["whole"]:
                         wh.adapter.execute(sql)
                     assert plan_rows() == expected, where
