@@ -153,7 +153,8 @@ from (
     and last seen, and its vertex when it is among this run's nodes). The one scan of the prior output by main_id:
     the merge rewrites rows of these clusters only, so it reads them here instead of the whole output. -#}
 {% macro _stitch_clusters_sql(nodes, prior) -%}
-with held as (
+{#- `held` is read twice below: materialized, the output is scanned once -#}
+with held as {{ dbt_studio._materialized_cte() }}(
     select p.main_id, p.id_type, p.id_value, p.first_seen_at, p.last_seen_at
     from {{ prior }} as p
     where p.main_id in (select prior_main_id from {{ nodes }} where prior_main_id is not null)

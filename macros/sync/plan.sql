@@ -280,8 +280,9 @@ minus
     is changed: `changed` is the model's rows without the EXCEPT (keys are unique, sync_check_keys refuses a model
     with duplicates, so the EXCEPT would only hash every row to remove nothing: at 1M rows 1.0 s of the plan's
     1.7 s), no deletes, and the last plan adds nothing (its resends and deletes need a snapshot row).
-    `counting`: (_op, n) of those rows instead of the rows, without numbering them. `limit`: only the first rows,
-    numbered as they are in the whole plan (the first rows by op and key are numbered 1..limit). -#}
+    `counting`: (_op, n) of those rows instead of the rows, without numbering them. `limit`: any `limit` of the
+    rows, numbered 1..limit (for a reset plan's first part). `after`: the rows not in the relation `after` (that
+    first part, of `after_rows` rows), numbered from after_rows + 1 by op and key. -#}
 {% macro _sync_plan_sql(sync, source, snapshot, reset, previous=none, counting=false, limit=none, after=none,
                         after_rows=none) -%}
 {%- set columns = dbt_studio._sync_idents(sync.columns) -%}
