@@ -531,12 +531,12 @@ def test_a_reset_plan_written_in_two_parts_holds_the_plan_written_whole(sp):
     sp.p.release()
 
 
+# DuckDB only: Snowflake writes the plan in one statement (its statements are its cost)
+@pytest.mark.parametrize("sp", ["duckdb"], indirect=True)
 def test_a_first_sync_on_duckdb_sends_every_row_once_from_a_plan_written_in_parts(sp, http_sink):
     """On DuckDB a reset plan of more than ten pages is written a page first, the rest when the runner reads past
     it (a smaller one whole): either way every row reaches the destination once, the snapshot holds them all, and
     the report the whole plan's count."""
-    if sp.p.adapter != "duckdb":
-        pytest.skip("Snowflake writes the plan in one statement (its statements are its cost)")
     http_sink.reset()
     sp.destinations(_http_yaml(http_sink, batch_size=4, concurrency=2))
     rows = {f"u{i:03d}": person(i) for i in range(41)}
@@ -555,13 +555,13 @@ def test_a_first_sync_on_duckdb_sends_every_row_once_from_a_plan_written_in_part
         assert sp.state("in_parts", "plan") == []  # settled
 
 
+# DuckDB only: Snowflake writes the plan in one statement (its statements are its cost)
+@pytest.mark.parametrize("sp", ["duckdb"], indirect=True)
 def test_a_value_the_second_part_of_a_plan_refuses_fails_the_sync_in_one_line(sp, http_sink):
     """A plan in two parts and a value a mapping's cast refuses on its last key: DuckDB computes the first part only
     for its first rows, so the refusal comes from the counts (today: nothing is sent) or, were they to skip the
     cast, from the second part after the first page went out. Either way the sync fails with the same one line as a
     plan refused whole, at most the first part was sent, and the snapshot holds what the destination acknowledged."""
-    if sp.p.adapter != "duckdb":
-        pytest.skip("Snowflake writes the plan in one statement (its statements are its cost)")
     http_sink.reset()
     sp.destinations(_http_yaml(http_sink, batch_size=4, concurrency=2))
     rows = {f"u{i:03d}": person(i, note=str(i)) for i in range(41)}
@@ -580,13 +580,13 @@ def test_a_value_the_second_part_of_a_plan_refuses_fails_the_sync_in_one_line(sp
     assert sorted(r[0] for r in sp.state("late_refusal", "snapshot")) == sorted(http_sink.store)
 
 
+# DuckDB only: a DuckDB storage setting; Snowflake plans are written as any table
+@pytest.mark.parametrize("sp", ["duckdb"], indirect=True)
 def test_duckdb_writes_the_plan_uncompressed_and_resets_the_setting(sp):
     """DuckDB writes a large plan uncompressed (compressing it was most of the write, docs/sync.md). Its settings
     belong to the whole database, so a connection sharing it in the same process (dbt's, in `serve` or
     `dbt-studio build`) must find them as they were after the sync: the compression back at DuckDB's default, the
     sync's memory cap lifted, also after a plan write that failed half way."""
-    if sp.p.adapter != "duckdb":
-        pytest.skip("a DuckDB storage setting; Snowflake plans are written as any table")
     rows = 130_000  # more than one row group (122,880 rows): DuckDB writes those straight to the file
     model = sp.p.root / "models" / "many_people.sql"
     declared = sp.p.root / "models" / "_many_people.yml"
