@@ -184,7 +184,7 @@ inner join held as h on h.main_id = c.main_id
 left join {{ nodes }} as n on n.id_type = h.id_type and n.id_value = h.id_value
 {%- endmacro %}
 
-{#- Edges between vertices, both directions, without the capped ones and without self loops. -#}
+{#- Edges between vertices, each once as (larger, smaller), without the capped ones and without self loops. -#}
 {% macro _stitch_edges_sql(obs, capped, nodes, clusters) -%}
 with kept as (
     select o.id_type, o.id_value, o.other_type, o.other_value
@@ -200,21 +200,20 @@ with kept as (
         where c.id_type = o.other_type and c.id_value = o.other_value and c.other_type = o.id_type
       )
 ),
-{#- each link once, as (larger, smaller); a cluster vertex is numbered after every node -#}
-pairs as {{ dbt_studio._materialized_cte() }}(
-    select distinct greatest(na.vid, nb.vid) as a, least(na.vid, nb.vid) as b
+{#- each link once, as (larger, smaller): the form connected_components takes; a cluster vertex is numbered after
+    every node -#}
+pairs as (
+    select greatest(na.vid, nb.vid) as a, least(na.vid, nb.vid) as b
     from kept as k
     inner join {{ nodes }} as na on na.id_type = k.id_type and na.id_value = k.id_value
     inner join {{ nodes }} as nb on nb.id_type = k.other_type and nb.id_value = k.other_value
     where na.vid <> nb.vid
     {%- if clusters is not none %}
-    union
+    union all
     select vid as a, node_vid as b from {{ clusters }} where node_vid is not null
     {%- endif %}
 )
-select a, b from pairs
-union all
-select b, a from pairs
+select distinct a, b from pairs
 {%- endmacro %}
 
 {#- The main_id minted for a new cluster from its earliest-seen identifier. -#}

@@ -1,7 +1,7 @@
 {#-
     Connected components of an undirected graph by Large-Star / Small-Star (Kiveris et al., 2014).
 
-    `edges` holds integer pairs (a, b), both directions, no self loops. Each round rewrites the edge set
+    `edges` holds integer pairs (a, b), each edge once as a > b, no self loops. Each round rewrites the edge set
     twice — large-star links every larger neighbour of a node to its smallest neighbour, small-star links
     every smaller neighbour to the smallest — so components contract into stars around their minimum. The
     number of rounds grows with the logarithm of the component size, not with its diameter, so long chains
@@ -55,84 +55,80 @@
     {{ return(state.rounds) }}
 {% endmacro %}
 
-{#- Both star steps emit each new edge as (larger, smaller) only, so one DISTINCT over them is enough: the
-    reversed copy cannot hold a duplicate (half the rows a UNION of both directions would sort or hash). -#}
+{#- Large-star: every edge (v, u), v > u, becomes (v, m(u)), m(u) the smallest of u and its neighbours. u's smaller
+    neighbours are in its own rows as the larger end, so one aggregate over those rows gives m(u) (u itself when it
+    has none), and each edge yields one row, still (larger, smaller). -#}
 {% macro _large_star_sql(edges) -%}
 with smallest as (
-    select a, least(a, min(b)) as m
+    select a as node, min(b) as m
     from {{ edges }}
     group by a
-),
-{#- b > a >= m: every row is (larger, smaller) -#}
-pairs as {{ dbt_studio._materialized_cte() }}(
-    select distinct e.b as a, s.m as b
-    from {{ edges }} as e
-    inner join smallest as s on e.a = s.a
-    where e.b > e.a
 )
-select a, b from pairs
-union all
-select b, a from pairs
+select distinct e.a, coalesce(s.m, e.b) as b
+from {{ edges }} as e
+left join smallest as s on s.node = e.b
 {%- endmacro %}
 
+{#- Small-star: each node u with smaller neighbours links them, and itself, to the smallest of them, m(u): every
+    row is (larger, smaller) since m(u) is below the others. -#}
 {% macro _small_star_sql(edges) -%}
 with smallest as (
     select a, min(b) as m
     from {{ edges }}
-    where b < a
     group by a
-),
-{#- every edge has a larger end, whose smaller neighbours are all re-linked here: nothing is lost; and every
-    row is (larger, smaller): b > m, a > m -#}
-pairs as {{ dbt_studio._materialized_cte() }}(
-    select distinct a, b
-    from (
-        select e.b as a, s.m as b
-        from {{ edges }} as e
-        inner join smallest as s on e.a = s.a
-        where e.b < e.a and e.b <> s.m
-        union all
-        select a, m as b from smallest
-    ) as linked
 )
-select a, b from pairs
-union all
-select b, a from pairs
+select distinct a, b
+from (
+    select e.b as a, s.m as b
+    from {{ edges }} as e
+    inner join smallest as s on s.a = e.a
+    where e.b <> s.m
+    union all
+    select a, m as b from smallest
+) as linked
 {%- endmacro %}
 
-{#- Centres of finished stars: no smaller neighbour, and every neighbour's only neighbour is the centre. Each
-    edge is grouped under its smaller end c, with its first end's degree and smallest neighbour (one aggregate,
-    one join): c is a finished centre when its own rows say it has no smaller neighbour and the rows of the other
-    ends say each has one neighbour. A node whose edges all lead to smaller nodes heads no group. -#}
+{#- Centres of finished stars: a node c with no smaller neighbour (never the larger end of a row) whose larger
+    neighbours are all leaves: one neighbour each, c (one row as the larger end, none as the smaller). Counted with
+    one aggregate per end over the edges, the rest over nodes. -#}
 {% macro _finished_star_centers_sql(edges) -%}
-with ends as (
-    select a, count(*) as degree, min(b) as smallest
+with as_larger as (
+    select a as node, count(*) as smaller_neighbours, min(b) as smallest
     from {{ edges }}
     group by a
+),
+as_smaller as (
+    select b as node, count(*) as larger_neighbours
+    from {{ edges }}
+    group by b
+),
+leaves as (
+    select l.smallest as center, count(*) as leaves
+    from as_larger as l
+    left join as_smaller as s on s.node = l.node
+    where l.smaller_neighbours = 1 and s.node is null
+    group by l.smallest
 )
-select least(e.a, e.b) as center
-from {{ edges }} as e
-inner join ends as n on n.a = e.a
-group by least(e.a, e.b)
-having min(case when e.a < e.b and n.smallest > e.a then 1
-                when e.a > e.b and n.degree = 1 then 1
-                else 0 end) = 1
+select c.node as center
+from as_smaller as c
+inner join leaves as f on f.center = c.node
+left join as_larger as l on l.node = c.node
+where f.leaves = c.larger_neighbours and l.node is null
 {%- endmacro %}
 
 {% macro _finished_star_labels_sql(edges, centers) -%}
 select center as node, center as label from {{ centers }}
 union all
-select e.b as node, e.a as label
+select e.a as node, e.b as label
 from {{ edges }} as e
-inner join {{ centers }} as c on c.center = e.a
+inner join {{ centers }} as c on c.center = e.b
 {%- endmacro %}
 
-{#- An edge of a finished star always has the centre as its smaller end. (An outer join, not NOT EXISTS: DuckDB
-    plans the correlated form on least() about five times slower.) -#}
+{#- An edge of a finished star always has the centre as its smaller end. -#}
 {% macro _unfinished_edges_sql(edges, centers) -%}
 select e.a, e.b
 from {{ edges }} as e
-left join {{ centers }} as c on c.center = least(e.a, e.b)
+left join {{ centers }} as c on c.center = e.b
 where c.center is null
 {%- endmacro %}
 
