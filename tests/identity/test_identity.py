@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import random
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -222,6 +223,43 @@ def test_long_monotone_chains_converge_in_few_rounds(stitching):
     assert partition({n: m for n, (m, _) in output(stitching).items()}) == partition(reference(rows)[0])
     [rounds] = [int(m.split(" in ")[1].split()[0]) for m in stitching.messages if "converged in" in m]
     assert rounds <= 12
+
+
+def small_components(count: int, seed: int) -> list[Row]:
+    """`count` disjoint components of 1-9 ids each: a random tree (stars, with their centre anywhere in the
+    numbering, paths, two ids, one id) plus, on a third of them, extra links (triangles, cycles, stars with a link
+    between two leaves). Linked ids always differ in type, as they do in a source row."""
+    rng = random.Random(seed)
+    rows: list[Row] = []
+    clock = iter(range(10**6))
+    for k in range(count):
+        size = rng.randint(1, 9)
+        kinds = [rng.choice("abc") for _ in range(size)]
+        links = []
+        for i in range(1, size):
+            parent = rng.choice([p for p in range(i) if kinds[p] != kinds[i]] or [rng.randrange(i)])
+            if kinds[parent] == kinds[i]:
+                kinds[i] = next(t for t in "abc" if t != kinds[parent])
+            links.append((parent, i))
+        if rng.random() < 1 / 3:
+            links += [(i, j) for i in range(size) for j in range(i + 1, size)
+                      if kinds[i] != kinds[j] and rng.random() < 0.3]
+        ids = [f"s{k}n{i}" for i in range(size)]
+        at = BASE + timedelta(minutes=next(clock))
+        if size == 1:
+            rows.append(tuple(ids[0] if t == kinds[0] else None for t in "abc") + (None, at))
+        for i, j in links:
+            rows.append(tuple(ids[i] if t == kinds[i] else ids[j] if t == kinds[j] else None for t in "abc")
+                        + (None, BASE + timedelta(minutes=next(clock))))
+    return rows
+
+
+def test_many_small_components_in_one_build_equal_union_find(stitching):
+    """What the first round of connected components finishes (stars, whatever their centre's number) and what it
+    must not (a star with one more link), hundreds at once, as a real graph is mostly small people."""
+    rows = small_components(400, seed=17)
+    build(stitching, rows, "--full-refresh")
+    assert_equals_reference(stitching, rows)
 
 
 def test_round_cap_raises_and_names_the_model(stitching):
