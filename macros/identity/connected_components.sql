@@ -22,30 +22,24 @@
 {% macro default__connected_components(edges, labels, max_rounds, model_name) %}
     {%- set spare = edges.incorporate(path={'identifier': edges.identifier ~ '_w'}) -%}
     {%- set centers = edges.incorporate(path={'identifier': edges.identifier ~ '_c'}) -%}
-    {%- set state = {'rounds': 0, 'converged': false, 'current': edges, 'spare': spare} -%}
     {%- set empty_labels = 'select a as node, b as label from ' ~ edges ~ ' where 1 = 0' -%}
     {%- do run_query(dbt_studio._create_work_table(labels, empty_labels)) -%}
-    {%- for round in range(1, max_rounds + 2) -%}
+    {%- set state = {'rounds': 0, 'converged': dbt_studio._is_empty(edges), 'current': edges, 'spare': spare} -%}
+    {%- for round in range(1, max_rounds + 1) if not state.converged -%}
         {%- set current, spare = state.current, state.spare -%}
-        {%- if dbt_studio._is_empty(current) -%}
-            {%- do state.update({'converged': true}) -%}
-            {%- break -%}
-        {%- elif round > max_rounds -%}
-            {%- break -%}
-        {%- endif -%}
-        {%- do state.update({'rounds': round}) -%}
-        {%- do dbt_studio._run_statements([
+        {#- the round ends with the probe of the edges it leaves: on DuckDB the same call -#}
+        {%- set left = dbt_studio._run_statements([
             dbt_studio._create_work_table(spare, dbt_studio._large_star_sql(current)),
             dbt_studio._create_work_table(current, dbt_studio._small_star_sql(spare)),
             dbt_studio._create_work_table(centers, dbt_studio._finished_star_centers_sql(current)),
             dbt_studio._insert_into(labels, dbt_studio._finished_star_labels_sql(current, centers)),
             dbt_studio._create_work_table(spare, dbt_studio._unfinished_edges_sql(current, centers)),
+            dbt_studio._is_empty_sql(spare),
         ]) -%}
-        {%- do state.update({'current': spare, 'spare': current}) -%}
+        {%- do state.update({'rounds': round, 'current': spare, 'spare': current,
+                             'converged': dbt_studio._no_rows(left)}) -%}
     {%- endfor -%}
-    {%- for relation in [edges, spare, centers] -%}
-        {%- do adapter.drop_relation(relation) -%}
-    {%- endfor -%}
+    {%- do dbt_studio._drop_work_tables([edges, spare, centers]) -%}
     {%- if not state.converged -%}
         {{ exceptions.raise_compiler_error("dbt_studio: connected components of model '" ~ model_name
                                            ~ "' did not converge in " ~ state.rounds ~ " rounds (max_rounds = "
@@ -133,6 +127,14 @@ where c.center is null
 {%- endmacro %}
 
 {% macro _is_empty(relation) %}
-    {%- set probe = run_query('select count(*) from (select 1 as x from ' ~ relation ~ ' limit 1) as probe') -%}
+    {{ return(dbt_studio._no_rows(run_query(dbt_studio._is_empty_sql(relation)))) }}
+{% endmacro %}
+
+{#- One row: 0 when `relation` is empty, 1 otherwise (reads at most one row). -#}
+{% macro _is_empty_sql(relation) -%}
+select count(*) from (select 1 as x from {{ relation }} limit 1) as probe
+{%- endmacro %}
+
+{% macro _no_rows(probe) %}
     {{ return(probe.columns[0].values()[0] | int == 0) }}
 {% endmacro %}

@@ -75,27 +75,29 @@
     {%- endif -%}
 
     {#- side tables first: the change log and the rejections are written before the output is replaced -#}
+    {%- set side = [] -%}
     {%- if load_cached_relation(changes) is none -%}
-        {%- do run_query(dbt_studio._create_table_as(changes, dbt_studio._stitch_changes_sql(none))) -%}
+        {%- do side.append(dbt_studio._create_table_as(changes, dbt_studio._stitch_changes_sql(none))) -%}
     {%- endif -%}
     {%- if incremental -%}
-        {%- do run_query(dbt_studio._insert_into(changes, dbt_studio._stitch_changes_sql(work.result))) -%}
+        {%- do side.append(dbt_studio._insert_into(changes, dbt_studio._stitch_changes_sql(work.result))) -%}
     {%- endif -%}
     {#- rejections: rebuilt from every row when every row was read; else those of the sources read in full are
         replaced and the others' appended -#}
     {%- set partial = lookback_hours is not none or reads.since -%}
+    {%- set rejected_sql = dbt_studio._stitch_rejected_sql(work.obs, work.capped) -%}
     {%- if incremental and partial and load_cached_relation(rejected) is not none -%}
         {%- if lookback_hours is none -%}
             {%- set read_in_full = reads.sources | reject('in', reads.since) | list -%}
-            {%- do run_query(dbt_studio._stitch_forget_rejections_sql(rejected, read_in_full)) -%}
+            {%- do side.append(dbt_studio._stitch_forget_rejections_sql(rejected, read_in_full)) -%}
         {%- else -%}
             {%- do dbt_studio._stitch_rejections_have_loaded_at(rejected) -%}
         {%- endif -%}
-        {%- do run_query(dbt_studio._insert_into(rejected, dbt_studio._stitch_rejected_sql(work.obs, work.capped))) -%}
+        {%- do side.append(dbt_studio._insert_into(rejected, rejected_sql)) -%}
     {%- else -%}
-        {%- set rejected_sql = dbt_studio._stitch_rejected_sql(work.obs, work.capped) -%}
-        {%- do run_query(dbt_studio._create_table_as(rejected, rejected_sql)) -%}
+        {%- do side.append(dbt_studio._create_table_as(rejected, rejected_sql)) -%}
     {%- endif -%}
+    {%- do dbt_studio._run_statements(side) -%}
 
     {%- if incremental -%}
         {%- call statement('main') -%}
@@ -117,9 +119,7 @@
         {%- endif -%}
     {%- endif -%}
     {%- do dbt_studio.stitch_session_end(this.name, capped_memory) -%}
-    {%- for relation in work.values() -%}
-        {%- do adapter.drop_relation(relation) -%}
-    {%- endfor -%}
+    {%- do dbt_studio._drop_work_tables(work.values() | list) -%}
 
     {{ run_hooks(post_hooks) }}
     {%- do adapter.commit() -%}

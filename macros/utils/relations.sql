@@ -130,18 +130,41 @@ where lower(table_catalog) = lower({{ dbt_studio.string_literal(relations[0].dat
     {%- endfor -%}
 {%- endmacro %}
 
-{#- Statements that return nothing, in order. DuckDB runs them in one call (one trip through dbt's statement
-    handling instead of one each); Snowflake's connector takes one statement per call. -#}
+{#- Statements in order; returns the last one's result (run_query's table), so a step can end with the query
+    that decides what comes next. DuckDB runs them in one call (one trip through dbt's statement handling
+    instead of one each); Snowflake's connector takes one statement per call. -#}
 {% macro _run_statements(statements) %}
     {{ return(adapter.dispatch('_run_statements', 'dbt_studio')(statements)) }}
 {% endmacro %}
 
 {% macro default___run_statements(statements) %}
+    {%- set last = {'result': none} -%}
     {%- for sql in statements -%}
-        {%- do run_query(sql) -%}
+        {%- do last.update({'result': run_query(sql)}) -%}
     {%- endfor -%}
+    {{ return(last.result) }}
 {% endmacro %}
 
 {% macro duckdb___run_statements(statements) %}
-    {%- do run_query(statements | join(';\n')) -%}
+    {{ return(run_query(statements | join(';\n'))) }}
+{% endmacro %}
+
+{#- Drops a materialization's work tables at its end: on DuckDB in one call (they are temporary tables, outside
+    dbt's relation cache), elsewhere through adapter.drop_relation. -#}
+{% macro _drop_work_tables(relations) %}
+    {{ return(adapter.dispatch('_drop_work_tables', 'dbt_studio')(relations)) }}
+{% endmacro %}
+
+{% macro default___drop_work_tables(relations) %}
+    {%- for relation in relations -%}
+        {%- do adapter.drop_relation(relation) -%}
+    {%- endfor -%}
+{% endmacro %}
+
+{% macro duckdb___drop_work_tables(relations) %}
+    {%- set drops = [] -%}
+    {%- for relation in relations -%}
+        {%- do drops.append('drop table if exists ' ~ relation) -%}
+    {%- endfor -%}
+    {%- do dbt_studio._run_statements(drops) -%}
 {% endmacro %}

@@ -272,6 +272,47 @@ def test_round_cap_raises_and_names_the_model(stitching):
     assert "model 'stitched' did not converge in 1 rounds" in messages
 
 
+def test_round_cap_counts_the_round_that_finishes(stitching):
+    """A graph that needs exactly k rounds builds under max_rounds = k and fails under k - 1: the last round's
+    own check of the edges it leaves decides, not one more round's."""
+    rows = [(f"k{i:04d}" if i % 2 == 0 else f"k{i + 1:04d}", f"k{i + 1:04d}" if i % 2 == 0 else f"k{i:04d}",
+             None, None, BASE + timedelta(minutes=i)) for i in range(120)]
+    stitching.messages.clear()
+    build(stitching, rows, "--full-refresh", "-s", "stitch_rows", "stitched")
+    [rounds] = [int(m.split(" in ")[1].split()[0]) for m in stitching.messages if "converged in" in m]
+    assert rounds >= 2
+    build(stitching, rows, "--full-refresh", "-s", "stitch_rows", "stitched",
+          vars={"dbt_studio_stitch_max_rounds": rounds})
+    assert_equals_reference(stitching, rows)
+    result = build(stitching, rows, "--full-refresh", "-s", "stitch_rows", "stitched", check=False,
+                   vars={"dbt_studio_stitch_max_rounds": rounds - 1})
+    assert not result.success
+    assert f"did not converge in {rounds - 1} rounds" in " ".join(str(r.message) for r in result.result.results)
+
+
+WORK_TABLE = re.compile(r'create or replace (?:temporary|transient) table ([^\s(]+)', re.I)
+DROPPED = re.compile(r'drop table (?:if exists )?([^\s;]+)', re.I)
+
+
+def test_work_tables_are_dropped_by_full_and_incremental_runs(stitching):
+    """Every work table a run creates is dropped before it ends (DuckDB keeps its connection open between dbt
+    invocations in one process, as `dbt-studio serve` does; Snowflake would keep them in the schema)."""
+    rows = small_components(30, seed=5)
+
+    def names(pattern: re.Pattern) -> set[str]:
+        return {m.group(1).replace('"', "").lower() for sql in stitching.sql_log for m in pattern.finditer(sql)}
+
+    for some, args in ((rows[: len(rows) // 2], ("--full-refresh",)), (rows, ())):  # the second adds people
+        stitching.sql_log.clear()
+        build(stitching, some, *args, "-s", "stitch_rows", "stitched")
+        created = names(WORK_TABLE)
+        assert {"stitched__stitch_obs", "stitched__stitch_edges_w"} <= {n.split(".")[-1] for n in created}
+        assert created <= names(DROPPED), created - names(DROPPED)
+    if stitching.adapter == "snowflake":
+        tables = stitching.query("select table_name from information_schema.tables")
+        assert [t for (t,) in tables if "__stitch_" in t.lower()] == []
+
+
 def test_incremental_run_equals_full_rebuild_and_keeps_untouched_ids(stitching):
     early = [
         ("x1", "y1", None, None, BASE),                          # cluster X
