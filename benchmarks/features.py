@@ -6,7 +6,9 @@ hand-written single SELECT computing the same 10 features, same run, same databa
 Data: `sync_runner.demo.generate.generate(out, users=N)` (at 1M users ~20M track events, ~2M purchases). The example
 project is built once on it (staging views over the Parquet files, the id graph); then each contender rebuilds
 the feature table from the same views and id graph, in its own process, `--runs` times; the JSON line has
-medians and whether both tables hold identical rows.
+medians and whether both tables hold identical rows. Both are also timed warm (warm_*): ours as the second
+`dbt run` in one process, as `dbt-studio serve` runs a schedule, the hand-written query as its second run in one
+connection.
 """
 
 from __future__ import annotations
@@ -149,6 +151,30 @@ def run_ours(work: Path, data: Path) -> dict:
             "import_seconds": import_seconds, "peak_mb": peak_rss_mb()}
 
 
+def run_ours_warm(work: Path, data: Path) -> dict:
+    """The same `dbt run` a second time in one process, as `dbt-studio serve` runs a nightly schedule: dbt's
+    per-process cost (its JSON schemas, lazy imports, the first compile of each macro) was paid by the first run,
+    and DuckDB's buffers hold what that run read. Compared with the hand-written query run twice in one
+    connection (hand_warm), which finds the same buffers."""
+    from sync_runner.project.target import run_dbt
+
+    where = _target(work / "project", data)
+    run_dbt(["run", "-s", "user_profile"], where)
+    seconds, result = timed(lambda: run_dbt(["run", "-s", "user_profile"], where))
+    return {"seconds": seconds, "model_seconds": result.result.results[0].execution_time}
+
+
+def run_hand_warm(work: Path, data: Path) -> dict:
+    import duckdb
+
+    con = duckdb.connect(str(work / "bench.duckdb"))
+    con.execute(f"set threads = 2; set file_search_path = '{data.as_posix()}'")
+    con.execute(HAND_SQL.format(as_of=AS_OF))
+    seconds, _ = timed(lambda: con.execute(HAND_SQL.format(as_of=AS_OF)))
+    con.close()
+    return {"seconds": seconds}
+
+
 def run_hand(work: Path, data: Path) -> dict:
     import duckdb
 
@@ -186,12 +212,14 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--data", type=Path, help="reuse generated Parquet files in this directory")
-    parser.add_argument("--contender", choices=["prepare", "ours", "hand"], help=argparse.SUPPRESS)
+    parser.add_argument("--contender", choices=["prepare", "ours", "hand", "ours_warm", "hand_warm"],
+                        help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.contender:
-        fn = {"prepare": run_prepare, "ours": run_ours, "hand": run_hand}[args.contender]
+        fn = {"prepare": run_prepare, "ours": run_ours, "hand": run_hand, "ours_warm": run_ours_warm,
+              "hand_warm": run_hand_warm}[args.contender]
         print(json.dumps(fn(args.work, args.data)))
         return
 
@@ -208,9 +236,9 @@ def main() -> None:
         setup = run_child([here, "--contender", "prepare", "--work", str(work), "--data", str(data)])
         if "error" in setup:
             raise SystemExit(f"preparing the example failed: {setup['error']}")
-        results: dict[str, list[dict]] = {"ours": [], "hand": []}
+        results: dict[str, list[dict]] = {"ours": [], "hand": [], "ours_warm": [], "hand_warm": []}
         for _ in range(args.runs):
-            for name in ("ours", "hand"):
+            for name in ("ours", "hand", "ours_warm", "hand_warm"):
                 results[name].append(run_child([here, "--contender", name, "--work", str(work), "--data", str(data)]))
         check = compare(work)
         ours, ours_model = median_of(results["ours"], "seconds"), median_of(results["ours"], "model_seconds")
@@ -221,6 +249,11 @@ def main() -> None:
             "hand_s": hand,
             "ours_model_vs_hand": round(ours_model / hand, 2) if ours_model and hand else None,
             "ours_vs_hand": round(ours / hand, 2) if ours and hand else None,
+            "warm_ours_s": (warm := median_of(results["ours_warm"], "seconds")),
+            "warm_ours_model_s": (warm_model := median_of(results["ours_warm"], "model_seconds")),
+            "warm_hand_s": (warm_hand := median_of(results["hand_warm"], "seconds")),
+            "warm_ours_vs_hand": round(warm / warm_hand, 2) if warm and warm_hand else None,
+            "warm_ours_model_vs_hand": round(warm_model / warm_hand, 2) if warm_model and warm_hand else None,
             "ours_peak_mb": median_of(results["ours"], "peak_mb"),
             "hand_peak_mb": median_of(results["hand"], "peak_mb"),
             "runs": args.runs,
