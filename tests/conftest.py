@@ -18,7 +18,7 @@ from dbt_common.tests import enable_test_caching
 
 from sync_runner.core.redact import REDACT
 from sync_runner.demo.example import copy_example, copy_project
-from sync_runner.project.target import DbtTarget, run_dbt
+from sync_runner.project.target import DbtTarget, release_dbt_duckdb, run_dbt
 from sync_runner.project.warehouse import Warehouse
 
 from helpers import ADAPTERS
@@ -198,12 +198,7 @@ class Project:
         environment is closed here rather than left to the collector (a full collection per call was a fifth of
         the kill -9 trials' time)."""
         if self.adapter == "duckdb":
-            from dbt.adapters.duckdb.connections import DuckDBConnectionManager
-
-            env = DuckDBConnectionManager._ENV
-            if env is not None:
-                env.close()
-            DuckDBConnectionManager.close_all_connections()
+            release_dbt_duckdb()
 
     def query(self, sql: str) -> list[tuple]:
         """Rows of a test query (plain SELECTs only: the SQL under test lives in the package)."""

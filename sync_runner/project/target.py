@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -99,3 +100,20 @@ def run_dbt(command: Sequence[str], where: DbtTarget, *, quiet: bool = True, che
         detail = f": {result.exception}" if result.exception else ""
         raise DbtFailed(f"dbt {command[0]} failed in {where.project_dir}{detail}")
     return result
+
+
+def release_dbt_duckdb() -> None:
+    """Close the DuckDB database dbt opened in this process, so other processes can open the file.
+
+    dbt-duckdb keeps its database open (and its file locked) after an invocation returns, for as long as the
+    process lives. A one-shot command exits soon after, but `dbt-studio serve` runs for days: between its jobs
+    a `dbt build` by hand, the studio or `dbt-studio status` must be able to open the file. The next
+    invocation opens it again. Nothing to do when dbt-duckdb was never imported."""
+    connections = sys.modules.get("dbt.adapters.duckdb.connections")
+    if connections is None:
+        return
+    manager = connections.DuckDBConnectionManager
+    with DBT_LOCK:
+        if manager._ENV is not None:
+            manager._ENV.close()
+        manager.close_all_connections()

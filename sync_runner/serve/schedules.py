@@ -155,15 +155,19 @@ class Scheduler:
 
 def project_job(project_dir: Path, profiles_dir: Path | None, target: str | None) -> Callable[[Schedule], str]:
     """What a schedule does in a project: `dbt-studio build -s <select>` or `dbt-studio sync -s <syncs>`."""
+    from sync_runner.project.target import release_dbt_duckdb
     from sync_runner.sync.engine import Options, run_syncs
     from sync_runner.sync.orchestrate import build_and_sync
 
     def job(schedule: Schedule) -> str:
-        if schedule.select:
-            report = build_and_sync(["-s", *schedule.select], project_dir, profiles_dir, target, quiet=True)
-            reports, error = report.syncs, report.dbt_error or report.sync_error
-        else:
-            reports, error = run_syncs(project_dir, profiles_dir, target, Options(select=schedule.syncs)), ""
+        try:
+            if schedule.select:
+                report = build_and_sync(["-s", *schedule.select], project_dir, profiles_dir, target, quiet=True)
+                reports, error = report.syncs, report.dbt_error or report.sync_error
+            else:
+                reports, error = run_syncs(project_dir, profiles_dir, target, Options(select=schedule.syncs)), ""
+        finally:
+            release_dbt_duckdb()  # serve lives for days: other processes open the DuckDB file between jobs
         parts = [f"{r.sync} {r.status}" for r in reports] or ["nothing to sync"]
         return REDACT("; ".join(parts) + (f"; {error}" if error else ""))
 

@@ -5,6 +5,8 @@ never runs a slot twice. Expected runs are worked out by hand from the cron expr
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import datetime, timezone
 
 import pytest
@@ -89,6 +91,20 @@ def test_slots_run_once_in_order_and_a_restart_runs_a_missed_slot_once(sp):
     now[0] = at(4, 0).replace(hour=5)
     assert [r.schedule for r in again.tick()] == ["hourly_sync"]
     assert again.seconds_to_next() == 3600.0  # the next hourly slot; the nightly one is 20 h 30 min away
+
+
+def test_other_processes_can_open_the_database_between_jobs(sp):
+    """dbt-duckdb keeps a database open for the life of the process that ran dbt, and serve lives for days: after
+    each job the file is let go, so a `dbt build` by hand, the studio or `dbt-studio status` can open it."""
+    root = sp.p.root
+    sp.p.release()
+    job = project_job(root, root, None)
+    database = root / "target" / "warehouse.duckdb"
+    opened = f"import duckdb; duckdb.connect({str(database)!r}).close()"
+    for schedule in load_schedules(root, root):  # the sync-only job and the build-and-sync job
+        assert job(schedule) == "people_out success"
+        other = subprocess.run([sys.executable, "-c", opened], capture_output=True, text=True)
+        assert other.returncode == 0, other.stderr.strip().splitlines()[-1]
 
 
 def test_bad_schedules_are_one_line_errors(sp):
