@@ -183,9 +183,10 @@ def run_ours_warm(folder: Path, delta: Path, work: Path, project_name: str = "ou
     run dbt, as `dbt-studio serve` runs its schedules: dbt's per-process cost (building its JSON schemas and
     serializers, its lazy imports, compiling the package's macros' templates) is paid by the warm-up, a build of
     the small `warmup` project, not by the timed runs. Each run still parses (partially), writes its artifacts
-    and opens the warehouse as the cold runs do."""
+    and opens the database as the cold runs do: the database is closed between runs, as serve closes it after
+    each job."""
     from sync_runner.demo.example import copy_project  # noqa: F401  (imported for its side effect: the package path)
-    from sync_runner.project.target import DbtTarget, run_dbt
+    from sync_runner.project.target import DbtTarget, release_dbt_duckdb, run_dbt
 
     cap = {} if memory_limit is None else {"dbt_studio_stitch_duckdb_memory_limit": memory_limit}
 
@@ -195,9 +196,11 @@ def run_ours_warm(folder: Path, delta: Path, work: Path, project_name: str = "ou
 
     if warmup is not None:
         run_dbt(["run", "--full-refresh"], target(work / "warmup", warmup))
+        release_dbt_duckdb()
     where = target(work / project_name, folder)
     run_dbt(["parse"], where)  # the project was parsed before, as by the schedules serve ran earlier
     full_seconds, full = timed(lambda: run_dbt(["run", "--full-refresh"], where))
+    release_dbt_duckdb()  # as serve does after each job: the next run opens the file again, its buffers empty
     (folder / delta.name).symlink_to(delta)
     inc_seconds, inc = timed(lambda: run_dbt(["run"], where))
     return {"full_seconds": full_seconds, "full_model_seconds": full.result.results[0].execution_time,
