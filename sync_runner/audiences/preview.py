@@ -12,8 +12,8 @@ from typing import Any
 from sync_runner.audiences.schema import load_nodes
 from sync_runner.core.errors import UserError
 from sync_runner.core.redact import REDACT
-from sync_runner.project.target import DbtTarget
-from sync_runner.project.warehouse import Warehouse, compiler_message, first_line, warehouse_refusal
+from sync_runner.project.target import DbtTarget, from_warehouse, unreachable
+from sync_runner.project.warehouse import Warehouse, compiler_message, warehouse_refusal
 
 
 def describe(node: Any) -> str:
@@ -77,7 +77,9 @@ def preview(where: DbtTarget, name: str, limit: int = 5) -> Preview:
     try:
         warehouse = Warehouse(where)
     except Exception as exc:  # the adapter's own errors: a bad profile, a locked file, an unreachable host
-        raise UserError(f"cannot use the warehouse of {where.project_dir}: {first_line(exc)}") from None
+        if not from_warehouse(exc):
+            raise
+        raise unreachable(where, exc) from None
     try:
         out = warehouse.call("audience_preview", nodes=nodes, name=name, limit=limit)
     except Exception as exc:

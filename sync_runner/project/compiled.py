@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 
 from sync_runner.core.errors import UserError
-from sync_runner.project.target import DbtTarget, unreachable
+from sync_runner.project.target import DbtTarget, from_warehouse, unreachable
 
 CACHE_FILE = "dbt_studio_compiled.json"
 _DISTRIBUTIONS = ("dbt-studio", "dbt-core", "dbt-adapters", "dbt-duckdb", "dbt-snowflake", "duckdb",
@@ -263,10 +263,10 @@ class CompiledSql:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
-        """Close; an error of the driver itself (a locked file, a host that does not answer) leaves as the one
-        line connect() gives, a UserError as it is."""
+        """Close; an error of the warehouse's side (a locked file, a host that does not answer, a bad profile)
+        leaves as the one line connect() gives, a UserError as it is, anything else (a bug) with its traceback."""
         self.close()
-        if isinstance(exc, Exception) and not isinstance(exc, UserError):
+        if isinstance(exc, Exception) and not isinstance(exc, UserError) and from_warehouse(exc):
             raise unreachable(self.where, exc) from None
 
     def close(self) -> None:

@@ -60,6 +60,19 @@ def resolve_target(project_dir: Path | str = ".", profiles_dir: Path | str | Non
     return DbtTarget(project, profiles, target, vars)
 
 
+_WAREHOUSE_MODULES = ("duckdb", "_duckdb", "dbt", "dbt_common", "dbt_adapters", "snowflake", "psycopg2", "agate")
+
+
+def from_warehouse(exc: BaseException) -> bool:
+    """Whether `exc` was raised by the warehouse's side: the driver (duckdb, the Snowflake connector), dbt and its
+    adapter (a bad profile, a compilation error), or the operating system (a file, a socket). Anything else is a
+    bug of ours and must keep its traceback: turning it into "cannot use the warehouse" would send the user
+    looking for a problem in their profile that is not there."""
+    if isinstance(exc, OSError):
+        return True
+    return any(kind.__module__.split(".")[0] in _WAREHOUSE_MODULES for kind in type(exc).__mro__[:-2])
+
+
 def unreachable(where: DbtTarget, exc: BaseException) -> UserError:
     """The one line for a warehouse that cannot be reached or opened (a bad profile, a locked file, a host that
     does not answer): the driver's first line, redacted, after the project and target it was for."""

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from sync_runner import __version__
 from sync_runner.core.errors import UserError
-from sync_runner.project.target import DBT_LOCK, DbtTarget, unreachable, working_directory
+from sync_runner.project.target import DBT_LOCK, DbtTarget, from_warehouse, unreachable, working_directory
 from sync_runner.project.versions import check_versions
 
 
@@ -244,9 +244,9 @@ def connect(where: DbtTarget, manifest_path: Path | None = None, reuse: Warehous
             warehouse.call("sync_default_state_schema")
         versions = warehouse.manifest.macros
         package = warehouse.call("dbt_studio_version") if "macro.dbt_studio.dbt_studio_version" in versions else None
-    except UserError:
-        raise
     except Exception as exc:  # the adapter's own errors: bad profile, locked file, unreachable host
+        if isinstance(exc, UserError) or not from_warehouse(exc):
+            raise
         raise unreachable(where, exc) from None
     try:
         check_versions(__version__, package)

@@ -29,7 +29,7 @@ from sync_runner.core.mapping import Template
 from sync_runner.core.redact import REDACT
 from sync_runner.project.artifacts import Manifest, RunResults, keep, load_manifest, load_run_results
 from sync_runner.project.compiled import CompiledSql
-from sync_runner.project.target import DbtTarget, resolve_target, unreachable
+from sync_runner.project.target import DbtTarget, from_warehouse, resolve_target, unreachable
 from sync_runner.project.versions import PackageVersionError, check_versions
 from sync_runner.project.warehouse import Warehouse, connect, warehouse_refusal
 from sync_runner.sync.alerts import RunFacts, dispatch
@@ -250,9 +250,9 @@ class SyncRunner:
         if self._compiler is None:
             try:
                 self._compiler = Warehouse(self.where, self.manifest.path)
-            except UserError:
-                raise
             except Exception as exc:  # a bad profile: the one line connect() gives
+                if isinstance(exc, UserError) or not from_warehouse(exc):
+                    raise
                 raise unreachable(self.where, exc) from None
         return self._compiler
 

@@ -491,3 +491,14 @@ def test_a_sync_that_sends_rows_runs_from_kept_sql(sp):
     assert (latest["status"], latest["planned_inserts"], latest["planned_updates"], latest["planned_deletes"],
             latest["acknowledged"]) == ("success", 1, 1, 1, 3)
     assert sorted(str(r[0]) for r in sp.state("to_files", "snapshot")) == ["1", "3", "4", "5"]
+
+
+def test_a_bug_inside_a_block_of_kept_sql_keeps_its_traceback(sp):
+    """Only the warehouse's own errors become "cannot use the warehouse": a bug in the code using the block leaves
+    as itself, so nobody goes looking for a problem in a profile that has none."""
+    with pytest.raises(KeyError, match="no_such_field"), compiled_sql(sp) as compiled:
+        compiled.value("sync_default_state_schema")
+        {}["no_such_field"]
+    warehouse_error = "(?i)^cannot use the warehouse of .*: .*no_such_table"
+    with pytest.raises(Exception, match=warehouse_error), compiled_sql(sp) as compiled:
+        compiled.rows("select * from no_such_table")
