@@ -312,14 +312,20 @@ def exposures(project_dir: Path, profiles_dir: Path | None, target: str | None, 
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to listen on; any other than 127.0.0.1 requires a token on every request.")
 @click.option("--port", default=8581, show_default=True, type=click.IntRange(1, 65535))
-def studio(project_dir: Path, profiles_dir: Path | None, target: str | None, host: str, port: int) -> None:
+@click.option("--release-after", default=3.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              metavar="SECONDS",
+              help="On DuckDB, close the database file after this long without a query, so a `dbt build` or "
+                   "another dbt-studio command can open it.")
+def studio(project_dir: Path, profiles_dir: Path | None, target: str | None, host: str, port: int,
+           release_after: float) -> None:
     """The Customer Studio: a local web app to build, size and sync audiences (see docs/studio.md)."""
     from sync_runner.project.target import resolve_target
     from sync_runner.serve.studio.app import Settings
     from sync_runner.serve.studio.app import serve as run_studio
 
     token = os.environ.get("DBT_STUDIO_TOKEN") or None
-    run_studio(Settings(resolve_target(project_dir, profiles_dir, target), host=host, port=port, token=token))
+    run_studio(Settings(resolve_target(project_dir, profiles_dir, target), host=host, port=port, token=token,
+                        release_after=release_after))
 
 
 @cli.command()

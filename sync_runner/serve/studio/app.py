@@ -52,6 +52,7 @@ class Settings:
     token: str | None = None  # required on every request when set
     allowed_hosts: tuple[str, ...] = ()
     query_timeout: float = 30.0
+    release_after: float | None = 3.0  # seconds without a query before a DuckDB file is let go (queries.py)
     csrf_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
 
@@ -63,7 +64,8 @@ class Studio:
         self.settings = settings
         self.catalog = Catalog(settings.where.project_dir)
         self.catalog.nodes()  # a missing manifest is a one-line error before the server starts
-        self.queries = Queries(settings.where, self.catalog.nodes, self.catalog.generation, settings.query_timeout)
+        self.queries = Queries(settings.where, self.catalog.nodes, self.catalog.generation, settings.query_timeout,
+                               settings.release_after)
         self.jobs = Jobs(self.queries.worker.released, spawn=spawn)
         self.templates = Environment(loader=FileSystemLoader(HERE / "templates"),
                                      autoescape=select_autoescape(["html"]))

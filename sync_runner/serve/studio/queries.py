@@ -8,6 +8,12 @@ is running (DuckDB), so a stale query never delays the fresh one.
 
 Results are cached by the compiled SQL: the same question asked twice runs once, until the next build (a newer
 manifest.json / run_results.json) clears the cache.
+
+Why the worker lets go of a DuckDB file when idle: DuckDB lets one process at a time open its file, and a studio
+left open in a browser tab would otherwise hold it for days, so the engineer's `dbt build` in a terminal, a
+`dbt-studio serve` schedule or `dbt-studio status` would fail with a lock error. After `release_after` seconds
+without a question the worker closes the database; the next question opens it again (tens of milliseconds) in a
+new session, so the condition sets kept in the old one are evaluated again when next needed.
 """
 
 from __future__ import annotations
@@ -75,9 +81,13 @@ def _clean(value: Any) -> Any:
 class Worker:
     """One thread that owns the warehouse connection (see the module docstring)."""
 
-    def __init__(self, where: DbtTarget, manifest_path: Path | None = None) -> None:
+    def __init__(self, where: DbtTarget, manifest_path: Path | None = None,
+                 release_after: float | None = None) -> None:
+        """`release_after`: seconds without a question after which a DuckDB file is let go (None: kept open)."""
         self.where = where
         self.manifest_path = manifest_path
+        self.release_after = release_after
+        self.idle_releases = 0  # how many times the file was let go for being idle
         self._queue: queue.Queue[_Task | None] = queue.Queue()
         self._keys: dict[str, _Task] = {}
         self._lock = threading.Lock()
@@ -111,7 +121,7 @@ class Worker:
             return
         self._ready.set()
         while True:
-            task = self._queue.get()
+            task = self._next()
             if task is None or task.fn is _RELEASE:
                 self._end_session()
                 if task is None:
@@ -121,6 +131,29 @@ class Worker:
                 continue
             self._ensure_session()
             self._run(task)
+
+    def _next(self) -> _Task | None:
+        """The next task; while a DuckDB session is open, waiting at most `release_after` seconds for it before
+        letting go of the file (and then waiting as long as it takes)."""
+        if self.release_after is None or self.adapter_type != "duckdb" or self._session is None:
+            return self._queue.get()
+        try:
+            return self._queue.get(timeout=self.release_after)
+        except queue.Empty:
+            self._end_session()
+            self._let_go()
+            self.idle_releases += 1
+            return self._queue.get()
+
+    def _let_go(self) -> None:
+        """Close every connection and dbt-duckdb's database, so another process can open the file."""
+        from sync_runner.project.target import release_dbt_duckdb
+
+        self.warehouse.close()
+        if self.adapter_type == "duckdb":  # dbt-duckdb keeps the database open between connections
+            release_dbt_duckdb()
+        self._cursor = None
+        gc.collect()  # DuckDB closes its file when the last object that holds the database is gone
 
     def _ensure_session(self) -> None:
         """A session on this thread: the first one, or a new one when something let go of the connection (an
@@ -172,12 +205,7 @@ class Worker:
 
     def _released(self, task: _Task) -> None:
         """Close every connection (a dbt build in another process needs DuckDB's file), wait, then reopen."""
-        self.warehouse.close()
-        closer = getattr(type(self.warehouse.adapter.connections), "close_all_connections", None)
-        if closer is not None:  # dbt-duckdb keeps the database open between connections
-            closer()
-        self._cursor = None
-        gc.collect()  # DuckDB closes its file when the last object that holds the database is gone
+        self._let_go()
         task.done.set()
         task.result.wait()  # the event the releasing job sets when it is done
         self.warehouse = self._open()
@@ -267,8 +295,8 @@ class Queries:
     """The studio's questions to the warehouse, each a package macro compiled then run (and cached)."""
 
     def __init__(self, where: DbtTarget, nodes: Callable[[], dict[str, dict[str, Any]]],
-                 generation: Callable[[], Any], timeout: float = 30.0) -> None:
-        self.worker = Worker(where, where.project_dir / "target" / "manifest.json")
+                 generation: Callable[[], Any], timeout: float = 30.0, release_after: float | None = None) -> None:
+        self.worker = Worker(where, where.project_dir / "target" / "manifest.json", release_after)
         self.nodes = nodes
         self.generation = generation
         self.timeout = timeout

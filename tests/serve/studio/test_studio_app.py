@@ -7,6 +7,9 @@ from __future__ import annotations
 import html
 import json
 import re
+import subprocess
+import sys
+import time
 
 import pytest
 import yaml
@@ -136,6 +139,42 @@ def test_every_example_audience_opened_and_saved_unchanged_keeps_its_bytes(examp
                                            "opened": name, "digest": opened["digest"], "as_of": opened["as_of"]})
         assert saved.status_code == 200 and saved.json()["changed"] is False, saved.text
         assert path.read_bytes() == before
+
+
+def test_an_idle_studio_lets_go_of_the_duckdb_file(example):
+    """A studio left open in a tab must not lock the engineer's `dbt build` out of a DuckDB file for days: after
+    `release_after` seconds without a question the file is free for another process, and the next question opens
+    it again with the same answer. Snowflake has no file to let go: its session stays open."""
+    project, studio, client = example
+    worker = studio.queries.worker
+    opened = client.get("/api/audience/viewed_not_bought").json()
+    spec = {**opened["arguments"], "as_of": opened["as_of"]}
+    previous = worker.release_after
+    worker.release_after = 0.2
+    try:
+        releases, epoch = worker.idle_releases, worker.epoch
+        first = post(client, "/api/funnel", {"spec": spec, "session": "idle"}).json()
+        assert first["size"] == count(project, "viewed_not_bought")
+        if project.adapter != "duckdb":
+            time.sleep(0.6)
+            assert worker.idle_releases == releases
+            return
+        database = project.root / "target" / "warehouse.duckdb"
+        opened_elsewhere = f"import duckdb; duckdb.connect({str(database)!r}).close()"
+        deadline = time.monotonic() + 10
+        while True:  # the release happens on the worker's thread after 0.2 s without a question
+            other = subprocess.run([sys.executable, "-c", opened_elsewhere], capture_output=True, text=True)
+            if other.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert other.returncode == 0, other.stderr[-500:]
+        assert worker.idle_releases > releases
+        studio.queries.clear_cache()  # the answer is asked of the warehouse again, not of the cache
+        again = post(client, "/api/funnel", {"spec": {**spec, "where": spec["where"]}, "session": "idle"}).json()
+        assert again["size"] == first["size"] and again["steps"] == first["steps"]
+        assert worker.epoch > epoch  # a new session: the condition sets of the old one were evaluated again
+    finally:
+        worker.release_after = previous
 
 
 def test_a_new_description_rewrites_only_that_model_s_entry_of_the_shared_yaml(example):
