@@ -144,7 +144,11 @@ def audience_sizes(studio: Studio) -> list[dict[str, Any]]:
                 splits = studio.queries.funnel(spec)["splits"]
             except Exception as exc:
                 errors.setdefault(a.name, one_line(exc))
-        out.append({"audience": a, "size": sizes.get(a.name), "error": errors.get(a.name), "splits": splits,
+        error = errors.get(a.name)
+        out.append({"audience": a, "size": sizes.get(a.name), "error": error, "splits": splits,
+                    # "not built" only when the warehouse says the table is missing: a database another process
+                    # holds (a `dbt build` running) or a host that does not answer is said as it is
+                    "missing": error is not None and "does not exist" in error.lower(),
                     "history": history.get(a.name, {}),
                     "syncs": [(s, (last_run.get(s) or {}).get("status") or "never run") for s in a.syncs]})
     return out

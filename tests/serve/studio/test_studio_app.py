@@ -177,6 +177,41 @@ def test_an_idle_studio_lets_go_of_the_duckdb_file(example):
         worker.release_after = previous
 
 
+def test_a_database_held_by_another_process_is_not_taken_for_unbuilt_audiences(example):
+    """While a `dbt build` in a terminal holds the DuckDB file, the audiences page says it cannot read the sizes
+    and why, not that every audience is "not built"; once the file is free the sizes are back."""
+    project, studio, client = example
+    if project.adapter != "duckdb":
+        pytest.skip("only a DuckDB file is held by another process")
+    worker = studio.queries.worker
+    previous = worker.release_after
+    worker.release_after = 0.1
+    database = project.root / "target" / "warehouse.duckdb"
+    hold = ("import duckdb, sys, time\n"
+            "while True:\n"
+            f"    try: con = duckdb.connect({str(database)!r}); break\n"
+            "    except duckdb.IOException: time.sleep(0.1)\n"
+            "print('held', flush=True); sys.stdin.read()\n")
+    try:
+        client.get("/audiences/sizes")  # the studio has the file open, then lets go of it when idle
+        holder = subprocess.Popen([sys.executable, "-c", hold], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  text=True)
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            studio.queries.clear_cache()
+            page = html.unescape(client.get("/audiences/sizes").text)
+            assert page.count("cannot read") == len(AUDIENCES) and "Conflicting lock" in page
+            assert "not built" not in page
+        finally:
+            holder.stdin.close()
+            holder.wait(10)
+        page = client.get("/audiences/sizes").text
+        assert "cannot read" not in page and "not built" not in page
+        assert f'{count(project, "viewed_not_bought"):,}' in page
+    finally:
+        worker.release_after = previous
+
+
 def test_a_new_description_rewrites_only_that_model_s_entry_of_the_shared_yaml(example):
     project, studio, client = example
     yml = project.root / "models" / "audiences" / "_audiences.yml"
