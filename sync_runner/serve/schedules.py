@@ -153,13 +153,25 @@ class Scheduler:
             stop.wait(min(self.seconds_to_next() + 0.5, 3600.0))
 
 
-def project_job(project_dir: Path, profiles_dir: Path | None, target: str | None) -> Callable[[Schedule], str]:
-    """What a schedule does in a project: `dbt-studio build -s <select>` or `dbt-studio sync -s <syncs>`."""
+# Seconds between tries of a job that found its DuckDB file held by another process: about half a minute in all.
+LOCK_WAITS = (1.0, 2.0, 4.0, 8.0, 15.0)
+_HELD_ELSEWHERE = "Conflicting lock is held"  # DuckDB's words for a file another process has open
+
+
+def project_job(project_dir: Path, profiles_dir: Path | None, target: str | None,
+                lock_waits: Sequence[float] = LOCK_WAITS) -> Callable[[Schedule], str]:
+    """What a schedule does in a project: `dbt-studio build -s <select>` or `dbt-studio sync -s <syncs>`.
+
+    A DuckDB file is open to one process at a time, and the studio or a `dbt build` by hand may hold it when a slot
+    comes. Such a job did nothing (dbt and the syncs open the file before any work), so it is tried again after
+    each of `lock_waits` before its slot is given up as failed."""
+    import time
+
     from sync_runner.project.target import release_dbt_duckdb
     from sync_runner.sync.engine import Options, run_syncs
     from sync_runner.sync.orchestrate import build_and_sync
 
-    def job(schedule: Schedule) -> str:
+    def once(schedule: Schedule) -> str:
         try:
             if schedule.select:
                 report = build_and_sync(["-s", *schedule.select], project_dir, profiles_dir, target, quiet=True)
@@ -168,8 +180,20 @@ def project_job(project_dir: Path, profiles_dir: Path | None, target: str | None
                 reports, error = run_syncs(project_dir, profiles_dir, target, Options(select=schedule.syncs)), ""
         finally:
             release_dbt_duckdb()  # serve lives for days: other processes open the DuckDB file between jobs
-        parts = [f"{r.sync} {r.status}" for r in reports] or ["nothing to sync"]
+        parts = [f"{r.sync} {r.status}" + (f": {r.message}" if r.status != "success" and r.message else "")
+                 for r in reports] or ["nothing to sync"]
         return REDACT("; ".join(parts) + (f"; {error}" if error else ""))
+
+    def job(schedule: Schedule) -> str:
+        outcome = once(schedule)
+        for wait in lock_waits:
+            if _HELD_ELSEWHERE not in outcome:
+                break
+            log.info("schedule '%s': the DuckDB file is held by another process; trying again in %gs",
+                     schedule.name, wait)
+            time.sleep(wait)
+            outcome = once(schedule)
+        return outcome
 
     return job
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -125,3 +127,42 @@ def test_bad_schedules_are_one_line_errors(sp):
                 load_schedules(sp.p.root, sp.p.root)
     finally:
         yml.write_text(good)
+
+
+def test_a_job_waits_for_a_duckdb_file_another_process_holds(sp):
+    """The studio or a `dbt build` by hand may hold the DuckDB file when a slot comes: the job is tried again a few
+    times, runs once the file is free, and if it never is, fails with the reason."""
+    root = sp.p.root
+    before = _sync_runs(sp)
+    sp.p.release()  # this process lets go of the file, as serve does between jobs
+    database = root / "target" / "warehouse.duckdb"
+
+    def holder(until: str) -> subprocess.Popen:
+        """A process that opens the file (waiting for it if need be), says so, and holds it `until`."""
+        code = ("import duckdb, sys, time\n"
+                "while True:\n"
+                f"    try: con = duckdb.connect({str(database)!r}); break\n"
+                "    except duckdb.IOException: time.sleep(0.05)\n"
+                f"print('held', flush=True)\n{until}\n")
+        proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True)
+        ready = threading.Timer(30, proc.kill)  # a file this process never lets go of fails the test, not CI
+        ready.start()
+        line = proc.stdout.readline().strip()
+        ready.cancel()
+        assert line == "held", "the holder never got the file"
+        return proc
+
+    sync_only = next(s for s in load_schedules(root, root) if s.syncs)
+    forever = holder("sys.stdin.read()")
+    try:
+        outcome = project_job(root, root, None, lock_waits=(0.1, 0.1))(sync_only)
+    finally:
+        forever.stdin.close()
+        forever.wait(10)
+    assert outcome.startswith("people_out failed: cannot use the warehouse") and "Conflicting lock" in outcome
+    briefly = holder("time.sleep(1.5)")
+    started = time.monotonic()
+    assert project_job(root, root, None, lock_waits=(0.5, 1.0, 2.0, 4.0))(sync_only) == "people_out success"
+    assert time.monotonic() - started >= 1.0 and briefly.wait(10) == 0
+    assert _sync_runs(sp) == before + 1  # the tries that found the file held recorded nothing; the last one ran
