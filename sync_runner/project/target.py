@@ -8,6 +8,7 @@ paths against it.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import sys
@@ -73,12 +74,35 @@ def from_warehouse(exc: BaseException) -> bool:
     return any(kind.__module__.split(".")[0] in _WAREHOUSE_MODULES for kind in type(exc).__mro__[:-2])
 
 
+# The headers dbt puts on a line of their own above the message (and at the end of a line that nests another one)
+_DBT_HEADERS = ("Runtime Error", "Compilation Error", "Database Error", "Parsing Error", "Validation Error")
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line of an error that says what is wrong: dbt's headers ("Runtime Error") skipped, a line that ends
+    where a nested error begins ("... invalid: Runtime Error") joined with that error's own line, and a profiles.yml
+    that does not parse followed by where."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    lines = [line for line in lines if line and line not in _DBT_HEADERS and not line.startswith("---")]
+    if not lines:
+        return exc.__class__.__name__
+    first, rest = lines[0], lines[1:]
+    for header in _DBT_HEADERS:
+        if first.endswith(": " + header) and rest:
+            return f"{first[:-len(header)]}{rest[0]}"
+    if first.endswith(":") and rest:
+        items = [line[2:] for line in itertools.takewhile(lambda line: line.startswith("- "), rest)]
+        return f"{first} {', '.join(items) if items else rest[0]}"
+    if "profiles.yml" in first and rest and rest[0].startswith("Syntax error"):
+        return f"{first} {rest[0]}"
+    return first
+
+
 def unreachable(where: DbtTarget, exc: BaseException) -> UserError:
     """The one line for a warehouse that cannot be reached or opened (a bad profile, a locked file, a host that
-    does not answer): the driver's first line, redacted, after the project and target it was for."""
-    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), exc.__class__.__name__)
+    does not answer): what the driver or dbt says is wrong, redacted, after the project and target it was for."""
     return UserError(f"cannot use the warehouse of {where.project_dir} (target {where.target or 'default'}): "
-                     f"{REDACT(first)}")
+                     f"{REDACT(error_line(exc))}")
 
 
 @contextlib.contextmanager

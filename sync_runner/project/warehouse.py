@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from sync_runner import __version__
 from sync_runner.core.errors import UserError
-from sync_runner.project.target import DBT_LOCK, DbtTarget, from_warehouse, unreachable, working_directory
+from sync_runner.project.target import DBT_LOCK, DbtTarget, error_line, from_warehouse, unreachable, working_directory
 from sync_runner.project.versions import check_versions
 
 
@@ -256,11 +256,6 @@ def connect(where: DbtTarget, manifest_path: Path | None = None, reuse: Warehous
     return warehouse
 
 
-def first_line(exc: BaseException) -> str:
-    """The first non-empty line of an exception's message (dbt's carry a multi-line context)."""
-    return next((line.strip() for line in str(exc).splitlines() if line.strip()), exc.__class__.__name__)
-
-
 def warehouse_refusal(exc: BaseException) -> str | None:
     """The one line of a statement the warehouse refused for what it says (a cast a value cannot take, a column or
     function it does not know), or None when `exc` is something else: a bug keeps its traceback, and the
@@ -279,12 +274,11 @@ def warehouse_refusal(exc: BaseException) -> str | None:
     driver = next((e for e in chain if type(e).__module__.split(".")[0] in _DRIVERS), None)
     if driver is not None:
         refused = {c.__name__ for c in type(driver).__mro__} & {"DataError", "ProgrammingError"}
-        return first_line(driver) if refused else None
+        return error_line(driver) if refused else None
     dbt_error = next((e for e in chain if isinstance(e, DbtDatabaseError)), None)
     if dbt_error is None:
         return None
-    lines = [line.strip() for line in str(dbt_error).splitlines() if line.strip()]
-    return next((line for line in lines if line != "Database Error"), first_line(dbt_error))
+    return error_line(dbt_error)
 
 
 _DRIVERS = ("duckdb", "_duckdb", "snowflake")  # modules whose errors are the drivers' (DB-API classes)

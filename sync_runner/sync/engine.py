@@ -29,7 +29,7 @@ from sync_runner.core.mapping import Template
 from sync_runner.core.redact import REDACT
 from sync_runner.project.artifacts import Manifest, RunResults, keep, load_manifest, load_run_results
 from sync_runner.project.compiled import CompiledSql
-from sync_runner.project.target import DbtTarget, from_warehouse, resolve_target, unreachable
+from sync_runner.project.target import DbtTarget, error_line, from_warehouse, resolve_target, unreachable
 from sync_runner.project.versions import PackageVersionError, check_versions
 from sync_runner.project.warehouse import Warehouse, connect, warehouse_refusal
 from sync_runner.sync.alerts import RunFacts, dispatch
@@ -414,7 +414,7 @@ class SyncRunner:
                 steps.run_finish(args, run_id, report.status, report.planned, 0, 0, report.message or None)
             report.run_id = run_id
         except Exception as exc:  # the warehouse went away: the report still says what happened
-            report.message += f" (not recorded in the run log: {_first_line(exc)})"
+            report.message += f" (not recorded in the run log: {error_line(exc)})"
 
     def _alert(self, sync: SyncConfig, report: SyncReport) -> None:
         """Tell the channels of the rules that match this run; never fails the sync (see sync/alerts.py)."""
@@ -712,17 +712,13 @@ def _plan_refusals(sync: SyncConfig) -> Iterator[None]:
 
 def _refused_session(exc: BaseException) -> UserError:
     return UserError(f"the warehouse refused the sync session's settings (var dbt_studio_sync_duckdb_memory_limit): "
-                     f"{REDACT(_first_line(exc))}")
-
-
-def _first_line(exc: BaseException) -> str:
-    return next((line.strip() for line in str(exc).splitlines() if line.strip()), exc.__class__.__name__)
+                     f"{REDACT(error_line(exc))}")
 
 
 def _request_failure(destination: str, exc: requests.RequestException) -> str:
     """A request that could not be made at all (a bad URL or scheme, a bad header): one line, no traceback."""
     return REDACT(f"destination '{destination}': the request could not be sent ({exc.__class__.__name__}: "
-                  f"{_first_line(exc)})")
+                  f"{error_line(exc)})")
 
 
 def _stored_names(rows: dict[str, Any], columns: dict[str, str]) -> dict[str, Any]:

@@ -34,3 +34,34 @@ def test_the_warehouse_error_is_one_redacted_line_naming_project_and_target(tmp_
     where = DbtTarget(project_dir=tmp_path, profiles_dir=tmp_path, target="prod")
     error = unreachable(where, duckdb.IOException("login failed for s3cret-pw\nsecond line"))
     assert str(error) == f"cannot use the warehouse of {tmp_path} (target prod): login failed for ****"
+
+
+GOOD_PROFILE = """\
+shop:
+  target: dev
+  outputs:
+    dev: {type: duckdb, path: "target/shop.duckdb"}
+    ci: {type: duckdb, path: "target/ci.duckdb"}
+"""
+
+
+@pytest.mark.parametrize(("profile", "reason"), [
+    (GOOD_PROFILE.replace("type: duckdb, path: \"target/shop", "type: duckbd, path: \"target/shop"),
+     'Credentials in profile "shop", target "dev" invalid: Could not find adapter type duckbd!'),
+    (GOOD_PROFILE.replace("target: dev", "target: prod"),
+     "The profile 'shop' does not have a target named 'prod'. The valid target names for this profile are: dev, ci"),
+    ("shop:\n  target: dev\n  outputs: [\n",
+     "dbt encountered an error while trying to read your profiles.yml file. Syntax error near line 4"),
+], ids=["unknown adapter", "unknown target", "not YAML"])
+def test_a_bad_profile_is_said_in_dbt_s_words_not_its_header(tmp_path, profile, reason):
+    """dbt's errors start with a header line ("Runtime Error") and nest another error's header at the end of a
+    line: the one line names what is wrong."""
+    from sync_runner.project.warehouse import Warehouse
+
+    (tmp_path / "dbt_project.yml").write_text("name: shop\nversion: '1.0'\nconfig-version: 2\nprofile: shop\n")
+    (tmp_path / "profiles.yml").write_text(profile)
+    where = DbtTarget(project_dir=tmp_path, profiles_dir=tmp_path, target=None)
+    with pytest.raises(Exception) as raised:
+        Warehouse(where)
+    assert from_warehouse(raised.value)
+    assert str(unreachable(where, raised.value)) == f"cannot use the warehouse of {tmp_path} (target default): {reason}"

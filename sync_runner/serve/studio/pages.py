@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from sync_runner.core.errors import UserError
 from sync_runner.core.redact import REDACT
+from sync_runner.project.target import error_line
 
 from . import builder
 from .files import Expr, check_name, confine_folder, parse_audience, save_audience, set_yaml_description
@@ -20,12 +21,10 @@ if TYPE_CHECKING:
 
 def one_line(exc: BaseException) -> str:
     """The first meaningful line of an error (dbt's compilation errors carry a header and a stack)."""
-    lines = [ln.strip() for ln in REDACT(str(exc)).splitlines() if ln.strip()]
-    for line in lines:
+    for line in str(exc).splitlines():
         if "dbt_studio:" in line:
-            return line[line.index("dbt_studio:"):]
-    lines = [ln for ln in lines if ln not in ("Runtime Error", "Compilation Error", "Database Error")]
-    return lines[0] if lines else exc.__class__.__name__
+            return REDACT(line[line.index("dbt_studio:"):].strip())
+    return REDACT(error_line(exc))
 
 
 # -- schema -------------------------------------------------------------------------------------------------------
