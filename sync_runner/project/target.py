@@ -61,6 +61,7 @@ def resolve_target(project_dir: Path | str = ".", profiles_dir: Path | str | Non
     return DbtTarget(project, profiles, target, vars)
 
 
+HELD_ELSEWHERE = "Conflicting lock is held"  # DuckDB's words for a file another process has open
 _WAREHOUSE_MODULES = ("duckdb", "_duckdb", "dbt", "dbt_common", "dbt_adapters", "snowflake", "psycopg2", "agate")
 
 
@@ -101,8 +102,12 @@ def error_line(exc: BaseException) -> str:
 def unreachable(where: DbtTarget, exc: BaseException) -> UserError:
     """The one line for a warehouse that cannot be reached or opened (a bad profile, a locked file, a host that
     does not answer): what the driver or dbt says is wrong, redacted, after the project and target it was for."""
+    reason = error_line(exc)
+    if HELD_ELSEWHERE in reason:  # what the user can do about it, which DuckDB's line does not say
+        reason += (" (another process has the DuckDB file open; run this again once it is done: a `dbt-studio "
+                   "studio` lets go of the file after 3 s without a query)")
     return UserError(f"cannot use the warehouse of {where.project_dir} (target {where.target or 'default'}): "
-                     f"{REDACT(error_line(exc))}")
+                     f"{REDACT(reason)}")
 
 
 @contextlib.contextmanager

@@ -155,7 +155,6 @@ class Scheduler:
 
 # Seconds between tries of a job that found its DuckDB file held by another process: about half a minute in all.
 LOCK_WAITS = (1.0, 2.0, 4.0, 8.0, 15.0)
-_HELD_ELSEWHERE = "Conflicting lock is held"  # DuckDB's words for a file another process has open
 
 
 def project_job(project_dir: Path, profiles_dir: Path | None, target: str | None,
@@ -167,7 +166,7 @@ def project_job(project_dir: Path, profiles_dir: Path | None, target: str | None
     each of `lock_waits` before its slot is given up as failed."""
     import time
 
-    from sync_runner.project.target import release_dbt_duckdb
+    from sync_runner.project.target import HELD_ELSEWHERE, release_dbt_duckdb
     from sync_runner.sync.engine import Options, run_syncs
     from sync_runner.sync.orchestrate import build_and_sync
 
@@ -187,7 +186,7 @@ def project_job(project_dir: Path, profiles_dir: Path | None, target: str | None
     def job(schedule: Schedule) -> str:
         outcome = once(schedule)
         for wait in lock_waits:
-            if _HELD_ELSEWHERE not in outcome:
+            if HELD_ELSEWHERE not in outcome:
                 break
             log.info("schedule '%s': the DuckDB file is held by another process; trying again in %gs",
                      schedule.name, wait)

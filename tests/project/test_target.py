@@ -65,3 +65,13 @@ def test_a_bad_profile_is_said_in_dbt_s_words_not_its_header(tmp_path, profile, 
         Warehouse(where)
     assert from_warehouse(raised.value)
     assert str(unreachable(where, raised.value)) == f"cannot use the warehouse of {tmp_path} (target default): {reason}"
+
+
+def test_a_file_another_process_holds_says_what_to_do(tmp_path):
+    where = DbtTarget(project_dir=tmp_path, profiles_dir=tmp_path, target=None)
+    held = duckdb.IOException('IO Error: Could not set lock on file "w.duckdb": Conflicting lock is held in '
+                              "/usr/bin/python3 (PID 4242). See also https://duckdb.org/docs/current/connect/concurrency")
+    line = str(unreachable(where, held))
+    assert line.startswith(f"cannot use the warehouse of {tmp_path} (target default): IO Error: Could not set lock")
+    assert "(PID 4242)" in line and line.endswith("lets go of the file after 3 s without a query)")
+    assert "\n" not in line
