@@ -105,7 +105,7 @@ def unreachable(where: DbtTarget, exc: BaseException) -> UserError:
     reason = error_line(exc)
     if HELD_ELSEWHERE in reason:  # what the user can do about it, which DuckDB's line does not say
         reason += (" (another process has the DuckDB file open; run this again once it is done: a `dbt-studio "
-                   "studio` lets go of the file after 3 s without a query)")
+                   "studio` lets go of the file after 3 s without a query, by default)")
     return UserError(f"cannot use the warehouse of {where.project_dir} (target {where.target or 'default'}): "
                      f"{REDACT(reason)}")
 

@@ -414,7 +414,7 @@ class SyncRunner:
                 steps.run_finish(args, run_id, report.status, report.planned, 0, 0, report.message or None)
             report.run_id = run_id
         except Exception as exc:  # the warehouse went away: the report still says what happened
-            report.message += f" (not recorded in the run log: {error_line(exc)})"
+            report.message += f" (not recorded in the run log: {REDACT(error_line(exc))})"
 
     def _alert(self, sync: SyncConfig, report: SyncReport) -> None:
         """Tell the channels of the rules that match this run; never fails the sync (see sync/alerts.py)."""

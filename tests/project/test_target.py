@@ -73,5 +73,5 @@ def test_a_file_another_process_holds_says_what_to_do(tmp_path):
                               "/usr/bin/python3 (PID 4242). See also https://duckdb.org/docs/current/connect/concurrency")
     line = str(unreachable(where, held))
     assert line.startswith(f"cannot use the warehouse of {tmp_path} (target default): IO Error: Could not set lock")
-    assert "(PID 4242)" in line and line.endswith("lets go of the file after 3 s without a query)")
+    assert "(PID 4242)" in line and line.endswith("lets go of the file after 3 s without a query, by default)")
     assert "\n" not in line

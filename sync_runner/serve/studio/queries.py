@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from sync_runner.core.errors import UserError
-from sync_runner.project.target import DbtTarget
+from sync_runner.project.target import DbtTarget, release_dbt_duckdb
 
 
 class QueryTimeout(UserError):
@@ -147,8 +147,6 @@ class Worker:
 
     def _let_go(self) -> None:
         """Close every connection and dbt-duckdb's database, so another process can open the file."""
-        from sync_runner.project.target import release_dbt_duckdb
-
         self.warehouse.close()
         if self.adapter_type == "duckdb":  # dbt-duckdb keeps the database open between connections
             release_dbt_duckdb()
