@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -62,6 +63,7 @@ def resolve_target(project_dir: Path | str = ".", profiles_dir: Path | str | Non
 
 
 HELD_ELSEWHERE = "Conflicting lock is held"  # DuckDB's words for a file another process has open
+_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
 _WAREHOUSE_MODULES = ("duckdb", "_duckdb", "dbt", "dbt_common", "dbt_adapters", "snowflake", "psycopg2", "agate")
 
 
@@ -99,11 +101,23 @@ def error_line(exc: BaseException) -> str:
     return first
 
 
+def held_elsewhere(exc: BaseException) -> str | None:
+    """"another process (PID 2258, python3.11) has the DuckDB file open" when `exc` is DuckDB refusing a file
+    another process holds, else None: words a person can act on, where DuckDB's line is a path, a lock and a
+    link."""
+    line = error_line(exc)
+    if HELD_ELSEWHERE not in line:
+        return None
+    holder = _HOLDER.search(line)
+    who = f"another process (PID {holder['pid']}, {Path(holder['program']).name})" if holder else "another process"
+    return f"{who} has the DuckDB file open"
+
+
 def unreachable(where: DbtTarget, exc: BaseException) -> UserError:
     """The one line for a warehouse that cannot be reached or opened (a bad profile, a locked file, a host that
     does not answer): what the driver or dbt says is wrong, redacted, after the project and target it was for."""
     reason = error_line(exc)
-    if HELD_ELSEWHERE in reason:  # what the user can do about it, which DuckDB's line does not say
+    if held_elsewhere(exc):  # what the user can do about it, which DuckDB's line does not say
         reason += (" (another process has the DuckDB file open; run this again once it is done: a `dbt-studio "
                    "studio` lets go of the file after 3 s without a query, by default)")
     return UserError(f"cannot use the warehouse of {where.project_dir} (target {where.target or 'default'}): "

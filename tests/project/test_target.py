@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import duckdb
 import pytest
 from dbt_common.exceptions import CompilationError, DbtRuntimeError
 
 from sync_runner.core.redact import REDACT
-from sync_runner.project.target import DbtTarget, from_warehouse, unreachable
+from sync_runner.project.target import DbtTarget, from_warehouse, held_elsewhere, unreachable
 
 
 @pytest.mark.parametrize("exc", [
@@ -75,3 +79,24 @@ def test_a_file_another_process_holds_says_what_to_do(tmp_path):
     assert line.startswith(f"cannot use the warehouse of {tmp_path} (target default): IO Error: Could not set lock")
     assert "(PID 4242)" in line and line.endswith("lets go of the file after 3 s without a query, by default)")
     assert "\n" not in line
+
+
+def test_who_holds_a_duckdb_file_in_words_a_person_can_act_on(tmp_path):
+    """The studio says who holds the file (the PID and the program's name, not its path), read from DuckDB's own
+    refusal; any other error is not a held file."""
+    database = tmp_path / "w.duckdb"
+    holder = subprocess.Popen([sys.executable, "-c", f"import duckdb, sys; c = duckdb.connect({str(database)!r}); "
+                               "print('held', flush=True); sys.stdin.read()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(duckdb.IOException) as raised:
+            duckdb.connect(str(database))
+    finally:
+        holder.stdin.close()
+        holder.wait(10)
+    program = Path(sys.executable).resolve().name  # DuckDB names the executable the link leads to
+    assert held_elsewhere(raised.value) == f"another process (PID {holder.pid}, {program}) has the DuckDB file open"
+    assert held_elsewhere(duckdb.CatalogException("Table with name people does not exist!")) is None
+    assert held_elsewhere(duckdb.IOException('Could not set lock on file "x": Conflicting lock is held')) == \
+        "another process has the DuckDB file open"

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from sync_runner.core.errors import UserError
 from sync_runner.core.redact import REDACT
-from sync_runner.project.target import error_line
+from sync_runner.project.target import error_line, held_elsewhere
 
 from . import builder
 from .files import Expr, check_name, confine_folder, parse_audience, save_audience, set_yaml_description
@@ -20,7 +20,13 @@ if TYPE_CHECKING:
 
 
 def one_line(exc: BaseException) -> str:
-    """The first meaningful line of an error (dbt's compilation errors carry a header and a stack)."""
+    """The first meaningful line of an error (dbt's compilation errors carry a header and a stack); a DuckDB file
+    another process holds is said in words a marketer can act on (wait, then look again), not as DuckDB's lock
+    line."""
+    held = held_elsewhere(exc)
+    if held:
+        return REDACT(f"the warehouse is busy: {held} (a `dbt build`, a sync or another studio); "
+                      "try again once it is done")
     for line in str(exc).splitlines():
         if "dbt_studio:" in line:
             return REDACT(line[line.index("dbt_studio:"):].strip())
@@ -124,12 +130,13 @@ def audience_sizes(studio: Studio) -> list[dict[str, Any]]:
                     errors[n] = one_line(one)
             del exc
     history: dict[str, dict[str, list[tuple[str, int]]]] = {}
+    history_read = True
     try:
         for row in studio.queries.size_history().rows:
             audience, group, members, built_at = row
             history.setdefault(audience, {}).setdefault(group or "", []).append((str(built_at), int(members)))
-    except Exception:
-        history = {}
+    except Exception:  # the page says "cannot read", not "no recorded builds"
+        history, history_read = {}, False
     runs, _ = recent_runs(studio, limit=200)
     last_run: dict[str, dict[str, Any]] = {}
     for r in runs:
@@ -148,7 +155,7 @@ def audience_sizes(studio: Studio) -> list[dict[str, Any]]:
                     # "not built" only when the warehouse says the table is missing: a database another process
                     # holds (a `dbt build` running) or a host that does not answer is said as it is
                     "missing": error is not None and "does not exist" in error.lower(),
-                    "history": history.get(a.name, {}),
+                    "history": history.get(a.name, {}), "history_read": history_read,
                     "syncs": [(s, (last_run.get(s) or {}).get("status") or "never run") for s in a.syncs]})
     return out
 

@@ -140,9 +140,9 @@ class Worker:
         try:
             return self._queue.get(timeout=self.release_after)
         except queue.Empty:
+            self.idle_releases += 1  # counted first: whoever sees the file free sees the count that freed it
             self._end_session()
             self._let_go()
-            self.idle_releases += 1
             return self._queue.get()
 
     def _let_go(self) -> None:

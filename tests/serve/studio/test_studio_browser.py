@@ -2,15 +2,19 @@
 build an audience by clicking, watch its funnel, save and build it, and find the member count the page showed
 in the built model; open a hand-written audience holding every kind of condition, save it unchanged (no byte
 changes), edit its event window and count, save and build it, and find the members a hand-written query finds;
-open a sync, run it, and see the run appear. The screenshots in docs/studio/ come from here (taken on every run,
-written only with DBT_STUDIO_SCREENSHOTS=docs/studio: a test run leaves the tree as it was). On Snowflake
-(fakesnow): open a built audience, see its size, add a condition with a suggested value and see the new size.
+open a sync, run it, and see the run appear; leave the page idle while another process takes the DuckDB file,
+see the audiences page say it cannot read the sizes and why, then see them back once the file is free. The
+screenshots in docs/studio/ come from here (taken on every run, written only with
+DBT_STUDIO_SCREENSHOTS=docs/studio: a test run leaves the tree as it was). On Snowflake (fakesnow): open a built
+audience, see its size, add a condition with a suggested value and see the new size.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -268,6 +272,57 @@ def test_open_a_sync_run_it_and_see_the_run(served, page):
     assert page.inner_text("#details tr.run td.status") == "success"
     page.wait_for_selector("#rows-chart .uplot", state="attached")
     shot(page, "sync")
+
+
+def test_an_idle_page_lets_go_of_the_file_and_says_why_it_cannot_read_while_another_process_holds_it(served, page):
+    """The studio open in a tab must not lock a `dbt build` out of the DuckDB file: once idle, another process
+    takes the file; the audiences page then says "cannot read" and why on every row (not "not built"); once the
+    file is free again the same page shows the sizes, equal to the built models'."""
+    project, studio, url = served
+    worker = studio.queries.worker
+    previous = worker.release_after
+    worker.release_after = 0.2
+    database = project.root / "target" / "warehouse.duckdb"
+    hold = ("import duckdb, sys, time\n"
+            "deadline = time.monotonic() + 30\n"
+            "while True:\n"
+            f"    try: con = duckdb.connect({str(database)!r}); break\n"
+            "    except duckdb.IOException:\n"
+            "        if time.monotonic() > deadline: raise\n"
+            "        time.sleep(0.1)\n"
+            "print('held', flush=True); sys.stdin.read()\n")
+    try:
+        page.goto(f"{url}/audiences")
+        page.wait_for_selector("tr[data-audience='viewed_not_bought'] td.size")
+        rows = page.locator("tbody tr[data-audience]").count()
+        shown = page.inner_text("tr[data-audience='viewed_not_bought'] td.size")
+        holder = subprocess.Popen([sys.executable, "-c", hold], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  text=True)
+        try:
+            assert holder.stdout.readline().strip() == "held"  # the idle studio let go of the file
+            studio.queries.clear_cache()
+            page.reload()
+            page.wait_for_selector("tr.unreadable-all")
+            # the reason once, above the rows, in words a marketer can act on; each row says it cannot read
+            reason = page.inner_text("tr.unreadable-all")
+            assert reason.startswith("Cannot read the sizes: the warehouse is busy: another process (PID "), reason
+            assert reason.endswith("has the DuckDB file open (a `dbt build`, a sync or another studio); try again "
+                                   "once it is done"), reason
+            sizes = page.locator("tbody tr[data-audience] td.size")
+            assert [sizes.nth(i).inner_text() for i in range(rows)] == ["cannot read"] * rows
+            assert page.locator("tbody tr[data-audience]", has_text="no recorded builds").count() == 0
+            shot(page, "audiences-file-held")
+        finally:
+            holder.stdin.close()
+            holder.wait(10)
+        page.reload()
+        page.wait_for_selector("tr[data-audience='viewed_not_bought'] td.size")
+        assert page.locator("tr.unreadable-all, tbody tr[data-audience] td.size .error").count() == 0
+        assert page.inner_text("tr[data-audience='viewed_not_bought'] td.size") == shown
+    finally:
+        worker.release_after = previous
+    page.close()
+    assert int(shown.replace(",", "")) == count(project, "viewed_not_bought")
 
 
 def test_on_snowflake_an_audience_opens_with_its_size_and_a_condition_changes_it(served_snowflake, page):
