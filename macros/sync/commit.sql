@@ -28,12 +28,14 @@
 
 {#- The statements of sync_commit, to run in one transaction. `run_id`, the bounds of each range in `acked` and the
     seq and reason of each row in `rejected` are SQL expressions (literals, or bind parameters of a runner that
-    keeps the statements compiled for one shape of commit); a reason is cut to 1,000 characters. -#}
-{% macro sync_commit_sql(sync, run_id, acked, rejected=[]) %}
-    {{ return(adapter.dispatch('sync_commit_sql', 'dbt_studio')(sync, run_id, acked, rejected)) }}
+    keeps the statements compiled for one shape of commit); a reason is cut to 1,000 characters. `rejected` may
+    instead be a relation (_seq, reason), e.g. sync_listed_rejections: its rows are left out of the acknowledged
+    ranges and, with `record_rejected`, recorded. Without acknowledged ranges only the rejections are written. -#}
+{% macro sync_commit_sql(sync, run_id, acked, rejected=[], record_rejected=true) %}
+    {{ return(adapter.dispatch('sync_commit_sql', 'dbt_studio')(sync, run_id, acked, rejected, record_rejected)) }}
 {% endmacro %}
 
-{% macro default__sync_commit_sql(sync, run_id, acked, rejected=[]) %}
+{% macro default__sync_commit_sql(sync, run_id, acked, rejected=[], record_rejected=true) %}
     {%- set snapshot = dbt_studio._state_relation(sync, sync.name ~ '__snapshot') -%}
     {%- set plan = dbt_studio._state_relation(sync, sync.name ~ '__plan') -%}
     {%- set rejections = dbt_studio._state_relation(sync, sync.name ~ '__rejections') -%}
@@ -44,8 +46,21 @@
         {%- do ranges.append('_seq between ' ~ r[0] ~ ' and ' ~ r[1]) -%}
     {%- endfor -%}
     {%- set in_ranges = '(' ~ (ranges | join(' or ') if ranges else '1 = 0') ~ ')' -%}
-    {%- set rejected_seqs = rejected | map(attribute=0) | map('string') | list -%}
-    {%- set not_rejected = ('_seq not in (' ~ rejected_seqs | join(', ') ~ ')') if rejected_seqs else '1 = 1' -%}
+    {%- if rejected is string -%}
+        {%- set not_rejected = '_seq not in (select _seq from (' ~ rejected ~ ') as rj)' -%}
+        {%- set reasons = 'select _seq, ' ~ dbt_studio._sync_capped('reason', 1000) ~ ' as reason from ('
+                          ~ rejected ~ ') as rj' if record_rejected else none -%}
+    {%- else -%}
+        {%- set rejected_seqs = rejected | map(attribute=0) | map('string') | list -%}
+        {%- set not_rejected = ('_seq not in (' ~ rejected_seqs | join(', ') ~ ')') if rejected_seqs else '1 = 1' -%}
+        {%- set selects = [] -%}
+        {%- for r in rejected -%}
+            {%- do selects.append('select ' ~ r[0] ~ ' as _seq, ' ~ dbt_studio._sync_capped(r[1], 1000)
+                                  ~ ' as reason') -%}
+        {%- endfor -%}
+        {%- set reasons = selects | join('\n            union all\n            ')
+                          if selects and record_rejected else none -%}
+    {%- endif -%}
     {%- set acknowledged = 'select * from ' ~ plan ~ ' where ' ~ in_ranges ~ ' and ' ~ not_rejected -%}
     {#- an insert's key is never in the snapshot, so only the other operations need its old row deleted -#}
     {%- set statements = [
@@ -57,14 +72,8 @@
             ~ run_id ~ ', ' ~ dbt_studio.string_literal(sync.name) ~ ', _key, _op, '
             ~ dbt_studio._now() ~ ' from (' ~ acknowledged ~ ') as a',
         'delete from ' ~ rejections ~ ' where _key in (select _key from (' ~ acknowledged ~ ') as a)',
-    ] -%}
-    {%- if rejected | length > 0 -%}
-        {%- set selects = [] -%}
-        {%- for r in rejected -%}
-            {%- do selects.append('select ' ~ r[0] ~ ' as _seq, ' ~ dbt_studio._sync_capped(r[1], 1000)
-                                  ~ ' as reason') -%}
-        {%- endfor -%}
-        {%- set reasons = selects | join('\n            union all\n            ') -%}
+    ] if acked | length > 0 else [] -%}
+    {%- if reasons -%}
         {%- set rejected_rows = 'select p._key, r.reason from ' ~ plan ~ ' as p inner join (' ~ reasons
                                 ~ ') as r on r._seq = p._seq' -%}
         {%- do statements.append('update ' ~ rejections ~ ' set attempts = attempts + 1, reason = rr.reason,'

@@ -6,8 +6,9 @@ Two ways to run the same macros' SQL, chosen per run by the engine:
 - `KeptSteps` runs their statements kept compiled between commands (project/compiled.py) on a DuckDB file's own
   connection, so a sync that sends rows never loads dbt once its SQL is kept. The values that change from run to
   run are bind parameters (macro `sync_parameter`); everything else is part of the kept text. A commit is kept
-  per shape: one statement group per acknowledged range and one per rejected row, all in one transaction, so a
-  window of any shape runs from two kept compilations.
+  in two shapes: one statement group per acknowledged range, leaving out the rejected rows, and one that records
+  the rejected rows, bound as two lists; all run in one transaction, so a window of any shape runs from two kept
+  compilations and its statements do not grow with the rows it rejected.
 
 Both answer in the same terms (dicts of counts, lists of column names), so the engine reads one way.
 """
@@ -15,7 +16,6 @@ Both answer in the same terms (dicts of counts, lists of column names), so the e
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -248,22 +248,24 @@ class KeptSteps:
 
     def commit(self, args: dict[str, Any], run_id: str, acked: list[list[int]], rejected: list[list[Any]]) -> None:
         """sync_commit as pieces of two kept shapes in one transaction: each acknowledged range without the
-        rejected rows in it, then each rejected row (the same rows move, the same rows are recorded)."""
+        rejected rows, then the rejected rows recorded; the rejected rows are two bound lists
+        (sync_listed_rejections), so a window costs the same few statements whatever it rejected."""
         if not acked and not rejected:
             return
-        refused = {int(seq) for seq, _ in rejected}
         run = self._p("run_id")
-        by_range = self.c.value("sync_commit_sql", sync=args, run_id=run, rejected=[],
+        listed = self.c.value("sync_listed_rejections", seqs=self._p("refused_seqs"),
+                              reasons=self._p("refused_reasons"))
+        by_range = self.c.value("sync_commit_sql", sync=args, run_id=run, rejected=listed, record_rejected=False,
                                 acked=[[self._p("first_seq"), self._p("last_seq")]])
-        by_row = self.c.value("sync_commit_sql", sync=args, run_id=run, acked=[],
-                              rejected=[[self._p("seq"), self._p("reason")]])
+        recorded = self.c.value("sync_commit_sql", sync=args, run_id=run, acked=[], rejected=listed)
+        refused = {"refused_seqs": [int(seq) for seq, _ in rejected],
+                   "refused_reasons": [str(reason) for _, reason in rejected]}
         statements: list[tuple[str, dict[str, Any]]] = []
-        for first, last in _without(acked, refused):
-            statements += [(sql, self._bound(sql, {"run_id": run_id, "first_seq": first, "last_seq": last}))
-                           for sql in by_range]
-        for seq, reason in rejected:
-            statements += [(sql, self._bound(sql, {"run_id": run_id, "seq": int(seq), "reason": str(reason)}))
-                           for sql in by_row]
+        for first, last in acked:
+            statements += [(sql, self._bound(sql, {"run_id": run_id, "first_seq": int(first), "last_seq": int(last),
+                                                   **refused})) for sql in by_range]
+        if rejected:
+            statements += [(sql, self._bound(sql, {"run_id": run_id, **refused})) for sql in recorded]
         words = self.c.value("sync_transaction_sql")
         self.c.transaction(statements, words["begin"], words["commit"], words["rollback"])
 
@@ -314,15 +316,3 @@ def key_problems(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
             if len(out["examples"]) < 5:
                 out["examples"].append(example)
     return out
-
-
-def _without(ranges: list[list[int]], seqs: set[int]) -> Iterator[tuple[int, int]]:
-    """The ranges with the given seqs taken out: [[1, 5]] without {3} -> (1, 2), (4, 5)."""
-    for first, last in ranges:
-        start = first
-        for seq in sorted(s for s in seqs if first <= s <= last):
-            if seq > start:
-                yield start, seq - 1
-            start = seq + 1
-        if start <= last:
-            yield start, last
