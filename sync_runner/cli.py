@@ -369,6 +369,7 @@ def validate(project_dir: Path, profiles_dir: Path | None, target: str | None, a
         manifest = manifest.with_columns(relation_columns(manifest, where))
     except UserError as exc:
         note = f"columns checked against the YAML docs only: {exc}"
+        manifest = manifest.unread()
     problems = validate_manifest(manifest, project_dir.resolve(), profiles_dir)
     models = manifest.studio_models()
     if as_json:

@@ -155,8 +155,13 @@ lower(trim(split_part({{ kind }}, '(', 1))) in (
 {% macro _columns_phrase(schema, model) %}
     {%- set known = dbt_studio._model_columns(schema, model) -%}
     {%- set m = schema.models[model] -%}
-    {%- set source = 'columns of the relation' if m.get('actual') or m.get('columns_source') == 'warehouse'
-                     else 'documented columns; the relation is not built yet' -%}
+    {%- if m.get('actual') or m.get('columns_source') == 'warehouse' -%}
+        {%- set source = 'columns of the relation' -%}
+    {%- elif m.get('columns_source') == 'unread' -%}
+        {%- set source = 'documented columns; the warehouse could not be read, see the note' -%}
+    {%- else -%}
+        {%- set source = 'documented columns; the relation is not built yet' -%}
+    {%- endif -%}
     {{ return('(' ~ source ~ ': ' ~ (known | join(', ')) ~ ')') }}
 {% endmacro %}
 

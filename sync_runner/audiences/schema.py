@@ -130,6 +130,8 @@ def _manifest_nodes(manifest: Manifest, data: dict[str, Any]) -> dict[str, dict[
         if node.columns_source == "warehouse" and node.name in nodes:
             nodes[node.name].update(columns=[c.lower() for c in node.columns], columns_source="warehouse",
                                     column_types=dict(node.column_types))
+        elif node.columns_source == "unread" and node.name in nodes:  # the messages say why the docs stood in
+            nodes[node.name].update(columns_source="unread")
     return nodes
 
 

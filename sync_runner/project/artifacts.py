@@ -50,7 +50,7 @@ class Node:
     audience: Any = None  # the arguments `dbt_studio.audience` recorded (config.meta.dbt_studio_audience)
     checksum: str | None = None  # of the node's definition: tells whether it changed since it was built
     # where `columns` came from: "documented" (the YAML docs) or "warehouse" (the relation, see with_columns)
-    columns_source: str = "documented"
+    columns_source: str = "documented"  # "warehouse", "documented" (not built yet) or "unread" (Manifest.unread)
     column_types: dict[str, str] = field(default_factory=dict)  # lower-case name -> the relation's type
     number_columns: frozenset[str] = frozenset()  # lower-case names of its number-typed columns (the package's rule)
 
@@ -93,6 +93,11 @@ class Manifest:
                  if columns.get(uid) else n
                  for uid, n in self.nodes.items()}
         return replace(self, nodes=nodes)
+
+    def unread(self) -> Manifest:
+        """This manifest when the warehouse could not be read: the YAML docs stand in for every model's columns,
+        and a check that used them says so (not "not built yet": the relation may well be built)."""
+        return replace(self, nodes={uid: replace(n, columns_source="unread") for uid, n in self.nodes.items()})
 
     def by_name(self, name: str) -> Node | None:
         for node in self.nodes.values():

@@ -227,6 +227,8 @@ def columns_phrase(node: Node) -> str:
     """Says which columns a column check used: the relation's, or the YAML docs (before the first build)."""
     if node.columns_source == "warehouse":
         return f"columns of the relation {node.relation_name or node.name}"
+    if node.columns_source == "unread":
+        return "documented columns (YAML; the warehouse could not be read, see the note)"
     return "documented columns (YAML; the relation is not built yet)"
 
 

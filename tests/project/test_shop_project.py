@@ -13,6 +13,7 @@ import csv
 import json
 import os
 import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -215,3 +216,40 @@ def test_parse_after_build_keeps_syncs_working_and_refuses_only_changed_models(s
     finally:
         sql.write_text(saved)
         shop.dbt("build", "-s", "pro_buyers")
+
+
+def test_validate_with_the_warehouse_held_elsewhere_says_the_docs_stood_in_not_that_nothing_is_built(shop):
+    """A CI job whose `validate` meets the DuckDB file held by another process: the note says why the YAML docs stood
+    in, and a column problem found in them says the warehouse could not be read (stg_orders is built; its YAML
+    still documents the renamed `amount_usd`), never "the relation is not built yet"."""
+    if shop.adapter != "duckdb":
+        pytest.skip("only a DuckDB file is held by another process")
+    yml = shop.root / "models" / "marts" / "_marts.yml"
+    saved = yml.read_text()
+    database = shop.root / "target" / "warehouse.duckdb"
+    hold = (f"import duckdb, sys; c = duckdb.connect({str(database)!r}); print('held', flush=True); "
+            "sys.stdin.read()")
+    try:
+        yml.write_text(saved.replace("mappings: {email: email, customer: customer_id, plan: plan}",
+                                     "mappings: {email: emial, customer: customer_id, plan: plan}"))
+        shop.dbt("parse")
+        shop.release()
+        holder = subprocess.Popen([sys.executable, "-c", hold], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  text=True)
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            result = cli(shop, "validate")
+        finally:
+            holder.stdin.close()
+            holder.wait(10)
+        assert "Traceback" not in result.stdout + result.stderr
+        [note] = [x for x in result.stdout.splitlines() if x.startswith("note:")]
+        assert note.startswith("note: columns checked against the YAML docs only: cannot use the warehouse of ")
+        assert f"(PID {holder.pid})" in note
+        errors = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+        assert errors and result.returncode == 2
+        assert all("not built yet" not in x for x in errors), errors
+        assert any("the warehouse could not be read, see the note" in x for x in errors), errors
+    finally:
+        yml.write_text(saved)
+        shop.dbt("parse")
