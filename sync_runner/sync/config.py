@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -167,14 +167,14 @@ class SyncConfig:
     @property
     def columns(self) -> tuple[str, ...]:
         """The model columns the mappings read, each once, in a stable order."""
-        return tuple(sorted({c for f in self.fields for c in f.columns}, key=str.lower))
+        return _once(c for f in self.fields for c in f.columns)
 
     @property
     def tracked(self) -> tuple[str, ...]:
         """The plan's columns, each once, in a stable order: model columns mapped as they are or read by a template,
         and one column per computed field (a transform or a constant)."""
-        plain = {c for f in self.fields if not f.computed for c in f.columns}
-        return (*sorted(plain, key=str.lower), *(f.tracked for f in self.fields if f.computed))
+        plain = _once(c for f in self.fields if not f.computed for c in f.columns)
+        return (*plain, *(f.tracked for f in self.fields if f.computed))
 
     @property
     def fingerprint(self) -> str:
@@ -204,6 +204,15 @@ class SyncConfig:
         rows = self.row_selection()
         out = [c for c in (rows["split_column"], rows["holdout_column"]) if c]
         return (*out, *filter_columns(self.filter))
+
+
+def _once(columns: Iterable[str]) -> tuple[str, ...]:
+    """Column names each once ignoring case, as the warehouse resolves them (`order_total` and `ORDER_TOTAL` are
+    one column, read once however many fields it is mapped to), sorted; the first spelling in sort order stays."""
+    out: dict[str, str] = {}
+    for column in sorted(set(columns)):
+        out.setdefault(column.lower(), column)
+    return tuple(sorted(out.values(), key=str.lower))
 
 
 class ConfigProblem(UserError):
