@@ -192,3 +192,10 @@ def test_a_sync_on_an_ephemeral_model_is_refused_before_it_runs(sp):
     finally:
         model.unlink()
 
+
+@pytest.mark.parametrize("limit", ["0", "-1"])
+def test_status_refuses_a_limit_below_one_as_a_usage_error(sp, limit):
+    result = cli(sp.p, "status", "--limit", limit)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert f"Invalid value for '--limit': {limit} is not in the range x>=1." in result.stderr
+    assert "Traceback" not in result.stderr and "warehouse" not in result.stderr
