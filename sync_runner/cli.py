@@ -330,7 +330,7 @@ def studio(project_dir: Path, profiles_dir: Path | None, target: str | None, hos
 
 @cli.command()
 @_project_options
-@click.option("--limit", default=20, show_default=True)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="Runs to show (1 or more).")
 @click.option("--json", "as_json", is_flag=True)
 def status(project_dir: Path, profiles_dir: Path | None, target: str | None, limit: int, as_json: bool) -> None:
     """Recent sync runs from the run log in the warehouse."""

@@ -64,7 +64,14 @@ def _schema_problems(manifest: Manifest, checked: set[str]) -> list[Problem]:
 def validate_manifest(manifest: Manifest, project_dir: Path | None = None,
                       profiles_dir: Path | None = None) -> list[Problem]:
     """Problems of every model's meta, and of its syncs against the destinations of dbt_studio.yml."""
-    from sync_runner.sync.config import ConfigProblem, find_config, load_alerts, load_destinations, sync_problems
+    from sync_runner.sync.config import (
+        ConfigProblem,
+        find_config,
+        load_alerts,
+        load_destinations,
+        shared_sync_names,
+        sync_problems,
+    )
 
     problems: list[Problem] = []
     nodes = {n.unique_id: n for n in (*manifest.studio_models(), *manifest.audience_models())}
@@ -74,6 +81,8 @@ def validate_manifest(manifest: Manifest, project_dir: Path | None = None,
         problems += _schema_problems(manifest, {p.model for p in problems if p.block == "dbt_studio.audience"})
     if not any(n.studio.get("syncs") for n in manifest.studio_models() if isinstance(n.studio, dict)):
         return problems
+    problems += [Problem(node.config_file, node.name, key, message)
+                 for node, key, message in shared_sync_names(manifest.studio_models())]
     if project_dir is None:  # no dbt_studio.yml to check the destinations against: the syncs' shape only
         problems += [Problem(node.config_file, node.name, key, message) for node in manifest.studio_models()
                      for key, message in sync_problems(node, None)]

@@ -12,8 +12,8 @@ from typing import Any
 from sync_runner.audiences.schema import load_nodes
 from sync_runner.core.errors import UserError
 from sync_runner.core.redact import REDACT
-from sync_runner.project.target import DbtTarget, from_warehouse, unreachable
-from sync_runner.project.warehouse import Warehouse, compiler_message, warehouse_refusal
+from sync_runner.project.target import DbtTarget
+from sync_runner.project.warehouse import compiler_message, connect, warehouse_refusal
 
 
 def describe(node: Any) -> str:
@@ -74,12 +74,7 @@ def preview(where: DbtTarget, name: str, limit: int = 5) -> Preview:
         raise UserError(f"model {name!r} is not an audience (its SQL must call dbt_studio.audience)")
     cond = spec.get("where")
     conditions = [] if cond is None else cond["and"] if isinstance(cond, dict) and list(cond) == ["and"] else [cond]
-    try:
-        warehouse = Warehouse(where)
-    except Exception as exc:  # the adapter's own errors: a bad profile, a locked file, an unreachable host
-        if not from_warehouse(exc):
-            raise
-        raise unreachable(where, exc) from None
+    warehouse = connect(where)  # a bad profile, a locked file, an unreachable host: the one line sync and status give
     try:
         out = warehouse.call("audience_preview", nodes=nodes, name=name, limit=limit)
     except Exception as exc:

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -167,14 +167,14 @@ class SyncConfig:
     @property
     def columns(self) -> tuple[str, ...]:
         """The model columns the mappings read, each once, in a stable order."""
-        return tuple(sorted({c for f in self.fields for c in f.columns}, key=str.lower))
+        return _once(c for f in self.fields for c in f.columns)
 
     @property
     def tracked(self) -> tuple[str, ...]:
         """The plan's columns, each once, in a stable order: model columns mapped as they are or read by a template,
         and one column per computed field (a transform or a constant)."""
-        plain = {c for f in self.fields if not f.computed for c in f.columns}
-        return (*sorted(plain, key=str.lower), *(f.tracked for f in self.fields if f.computed))
+        plain = _once(c for f in self.fields if not f.computed for c in f.columns)
+        return (*plain, *(f.tracked for f in self.fields if f.computed))
 
     @property
     def fingerprint(self) -> str:
@@ -204,6 +204,15 @@ class SyncConfig:
         rows = self.row_selection()
         out = [c for c in (rows["split_column"], rows["holdout_column"]) if c]
         return (*out, *filter_columns(self.filter))
+
+
+def _once(columns: Iterable[str]) -> tuple[str, ...]:
+    """Column names each once ignoring case, as the warehouse resolves them (`order_total` and `ORDER_TOTAL` are
+    one column, read once however many fields it is mapped to), sorted; the first spelling in sort order stays."""
+    out: dict[str, str] = {}
+    for column in sorted(set(columns)):
+        out.setdefault(column.lower(), column)
+    return tuple(sorted(out.values(), key=str.lower))
 
 
 class ConfigProblem(UserError):
@@ -584,6 +593,10 @@ def sync_problems(node: Node, destinations: Mapping[str, DestinationConfig] | No
             problems.append((key, "must be a mapping"))
             continue
         problems += SYNC.problems(spec, key)
+        if node.materialized == "ephemeral":
+            problems.append((key, f"sync '{spec.get('name')}' cannot run: model '{node.name}' is ephemeral, so dbt "
+                                  "builds no relation to read; materialize it as a table or a view, or sync a "
+                                  "model that selects from it"))
         if alerts is not None and isinstance(spec.get("alerts"), list):
             for i, rule in enumerate(spec["alerts"]):
                 if isinstance(rule, dict):
@@ -630,6 +643,37 @@ def sync_problems(node: Node, destinations: Mapping[str, DestinationConfig] | No
                 problems.append((f"{key}.filter", f"unknown column '{column}' of model '{node.name}' "
                                                   f"({columns_phrase(node)}: {', '.join(node.columns)})"))
     return problems
+
+
+def node_label(node: Node) -> str:
+    """A model as dbt selects it: `order_facts.v2` for a version of a versioned model, else its name."""
+    return node.unique_id.split(".", 2)[-1]
+
+
+def shared_sync_names(nodes: Iterable[Node]) -> list[tuple[Node, str, str]]:
+    """(node, key, message) once for each sync name that more than one model declares (syncs in a versioned model's
+    own config are declared by each of its versions): a sync's name names its state, which they would share. Said
+    at the first of them; a name twice in one model is `sync_problems`'."""
+    users: dict[str, list[tuple[Node, int]]] = {}
+    for node in sorted(nodes, key=lambda n: n.unique_id):
+        syncs = node.studio.get("syncs") if isinstance(node.studio, dict) else None
+        for i, spec in enumerate(syncs if isinstance(syncs, list) else []):
+            if isinstance(spec, dict) and isinstance(spec.get("name"), str):
+                users.setdefault(spec["name"], []).append((node, i))
+    out = []
+    for name, declared in users.items():
+        labels = list(dict.fromkeys(node_label(n) for n, _ in declared))
+        if len(labels) < 2:
+            continue
+        node, i = declared[0]
+        if len({n.name for n, _ in declared}) == 1:  # the versions of one model
+            fix = ("give each version's sync its own name in that version's config (versions: - v: ... config: "
+                   "meta: dbt_studio: syncs), or declare the sync on one version only")
+        else:
+            fix = "give each model's sync its own name"
+        out.append((node, f"syncs[{i}].name", f"sync name '{name}' is declared by more than one model "
+                                              f"({', '.join(labels)}), and it names one sync's state: {fix}"))
+    return out
 
 
 def sync_option_problems(cls: type[Destination], options: Mapping[str, Any], path: str) -> list[tuple[str, str]]:
@@ -680,6 +724,9 @@ def load_syncs(manifest: Manifest, destinations: Mapping[str, DestinationConfig]
             key, message = problems[0]
             where = f"meta.dbt_studio.{key}" if key else "meta.dbt_studio"
             raise UserError(f"{node.config_file}: model '{node.name}': {where}: {message}")
+    for node, key, message in shared_sync_names(manifest.studio_models())[:1]:
+        raise UserError(f"{node.config_file}: model '{node.name}': meta.dbt_studio.{key}: {message}")
+    for node in manifest.studio_models():
         pk = node.studio.get("primary_key")
         key_columns = (pk,) if isinstance(pk, str) else tuple(pk or ())
         for spec in node.studio.get("syncs") or []:

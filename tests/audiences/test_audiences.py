@@ -899,3 +899,44 @@ def test_example_audiences_and_preview(built_example, adapter):
     out = runner.invoke(cli, ["schema", "--project-dir", str(project.root), "--mermaid"], catch_exceptions=False)
     assert out.exit_code == 0 and "stg_users ||--o{ stg_purchases" in out.output
     assert "stg_users }o..o{ stg_subscriptions" in out.output
+
+
+def test_a_preview_of_a_warehouse_it_cannot_open_is_the_one_line_status_gives(built_example, tmp_path, capsys,
+                                                                              monkeypatch):
+    """A DuckDB file another process holds, or a profile setting DuckDB refuses: `audience preview` says so in the
+    one line `status` gives (what is wrong, after the project and target), with its exit code; no traceback."""
+    import subprocess
+    import sys
+
+    from helpers.cli import run_cli
+
+    project = built_example("duckdb")
+    project.release()  # this process lets go of the file (dbt keeps it open between invocations)
+    args = ["--project-dir", str(project.root)]
+    profiles = tmp_path / "refused"
+    profiles.mkdir()
+    (profiles / "profiles.yml").write_text((project.root / "profiles.yml").read_text(encoding="utf-8")
+                                           + "      settings: {no_such_setting: 1}\n", encoding="utf-8")
+    refused = run_cli(capsys, monkeypatch, "audience", "preview", "viewed_not_bought", *args,
+                      "--profiles-dir", str(profiles))
+    code, out, err = refused
+    assert (code, out) == (2, "") and err.count("\n") == 1, err
+    assert err.startswith(f"error: cannot use the warehouse of {project.root} (target default): ") and \
+        "no_such_setting" in err
+    assert refused == run_cli(capsys, monkeypatch, "status", *args, "--profiles-dir", str(profiles))
+    project.release()
+    database = project.root / "target" / "warehouse.duckdb"
+    holder = subprocess.Popen([sys.executable, "-c", f"import duckdb, sys; c = duckdb.connect({str(database)!r}); "
+                               "print('held', flush=True); sys.stdin.read()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        held = run_cli(capsys, monkeypatch, "audience", "preview", "viewed_not_bought", *args)
+        status = run_cli(capsys, monkeypatch, "status", *args)
+    finally:
+        holder.stdin.close()
+        holder.wait(10)
+    code, out, err = held
+    assert (code, out) == (status[0], "") == (2, "") and err.count("\n") == 1, err
+    assert err.startswith(f"error: cannot use the warehouse of {project.root} (target default): IO Error: ")
+    assert f"(PID {holder.pid})" in err and err == status[2], err

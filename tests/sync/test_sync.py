@@ -126,6 +126,28 @@ def test_mapping_change_resets_to_a_full_resync_without_deletes(sp):
     assert last["u1"]["full_name"] == "Person 1"
 
 
+def test_a_column_mapped_twice_in_different_case_is_read_once_and_its_state_advances(sp):
+    """`score` and `SCORE` (and the key `USER_ID`, mapped as `user_id`) are one column to the warehouse: the plan
+    reads it once, each field gets its value, and the commit records the run (a second run sends nothing)."""
+    out = sp.tmp / "case"
+    sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {out}\n")
+    rows = {f"u{i}": person(i) for i in range(3)}
+    sync = {"name": "case_twice", "destination": "out", "mappings": {
+        "id": "user_id", "a": "score", "b": "SCORE", "c": "Email", "d": "email",
+        "t": {"template": "{% raw %}{{ EMAIL }}/{{ Score }}{% endraw %}"}}}  # dbt renders its YAML
+    sp.build(rows, [sync], primary_key="USER_ID")
+    first = sp.sync()["case_twice"]
+    assert (first.status, first.acknowledged) == ("success", 3), first.message
+    sent = file_ops(out, "case_twice")
+    assert len(sent) == 1
+    assert sent[0]["u1"] == {"_op": "insert", "_key": "u1", "id": "u1", "a": 1, "b": 1, "c": "p1@mail.com",
+                             "d": "p1@mail.com", "t": "p1@mail.com/1"}
+    assert len(sp.state("case_twice", "snapshot")) == 3
+    second = sp.sync()["case_twice"]
+    assert second.status == "success" and second.planned == {"insert": 0, "update": 0, "delete": 0, "clear": 0}
+    assert len(file_ops(out, "case_twice")) == 1
+
+
 def test_dry_run_plans_without_changing_state(sp):
     out = sp.tmp / "dry"
     sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {out}\n")

@@ -103,3 +103,99 @@ def test_no_command_prints_a_secret(sp, http_sink):
         outputs.append(result.stdout + result.stderr)
     assert all(SECRET not in text for text in outputs)
     assert "refused the credentials (HTTP 401)" in outputs[3]  # the sink wants its own token: a real failure path
+
+
+ORDER_FACTS_YML = """\
+version: 2
+models:
+  - name: order_facts
+    latest_version: 2
+    config:
+      meta:
+        dbt_studio:
+          primary_key: user_id
+          syncs: [{name: facts_to_files, destination: out, mappings: {id: user_id, email: email}}]
+    versions:
+      - v: 1
+      - v: 2
+"""
+ORDER_FACTS_EACH_YML = """\
+version: 2
+models:
+  - name: order_facts
+    latest_version: 2
+    versions:
+      - v: 1
+        config: {meta: {dbt_studio: {primary_key: user_id, syncs: [
+          {name: facts_v1, destination: out, mappings: {id: user_id}}]}}}
+      - v: 2
+        config: {meta: {dbt_studio: {primary_key: user_id, syncs: [
+          {name: facts_v2, destination: out, mappings: {id: user_id, email: email}}]}}}
+"""
+EPHEMERAL_SQL = """\
+{{ config(materialized='ephemeral', meta={'dbt_studio': {'primary_key': 'user_id', 'syncs': [
+    {'name': 'eph_out', 'destination': 'out', 'mappings': {'id': 'user_id', 'email': 'email'}}]}}) }}
+select * from {{ ref('people_rows') }}
+"""
+
+
+def _refused_everywhere(sp, out, expected: str) -> None:
+    """validate, plan and sync each stop at the same one line, exit 2, and nothing reaches the destination."""
+    for command in ("validate", "plan", "sync"):
+        result = cli(sp.p, command)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert [line for line in result.stderr.splitlines() if line.strip()] == [f"error: {expected}"], command
+    assert not out.exists()
+
+
+def test_a_sync_that_every_version_of_a_model_declares_is_refused_by_name(sp):
+    """Syncs in a versioned model's own config are each version's: one sync name, one state, run once per version.
+    validate, plan and sync refuse it, naming the sync and the versions, and say how to fix it."""
+    out = sp.tmp / "versions"
+    sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {out}\n")
+    models = sp.p.root / "models"
+    files = {models / "order_facts_v1.sql": "select * from {{ ref('people_rows') }}\n",
+             models / "order_facts_v2.sql": "select * from {{ ref('people_rows') }}\n",
+             models / "_order_facts.yml": ORDER_FACTS_YML}
+    for path, text in files.items():
+        path.write_text(text, encoding="utf-8")
+    try:
+        sp.build({f"u{i}": person(i) for i in range(3)}, [])
+        _refused_everywhere(sp, out, "models/_order_facts.yml: model 'order_facts': meta.dbt_studio.syncs[0].name: "
+                                     "sync name 'facts_to_files' is declared by more than one model (order_facts.v1, "
+                                     "order_facts.v2), and it names one sync's state: give each version's sync its "
+                                     "own name in that version's config (versions: - v: ... config: meta: "
+                                     "dbt_studio: syncs), or declare the sync on one version only")
+        (models / "_order_facts.yml").write_text(ORDER_FACTS_EACH_YML, encoding="utf-8")  # the fix the line gives
+        sp.p.dbt("build")
+        synced = cli(sp.p, "sync", "--json")
+        assert synced.returncode == 0, synced.stderr
+        reports = {r["sync"]: (r["status"], r["acknowledged"]) for r in json.loads(synced.stdout)["syncs"]}
+        assert reports == {"facts_v1": ("success", 3), "facts_v2": ("success", 3)}
+    finally:
+        for path in files:
+            path.unlink()
+
+
+def test_a_sync_on_an_ephemeral_model_is_refused_before_it_runs(sp):
+    """dbt builds no relation for an ephemeral model: its sync could never read one."""
+    out = sp.tmp / "ephemeral"
+    sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {out}\n")
+    model = sp.p.root / "models" / "eph_people.sql"
+    model.write_text(EPHEMERAL_SQL, encoding="utf-8")
+    try:
+        sp.build({f"u{i}": person(i) for i in range(3)}, [])
+        _refused_everywhere(sp, out, "models/eph_people.sql: model 'eph_people': meta.dbt_studio.syncs[0]: sync "
+                                     "'eph_out' cannot run: model 'eph_people' is ephemeral, so dbt builds no "
+                                     "relation to read; materialize it as a table or a view, or sync a model that "
+                                     "selects from it")
+    finally:
+        model.unlink()
+
+
+@pytest.mark.parametrize("limit", ["0", "-1"])
+def test_status_refuses_a_limit_below_one_as_a_usage_error(sp, limit):
+    result = cli(sp.p, "status", "--limit", limit)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert f"Invalid value for '--limit': {limit} is not in the range x>=1." in result.stderr
+    assert "Traceback" not in result.stderr and "warehouse" not in result.stderr
