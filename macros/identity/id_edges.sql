@@ -122,7 +122,8 @@ where {{ pair.a }}__reject_reason is null and {{ pair.a }}__value is not null
                 {%- do ids.append({'type': id_type, 'expr': expr}) -%}
             {%- endfor -%}
         {%- else -%}
-            {%- for column in source.ids -%}
+            {#- one column as a string is a list of one (as entity_features takes it), not a list of its letters -#}
+            {%- for column in ([source.ids] if source.ids is string else source.ids) -%}
                 {%- set expr = adapter.quote(column) if column | lower != column else column -%}
                 {%- do ids.append({'type': column, 'expr': expr}) -%}
             {%- endfor -%}

@@ -397,12 +397,22 @@ def _env(path: Path, placeholders: bool = False) -> Callable[[str, str | None], 
     return env_var
 
 
+def _yaml_where(exc: yaml.YAMLError) -> str:
+    """Where a YAML file stops parsing and why: " at line 3, column 2: expected <block end>, but found '<block
+    mapping start>' (while parsing a block mapping)"; PyYAML's first line alone says only the context."""
+    mark = getattr(exc, "problem_mark", None)
+    problem, context = getattr(exc, "problem", None), getattr(exc, "context", None)
+    if mark is None or not problem:
+        return f" ({str(exc).splitlines()[0]})"
+    return f" at line {mark.line + 1}, column {mark.column + 1}: {problem}" + (f" ({context})" if context else "")
+
+
 def _read_config(path: Path) -> dict[str, Any]:
     """dbt_studio.yml as parsed YAML (not rendered), its top-level keys checked against `STUDIO_FILE`."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise UserError(f"{path}: not valid YAML{_yaml_where(exc)}") from None
     if not isinstance(raw, dict):
         raise UserError(f"{path}: expected a mapping ({', '.join(STUDIO_FILE.keys)})")
     for key in raw:

@@ -576,3 +576,23 @@ def test_unknown_id_type_keys_fail_the_compile_with_a_did_you_mean(stitching, id
     result = stitching.dbt("compile", "-s", "stitched", check=False, vars={"id_types": id_types})
     text = " ".join(str(r.message) for r in (getattr(result.result, "results", None) or [])) + str(result.exception)
     assert not result.success and message in text, text
+
+
+def test_ids_as_one_column_name_is_a_list_of_that_column(stitching):
+    """`'ids': 'id_a'` is the one column id_a, as entity_features takes it (it once became the id types 'i', 'd',
+    '_', 'a'): the model compiles to the same SQL as `'ids': ['id_a']`."""
+    models = stitching.root / "models"
+    body = ("{{{{ config(materialized='id_stitcher') }}}}\n{{{{ dbt_studio.id_edges(sources=[{{'relation': "
+            "ref('stitch_rows'), 'ids': {ids}, 'timestamp': 'ts'}}]) }}}}\n")
+    (models / "one_id_string.sql").write_text(body.format(ids="'id_a'"))
+    (models / "one_id_list.sql").write_text(body.format(ids="['id_a']"))
+    try:
+        stitching.dbt("compile", "-s", "one_id_string", "one_id_list")
+        compiled = {p.stem: p.read_text() for p in (stitching.root / "target" / "compiled").rglob("one_id_*.sql")}
+        assert "'id_a' as id_type" in compiled["one_id_string"]
+        assert compiled["one_id_string"].replace("one_id_string", "X") == compiled["one_id_list"].replace(
+            "one_id_list", "X")
+        assert "'i' as id_type" not in compiled["one_id_string"]
+    finally:
+        for name in ("one_id_string", "one_id_list"):
+            (models / f"{name}.sql").unlink()

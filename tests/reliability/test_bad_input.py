@@ -301,7 +301,11 @@ MISTAKES = [
     ("no primary key", ("meta", lambda s: s.pop("primary_key")), "meta.dbt_studio.primary_key"),
     ("primary key not a column name", ("meta", _set("primary_key", 5)), "meta.dbt_studio.primary_key"),
     ("meta not a mapping", ("meta_raw", "syncs everywhere"), "<file>: model 'people'"),
-    ("dbt_studio.yml not YAML", ("yml", "destinations: [unclosed\n"), "<yml>: not valid YAML"),
+    ("dbt_studio.yml not YAML", ("yml", "destinations: [unclosed\n"),
+     "<yml>: not valid YAML at line 2, column 1: expected ',' or ']', but got '<stream end>' (while parsing a flow "
+     "sequence)"),
+    ("dbt_studio.yml badly indented", ("yml", "destinations:\n  a:\n    type: file\n   path: x\n"),
+     "<yml>: not valid YAML at line 4, column 4: expected <block end>, but found '<block mapping start>'"),
     ("destinations not a mapping", ("yml", "destinations: [a, b]\n"), "<yml>: expected a mapping"),
     ("destination without a type", ("dest", "destinations:\n  base_X:\n    url: http://x\n"),
      "<yml>: destinations.base_X: needs a 'type'"),
