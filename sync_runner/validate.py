@@ -61,6 +61,50 @@ def _schema_problems(manifest: Manifest, checked: set[str]) -> list[Problem]:
             for file, model, key, message in audience_reference_problems(manifest, data) if model not in checked]
 
 
+def _var_problems(manifest: Manifest, project_dir: Path) -> list[Problem]:
+    """Package vars (`dbt_studio_*` in dbt_project.yml's `vars`, at the top or under a project's name) that the
+    package does not have, or whose default is a whole number and whose value is not: dbt passes any var through,
+    so a misspelled `dbt_studio_as_off` left audiences counting back from now without a word. The names and
+    defaults are the package's own (`dbt_studio.defaults()`, run from the manifest)."""
+    import yaml
+
+    from sync_runner.audiences.schema import manifest_json
+    from sync_runner.core.fields import closest
+    from sync_runner.project.package_macros import PackageMacros
+
+    path = project_dir / "dbt_project.yml"
+    try:
+        project = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):  # dbt reads it first and says what is wrong with it
+        return []
+    variables = project.get("vars") if isinstance(project, dict) else None
+    if not isinstance(variables, dict):
+        return []
+    found = [(str(k), f"vars.{k}", v) for k, v in variables.items()]
+    found += [(str(k), f"vars.{scope}.{k}", v) for scope, inner in variables.items() if isinstance(inner, dict)
+              for k, v in inner.items()]
+    found = [(name, key, value) for name, key, value in found if name.startswith("dbt_studio_")]
+    if not found:
+        return []
+    defaults = PackageMacros(manifest_json(manifest), "macros/utils/defaults.sql",
+                             folder=manifest.path.parent).call("default__defaults")
+    known = sorted(f"dbt_studio_{name}" for name in defaults)
+    problems = []
+    for name, key, value in found:
+        default = defaults.get(name.removeprefix("dbt_studio_"), None) if name in known else None
+        if name not in known:
+            guess = closest(name, known)
+            message = f"unknown package var '{name}'" + (f" (did you mean '{guess}'?)" if guess else
+                                                         f"; the package's vars: {', '.join(known)}")
+        elif isinstance(default, int) and not isinstance(default, bool) and not (
+                isinstance(value, int) and not isinstance(value, bool) or str(value).strip().isdigit()):
+            message = f"is {value!r}, not a whole number (default {default})"
+        else:
+            continue
+        problems.append(Problem(path.name, "", key, message, ""))
+    return problems
+
+
 def validate_manifest(manifest: Manifest, project_dir: Path | None = None,
                       profiles_dir: Path | None = None) -> list[Problem]:
     """Problems of every model's meta, and of its syncs against the destinations of dbt_studio.yml."""
@@ -79,6 +123,8 @@ def validate_manifest(manifest: Manifest, project_dir: Path | None = None,
         problems += validate_node(node)
     if not any(p.block == "meta.dbt_studio" for p in problems):  # the rules across models read well-formed meta
         problems += _schema_problems(manifest, {p.model for p in problems if p.block == "dbt_studio.audience"})
+    if project_dir is not None:
+        problems += _var_problems(manifest, project_dir)
     if not any(n.studio.get("syncs") for n in manifest.studio_models() if isinstance(n.studio, dict)):
         return problems
     problems += [Problem(node.config_file, node.name, key, message)

@@ -24,7 +24,13 @@
 -#}
 {% materialization id_stitcher, default %}
     {%- set settings = dbt_studio.meta_config() -%}
-    {%- set max_rounds = settings.get('max_rounds', dbt_studio.setting('stitch_max_rounds')) | int -%}
+    {%- set max_rounds = settings.get('max_rounds', dbt_studio.setting('stitch_max_rounds')) -%}
+    {%- if not (max_rounds | string).strip().isdigit() or max_rounds | int < 1 -%}
+        {{ exceptions.raise_compiler_error("id_stitcher model '" ~ this.name ~ "': max_rounds (meta.dbt_studio, else "
+                                           ~ "var dbt_studio_stitch_max_rounds) is '" ~ max_rounds
+                                           ~ "', not a whole number of rounds of 1 or more") }}
+    {%- endif -%}
+    {%- set max_rounds = max_rounds | int -%}
     {%- set lookback_hours = settings.get('lookback_hours', dbt_studio.setting('stitch_lookback_hours')) -%}
     {%- set lookback_hours = none if lookback_hours is none or lookback_hours == '' else lookback_hours | int -%}
 

@@ -272,6 +272,16 @@ def test_round_cap_raises_and_names_the_model(stitching):
     assert "model 'stitched' did not converge in 1 rounds" in messages
 
 
+@pytest.mark.parametrize("cap", ["lots", 0])
+def test_a_round_cap_that_is_not_a_count_of_rounds_names_the_var(stitching, cap):
+    """'lots' was read as 0 rounds: "did not converge in 0 rounds" sent the user to raise a cap they had set."""
+    result = stitching.dbt("run", "-s", "stitched", check=False, vars={"dbt_studio_stitch_max_rounds": cap})
+    messages = " ".join(str(r.message) for r in result.result.results)
+    assert not result.success
+    assert (f"id_stitcher model 'stitched': max_rounds (meta.dbt_studio, else var dbt_studio_stitch_max_rounds) "
+            f"is '{cap}', not a whole number of rounds of 1 or more") in messages, messages
+
+
 def test_round_cap_counts_the_round_that_finishes(stitching):
     """A graph that needs exactly k rounds builds under max_rounds = k and fails under k - 1: the last round's
     own check of the edges it leaves decides, not one more round's."""

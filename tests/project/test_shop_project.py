@@ -253,3 +253,31 @@ def test_validate_with_the_warehouse_held_elsewhere_says_the_docs_stood_in_not_t
     finally:
         yml.write_text(saved)
         shop.dbt("parse")
+
+
+def test_validate_refuses_a_misspelled_or_mistyped_package_var(shop):
+    """dbt passes any var through: a misspelled `dbt_studio_as_off` would leave audiences counting back from now
+    without a word, and a round cap of 'lots' was read as 0 rounds."""
+    project_yml = shop.root / "dbt_project.yml"
+    saved = project_yml.read_text()
+    try:
+        project_yml.write_text(saved + "\nvars:\n  dbt_studio_as_off: '2026-01-01'\n"
+                               "  dbt_studio_stitch_max_rounds: lots\n  shop:\n"
+                               "    dbt_studio_changelog_retention_days: 7\n    dbt_studio_nonsense: 1\n"
+                               "  raw_data_dir: data\n")
+        result = cli(shop, "validate")
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        errors = sorted(x for x in result.stderr.splitlines() if x.startswith("error:"))
+        assert errors == sorted([
+            "error: dbt_project.yml: vars.dbt_studio_as_off: unknown package var 'dbt_studio_as_off' "
+            "(did you mean 'dbt_studio_as_of'?)",
+            "error: dbt_project.yml: vars.dbt_studio_stitch_max_rounds: is 'lots', not a whole number (default 40)",
+            "error: dbt_project.yml: vars.shop.dbt_studio_nonsense: unknown package var 'dbt_studio_nonsense'; the "
+            "package's vars: dbt_studio_as_of, dbt_studio_changelog_retention_days, dbt_studio_max_cluster_size_error, "
+            "dbt_studio_max_cluster_size_warn, dbt_studio_state_schema_suffix, dbt_studio_stitch_blocklist, "
+            "dbt_studio_stitch_blocklist_regex, dbt_studio_stitch_duckdb_memory_limit, "
+            "dbt_studio_stitch_lookback_hours, dbt_studio_stitch_max_rounds, "
+            "dbt_studio_sync_duckdb_memory_limit"]), errors
+    finally:
+        project_yml.write_text(saved)
+    assert cli(shop, "validate").returncode == 0
