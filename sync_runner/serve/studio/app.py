@@ -260,7 +260,7 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
         except UserError as exc:
             return _error(exc, 404)
         except OSError as exc:  # the manifest's file renamed or deleted since the last build
-            path, root = Path(str(exc.filename)), settings.where.project_dir.resolve()
+            path, root = Path(str(exc.filename or "its file")), settings.where.project_dir.resolve()
             shown = path.relative_to(root) if path.is_relative_to(root) else path.name
             return _error(Exception(f"{name}: cannot read {shown} ({exc.strerror or 'unreadable'}); renamed or "
                                     "deleted since the last build? build the project again"), 404)

@@ -282,6 +282,9 @@ def _opened_file(studio: Studio, name: str, folder: Any) -> AudienceFile:
         return studio.catalog.open_file(name)
     except NotEditable:
         raise
+    except OSError:  # the manifest's file renamed or deleted since the last build
+        raise UserError(f"{name}: its file is not where the last build found it (renamed or deleted?); build the "
+                        "project again, then open it again") from None
     except UserError:
         path = confined(studio.settings.where.project_dir, folder / f"{name}.sql")
         if not path.is_file():

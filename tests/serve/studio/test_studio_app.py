@@ -432,12 +432,20 @@ def test_values_with_the_file_held_elsewhere_and_an_audience_file_renamed_answer
     project, studio, client = example
     sql = project.root / "models" / "audiences" / "monthly_subscribers.sql"
     renamed = sql.with_name("monthly_subscribers_v2.sql")
+    opened = client.get("/api/audience/monthly_subscribers").json()  # a page opened before the rename
     sql.rename(renamed)
     try:
         r = client.get("/api/audience/monthly_subscribers")
         assert r.status_code == 404 and r.json() == {
             "error": "monthly_subscribers: cannot read models/audiences/monthly_subscribers.sql (No such file or "
                      "directory); renamed or deleted since the last build? build the project again"}
+        saved = post(client, "/api/save", {"name": "monthly_subscribers", "folder": opened["folder"],
+                                           "arguments": opened["arguments"], "opened": "monthly_subscribers",
+                                           "digest": opened["digest"], "as_of": opened["as_of"]})
+        assert saved.status_code == 400 and saved.json() == {
+            "error": "monthly_subscribers: its file is not where the last build found it (renamed or deleted?); "
+                     "build the project again, then open it again"}
+        assert not sql.exists()
     finally:
         renamed.rename(sql)
     assert client.get("/api/audience/monthly_subscribers").json()["editable"] is True
