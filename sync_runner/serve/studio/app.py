@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sync_runner.core.errors import UserError
 from sync_runner.core.redact import REDACT
-from sync_runner.project.target import DbtTarget
+from sync_runner.project.target import DbtTarget, held_elsewhere
 from sync_runner.sync.config import load_destinations, load_syncs
 
 from . import builder, pages
@@ -183,8 +183,11 @@ def _error(exc: Exception, status: int = 400) -> JSONResponse:
 
 
 def _question_error(exc: Exception) -> JSONResponse:
-    """How a warehouse question of the builder failed: replaced by a newer one (409), too slow (504), the user's
-    mistake (400), or the compiler's own error (dbt's CompilationError) in one line."""
+    """How a warehouse question of the builder failed: replaced by a newer one (409), too slow (504), the DuckDB
+    file held by another process (503), the user's mistake (400), or the compiler's own error (dbt's
+    CompilationError) in one line."""
+    if held_elsewhere(exc):
+        return _error(Exception(pages.one_line(exc)), 503)
     if isinstance(exc, Cancelled):
         return _error(exc, 409)
     if isinstance(exc, QueryTimeout):
@@ -256,6 +259,11 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
             return JSONResponse({"name": name, "editable": False, "error": str(exc)})
         except UserError as exc:
             return _error(exc, 404)
+        except OSError as exc:  # the manifest's file renamed or deleted since the last build
+            path, root = Path(str(exc.filename or "its file")), settings.where.project_dir.resolve()
+            shown = path.relative_to(root) if path.is_relative_to(root) else path.name
+            return _error(Exception(f"{name}: cannot read {shown} ({exc.strerror or 'unreadable'}); renamed or "
+                                    "deleted since the last build? build the project again"), 404)
         return JSONResponse(pages.opened_audience(studio, info, opened))
 
     async def api_funnel(request: Request) -> Response:
@@ -302,8 +310,8 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
             if column.lower() not in {c for c, _ in studio.columns(model)}:
                 raise UserError(f"unknown column {column!r} of {model}")
             table = studio.queries.values(node["relation"], column)
-        except (UserError, QueryTimeout) as exc:
-            return _error(exc)
+        except Exception as exc:
+            return _question_error(exc)
         return JSONResponse({"values": [{"value": r[0], "occurrences": r[1]} for r in table.rows]})
 
     async def api_save(request: Request) -> Response:

@@ -19,6 +19,7 @@ from sync_runner.project.declared import audience_problems
 
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 LIST_OPS = ("in", "not in", "between")
+DAYS_OPS = ("within last days", "more than days ago")
 MODEL_KEYS = ("has", "has not", "performed", "did not perform", "in audience", "not in audience", "via")
 SPEC_KEYS = {"parent", "where", "columns", "traits", "splits", "as_of", "name"}
 
@@ -46,13 +47,16 @@ def _model(path: str, name: Any, models: set[str]) -> None:
 
 
 def _value(path: str, node: dict[str, Any]) -> None:
-    """The value of a comparison ({op, value}): a list of plain values for in / not in / between, else one."""
+    """The value of a comparison ({op, value}): a list of plain values for in / not in / between, a number for the
+    relative windows (as the compiler needs: a number written as text fails the build), else one plain value."""
     op, value = node.get("op", "="), node.get("value")
     if op in LIST_OPS:
         if not isinstance(value, list) or (op == "between" and len(value) != 2):
             _fail(path, f"{op!r} needs a list of values" + (" [low, high]" if op == "between" else ""))
         for i, v in enumerate(value):
             _scalar(f"{path}.value[{i}]", v)
+    elif op in DAYS_OPS and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        _fail(path, f"{op!r} needs a number of days, not {value!r}")
     else:
         _scalar(f"{path}.value", value)
 

@@ -48,7 +48,12 @@ class AudienceFile:
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()[:16]
+        return digest_of(self.text)
+
+
+def digest_of(text: str) -> str:
+    """The fingerprint of an audience file's text the builder sends back to save over it."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 class NotEditable(UserError):
@@ -227,6 +232,7 @@ class SaveResult:
     yml_path: Path | None
     changed: bool  # False: nothing was written (the audience did not change)
     created: bool
+    digest: str  # of the file as it now is on disk (the builder's next save is checked against it)
 
 
 def _escape_jinja_text(text: str) -> str:
@@ -255,15 +261,14 @@ def save_audience(project_dir: Path, folder: Path, name: str, arguments: dict[st
     check_name(name)
     sql_path = confined(project_dir, folder / f"{name}.sql")
     is_same = original is not None and original.path.resolve() == sql_path
-    if sql_path.exists() and not is_same:
-        if not overwrite:
-            raise UserError(f"{sql_path.relative_to(project_dir.resolve())} exists: confirm to overwrite it")
-    elif not is_same and name in taken:
+    if not is_same and name in taken:  # a model of the project (its file here or elsewhere) is never overwritten
         raise UserError(f"a model named {name!r} already exists in the project; pick another name")
+    if sql_path.exists() and not is_same and not overwrite:
+        raise UserError(f"{sql_path.relative_to(project_dir.resolve())} exists: confirm to overwrite it")
     if is_same and original is not None and sql_path.read_text(encoding="utf-8") != original.text:
         raise UserError(f"{sql_path.name} changed on disk since it was opened: open it again")
     if is_same and original is not None and equal_arguments(original.arguments, arguments):
-        return SaveResult(sql_path, None, changed=False, created=False)
+        return SaveResult(sql_path, None, changed=False, created=False, digest=original.digest)
     text = render_file(arguments, original if is_same else None, description)
     sql_path.parent.mkdir(parents=True, exist_ok=True)
     created = not sql_path.exists()
@@ -274,7 +279,7 @@ def save_audience(project_dir: Path, folder: Path, name: str, arguments: dict[st
             raise UserError(f"{yml_path.relative_to(project_dir.resolve())} exists: confirm to overwrite it")
         yml_path.write_text(yaml_entry(name, description, primary_key or []), encoding="utf-8")
     sql_path.write_text(text, encoding="utf-8")
-    return SaveResult(sql_path, yml_path, changed=True, created=created)
+    return SaveResult(sql_path, yml_path, changed=True, created=created, digest=digest_of(text))
 
 
 def confine_folder(project_dir: Path, options: list[Path], folder: str | None) -> Path:
@@ -302,7 +307,8 @@ def _yaml_scalar(text: str) -> str:
 def set_yaml_description(project_dir: Path, path: Path, name: str, description: str) -> bool:
     """Give model `name` the `description` in the YAML file `path` that may document several models, rewriting
     only that entry's `description` value (or adding the key after its `name`): every other byte of the file
-    stays as it was, comments included. Returns False when the file has no entry for `name` (nothing written).
+    stays as it was, comments included. Returns False when the file has no entry for `name` or already says
+    that description (nothing written).
     The result is read back and must differ from the file only in that description, else nothing is written."""
     path = confined(project_dir, path)
     text = path.read_text(encoding="utf-8")
@@ -320,6 +326,12 @@ def set_yaml_description(project_dir: Path, path: Path, name: str, description: 
                     k.value == "name" and v.value == name for k, v in m.value)), None)
     if entry is None:
         return False
+    expected = yaml.safe_load(text)
+    for model in expected["models"]:
+        if isinstance(model, dict) and model.get("name") == name:
+            if (model.get("description") or "") == _escape_jinja_text(description):
+                return False
+            model["description"] = _escape_jinja_text(description)
     pairs = {k.value: (k, v) for k, v in entry.value}
     if "description" in pairs:
         node = pairs["description"][1]
@@ -336,10 +348,6 @@ def set_yaml_description(project_dir: Path, path: Path, name: str, description: 
             line_end = len(text) if line_end < 0 else line_end
             new_text = text[:line_end] + "\n" + " " * key.start_mark.column + "description: " + value \
                 + text[line_end:]
-    expected = yaml.safe_load(text)
-    for model in expected["models"]:
-        if isinstance(model, dict) and model.get("name") == name:
-            model["description"] = _escape_jinja_text(description)
     if yaml.safe_load(new_text) != expected:
         raise UserError(f"{path.name}: the description of {name} could not be rewritten in place; not saved")
     path.write_text(new_text, encoding="utf-8")

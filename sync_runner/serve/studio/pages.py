@@ -11,7 +11,16 @@ from sync_runner.core.redact import REDACT
 from sync_runner.project.target import error_line, held_elsewhere
 
 from . import builder
-from .files import Expr, check_name, confine_folder, parse_audience, save_audience, set_yaml_description
+from .files import (
+    Expr,
+    NotEditable,
+    check_name,
+    confine_folder,
+    confined,
+    parse_audience,
+    save_audience,
+    set_yaml_description,
+)
 
 if TYPE_CHECKING:
     from .app import Studio
@@ -109,7 +118,8 @@ def schema_svg(graph: Any) -> str:
 
 
 def audience_sizes(studio: Studio) -> list[dict[str, Any]]:
-    """Each audience: size (its built table), split sizes, last build, syncs and their last status, history."""
+    """Each audience: size and split sizes (both counted on its built table), last build, syncs and their last
+    status, history."""
     audiences = studio.catalog.audiences()
     sizes: dict[str, int | None] = {}
     errors: dict[str, str] = {}
@@ -144,10 +154,14 @@ def audience_sizes(studio: Studio) -> list[dict[str, Any]]:
     out = []
     for a in audiences:
         splits = {}
-        if (a.spec or {}).get("splits") and sizes.get(a.name) is not None:
+        split_spec = (a.spec or {}).get("splits")
+        if isinstance(split_spec, dict) and sizes.get(a.name) is not None:
+            # counted on the built table, like the size: the definition may have changed since the build
             try:
-                spec = {k: a.spec.get(k) for k in ("parent", "where", "splits", "as_of")}
-                splits = studio.queries.funnel(spec)["splits"]
+                node = studio.catalog.nodes()[a.name]
+                column = split_spec.get("column") or "split_group"
+                counts = {str(v): int(n) for v, n in studio.queries.values(node["relation"], column, limit=1000).rows}
+                splits = {g: counts.pop(str(g), 0) for g in split_spec.get("groups") or {}} | counts
             except Exception as exc:
                 errors.setdefault(a.name, one_line(exc))
         error = errors.get(a.name)
@@ -261,20 +275,48 @@ def overlap(studio: Studio, body: dict[str, Any], checked: Any) -> dict[str, Any
     return {"labels": labels, **result}
 
 
+def _opened_file(studio: Studio, name: str, folder: Any) -> AudienceFile:
+    """The file the builder opened: the manifest's audience, else (saved by the builder, not built yet) the file
+    of that name in the save's folder."""
+    try:
+        return studio.catalog.open_file(name)
+    except NotEditable:
+        raise
+    except OSError:  # the manifest's file renamed or deleted since the last build
+        raise UserError(f"{name}: its file is not where the last build found it (renamed or deleted?); build the "
+                        "project again, then open it again") from None
+    except UserError:
+        path = confined(studio.settings.where.project_dir, folder / f"{name}.sql")
+        if not path.is_file():
+            raise
+        return parse_audience(path)
+
+
 def save(studio: Studio, body: dict[str, Any], checked: Any) -> dict[str, Any]:
-    """Save the builder's audience (see files.save_audience); returns the paths written, relative."""
+    """Save the builder's audience (see files.save_audience); returns the paths written, relative, and the saved
+    file's digest (what the builder sends with its next save of the same file).
+
+    An existing audience is saved over only by the page that opened it (`opened` and the `digest` it was given);
+    a draft named like another audience is refused, whatever `overwrite` says."""
     name = check_name(body.get("name"))
     arguments = _from_json(body.get("arguments"))
     if not isinstance(arguments, dict):
         raise UserError("arguments: expected an object")
     checked(spec_of(arguments, body.get("as_of")))
+    folder = confine_folder(studio.settings.where.project_dir, studio.catalog.folders(), body.get("folder"))
     original = None
     opened_name = body.get("opened")
     if opened_name:
-        original = studio.catalog.open_file(check_name(opened_name))
-        if body.get("digest") and body["digest"] != original.digest:
+        opened_name = check_name(opened_name)
+        if not body.get("digest"):
+            raise UserError(f"{opened_name}: the digest of the opened file is missing: open it again")
+        original = _opened_file(studio, opened_name, folder)
+        if body["digest"] != original.digest:
             raise UserError(f"{original.path.name} changed on disk since it was opened: open it again")
-    folder = confine_folder(studio.settings.where.project_dir, studio.catalog.folders(), body.get("folder"))
+    audiences = {a.name: a for a in studio.catalog.audiences()}
+    if name in audiences and name != opened_name:
+        raise UserError(f"{name} is an existing audience: open it from the Audiences page to edit it, or pick "
+                        "another name for this one")
     parent = studio.catalog.graph().models.get(arguments.get("parent"), {})
     pk = parent.get("primary_key")
     taken = studio.catalog.models() - ({opened_name} if opened_name else set())
@@ -288,14 +330,17 @@ def save(studio: Studio, body: dict[str, Any], checked: Any) -> dict[str, Any]:
     description = body.get("description")
     if opened_name == name and not result.created and isinstance(description, str):
         # an existing audience's description lives in its YAML entry, maybe in a file documenting several models:
-        # only that entry's description is rewritten, and only when the builder changed it
-        info = studio.catalog.audience(name)
-        if info.yml_path is not None and description.strip() != info.description.strip() and \
-                set_yaml_description(studio.settings.where.project_dir, info.yml_path, name, description.strip()):
-            yml_path, changed = info.yml_path, True
+        # only that entry's description is rewritten, and only when the builder changed it; one saved by the
+        # builder and not built yet has its own <name>.yml beside it
+        info = audiences.get(name)
+        documented = info.yml_path if info is not None else folder / f"{name}.yml"
+        unchanged = info is not None and description.strip() == info.description.strip()
+        if documented is not None and documented.is_file() and not unchanged and \
+                set_yaml_description(studio.settings.where.project_dir, documented, name, description.strip()):
+            yml_path, changed = documented, True
     return {"sql": str(result.sql_path.relative_to(root)),
             "yml": str(yml_path.resolve().relative_to(root)) if yml_path else None,
-            "changed": changed, "created": result.created}
+            "changed": changed, "created": result.created, "digest": result.digest}
 
 
 def reparse(path: Any) -> Any:

@@ -4,6 +4,7 @@ confinement), builds and syncs as jobs, and the security rules (Host check, toke
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import re
@@ -249,12 +250,94 @@ def test_save_refuses_bad_names_paths_and_overwrites(example):
     for folder in ("..", "../macros", "/etc", "models/../../x"):
         r = post(client, "/api/save", {"name": "fine", "folder": folder, "arguments": args})
         assert r.status_code == 400 and "outside" in r.json()["error"], folder
-    r = post(client, "/api/save", {"name": "high_value_buyers", "folder": "models/audiences", "arguments": args})
-    assert r.status_code == 409 and "confirm" in r.json()["error"]
     r = post(client, "/api/save", {"name": "stg_users", "folder": "models/audiences", "arguments": args,
                                    "overwrite": True})
     assert r.status_code == 400 and "already exists" in r.json()["error"]
     assert not (project.root / "models" / "audiences" / "stg_users.sql").exists()
+
+
+def test_a_draft_never_overwrites_another_audience_s_file(example):
+    """A draft not opened from an audience's file (a new one, or another audience opened and renamed) named like
+    that audience is refused in one line, confirmed or not, and so is one named like another model of the same
+    folder: the files keep every byte. The page that opened the audience saves over it."""
+    project, studio, client = example
+    folder = project.root / "models" / "audiences"
+    args = {"parent": "stg_users", "where": {"column": "age", "op": ">", "value": 30}}
+    files = {name: (folder / f"{name}.sql").read_bytes() for name in ("high_value_buyers", "purchases_with_user")}
+    refused = ("high_value_buyers is an existing audience: open it from the Audiences page to edit it, or pick "
+               "another name for this one")
+    for overwrite in (False, True):
+        r = post(client, "/api/save", {"name": "high_value_buyers", "folder": "models/audiences", "arguments": args,
+                                       "overwrite": overwrite})
+        assert r.status_code == 400 and r.json() == {"error": refused}, r.text
+    other = client.get("/api/audience/viewed_not_bought").json()
+    r = post(client, "/api/save", {"name": "high_value_buyers", "folder": other["folder"], "arguments": args,
+                                   "opened": "viewed_not_bought", "digest": other["digest"], "as_of": other["as_of"],
+                                   "overwrite": True})
+    assert r.status_code == 400 and r.json() == {"error": refused}, r.text
+    # a model that is not an audience, in the folder the draft is saved to
+    r = post(client, "/api/save", {"name": "purchases_with_user", "folder": "models/audiences", "arguments": args,
+                                   "overwrite": True})
+    assert r.status_code == 400 and "a model named 'purchases_with_user' already exists" in r.json()["error"]
+    assert {name: (folder / f"{name}.sql").read_bytes() for name in files} == files
+    opened = client.get("/api/audience/high_value_buyers").json()
+    r = post(client, "/api/save", {"name": "high_value_buyers", "folder": opened["folder"],
+                                   "arguments": opened["arguments"], "opened": "high_value_buyers",
+                                   "digest": opened["digest"], "as_of": opened["as_of"]})
+    assert r.status_code == 200 and r.json()["changed"] is False, r.text
+
+
+def test_saving_again_in_the_same_session_saves_and_a_change_on_disk_still_conflicts(example):
+    """The builder sends back the digest of what its last save wrote: a second and third save of the same
+    audience (opened, or new and not built yet) just save; a change someone else makes on disk is refused."""
+    project, studio, client = example
+    folder = project.root / "models" / "audiences"
+    path = folder / "owners_of_succulents.sql"
+    new_sql, new_yml = folder / "studio_twice.sql", folder / "studio_twice.yml"
+    kept = path.read_bytes()
+
+    def digest(file):
+        return hashlib.sha256(file.read_bytes()).hexdigest()[:16]
+
+    try:
+        opened = client.get("/api/audience/owners_of_succulents").json()
+        body = {"name": "owners_of_succulents", "folder": opened["folder"], "opened": "owners_of_succulents",
+                "as_of": opened["as_of"], "digest": opened["digest"]}
+        for columns in (["geo_region", "age"], ["age"], ["geo_region"]):
+            saved = post(client, "/api/save", {**body, "arguments": {**opened["arguments"], "columns": columns}})
+            assert saved.status_code == 200 and saved.json()["changed"] is True, saved.text
+            assert saved.json()["digest"] == digest(path)
+            assert parse_audience(path).arguments["columns"] == columns
+            body["digest"] = saved.json()["digest"]  # as the page does
+        assert path.read_text().startswith(kept.decode().split("{{")[0])  # the comment above the call stays
+        elsewhere = path.read_text() + "-- edited in an editor\n"
+        path.write_text(elsewhere)
+        again = post(client, "/api/save", {**body, "arguments": {**opened["arguments"], "columns": ["age"]}})
+        assert again.status_code == 400 and again.json() == {
+            "error": "owners_of_succulents.sql changed on disk since it was opened: open it again"}
+        assert path.read_text() == elsewhere
+
+        args = {"parent": "stg_users", "where": {"column": "age", "op": ">", "value": 30}}
+        draft = {"name": "studio_twice", "folder": "models/audiences", "description": "first"}
+        first = post(client, "/api/save", {**draft, "arguments": args})
+        assert first.status_code == 200 and first.json()["created"] is True, first.text
+        for value, description in ((40, "first"), (50, "second")):
+            saved = post(client, "/api/save", {**draft, "description": description, "opened": "studio_twice",
+                                               "digest": first.json()["digest"],
+                                               "arguments": {**args, "where": {**args["where"], "value": value}}})
+            assert saved.status_code == 200 and saved.json()["created"] is False, saved.text
+            assert saved.json()["digest"] == digest(new_sql)
+            assert parse_audience(new_sql).arguments["where"]["value"] == value
+            assert yaml.safe_load(new_yml.read_text())["models"][0]["description"] == description
+            first = saved
+        # another page's new draft of that name still asks before overwriting the file (not a model yet)
+        other = post(client, "/api/save", {**draft, "arguments": args})
+        assert other.status_code == 409 and "studio_twice.sql exists: confirm" in other.json()["error"]
+        assert parse_audience(new_sql).arguments["where"]["value"] == 50
+    finally:
+        path.write_bytes(kept)
+        new_sql.unlink(missing_ok=True)
+        new_yml.unlink(missing_ok=True)
 
 
 def test_save_and_build_a_new_audience_with_hostile_values(example):
@@ -267,9 +350,10 @@ def test_save_and_build_a_new_audience_with_hostile_values(example):
             "as_of": "2026-01-01"}
     saved = post(client, "/api/save", {"name": "studio_hostile", "folder": "models/audiences", "arguments": args,
                                        "description": description})
-    assert saved.status_code == 200 and saved.json() == {"sql": "models/audiences/studio_hostile.sql",
-                                                         "yml": "models/audiences/studio_hostile.yml",
-                                                         "changed": True, "created": True}
+    sql = project.root / "models" / "audiences" / "studio_hostile.sql"
+    assert saved.status_code == 200 and saved.json() == {
+        "sql": "models/audiences/studio_hostile.sql", "yml": "models/audiences/studio_hostile.yml", "changed": True,
+        "created": True, "digest": hashlib.sha256(sql.read_bytes()).hexdigest()[:16]}
     assert parse_audience(project.root / saved.json()["sql"]).arguments == args
     funnel = post(client, "/api/funnel", {"spec": args}).json()
     job = post(client, "/api/build", {"name": "studio_hostile", "new": True}).json()
@@ -340,3 +424,77 @@ def test_off_localhost_every_request_needs_the_token(example):
     bearer = TestClient(app)
     assert bearer.get("/schema", headers={"Authorization": "Bearer tok-123"}).status_code == 200
 
+
+
+def test_values_with_the_file_held_elsewhere_and_an_audience_file_renamed_answer_one_line(example):
+    """Two failures of the warehouse or the disk, not of the studio: a DuckDB file another process holds (503) and
+    an audience file renamed since the last build (404) are one line of JSON, not a 500 and a traceback."""
+    project, studio, client = example
+    sql = project.root / "models" / "audiences" / "monthly_subscribers.sql"
+    renamed = sql.with_name("monthly_subscribers_v2.sql")
+    opened = client.get("/api/audience/monthly_subscribers").json()  # a page opened before the rename
+    sql.rename(renamed)
+    try:
+        r = client.get("/api/audience/monthly_subscribers")
+        assert r.status_code == 404 and r.json() == {
+            "error": "monthly_subscribers: cannot read models/audiences/monthly_subscribers.sql (No such file or "
+                     "directory); renamed or deleted since the last build? build the project again"}
+        saved = post(client, "/api/save", {"name": "monthly_subscribers", "folder": opened["folder"],
+                                           "arguments": opened["arguments"], "opened": "monthly_subscribers",
+                                           "digest": opened["digest"], "as_of": opened["as_of"]})
+        assert saved.status_code == 400 and saved.json() == {
+            "error": "monthly_subscribers: its file is not where the last build found it (renamed or deleted?); "
+                     "build the project again, then open it again"}
+        assert not sql.exists()
+    finally:
+        renamed.rename(sql)
+    assert client.get("/api/audience/monthly_subscribers").json()["editable"] is True
+    if project.adapter != "duckdb":
+        return  # only a DuckDB file is held by another process
+    worker = studio.queries.worker
+    previous = worker.release_after
+    worker.release_after = 0.1
+    database = project.root / "target" / "warehouse.duckdb"
+    hold = ("import duckdb, sys, time\n"
+            "while True:\n"
+            f"    try: con = duckdb.connect({str(database)!r}); break\n"
+            "    except duckdb.IOException: time.sleep(0.1)\n"
+            "print('held', flush=True); sys.stdin.read()\n")
+    url = "/api/values?model=stg_users&column=user_id"
+    try:
+        client.get(url)  # the studio has the file open, then lets go of it when idle
+        holder = subprocess.Popen([sys.executable, "-c", hold], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  text=True)
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            studio.queries.clear_cache()
+            r = client.get(url)
+            assert r.status_code == 503, r.text
+            error = r.json()["error"]
+            assert error.startswith(f"the warehouse is busy: another process (PID {holder.pid}, ") and "\n" not in error
+            assert error.endswith("try again once it is done")
+        finally:
+            holder.stdin.close()
+            holder.wait(10)
+        values = client.get(url).json()["values"]
+        assert len(values) == min(20, count(project, "stg_users", "user_id is not null"))
+    finally:
+        worker.release_after = previous
+
+
+def test_split_sizes_on_the_audiences_page_are_counted_on_the_built_table(example):
+    """The size and the split sizes of a row come from the same built table, not from the definition run again:
+    with rows of the built table gone (built with other data or another as_of), both match it."""
+    project, studio, client = example
+    relation = project.relation("high_value_buyers")
+    project.execute(f"delete from {relation} where user_id in (select user_id from {relation} "
+                    "order by user_id limit 7)")
+    studio.queries.clear_cache()
+    groups = studio.catalog.audience("high_value_buyers").spec["splits"]["groups"]
+    expected = [f"{g} {count(project, 'high_value_buyers', f'split_group = {chr(39)}{g}{chr(39)}'):,}"
+                for g in groups]
+    sizes = client.get("/audiences/sizes").text
+    row = sizes[sizes.index('data-audience="high_value_buyers"'):]
+    row = row[:row.index("</tr>")]
+    assert f'<td class="num size">{count(project, "high_value_buyers"):,}</td>' in row
+    assert re.findall(r'<span class="split">([^<]*)</span>', row) == expected

@@ -87,6 +87,14 @@ def served(new_project):
         f"select cast(median(timestamp) as date) from {project.relation('stg_product_viewed')}")[0][0])
     project.every_kind = (every_kind_reference(project, "2000-01-01", 1),
                           every_kind_reference(project, project.median_view, 2))
+    # `last within last N days` of a product view: N the days since the median user's last view, and the members
+    last_view = f"select user_id, max(timestamp) as last_at from {project.relation('stg_product_viewed')} group by 1"
+    project.last_days = int(project.query(f"select date_diff('day', cast(median(last_at) as date), current_date) "
+                                          f"from ({last_view}) l")[0][0])
+    project.last_within = project.query(
+        f"select count(*) from {project.relation('stg_users')} u join ({last_view}) l on l.user_id = u.user_id "
+        f"where l.last_at >= current_timestamp - interval {project.last_days} day "
+        "and l.last_at <= current_timestamp")[0][0]
     project.release()
     yield from ((project, studio, url) for studio, url in serve(project))
 
@@ -258,6 +266,44 @@ def test_every_kind_of_condition_opens_saves_unchanged_and_edits(served, page):
     page.wait_for_selector(".job[data-status='succeeded']", timeout=90000)
     page.close()
     assert count(project, "every_kind") == after
+
+
+def test_a_relative_last_window_is_a_number_and_a_new_audience_saves_again_without_asking(served, page):
+    """`last within last N days` is sent as a number: the funnel's size is the members a hand-written query finds,
+    and the file holds the number. Saved once, the new audience is this page's: a second save after an edit just
+    saves (no "exists: confirm" dialog)."""
+    project, studio, url = served
+    days, expected = project.last_days, project.last_within
+    assert expected > 0
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    folder = project.root / "models" / "audiences"
+    try:
+        page.goto(f"{url}/builder")
+        page.wait_for_selector("#top-adders button[data-kind='performed']")
+        page.click("#top-adders button[data-kind='performed']")
+        page.locator("#conditions .cond").nth(0).locator("select.target").select_option("stg_product_viewed")
+        page.locator("#conditions .cond").nth(0).locator("button.add-last").click()
+        page.locator("#conditions .last select.cmp-op").select_option("within last days")
+        page.locator("#conditions .last input.cmp-value").fill(str(days))
+        page.wait_for_function(f"document.getElementById('total').dataset.size === '{expected}'", timeout=20000)
+        assert page.inner_text("#funnel-error") == ""
+        page.fill("#name", "browser_last_window")
+        page.click("#save")
+        page.wait_for_selector("#save-status.saved")
+        saved = parse_audience(folder / "browser_last_window.sql").arguments
+        assert saved["where"] == {"and": [{"performed": "stg_product_viewed",
+                                           "last": {"op": "within last days", "value": days}}]}
+        page.locator("#conditions .last input.cmp-value").fill(str(days + 30))
+        page.evaluate("document.getElementById('save-status').textContent = ''")
+        page.click("#save")
+        page.wait_for_function("document.getElementById('save-status').textContent !== ''")
+        assert page.inner_text("#save-status") == "saved models/audiences/browser_last_window.sql" and dialogs == []
+        again = parse_audience(folder / "browser_last_window.sql").arguments
+        assert again["where"]["and"][0]["last"] == {"op": "within last days", "value": days + 30}
+    finally:
+        for suffix in (".sql", ".yml"):
+            (folder / f"browser_last_window{suffix}").unlink(missing_ok=True)
 
 
 def test_open_a_sync_run_it_and_see_the_run(served, page):

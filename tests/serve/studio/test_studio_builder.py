@@ -38,6 +38,11 @@ MISTAKES = [
     ({"traits": [{"name": "n", "related": "ordrs"}]}, "traits[0].related: unknown model 'ordrs' (did you mean "
                                                       "'orders'?)"),
     ({"splits": {"groups": {"a": 50, "b": 40}}}, "splits.groups: percentages add up to 90, not 100"),
+    # a number of days written as text compiles to nothing dbt can build
+    ({"where": {"performed": "events", "last": {"op": "within last days", "value": "400"}}},
+     "where.last: 'within last days' needs a number of days, not '400'"),
+    ({"where": {"column": "signed_up", "op": "more than days ago", "value": True}},
+     "where: 'more than days ago' needs a number of days, not True"),
 ]
 
 

@@ -120,7 +120,10 @@
     if (valueCache[key]) fill(valueCache[key]);
     else if (column) {
       fetch('/api/values?model=' + encodeURIComponent(scope) + '&column=' + encodeURIComponent(column), {credentials: 'same-origin'})
-        .then(r => r.json()).then(d => { valueCache[key] = d.values || []; fill(valueCache[key]); });
+        .then(r => r.json()).then(d => {
+          if (d.error) { document.getElementById('funnel-error').textContent = d.error; return; }  // asked again next time
+          valueCache[key] = d.values || []; fill(valueCache[key]);
+        });
     }
     return list;
   }
@@ -134,11 +137,20 @@
       valueEditor(node, scope));
   }
 
+  /* `numeric`: true, or a function of the operator (first / last: a number of days for the relative windows, a
+     date or timestamp as text for before / after) */
   function cmpEditor(spec, ops, onChange, numeric) {
+    const isNumber = op => typeof numeric === 'function' ? numeric(op) : !!numeric;
+    const read = text => isNumber(spec.op || ops[0]) ? (text === '' ? null : Number(text)) : text;
     return el('span', {class: 'cmp'},
-      select(ops, spec.op || ops[0], v => { spec.op = v; onChange(true); }, {class: 'cmp-op'}),
-      el('input', {class: 'cmp-value', value: spec.value ?? '', type: numeric ? 'number' : 'text',
-        on: {input: e => { spec.value = numeric ? (e.target.value === '' ? null : Number(e.target.value)) : e.target.value; onChange(false); }}}));
+      select(ops, spec.op || ops[0], v => {
+        spec.op = v;
+        if (spec.value !== undefined && spec.value !== null) spec.value = read(String(spec.value));
+        if (typeof spec.value === 'number' && isNaN(spec.value)) spec.value = null;
+        onChange(true);
+      }, {class: 'cmp-op'}),
+      el('input', {class: 'cmp-value', value: spec.value ?? '', type: isNumber(spec.op || ops[0]) ? 'number' : 'text',
+        on: {input: e => { spec.value = read(e.target.value); onChange(false); }}}));
   }
 
   function relatedEditor(node, scope, events) {
@@ -181,7 +193,7 @@
         if (node[k] !== undefined && node[k] !== null) {
           // `times: 3` is short for {op: '>=', value: 3}: shown as such, written back as a mapping only when edited
           const spec = typeof node[k] === 'object' ? node[k] : {op: '>=', value: node[k]};
-          parts.push(el('div', {class: k}, k + ' ', cmpEditor(spec, k === 'times' ? CMP : TIME_OPS, s => { node[k] = spec; changed(s); }, k === 'times' && true),
+          parts.push(el('div', {class: k}, k + ' ', cmpEditor(spec, k === 'times' ? CMP : TIME_OPS, s => { node[k] = spec; changed(s); }, k === 'times' || (op => op === 'within last days' || op === 'more than days ago')),
             el('button', {class: 'small', on: {click: () => { delete node[k]; changed(true); }}}, '✕')));
         } else {
           parts.push(el('button', {class: 'small add-' + k, on: {click: () => { node[k] = k === 'times' ? {op: '>=', value: 1} : {op: 'after', value: ''}; changed(true); }}}, '+ ' + k));
@@ -477,6 +489,8 @@
     if (data.error) { status.textContent = data.error; status.className = 'error'; return; }
     status.className = 'hint saved';
     status.textContent = data.changed ? ('saved ' + data.sql + (data.yml ? ' and ' + data.yml : '')) : 'no change: ' + data.sql + ' left as it was';
+    // the file is now this page's: the next save is checked against what this one wrote, not what was opened
+    opened = {name: body.name, digest: data.digest, as_of: opened ? opened.as_of : null};
     document.getElementById('build').disabled = false;
     document.getElementById('build').dataset.name = body.name;
   }
