@@ -34,6 +34,7 @@ from helpers.audience_reference import (  # the reference evaluator and the test
     read_back,
     write_seeds,
 )
+from helpers.held_file import duckdb_held
 from helpers.sql_lint import unknown_functions
 
 PROJECT = Path(__file__).resolve().parents[1] / "projects" / "audiences"
@@ -905,8 +906,6 @@ def test_a_preview_of_a_warehouse_it_cannot_open_is_the_one_line_status_gives(bu
                                                                               monkeypatch):
     """A DuckDB file another process holds, or a profile setting DuckDB refuses: `audience preview` says so in the
     one line `status` gives (what is wrong, after the project and target), with its exit code; no traceback."""
-    import subprocess
-    import sys
 
     from helpers.cli import run_cli
 
@@ -926,16 +925,9 @@ def test_a_preview_of_a_warehouse_it_cannot_open_is_the_one_line_status_gives(bu
     assert refused == run_cli(capsys, monkeypatch, "status", *args, "--profiles-dir", str(profiles))
     project.release()
     database = project.root / "target" / "warehouse.duckdb"
-    holder = subprocess.Popen([sys.executable, "-c", f"import duckdb, sys; c = duckdb.connect({str(database)!r}); "
-                               "print('held', flush=True); sys.stdin.read()"],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with duckdb_held(database) as holder:
         held = run_cli(capsys, monkeypatch, "audience", "preview", "viewed_not_bought", *args)
         status = run_cli(capsys, monkeypatch, "status", *args)
-    finally:
-        holder.stdin.close()
-        holder.wait(10)
     code, out, err = held
     assert (code, out) == (status[0], "") == (2, "") and err.count("\n") == 1, err
     assert err.startswith(f"error: cannot use the warehouse of {project.root} (target default): IO Error: ")

@@ -13,7 +13,6 @@ import csv
 import json
 import os
 import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from sync_runner.sync.engine import run_syncs
 
 from helpers import ADAPTERS
 from helpers.cli_process import run_cli_process
+from helpers.held_file import duckdb_held
 
 SHOP = Path(__file__).resolve().parents[1] / "projects" / "shop"
 
@@ -227,21 +227,13 @@ def test_validate_with_the_warehouse_held_elsewhere_says_the_docs_stood_in_not_t
     yml = shop.root / "models" / "marts" / "_marts.yml"
     saved = yml.read_text()
     database = shop.root / "target" / "warehouse.duckdb"
-    hold = (f"import duckdb, sys; c = duckdb.connect({str(database)!r}); print('held', flush=True); "
-            "sys.stdin.read()")
     try:
         yml.write_text(saved.replace("mappings: {email: email, customer: customer_id, plan: plan}",
                                      "mappings: {email: emial, customer: customer_id, plan: plan}"))
         shop.dbt("parse")
         shop.release()
-        holder = subprocess.Popen([sys.executable, "-c", hold], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  text=True)
-        try:
-            assert holder.stdout.readline().strip() == "held"
+        with duckdb_held(database) as holder:
             result = cli(shop, "validate")
-        finally:
-            holder.stdin.close()
-            holder.wait(10)
         assert "Traceback" not in result.stdout + result.stderr
         [note] = [x for x in result.stdout.splitlines() if x.startswith("note:")]
         assert note.startswith("note: columns checked against the YAML docs only: cannot use the warehouse of ")

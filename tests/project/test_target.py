@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +11,8 @@ from dbt_common.exceptions import CompilationError, DbtRuntimeError
 
 from sync_runner.core.redact import REDACT
 from sync_runner.project.target import DbtTarget, from_warehouse, held_elsewhere, unreachable
+
+from helpers.held_file import duckdb_held
 
 
 @pytest.mark.parametrize("exc", [
@@ -85,16 +86,8 @@ def test_who_holds_a_duckdb_file_in_words_a_person_can_act_on(tmp_path):
     """The studio says who holds the file (the PID and the program's name, not its path), read from DuckDB's own
     refusal; any other error is not a held file."""
     database = tmp_path / "w.duckdb"
-    holder = subprocess.Popen([sys.executable, "-c", f"import duckdb, sys; c = duckdb.connect({str(database)!r}); "
-                               "print('held', flush=True); sys.stdin.read()"],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(duckdb.IOException) as raised:
-            duckdb.connect(str(database))
-    finally:
-        holder.stdin.close()
-        holder.wait(10)
+    with duckdb_held(database) as holder, pytest.raises(duckdb.IOException) as raised:
+        duckdb.connect(str(database))
     program = Path(sys.executable).resolve().name  # DuckDB names the executable the link leads to
     assert held_elsewhere(raised.value) == f"another process (PID {holder.pid}, {program}) has the DuckDB file open"
     assert held_elsewhere(duckdb.CatalogException("Table with name people does not exist!")) is None

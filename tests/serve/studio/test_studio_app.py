@@ -21,6 +21,7 @@ from sync_runner.serve.studio.files import parse_audience
 
 from conftest import ADAPTERS
 from helpers.cli_process import ForkedProcess
+from helpers.held_file import duckdb_held
 from helpers.studio_projects import HOSTILE, settings
 
 AUDIENCES = ["fiddle_leaf_visitors", "high_value_buyers", "monthly_subscribers", "owners_of_succulents",
@@ -188,26 +189,15 @@ def test_a_database_held_by_another_process_is_not_taken_for_unbuilt_audiences(e
     previous = worker.release_after
     worker.release_after = 0.1
     database = project.root / "target" / "warehouse.duckdb"
-    hold = ("import duckdb, sys, time\n"
-            "while True:\n"
-            f"    try: con = duckdb.connect({str(database)!r}); break\n"
-            "    except duckdb.IOException: time.sleep(0.1)\n"
-            "print('held', flush=True); sys.stdin.read()\n")
     try:
         client.get("/audiences/sizes")  # the studio has the file open, then lets go of it when idle
-        holder = subprocess.Popen([sys.executable, "-c", hold], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  text=True)
-        try:
-            assert holder.stdout.readline().strip() == "held"
+        with duckdb_held(database) as holder:
             studio.queries.clear_cache()
             page = html.unescape(client.get("/audiences/sizes").text)
             assert page.count(">cannot read<") == 2 * len(AUDIENCES)  # each row's size and its size history
             assert page.count(f"Cannot read the sizes:</span> the warehouse is busy: another process (PID "
                               f"{holder.pid}, ") == 1
             assert "not built" not in page
-        finally:
-            holder.stdin.close()
-            holder.wait(10)
         page = client.get("/audiences/sizes").text
         assert "cannot read" not in page and "not built" not in page
         assert f'{count(project, "viewed_not_bought"):,}' in page
@@ -455,27 +445,16 @@ def test_values_with_the_file_held_elsewhere_and_an_audience_file_renamed_answer
     previous = worker.release_after
     worker.release_after = 0.1
     database = project.root / "target" / "warehouse.duckdb"
-    hold = ("import duckdb, sys, time\n"
-            "while True:\n"
-            f"    try: con = duckdb.connect({str(database)!r}); break\n"
-            "    except duckdb.IOException: time.sleep(0.1)\n"
-            "print('held', flush=True); sys.stdin.read()\n")
     url = "/api/values?model=stg_users&column=user_id"
     try:
         client.get(url)  # the studio has the file open, then lets go of it when idle
-        holder = subprocess.Popen([sys.executable, "-c", hold], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  text=True)
-        try:
-            assert holder.stdout.readline().strip() == "held"
+        with duckdb_held(database) as holder:
             studio.queries.clear_cache()
             r = client.get(url)
             assert r.status_code == 503, r.text
             error = r.json()["error"]
             assert error.startswith(f"the warehouse is busy: another process (PID {holder.pid}, ") and "\n" not in error
             assert error.endswith("try again once it is done")
-        finally:
-            holder.stdin.close()
-            holder.wait(10)
         values = client.get(url).json()["values"]
         assert len(values) == min(20, count(project, "stg_users", "user_id is not null"))
     finally:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -24,6 +22,7 @@ import pytest
 from sync_runner.serve.studio.app import Studio, build_app
 from sync_runner.serve.studio.files import parse_audience
 
+from helpers.held_file import duckdb_held
 from helpers.studio_projects import settings
 
 CHROMIUM = "/usr/bin/chromium"
@@ -329,23 +328,12 @@ def test_an_idle_page_lets_go_of_the_file_and_says_why_it_cannot_read_while_anot
     previous = worker.release_after
     worker.release_after = 0.2
     database = project.root / "target" / "warehouse.duckdb"
-    hold = ("import duckdb, sys, time\n"
-            "deadline = time.monotonic() + 30\n"
-            "while True:\n"
-            f"    try: con = duckdb.connect({str(database)!r}); break\n"
-            "    except duckdb.IOException:\n"
-            "        if time.monotonic() > deadline: raise\n"
-            "        time.sleep(0.1)\n"
-            "print('held', flush=True); sys.stdin.read()\n")
     try:
         page.goto(f"{url}/audiences")
         page.wait_for_selector("tr[data-audience='viewed_not_bought'] td.size")
         rows = page.locator("tbody tr[data-audience]").count()
         shown = page.inner_text("tr[data-audience='viewed_not_bought'] td.size")
-        holder = subprocess.Popen([sys.executable, "-c", hold], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  text=True)
-        try:
-            assert holder.stdout.readline().strip() == "held"  # the idle studio let go of the file
+        with duckdb_held(database):
             studio.queries.clear_cache()
             page.reload()
             page.wait_for_selector("tr.unreadable-all")
@@ -358,9 +346,6 @@ def test_an_idle_page_lets_go_of_the_file_and_says_why_it_cannot_read_while_anot
             assert [sizes.nth(i).inner_text() for i in range(rows)] == ["cannot read"] * rows
             assert page.locator("tbody tr[data-audience]", has_text="no recorded builds").count() == 0
             shot(page, "audiences-file-held")
-        finally:
-            holder.stdin.close()
-            holder.wait(10)
         page.reload()
         page.wait_for_selector("tr[data-audience='viewed_not_bought'] td.size")
         assert page.locator("tr.unreadable-all, tbody tr[data-audience] td.size .error").count() == 0
