@@ -79,7 +79,9 @@ class Jobs:
         return job
 
     def _run(self, job: Job, cwd: Path) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "DBT_STUDIO_PROGRESS": "lines", "NO_COLOR": "1"}
+        # dbt colours its lines unless told in its own words (it does not read NO_COLOR): a page shows no ANSI codes
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "DBT_STUDIO_PROGRESS": "lines", "NO_COLOR": "1",
+               "DBT_USE_COLORS": "false"}
         try:
             with self.release():
                 job.status = "running"

@@ -351,6 +351,8 @@ def test_save_and_build_a_new_audience_with_hostile_values(example):
     assert done.status == "succeeded", "\n".join(done.lines[-30:])
     log = client.get(f"/jobs/{job['job']}/log?format=json").json()
     assert log["status"] == "succeeded" and any("studio_hostile" in line for line in log["lines"])
+    assert any(" OK created " in line for line in log["lines"]), log["lines"]
+    assert not any("\x1b[" in line for line in log["lines"]), log["lines"]  # no terminal colour codes on a page
     assert "studio_hostile" in client.get(f"/jobs/{job['job']}").text
     assert count(project, "studio_hostile") == funnel["size"] > 0
     assert count(project, "studio_hostile", "split_group = 'holdout'") == funnel["splits"]["holdout"]
