@@ -133,6 +133,18 @@ class _ProgressBar:
             click.echo("", err=True)
 
 
+def _note_edited_after_parse(project_dir: Path) -> None:
+    """A note on stderr when model files changed after dbt last wrote target/manifest.json: the runner reads the
+    manifest, so an edited sync or key would silently not be the one that runs."""
+    from sync_runner.project.artifacts import edited_after_manifest
+
+    changed = edited_after_manifest(project_dir)
+    if changed:
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        click.echo(f"note: {', '.join(changed[:3])}{more} changed after target/manifest.json was written; this "
+                   "reads the manifest as it is: run `dbt parse` (or your build) to use the changes", err=True)
+
+
 def _run(project_dir: Path, profiles_dir: Path | None, target: str | None, select: tuple[str, ...],
          full_resync: bool, dry_run: bool, as_json: bool, allow_large_changes: bool = False, debug: bool = False,
          keys: str | None = None) -> None:
@@ -145,6 +157,7 @@ def _run(project_dir: Path, profiles_dir: Path | None, target: str | None, selec
         raise UserError("--keys sends a test sync of one sync: select it with -s <sync>")
     options = Options(select=select, full_resync=full_resync, dry_run=dry_run,
                       allow_large_changes=allow_large_changes, debug=debug, keys=only)
+    _note_edited_after_parse(project_dir)
     reports = run_syncs(project_dir, profiles_dir, target, options, progress=None if as_json else _ProgressBar())
     _print_reports(reports, as_json, planned_only=dry_run)
     code = exit_code(reports)
@@ -363,6 +376,7 @@ def validate(project_dir: Path, profiles_dir: Path | None, target: str | None, a
     from sync_runner.validate import relation_columns, validate_manifest
 
     manifest = load_manifest(project_dir)
+    _note_edited_after_parse(project_dir)
     note = ""
     try:
         where = resolve_target(project_dir, profiles_dir, target)

@@ -205,6 +205,36 @@ def _slim_manifest(path: Path, project_dir: Path) -> tuple[dict[str, Any], bool]
                       if isinstance(node, dict) and node.get("resource_type") in ("model", "seed", "snapshot")}}, False
 
 
+_PROJECT_FILES = (".sql", ".yml", ".yaml")
+
+
+def edited_after_manifest(project_dir: Path | str, target_path: str = "target") -> list[str]:
+    """The project's model files (.sql, .yml under its model paths, and dbt_project.yml) changed after
+    target/manifest.json was written, relative to the project: the runner reads dbt's manifest, so a sync key
+    edited since the last `dbt parse` is not what it runs. Empty when there is no manifest (that is said
+    elsewhere) or nothing changed; a stat per file, no parsing beyond dbt_project.yml's `model-paths`."""
+    import yaml
+
+    root = Path(project_dir).resolve()
+    try:
+        written = (root / target_path / "manifest.json").stat().st_mtime
+    except OSError:
+        return []
+    paths = ["models"]
+    with contextlib.suppress(OSError, yaml.YAMLError, AttributeError):
+        project = yaml.safe_load((root / "dbt_project.yml").read_text(encoding="utf-8")) or {}
+        configured = project.get("model-paths") or project.get("source-paths")
+        if isinstance(configured, list) and all(isinstance(p, str) for p in configured):
+            paths = configured
+    changed = []
+    for file in [root / "dbt_project.yml", *(f for p in paths for f in (root / p).rglob("*")
+                                            if f.suffix in _PROJECT_FILES)]:
+        with contextlib.suppress(OSError):
+            if file.stat().st_mtime > written:
+                changed.append(file.relative_to(root).as_posix())
+    return sorted(changed)
+
+
 def load_manifest(project_dir: Path | str, target_path: str = "target") -> Manifest:
     """Read `<project_dir>/<target_path>/manifest.json`; a one-line UserError when it is missing."""
     project_dir = Path(project_dir).resolve()

@@ -273,3 +273,23 @@ def test_validate_refuses_a_misspelled_or_mistyped_package_var(shop):
     finally:
         project_yml.write_text(saved)
     assert cli(shop, "validate").returncode == 0
+
+
+def test_a_model_file_edited_after_the_last_parse_is_noted_by_validate_plan_and_sync(shop):
+    """The runner reads target/manifest.json: a sync edited since dbt last parsed is not what runs, so each command
+    says which files changed and what to run; after `dbt parse` it says nothing."""
+    yml = shop.root / "models" / "marts" / "_marts.yml"
+    saved = yml.read_text()
+    note = ("note: models/marts/_marts.yml changed after target/manifest.json was written; this reads the manifest "
+            "as it is: run `dbt parse` (or your build) to use the changes")
+    try:
+        yml.write_text(saved.replace("mappings: {email: email, customer: customer_id, plan: plan}",
+                                     "mappings: {email: emial, customer: customer_id, plan: plan}"))
+        for args in (["validate"], ["plan"], ["sync", "-s", "no_such_sync_here"]):
+            result = cli(shop, *args)
+            assert note in result.stderr.splitlines(), (args, result.stderr)
+        assert cli(shop, "validate").returncode == 0  # the manifest as it was: the typo is not in it yet
+    finally:
+        yml.write_text(saved)
+        shop.dbt("parse")
+    assert "changed after target/manifest.json" not in cli(shop, "plan").stderr
