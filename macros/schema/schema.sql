@@ -151,6 +151,12 @@ lower(trim(split_part({{ kind }}, '(', 1))) in (
     {%- endfor -%})
 {%- endmacro %}
 
+{#- "unknown model 'ordrs' (did you mean 'orders'?)": a relationship's `to` or `through` the project does not have. -#}
+{% macro _unknown_model(word, models) %}
+    {%- set close = dbt_studio._closest(word | string, models.keys() | list) if word else none -%}
+    {{ return("unknown model '" ~ word ~ "'" ~ (" (did you mean '" ~ close ~ "'?)" if close else "")) }}
+{% endmacro %}
+
 {#- How an unknown-column message says which columns it used. -#}
 {% macro _columns_phrase(schema, model) %}
     {%- set known = dbt_studio._model_columns(schema, model) -%}
@@ -316,7 +322,7 @@ lower(trim(split_part({{ kind }}, '(', 1))) in (
                                            ~ "model's column}, not " ~ dbt_studio._shown(join), schema)) }}
     {%- endif -%}
     {%- if not to or to not in models -%}
-        {{ return(dbt_studio._schema_error(name, label ~ ": unknown model '" ~ to ~ "'", schema)) }}
+        {{ return(dbt_studio._schema_error(name, label ~ ": " ~ dbt_studio._unknown_model(to, models), schema)) }}
     {%- endif -%}
     {%- set pairs = [] -%}
     {%- for a, b in join.items() -%}{%- do pairs.append([a, b]) -%}{%- endfor -%}
@@ -346,10 +352,10 @@ lower(trim(split_part({{ kind }}, '(', 1))) in (
     {%- set via = rel.get('through') -%}
     {%- set label = "through relationship '" ~ (rel.get('name') or to) ~ "'" -%}
     {%- if not to or to not in models -%}
-        {{ return(dbt_studio._schema_error(name, label ~ ": unknown model '" ~ to ~ "'", schema)) }}
+        {{ return(dbt_studio._schema_error(name, label ~ ": " ~ dbt_studio._unknown_model(to, models), schema)) }}
     {%- endif -%}
     {%- if via not in models -%}
-        {{ return(dbt_studio._schema_error(name, label ~ ": unknown model '" ~ via ~ "'", schema)) }}
+        {{ return(dbt_studio._schema_error(name, label ~ ": " ~ dbt_studio._unknown_model(via, models), schema)) }}
     {%- endif -%}
     {%- set first = dbt_studio._direct_to(schema, name, via) -%}
     {%- set second = dbt_studio._direct_to(schema, via, to) -%}

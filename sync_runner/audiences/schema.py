@@ -139,6 +139,7 @@ def _rules(manifest: Manifest, data: dict[str, Any]) -> PackageMacros:
     """The package's schema rules and audience reference checks (one set for both checks: compiled once, and its
     code kept beside the manifest)."""
     return PackageMacros(data, "macros/schema/schema.sql", "macros/audiences/_check_references.sql",
+                         "macros/utils/_keys.sql",
                          folder=manifest.path.parent)
 
 

@@ -120,6 +120,10 @@ class SyncDataError(UserError):
     exit_code = 1
 
 
+def _is_glob(term: str) -> bool:
+    return any(c in term for c in "*?[")
+
+
 def _selected(sync: SyncConfig | Unusable, select: tuple[str, ...]) -> bool:
     if not select:
         return True
@@ -196,11 +200,15 @@ class SyncRunner:
         self.destinations = load_destinations(where.project_dir, where.profiles_dir, broken=broken)
         self.alerts = load_alerts(where.project_dir, where.profiles_dir)
         self.safeguards = load_safeguards(where.project_dir, where.profiles_dir)
-        self.syncs = [s for s in load_syncs(self.manifest, self.destinations, self.alerts, broken)
-                      if _selected(s, options.select)]
-        self.unusable = [u for u in unusable_syncs(self.manifest, broken) if _selected(u, options.select)]
+        every: list[SyncConfig | Unusable] = [*load_syncs(self.manifest, self.destinations, self.alerts, broken),
+                                              *unusable_syncs(self.manifest, broken)]
+        self.syncs = [s for s in every if isinstance(s, SyncConfig) and _selected(s, options.select)]
+        self.unusable = [u for u in every if isinstance(u, Unusable) and _selected(u, options.select)]
         if options.select and not self.syncs and not self.unusable:
-            raise UserError(f"no sync matches {' '.join(options.select)} in {self.manifest.path}")
+            names = sorted({s.name for s in every} | {s.model.name for s in every})
+            guesses = [g for g in (closest(term, names) for term in options.select if not _is_glob(term)) if g]
+            hint = f" (did you mean {', '.join(repr(g) for g in dict.fromkeys(guesses))}?)" if guesses else ""
+            raise UserError(f"no sync matches {' '.join(options.select)} in {self.manifest.path}{hint}")
         if options.only_built and self.results is not None:
             built = self.results.results
             self.syncs = [s for s in self.syncs if s.model.unique_id in built]

@@ -83,7 +83,8 @@ MUTATIONS = [
         ("schema",): (0, ""),
     }),
     Mutation("relationship to a model that does not exist", ((MARTS, "to: stg_orders", "to: stg_order"),), {
-        ("validate",): (2, (f"{MARTS}: model 'customer_features': ", "unknown model 'stg_order'")),
+        ("validate",): (2, (f"{MARTS}: model 'customer_features': ",
+                            "unknown model 'stg_order' (did you mean 'stg_orders'?)")),
     }),
     Mutation("audience condition on a misspelled column", (
         ("models/marts/pro_buyers.sql", "{'column': 'plan', 'op': 'in'", "{'column': 'plann', 'op': 'in'"),), {

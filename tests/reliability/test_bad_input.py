@@ -319,6 +319,7 @@ MISTAKES = [
     ("bad template", ("dest", "destinations:\n  base_X:\n    type: http\n    url: \"{{ env_var( }}\"\n"),
      "<yml>: destinations.base_X.url:"),
     ("select matches nothing", ("args", ["-s", "no_such_sync"]), "no sync matches no_such_sync"),
+    ("select a misspelled sync", ("args", ["-s", "bsae"]), "(did you mean 'base'?)"),
 ]
 
 
