@@ -12,4 +12,5 @@ def package_macros() -> dict:
     root = Path(__file__).resolve().parents[2]
     return {f"macro.dbt_studio.{Path(path).stem}_file": {"package_name": "dbt_studio", "original_file_path": path,
                                                          "macro_sql": (root / path).read_text(encoding="utf-8")}
-            for path in ("macros/schema/schema.sql", "macros/audiences/_check_references.sql", "macros/utils/_keys.sql")}
+            for path in ("macros/schema/schema.sql", "macros/audiences/_check_references.sql",
+                         "macros/utils/_keys.sql")}
