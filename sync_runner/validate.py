@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sync_runner.core.errors import UserError
-from sync_runner.project.artifacts import Manifest, Node
+from sync_runner.project.artifacts import RELATION_TYPES, Manifest, Node
 from sync_runner.project.declared import MODEL_META, audience_problems
 from sync_runner.project.target import DbtTarget
 
@@ -172,7 +172,7 @@ def relation_columns(manifest: Manifest, where: DbtTarget) -> dict[str, list[tup
         for rel in rels if isinstance(rels, list) else []:
             if isinstance(rel, dict):
                 names |= {str(rel.get("to")), str(rel.get("through"))}
-    nodes = [n for n in manifest.models() if n.name in names]
+    nodes = [n for n in manifest.nodes.values() if n.resource_type in RELATION_TYPES and n.name in names]
     with CompiledSql(where, manifest.path, [find_config(where.project_dir, where.profiles_dir)],
                      manifest_sha256=manifest.sha256) as compiled:
         if not (compiled.direct or compiled.warehouse.adapter_type == "duckdb"):  # names as dbt's adapter lists them

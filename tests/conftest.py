@@ -18,6 +18,7 @@ from dbt_common.tests import enable_test_caching
 
 from sync_runner.core.redact import REDACT
 from sync_runner.demo.example import copy_example, copy_project
+from sync_runner.project.dbt_runtime import write_artifacts_in_one_call
 from sync_runner.project.target import DbtTarget, release_dbt_duckdb, run_dbt
 from sync_runner.project.warehouse import Warehouse
 
@@ -54,32 +55,12 @@ def _behavior_flag_source_from_frames() -> None:
 _behavior_flag_source_from_frames()
 
 
-def _artifacts_written_in_one_call() -> None:
-    """Write dbt's artifacts with `json.dumps` (C encoder) instead of `json.dump` (pure Python): the same bytes.
-
-    dbt_common's `write_json` streams through `json.dump`, whose iterative encoder is Python code; every dbt
-    invocation writes manifest.json twice (after parsing and at the end) and run_results.json once. On the
-    plant store's 1.1 MB manifest: 25 ms a write against 7 ms, over ~500 invocations a run.
-    `tests/test_harness.py` holds that the two write the same text.
-    """
-    import json
-
-    from dbt.artifacts.schemas import base
-    from dbt.artifacts.schemas.run.v5 import run
-    from dbt_common.clients.system import make_directory
-    from dbt_common.utils.encoding import JSONEncoder
-
-    def write_json(path: str, data: dict[str, Any]) -> bool:
-        make_directory(os.path.dirname(path))
-        text = json.dumps(data, cls=JSONEncoder)
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        return True
-
-    base.write_json = run.write_json = write_json  # type: ignore[assignment]
-
-
-_artifacts_written_in_one_call()
+# dbt's artifacts written with `json.dumps` (C encoder) rather than `json.dump` (pure Python), as `run_dbt` has dbt
+# write them (sync_runner/project/dbt_runtime.py): every dbt invocation writes manifest.json twice and
+# run_results.json once, 25 ms a write against 7 ms on the plant store's 1.1 MB manifest, over ~500 invocations a
+# run. Installed at once, for the suite's dbt calls that do not go through `run_dbt`; `tests/test_harness.py`
+# holds that the two write the same text.
+write_artifacts_in_one_call()
 
 
 def _one_static_parse_environment() -> None:

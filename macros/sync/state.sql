@@ -113,17 +113,22 @@
     {{ return(adapter.dispatch('sync_check_keys_sql', 'dbt_studio')(sync, source)) }}
 {% endmacro %}
 
+{#- Only the rows the sync sends (its `filter`, split groups and holdout): a snapshot's history repeats every key,
+    its current rows do not. -#}
 {% macro default__sync_check_keys_sql(sync, source) -%}
     {%- set key = dbt_studio._sync_key_expr(sync.key_columns) -%}
+    {%- set selected = dbt_studio.sync_rows_predicate(sync) -%}
+    {%- set rows = source if selected is none
+                   else '(select * from ' ~ source ~ ' where ' ~ selected ~ ') as selected' -%}
 select 'null' as problem, cast(null as {{ dbt.type_string() }}) as example, count(*) as n
-from {{ source }}
+from {{ rows }}
 where
     {%- for c in sync.key_columns %} {{ dbt_studio._sync_ident(c) }} is null{{ " or" if not loop.last }}
     {%- endfor %}
 having count(*) > 0
 union all
 select 'duplicate' as problem, _key as example, count(*) as n
-from (select {{ key }} as _key from {{ source }}) as keys
+from (select {{ key }} as _key from {{ rows }}) as keys
 where _key is not null
 group by _key
 having count(*) > 1

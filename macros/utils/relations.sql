@@ -83,6 +83,16 @@ create or replace transient table {{ relation }} as (
 
 {% macro duckdb___materialized_cte() %}{{ return('materialized ') }}{% endmacro %}
 
+{#- An expression for the physical row of `alias` that a later statement of the same transaction can delete by
+    (DuckDB's rowid), or none where the warehouse has none to offer (Snowflake): callers fall back to keys. -#}
+{% macro _row_locator(alias) %}
+    {{ return(adapter.dispatch('_row_locator', 'dbt_studio')(alias)) }}
+{% endmacro %}
+
+{% macro default___row_locator(alias) %}{{ return(none) }}{% endmacro %}
+
+{% macro duckdb___row_locator(alias) %}{{ return(alias ~ '.rowid') }}{% endmacro %}
+
 {#- Whether a relation exists, asked of the warehouse rather than dbt's relation cache: state tables are
     created outside dbt's materializations and by other processes, so the cache cannot be trusted here. -#}
 {% macro _relation_exists(relation) %}

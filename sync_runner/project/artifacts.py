@@ -29,6 +29,8 @@ import orjson
 
 from sync_runner.core.errors import UserError
 
+RELATION_TYPES = ("model", "seed", "snapshot")  # the nodes dbt builds a relation for, which syncs can read
+
 
 @dataclass(frozen=True)
 class Node:
@@ -77,8 +79,10 @@ class Manifest:
         return [n for n in self.nodes.values() if n.resource_type == "model"]
 
     def studio_models(self) -> list[Node]:
-        """Models that carry `config.meta.dbt_studio`, in name order."""
-        return sorted((n for n in self.models() if n.studio), key=lambda n: n.name)
+        """Models, snapshots and seeds that carry `config.meta.dbt_studio`, in name order: each is a relation a
+        sync can read (a snapshot's current rows, with a `filter` on `dbt_valid_to is null`)."""
+        return sorted((n for n in self.nodes.values() if n.studio and n.resource_type in RELATION_TYPES),
+                      key=lambda n: n.name)
 
     def audience_models(self) -> list[Node]:
         """Models built by `dbt_studio.audience`, in name order."""
@@ -101,7 +105,7 @@ class Manifest:
 
     def by_name(self, name: str) -> Node | None:
         for node in self.nodes.values():
-            if node.resource_type in ("model", "seed", "snapshot") and node.name == name:
+            if node.resource_type in RELATION_TYPES and node.name == name:
                 return node
         return None
 
@@ -120,6 +124,7 @@ class RunResults:
     invocation_id: str | None
     command: str | None
     results: dict[str, RunResult]
+    target: str | None = None  # the --target the command ran with (None: the profile's default)
 
 
 def _read_bytes(path: Path, what: str, project_dir: Path) -> bytes:
@@ -202,7 +207,7 @@ def _slim_manifest(path: Path, project_dir: Path) -> tuple[dict[str, Any], bool]
     return {"sha256": digest, "layout": _LAYOUT,
             "metadata": {k: metadata.get(k) for k in ("invocation_id", "project_name", "adapter_type")},
             "nodes": {uid: _slim_node(node) for uid, node in (data.get("nodes") or {}).items()
-                      if isinstance(node, dict) and node.get("resource_type") in ("model", "seed", "snapshot")}}, False
+                      if isinstance(node, dict) and node.get("resource_type") in RELATION_TYPES}}, False
 
 
 _PROJECT_FILES = (".sql", ".yml", ".yaml")
@@ -285,5 +290,6 @@ def load_run_results(project_dir: Path | str, target_path: str = "target") -> Ru
                 message=raw.get("message"),
             )
     args = data.get("args") or {}
+    target = args.get("target")
     return RunResults(path=path, invocation_id=metadata.get("invocation_id"), command=args.get("which"),
-                      results=results)
+                      results=results, target=target if isinstance(target, str) and target else None)

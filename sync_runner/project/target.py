@@ -150,12 +150,28 @@ def run_dbt(command: Sequence[str], where: DbtTarget, *, quiet: bool = True, che
     flags = ["--quiet"] if quiet else []
     # --quiet still prints errors; --no-use-colors keeps captured output readable.
     flags += ["--no-use-colors", "--no-send-anonymous-usage-stats"]
-    with DBT_LOCK, working_directory(where.project_dir):
+    from sync_runner.project.dbt_runtime import speedups
+
+    with DBT_LOCK, working_directory(where.project_dir), speedups(dbt_target_dir(where.project_dir, args)):
         result = dbtRunner(callbacks=list(callbacks)).invoke(flags + args)
     if check and not result.success:
         detail = f": {result.exception}" if result.exception else ""
         raise DbtFailed(f"dbt {command[0]} failed in {where.project_dir}{detail}")
     return result
+
+
+def dbt_target_dir(project_dir: Path, dbt_args: Sequence[str] = ()) -> Path:
+    """Where a dbt command writes its artifacts: --target-path, DBT_TARGET_PATH, else target/ (relative ones
+    under the project)."""
+    value = os.environ.get("DBT_TARGET_PATH") or "target"
+    args = list(dbt_args)
+    for i, arg in enumerate(args):
+        if arg == "--target-path" and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--target-path="):
+            value = arg.split("=", 1)[1]
+    path = Path(value)
+    return path if path.is_absolute() else Path(project_dir) / path
 
 
 def release_dbt_duckdb() -> None:

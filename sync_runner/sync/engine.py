@@ -289,6 +289,19 @@ class SyncRunner:
             self._startup += time.monotonic() - began - compiled.compile_seconds  # (those count apart)
         return self._compiled
 
+    def _built_for_another_target(self) -> str:
+        """What to do when the last dbt command (target/run_results.json) ran with a --target other than this
+        run's: the manifest names that target's relations, which this target's warehouse does not have."""
+        try:
+            last = load_run_results(self.where.project_dir).target
+        except UserError:
+            return ""
+        if not last or last == self.where.target:
+            return ""
+        this = f"--target {self.where.target}" if self.where.target else "the profile's default target"
+        return (f"the last dbt command (target/run_results.json) ran with --target {last} and this run uses {this}: "
+                f"pass --target {last}, or build this target first")
+
     def _steps(self, debug: bool = False) -> Steps:
         """How this run's state steps run: from kept SQL on the direct connection while dbt is not loaded and the
         record debugger is off (its captures are written by dbt), else through dbt."""
@@ -452,11 +465,12 @@ class SyncRunner:
             state_schema = sync.state_schema or str(self.compiled().value("sync_default_state_schema"))
             args = sync.macro_args(state_schema)
             stored = steps.stored_columns(source, node.database, node.schema, node.alias)
-            args = _with_stored_names(sync, args, stored)
+            args = _with_stored_names(sync, args, stored, self._built_for_another_target())
             args["only_keys"] = list(self.options.keys)
             if not self.options.dry_run:
                 steps.prepare(args)
-            _check_keys(sync, steps.key_problems(args, source))
+            with _plan_refusals(sync):  # the check reads the sync's rows: its filter can be refused too
+                _check_keys(sync, steps.key_problems(args, source))
             if self.options.dry_run:  # a model without a relation name (the kept preview needs one)
                 with _plan_refusals(sync):
                     counts = self.warehouse.call("sync_plan", sync=args, source=source,
@@ -545,9 +559,11 @@ class SyncRunner:
         state_schema = sync.state_schema or c.value("sync_default_state_schema")
         where = {"database": node.database, "schema": node.schema, "identifier": node.alias}
         _, stored = c.rows(c.value("relation_columns_sql", relation=where))
-        args = _with_stored_names(sync, sync.macro_args(state_schema), [r[0] for r in stored])
+        args = _with_stored_names(sync, sync.macro_args(state_schema), [r[0] for r in stored],
+                                  self._built_for_another_target())
         args["only_keys"] = list(self.options.keys)
-        _, problems = c.rows(c.value("sync_check_keys_sql", sync=args, source=source))
+        with _plan_refusals(sync):
+            _, problems = c.rows(c.value("sync_check_keys_sql", sync=args, source=source))
         _check_keys(sync, key_problems(problems))
         decided = decide(c, args, self.options.full_resync)
         preview = c.value("sync_plan_preview_sql", sync=args, source=source, reset=decided["reset"],
@@ -747,14 +763,17 @@ def _stored_names(rows: dict[str, Any], columns: dict[str, str]) -> dict[str, An
     return out
 
 
-def _with_stored_names(sync: SyncConfig, args: dict[str, Any], stored: list[str]) -> dict[str, Any]:
+def _with_stored_names(sync: SyncConfig, args: dict[str, Any], stored: list[str], other_target: str = "") -> dict[
+        str, Any]:
     """The sync's macro arguments with each key, mapped, computed and selection column named as the warehouse
-    stores it (the macros quote every column), as the full run's checks do; one line when one is missing."""
+    stores it (the macros quote every column), as the full run's checks do; one line when one is missing
+    (`other_target`: what to say when the last dbt command built another target)."""
     node = sync.model
     relation = node.relation_name or node.alias
     columns = {c.lower(): c for c in stored}
     if not columns:
-        raise UserError(f"model '{node.name}' has no relation {relation} in the warehouse: run dbt build first")
+        raise UserError(f"model '{node.name}' has no relation {relation} in the warehouse: "
+                        f"{other_target or 'run dbt build first'}")
     listing = f"columns of {relation}: {', '.join(sorted(columns))}"
     missing = [c for c in (*sync.key_columns, *sync.columns) if c.lower() not in columns]
     if missing:

@@ -9,7 +9,6 @@ change). A run_results.json left over from an earlier invocation is never used.
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from typing import Any
 from sync_runner.core.errors import UserError
 from sync_runner.core.redact import REDACT
 from sync_runner.project.artifacts import RunResults, load_run_results
-from sync_runner.project.target import resolve_target, run_dbt
+from sync_runner.project.target import dbt_target_dir, resolve_target, run_dbt
 from sync_runner.sync.engine import Options, Progress, SyncReport, run_syncs
 from sync_runner.sync.engine import exit_code as syncs_exit_code
 
@@ -50,19 +49,6 @@ class BuildReport:
             "error": REDACT(self.sync_error) or None,
             "exit_code": self.exit_code,
         }
-
-
-def _target_path(project_dir: Path, dbt_args: Sequence[str]) -> Path:
-    """Where this build writes its artifacts: --target-path, DBT_TARGET_PATH, else target/."""
-    value = os.environ.get("DBT_TARGET_PATH") or "target"
-    args = list(dbt_args)
-    for i, arg in enumerate(args):
-        if arg == "--target-path" and i + 1 < len(args):
-            value = args[i + 1]
-        elif arg.startswith("--target-path="):
-            value = arg.split("=", 1)[1]
-    path = Path(value)
-    return path if path.is_absolute() else project_dir / path
 
 
 def exposure_syncs(dbt_args: Sequence[str]) -> tuple[str, ...]:
@@ -97,7 +83,7 @@ def build_and_sync(dbt_args: Sequence[str], project_dir: Path | str = ".", profi
     were not asked for."""
     where = resolve_target(project_dir, profiles_dir, target)
     project_dir, profiles = where.project_dir, where.profiles_dir
-    artifacts = _target_path(project_dir, dbt_args)
+    artifacts = dbt_target_dir(project_dir, dbt_args)
     results_path = artifacts / "run_results.json"
     before = results_path.stat().st_mtime_ns if results_path.is_file() else None
 

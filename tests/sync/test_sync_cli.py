@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from helpers.cli_process import run_cli_process
-from helpers.sync_project import MAPPINGS, PROJECT, SyncProject, person
+from helpers.sync_project import MAPPINGS, PROJECT, SyncProject, file_ops, person
 
 SECRET = "sk-live-6c1f-SECRET-9d2e"
 
@@ -199,3 +199,65 @@ def test_status_refuses_a_limit_below_one_as_a_usage_error(sp, limit):
     assert (result.returncode, result.stdout) == (2, "")
     assert f"Invalid value for '--limit': {limit} is not in the range x>=1." in result.stderr
     assert "Traceback" not in result.stderr and "warehouse" not in result.stderr
+
+
+def test_a_plan_on_the_default_target_after_a_build_of_another_says_which_target_was_built(new_project, tmp_path):
+    """The manifest of a `dbt build --target prod` names prod's relations; a plain `plan` runs on the profile's
+    default target, whose warehouse has none of them: the line says which target was built and what to pass."""
+    from sync_runner.project.target import DbtTarget, run_dbt
+
+    project = new_project("duckdb", name="other_target", source=PROJECT)
+    sp = SyncProject(project, tmp_path)
+    profile = project.root / "profiles.yml"
+    prod = (project.root / "target" / "prod.duckdb").as_posix()
+    output = f"    prod:\n      type: duckdb\n      path: \"{prod}\"\n      schema: main\n      threads: 1\n"
+    profile.write_text(profile.read_text(encoding="utf-8") + output, encoding="utf-8")
+    sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {tmp_path / 'files'}\n")
+    sp.declare([{"name": "to_files", "destination": "out", "mode": "mirror", "mappings": MAPPINGS}])
+    run_dbt(["build"], DbtTarget(project.root, project.root, "prod"))
+    project.release()
+
+    plan = cli(project, "plan")
+    assert plan.returncode == 1 and "failed" in plan.stdout
+    assert plan.stderr.strip().splitlines() == [
+        "to_files: model 'people' has no relation \"prod\".\"main\".\"people\" in the warehouse: the last dbt "
+        "command (target/run_results.json) ran with --target prod and this run uses the profile's default target: "
+        "pass --target prod, or build this target first"]
+    on_prod = cli(project, "plan", "--target", "prod")
+    assert on_prod.returncode == 0, on_prod.stderr
+
+
+def _snapshot_yaml() -> str:
+    """The snapshot of docs/sync.md, declared in YAML, with a sync of its current rows."""
+    sync = {"name": "current_people", "destination": "out", "mode": "mirror", "mappings": MAPPINGS,
+            "filter": {"column": "dbt_valid_to", "op": "is null"}}
+    snapshot = {"name": "people_history", "relation": "ref('people')",
+                "config": {"unique_key": "user_id", "strategy": "check", "check_cols": "all",
+                           "meta": {"dbt_studio": {"primary_key": "user_id", "syncs": [sync]}}}}
+    return json.dumps({"snapshots": [snapshot]}, indent=1)
+
+
+def test_a_snapshot_s_current_rows_are_synced_like_a_model_s(new_project, tmp_path):
+    """A sync declared on a snapshot: its current rows (the filter) go out, and a change a later snapshot records
+    is one update; validate, plan and sync all see it."""
+    project = new_project("duckdb", name="snapshot_sync", source=PROJECT)
+    sp = SyncProject(project, tmp_path)
+    (project.root / "snapshots").mkdir()
+    (project.root / "snapshots" / "people_history.yml").write_text(_snapshot_yaml(), encoding="utf-8")
+    sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {tmp_path / 'files'}\n")
+    sp.build({f"u{i}": person(i) for i in range(4)}, [])
+
+    assert cli(project, "validate").returncode == 0
+    first = cli(project, "sync", "-s", "current_people", "--json")
+    assert first.returncode == 0, first.stderr
+    [report] = json.loads(first.stdout)["syncs"]
+    assert (report["model"], report["planned"]["insert"], report["acknowledged"]) == ("people_history", 4, 4)
+
+    rows = sp.p.root / "seeds" / "people_rows.csv"
+    rows.write_text(rows.read_text(encoding="utf-8").replace("p2@mail.com,free", "p2@mail.com,pro"), encoding="utf-8")
+    second = cli(project, "build", "--json")  # the snapshot records u2's new plan: 5 rows of history
+    assert second.returncode == 0, second.stderr
+    [report] = json.loads(second.stdout)["syncs"]
+    assert report["sync"] == "current_people" and report["status"] == "success"
+    assert report["planned"] == {"insert": 0, "update": 1, "delete": 0, "clear": 0}
+    assert file_ops(tmp_path / "files", "current_people")[-1]["u2"]["plan"] == "pro"

@@ -1,0 +1,185 @@
+"""project/dbt_runtime.py: dbt's compiled templates and JSON schemas kept between runs never run old code for new
+source, and dbt's artifacts are written with the same text as dbt writes them."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import duckdb
+import jinja2
+import pytest
+
+from sync_runner.project import dbt_runtime
+from sync_runner.project.target import DbtTarget, run_dbt
+
+
+def _project(root: Path, greeting: str) -> DbtTarget:
+    """A dbt project of one macro and one table model that calls it, on its own DuckDB file."""
+    (root / "macros").mkdir(parents=True, exist_ok=True)
+    (root / "models").mkdir(exist_ok=True)
+    (root / "dbt_project.yml").write_text(
+        "name: cached\nversion: '1.0'\nconfig-version: 2\nprofile: cached\n", encoding="utf-8")
+    (root / "profiles.yml").write_text(textwrap.dedent(f"""\
+        cached:
+          target: dev
+          outputs:
+            dev:
+              type: duckdb
+              path: "{(root / 'warehouse.duckdb').as_posix()}"
+              threads: 1
+        """), encoding="utf-8")
+    (root / "macros" / "greet.sql").write_text(
+        "{% macro greet(name) %}'" + greeting + ", ' || {{ name }}{% endmacro %}\n", encoding="utf-8")
+    (root / "models" / "greeting.sql").write_text(
+        "{{ config(materialized='table') }}\nselect {{ greet(\"'world'\") }} as text\n", encoding="utf-8")
+    return DbtTarget(project_dir=root, profiles_dir=root)
+
+
+def _greeting(root: Path) -> str:
+    from sync_runner.project.target import release_dbt_duckdb
+
+    release_dbt_duckdb()
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute("select text from main.greeting").fetchone()[0]
+
+
+def _templates(root: Path) -> list[Path]:
+    return sorted((root / "target" / dbt_runtime.FOLDER_NAME / "templates").glob("*.bin"))
+
+
+def test_a_new_process_reads_the_templates_an_earlier_one_compiled(tmp_path):
+    _project(tmp_path, "hello")
+    first = _in_a_new_process(tmp_path, "run", "run")  # a first build and a rebuild: each has macros of its own
+    kept = _templates(tmp_path)
+    assert first["success"] and kept and first["template_misses"] >= len(kept)
+    second = _in_a_new_process(tmp_path, "run")
+    assert second["success"] and second["template_misses"] == 0 and second["template_hits"] >= len(kept) // 2
+    assert _greeting(tmp_path) == "hello, world"
+
+
+def test_a_changed_macro_is_compiled_again_never_run_from_the_old_code(tmp_path):
+    where = _project(tmp_path, "hello")
+    run_dbt(["run"], where)
+    before = dbt_runtime.counts()["template_misses"]
+    _project(tmp_path, "bonjour")
+    run_dbt(["run"], where)
+    assert _greeting(tmp_path) == "bonjour, world"
+    assert dbt_runtime.counts()["template_misses"] > before
+
+
+def test_unreadable_kept_templates_are_compiled_again(tmp_path):
+    where = _project(tmp_path, "hello")
+    run_dbt(["run"], where)
+    for path in _templates(tmp_path):
+        path.write_bytes(b"not marshalled code")
+    before = dbt_runtime.counts()["template_misses"]
+    run_dbt(["run"], where)
+    assert _greeting(tmp_path) == "hello, world"
+    assert dbt_runtime.counts()["template_misses"] > before
+
+
+def test_the_cache_can_be_turned_off(tmp_path, monkeypatch):
+    monkeypatch.setenv(dbt_runtime.OFF, "0")
+    run_dbt(["run"], _project(tmp_path, "hello"))
+    assert _greeting(tmp_path) == "hello, world"
+    assert not (tmp_path / "target" / dbt_runtime.FOLDER_NAME).exists()
+
+
+def test_the_same_source_in_a_native_environment_is_another_template():
+    from dbt_common.clients.jinja import get_environment
+
+    source = "{{ 1 + 1 }}"
+    text, native = get_environment(), get_environment(native=True)
+    assert dbt_runtime.template_key(text, source) == dbt_runtime.template_key(get_environment(), source)
+    assert dbt_runtime.template_key(text, source) != dbt_runtime.template_key(native, source)
+    assert dbt_runtime.template_key(text, source) != dbt_runtime.template_key(text, source + " ")
+
+
+def test_a_schema_s_key_changes_when_the_file_that_defines_its_class_changes(tmp_path, monkeypatch):
+    module = tmp_path / "kept_schema_module.py"
+    code = ("from dataclasses import dataclass\nfrom dbt_common.dataclass_schema import dbtClassMixin\n\n"
+            "@dataclass\nclass Thing(dbtClassMixin):\n    name: str\n")
+    module.write_text(code, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    first = importlib.import_module("kept_schema_module")
+    key = dbt_runtime.schema_key(first.Thing)
+    assert key == dbt_runtime.schema_key(first.Thing)
+    module.write_text(code + "    size: int = 0\n", encoding="utf-8")
+    second = importlib.reload(first)
+    assert dbt_runtime.schema_key(second.Thing) != key
+    sys.modules.pop("kept_schema_module", None)
+
+
+_RUN = """
+import json, sys
+from pathlib import Path
+from sync_runner.project import dbt_runtime
+from sync_runner.project.target import DbtTarget, run_dbt
+root = Path(sys.argv[1])
+for command in sys.argv[2:]:
+    result = run_dbt([command], DbtTarget(project_dir=root, profiles_dir=root), check=False)
+print(json.dumps({"success": result.success, "error": str(result.exception or ""), **dbt_runtime.counts()}))
+"""
+
+
+def _in_a_new_process(root: Path, *commands: str, **env: str) -> dict:
+    """Run dbt commands through `run_dbt` in a new Python process: the last one's success and error, and the
+    process's cache counts."""
+    proc = subprocess.run([sys.executable, "-c", _RUN, str(root), *commands], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, **env})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_a_new_process_reads_the_json_schemas_and_still_refuses_a_bad_project(tmp_path):
+    _project(tmp_path, "hello")
+    first = _in_a_new_process(tmp_path, "parse")
+    assert first["success"] and first["schema_misses"] > 0 and first["schema_hits"] == 0
+    second = _in_a_new_process(tmp_path, "parse")
+    assert second["success"] and second["schema_hits"] > 0 and second["schema_misses"] == 0
+
+    project = tmp_path / "dbt_project.yml"
+    project.write_text(project.read_text(encoding="utf-8") + "query-comment: [1, 2]\n", encoding="utf-8")
+    cached = _in_a_new_process(tmp_path, "parse")
+    uncached = _in_a_new_process(tmp_path, "parse", **{dbt_runtime.OFF: "0"})
+    assert not cached["success"] and cached["schema_hits"] > 0
+    assert cached["error"] and cached["error"] == uncached["error"]
+
+
+class _HasDict:
+    def to_dict(self, omit_none: bool = True) -> dict:
+        return {"kept": 1} if omit_none else {"kept": 1, "none": None}
+
+
+def test_artifacts_are_written_with_the_same_text_as_dbt_writes_them(tmp_path):
+    from dbt.artifacts.schemas import base
+    from dbt.artifacts.schemas.run.v5 import run
+    from dbt_common.clients import system
+
+    dbt_runtime.write_artifacts_in_one_call()
+    assert base.write_json is run.write_json is not system.write_json
+    doc = {"metadata": {"generated_at": datetime.datetime(2026, 12, 2, 20, 0, 1, 123456),
+                        "day": datetime.date(2026, 1, 2)},
+           "nodes": {"model.x.é": {"rate": decimal.Decimal("1.25"), "f": 0.1 + 0.2, "big": 10**20, "t": True,
+                                   "n": None, "s": 'quote " and \\ and \u2028 and 🌱', "l": [1, 2.5, "x"]}},
+           "undefined": jinja2.Undefined(), "error": ValueError("boom"), "obj": _HasDict(), "empty": {}}
+    base.write_json(str(tmp_path / "new" / "manifest.json"), doc)
+    system.write_json(str(tmp_path / "dbt" / "manifest.json"), doc)
+    assert (tmp_path / "new" / "manifest.json").read_bytes() == (tmp_path / "dbt" / "manifest.json").read_bytes()
+
+
+@pytest.fixture(autouse=True)
+def _dbt_lets_go_of_the_files():
+    yield
+    from sync_runner.project.target import release_dbt_duckdb
+
+    release_dbt_duckdb()
