@@ -22,7 +22,9 @@ from typing import Any
 from sync_runner.core.errors import DbtFailed, UserError
 from sync_runner.core.redact import REDACT
 
-DBT_LOCK = threading.Lock()  # dbtRunner and dbt's adapter registry are process-wide: one user at a time
+# dbtRunner, dbt's adapter registry and the working directory are process-wide: one user at a time (reentrant: a
+# connection opened inside a dbt call takes it again)
+DBT_LOCK = threading.RLock()
 
 
 @dataclass(frozen=True)

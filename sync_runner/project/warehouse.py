@@ -113,12 +113,36 @@ class Warehouse:
                 self._depth -= 1
             return
         self._claim_adapter()
-        with working_directory(self.where.project_dir), self.adapter.connection_named("dbt_studio"):
+        with self.adapter.connection_named("dbt_studio"):
+            self._open_in_project_dir()
             self._depth = 1
             try:
                 yield self
             finally:
                 self._depth = 0
+
+    def _open_in_project_dir(self) -> None:
+        """Open this thread's connection, when dbt opens it (on its first query), in the project's directory.
+
+        dbt resolves a profile's relative paths (a DuckDB file's, `path: dev.duckdb`) against the working
+        directory, which is the whole process's: `run_dbt` changes it for the length of a dbt command, under
+        DBT_LOCK. A session used to change it for as long as it lasted, from its own thread and without the lock:
+        the studio holds one for minutes, and a dbt command run meanwhile in the same process (a `dbt deps`)
+        installed its packages into, and first deleted, whatever folder the session's exit had made current. Now
+        the directory changes only while the connection opens, under the same lock."""
+        from dbt.adapters.contracts.connection import LazyHandle
+
+        connection = self.adapter.connections.get_thread_connection()
+        lazy = connection._handle
+        if not isinstance(lazy, LazyHandle):
+            return
+        opener, project_dir = lazy.opener, self.where.project_dir
+
+        def open_in_project_dir(conn: Any) -> Any:
+            with DBT_LOCK, working_directory(project_dir):
+                return opener(conn)
+
+        connection._handle = LazyHandle(open_in_project_dir)
 
     def _claim_adapter(self) -> None:
         """Make this warehouse's adapter the one dbt's macros see.

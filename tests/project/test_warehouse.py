@@ -280,3 +280,33 @@ def test_a_refused_statement_is_told_from_a_failing_warehouse_and_from_a_bug(tmp
         "100035 (22007): Numeric value 'high' is not recognized")
     assert warehouse_refusal(ValueError("a bug")) is None
     assert warehouse_refusal(through_dbt(ValueError("a bug"))) is None
+
+
+def test_a_session_opens_a_relative_duckdb_path_in_the_project_and_leaves_the_working_directory_alone(
+        tmp_path, monkeypatch):
+    """A profile's relative DuckDB path is the project's file, and the process's working directory stays where it
+    was for as long as the session lasts: `run_dbt` in another thread (a `dbt deps`) reads it meanwhile."""
+    from sync_runner.project.target import release_dbt_duckdb
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    (project / "dbt_project.yml").write_text("name: rel\nversion: '1.0'\nconfig-version: 2\nprofile: rel\n",
+                                             encoding="utf-8")
+    (project / "profiles.yml").write_text(
+        "rel:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: rel.duckdb\n      threads: 1\n",
+        encoding="utf-8")
+    monkeypatch.chdir(elsewhere)
+    release_dbt_duckdb()
+    wh = Warehouse(DbtTarget(project, project))
+    try:
+        with wh.session():
+            assert wh.fetch_arrow("select 42 as answer").column("answer").to_pylist() == [42]
+            assert os.getcwd() == str(elsewhere)
+            wh.fetch_arrow("create table kept as select 1 as x")
+            wh.adapter.commit_if_has_connection()
+        assert os.getcwd() == str(elsewhere)
+    finally:
+        wh.close()
+        release_dbt_duckdb()
+    assert (project / "rel.duckdb").is_file() and not (elsewhere / "rel.duckdb").exists()
