@@ -74,11 +74,25 @@ def demo(directory: Path, users: int, seed: int) -> None:
     click.echo(f"Open the studio:  dbt-studio studio --project-dir {report.directory}")
 
 
+def _project_root(_ctx: click.Context, _param: click.Parameter, value: Path) -> Path:
+    """`--project-dir` as given, when it is a dbt project's root (it has dbt_project.yml, or dbt's artifacts: a
+    copy of target/ is enough for validate); else one line that says where the root is (run from a folder inside
+    a project, such as models/) or that there is none."""
+    root = value.resolve()
+    if (root / "dbt_project.yml").is_file() or (root / "target" / "manifest.json").is_file():
+        return value
+    parent = next((p for p in root.parents if (p / "dbt_project.yml").is_file()), None)
+    if parent is not None:
+        raise UserError(f"{root} is inside the dbt project {parent}, not its root: run this in {parent}, or pass "
+                        f"--project-dir {parent}")
+    raise UserError(f"no dbt_project.yml in {root}: run this in a dbt project's root, or pass --project-dir")
+
+
 def _project_options(fn):
     fn = click.option("--target", "-t", default=None, help="dbt target (default: the profile's).")(fn)
     fn = click.option("--profiles-dir", default=None, type=click.Path(file_okay=False, path_type=Path),
                       help="Where profiles.yml is (default: the project dir if it has one, else ~/.dbt).")(fn)
-    return click.option("--project-dir", default=".", show_default=True,
+    return click.option("--project-dir", default=".", show_default=True, callback=_project_root,
                         type=click.Path(file_okay=False, path_type=Path))(fn)
 
 

@@ -369,6 +369,8 @@ class SyncRunner:
                     report.status, report.message = "failed", REDACT(exc)
                 except requests.RequestException as exc:  # e.g. a URL whose scheme requests cannot send to
                     report.status, report.message = "failed", _request_failure(sync.destination.name, exc)
+                if report.status in ("success", "planned") and not report.message:
+                    report.message = _keys_left_out(self.options.keys, report.planned)
             report.seconds = round(time.monotonic() - started - (self._spent_starting() - startup), 3)  # its own
             if not report.run_id and report.status in ("failed", "skipped") and not self.options.dry_run:
                 self._log_stopped(sync.name, sync.model.name, sync.destination.name, sync.mode,
@@ -714,6 +716,19 @@ class _Captures:
             rows, self.rows = self.rows, []
         if rows:
             self.warehouse.call("sync_debug_write", sync=self.args, run_id=self.run_id, rows=rows)
+
+
+def _keys_left_out(keys: tuple[str, ...], planned: dict[str, int]) -> str:
+    """A test sync's note when some of its `--keys` had nothing to send ("" when every key was planned): the plan
+    holds a key only when its row changed since the last sync, or left the model."""
+    left = len(keys) - sum(planned.values())
+    if not keys or left <= 0:
+        return ""
+    which = f"none of the {len(keys)} --keys had anything" if left == len(keys) else \
+        f"{left} of the {len(keys)} --keys had nothing"
+    return (f"{which} to send: a key is planned only when its row changed "
+            "since the last sync or left the model (check the key's spelling and type, e.g. 42 not 42.0; "
+            "--full-resync sends unchanged rows again)")
 
 
 @contextlib.contextmanager

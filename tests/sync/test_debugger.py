@@ -102,9 +102,13 @@ def test_keys_sends_and_commits_only_the_chosen_records(sp, http_sink):
     sp.build(rows, [sync])
     report = sp.sync(select=("test_keys",), keys=("k2", "k5", "nope"))["test_keys"]
     assert report.planned == {"insert": 2, "update": 0, "delete": 0, "clear": 0}
+    assert report.status == "success" and report.message.startswith(
+        "1 of the 3 --keys had nothing to send: a key is planned only when its row changed since the last sync")
     assert set(http_sink.store) == {"k2", "k5"}
     assert sorted(r[0] for r in sp.state("test_keys", "snapshot")) == ["k2", "k5"]
     # the next full run sends the others (and not k2, k5 again)
     report = sp.sync(select=("test_keys",))["test_keys"]
-    assert report.planned["insert"] == 6 and set(http_sink.store) == set(rows)
+    assert report.planned["insert"] == 6 and set(http_sink.store) == set(rows) and not report.message
+    again = sp.sync(select=("test_keys",), keys=("k2", "nope"), dry_run=True)["test_keys"]  # k2: unchanged
+    assert again.status == "planned" and again.message.startswith("none of the 2 --keys had anything to send")
     assert http_sink.records_received() == 8
