@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import importlib.util
 import json
 import marshal
 import os
@@ -70,8 +71,6 @@ def _write(path: Path, data: bytes) -> None:
 
 @functools.lru_cache(maxsize=1)
 def _template_runtime() -> str:
-    import importlib.util
-
     import dbt_common.__about__
     import jinja2
 
@@ -118,8 +117,13 @@ def _compile(env: Any, source: Any, name: str | None = None, filename: str | Non
 # -- JSON schemas --------------------------------------------------------------------------------------------------
 
 def _file_stamp(module_name: str) -> str:
+    """The module's file, size and time, found without importing it when it is not imported yet."""
     module = sys.modules.get(module_name)
     file = getattr(module, "__file__", None) if module is not None else None
+    if not file:
+        with contextlib.suppress(ImportError, ValueError):
+            spec = importlib.util.find_spec(module_name)
+            file = spec.origin if spec is not None else None
     if not file:
         return f"{module_name}:-"
     try:

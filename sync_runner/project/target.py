@@ -21,6 +21,7 @@ from typing import Any
 
 from sync_runner.core.errors import DbtFailed, UserError
 from sync_runner.core.redact import REDACT
+from sync_runner.project.dbt_runtime import speedups
 
 # dbtRunner, dbt's adapter registry and the working directory are process-wide: one user at a time (reentrant: a
 # connection opened inside a dbt call takes it again)
@@ -152,8 +153,6 @@ def run_dbt(command: Sequence[str], where: DbtTarget, *, quiet: bool = True, che
     flags = ["--quiet"] if quiet else []
     # --quiet still prints errors; --no-use-colors keeps captured output readable.
     flags += ["--no-use-colors", "--no-send-anonymous-usage-stats"]
-    from sync_runner.project.dbt_runtime import speedups
-
     with DBT_LOCK, working_directory(where.project_dir), speedups(dbt_target_dir(where.project_dir, args)):
         result = dbtRunner(callbacks=list(callbacks)).invoke(flags + args)
     if check and not result.success:

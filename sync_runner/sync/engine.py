@@ -467,7 +467,7 @@ class SyncRunner:
             state_schema = sync.state_schema or str(self.compiled().value("sync_default_state_schema"))
             args = sync.macro_args(state_schema)
             stored = steps.stored_columns(source, node.database, node.schema, node.alias)
-            args = _with_stored_names(sync, args, stored, self._built_for_another_target())
+            args = _with_stored_names(sync, args, stored, self._built_for_another_target)
             args["only_keys"] = list(self.options.keys)
             if not self.options.dry_run:
                 steps.prepare(args)
@@ -562,7 +562,7 @@ class SyncRunner:
         where = {"database": node.database, "schema": node.schema, "identifier": node.alias}
         _, stored = c.rows(c.value("relation_columns_sql", relation=where))
         args = _with_stored_names(sync, sync.macro_args(state_schema), [r[0] for r in stored],
-                                  self._built_for_another_target())
+                                  self._built_for_another_target)
         args["only_keys"] = list(self.options.keys)
         with _plan_refusals(sync):
             _, problems = c.rows(c.value("sync_check_keys_sql", sync=args, source=source))
@@ -778,17 +778,18 @@ def _stored_names(rows: dict[str, Any], columns: dict[str, str]) -> dict[str, An
     return out
 
 
-def _with_stored_names(sync: SyncConfig, args: dict[str, Any], stored: list[str], other_target: str = "") -> dict[
-        str, Any]:
+def _with_stored_names(sync: SyncConfig, args: dict[str, Any], stored: list[str],
+                       other_target: Callable[[], str] = lambda: "") -> dict[str, Any]:
     """The sync's macro arguments with each key, mapped, computed and selection column named as the warehouse
     stores it (the macros quote every column), as the full run's checks do; one line when one is missing
-    (`other_target`: what to say when the last dbt command built another target)."""
+    (`other_target`: what to say when the last dbt command built another target, asked only then: it reads
+    run_results.json)."""
     node = sync.model
     relation = node.relation_name or node.alias
     columns = {c.lower(): c for c in stored}
     if not columns:
         raise UserError(f"model '{node.name}' has no relation {relation} in the warehouse: "
-                        f"{other_target or 'run dbt build first'}")
+                        f"{other_target() or 'run dbt build first'}")
     listing = f"columns of {relation}: {', '.join(sorted(columns))}"
     missing = [c for c in (*sync.key_columns, *sync.columns) if c.lower() not in columns]
     if missing:

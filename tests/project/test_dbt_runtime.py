@@ -110,13 +110,15 @@ def test_a_schema_s_key_changes_when_the_file_that_defines_its_class_changes(tmp
     monkeypatch.syspath_prepend(str(tmp_path))
     import importlib
 
-    first = importlib.import_module("kept_schema_module")
-    key = dbt_runtime.schema_key(first.Thing)
-    assert key == dbt_runtime.schema_key(first.Thing)
-    module.write_text(code + "    size: int = 0\n", encoding="utf-8")
-    second = importlib.reload(first)
-    assert dbt_runtime.schema_key(second.Thing) != key
-    sys.modules.pop("kept_schema_module", None)
+    try:
+        first = importlib.import_module("kept_schema_module")
+        key = dbt_runtime.schema_key(first.Thing)
+        assert key == dbt_runtime.schema_key(first.Thing)
+        module.write_text(code + "    size: int = 0\n", encoding="utf-8")
+        second = importlib.reload(first)
+        assert dbt_runtime.schema_key(second.Thing) != key
+    finally:
+        sys.modules.pop("kept_schema_module", None)
 
 
 _RUN = """
