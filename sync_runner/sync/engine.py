@@ -162,6 +162,37 @@ def _build_verdicts(manifest: Manifest, results: RunResults | None, builds: dict
     return out
 
 
+def _unrecorded(sync: SyncConfig, report: SyncReport, exc: BaseException, stopped: BaseException | None) -> str:
+    """Why a run whose destination acknowledged rows did not record them: the warehouse refused the commit (it went
+    away, a state table was dropped). Nothing of the commit is kept (it is one transaction), so the state is as
+    before the run and the next run sends the same rows again."""
+    after = f" (after delivery stopped: {error_line(stopped)})" if isinstance(stopped, Exception) else ""
+    return (f"sync '{sync.name}': {report.acknowledged} row(s) acknowledged by '{sync.destination.name}' could not "
+            f"be recorded in the warehouse{after}: {REDACT(error_line(exc))}; the sync state did not advance, so the "
+            "next run sends them again")
+
+
+def _failure(report: SyncReport, exc: BaseException) -> str:
+    """The failed run's message: the error, with what the run's last steps noted about it (_noted)."""
+    error = REDACT(exc)
+    return report.message if report.message.startswith(error) else error
+
+
+def _note(message: str, what: str, why: str) -> str:
+    return f"{message} ({what}: {REDACT(why)})" if message else f"{what}: {REDACT(why)}"
+
+
+def _noted(report: SyncReport, what: str, step: Callable[[], None]) -> None:
+    """Run a bookkeeping step of a run that is over; if the warehouse refuses it, the report says so (`what`)
+    instead of a traceback replacing the run's outcome. A bug of ours still raises."""
+    try:
+        step()
+    except Exception as exc:
+        if not from_warehouse(exc):
+            raise
+        report.message = _note(report.message, what, error_line(exc))
+
+
 def _lock_is_stale(holder: str, acquired_at: str) -> bool:
     if holder in _ORPHANED:  # this process is alive but that run is over
         return True
@@ -360,13 +391,13 @@ class SyncRunner:
                 try:
                     self._run_one(sync, report)
                 except Terminal as exc:
-                    report.status, report.message = "failed", REDACT(exc)
+                    report.status, report.message = "failed", _failure(report, exc)
                 except SyncConfigError as exc:
-                    report.status, report.message, report.problem = "failed", REDACT(exc), "config"
+                    report.status, report.message, report.problem = "failed", _failure(report, exc), "config"
                 except SyncDataError as exc:
-                    report.status, report.message, report.problem = "failed", REDACT(exc), "data"
+                    report.status, report.message, report.problem = "failed", _failure(report, exc), "data"
                 except UserError as exc:  # a safeguard, a lock held by another run, a model not built yet
-                    report.status, report.message = "failed", REDACT(exc)
+                    report.status, report.message = "failed", _failure(report, exc)
                 except requests.RequestException as exc:  # e.g. a URL whose scheme requests cannot send to
                     report.status, report.message = "failed", _request_failure(sync.destination.name, exc)
                 if report.status in ("success", "planned") and not report.message:
@@ -531,16 +562,20 @@ class SyncRunner:
                     elif report.failed_rows:
                         report.message = (f"{report.failed_rows} row(s) not delivered after retries "
                                           f"({report.message}): they are sent again on the next run")
-                    steps.run_finish(args, run_id, status, report.planned, report.acknowledged, report.rejected,
-                                     report.message or None)
+                    _noted(report, "not recorded in the run log", lambda: steps.run_finish(
+                        args, run_id, status, report.planned, report.acknowledged, report.rejected,
+                        report.message or None))
                 if report.status == "success":  # every planned row committed: nothing of this plan is in doubt
-                    steps.plan_settled(args)
+                    _noted(report, "the plan is emptied by the next run", lambda: steps.plan_settled(args))
             finally:
                 try:
                     steps.unlock(args, holder)
-                except Exception:
+                except Exception as exc:
                     _ORPHANED.add(holder)
-                    raise
+                    if not from_warehouse(exc):
+                        raise
+                    report.message = _note(report.message, "the lock is taken over by the next run",
+                                           error_line(exc))
 
     def _safeguard(self, sync: SyncConfig, args: dict[str, Any], report: SyncReport, steps: Steps) -> str | None:
         """Why this plan must not be sent (sync/safeguards.py), or None. A full resync never deletes: not checked."""
@@ -648,6 +683,7 @@ class SyncRunner:
                 return steps.page(args, first, last)
 
         success = False
+        stopped: BaseException | None = None  # what stopped delivery, if anything did
         try:
             stream = plan_pages(read, total, self.options.page_rows, first_rows=max_rows)
             sources = {f.dest: f.tracked for f in sync.fields if f.template is None}
@@ -657,12 +693,20 @@ class SyncRunner:
                     on_outcome, self.options.max_attempts, self.options.base_delay,
                     captures.observe if captures is not None else None)
             success = True
+        except BaseException as exc:
+            stopped = exc
+            raise
         finally:
             destination.close(success)
             # what was acknowledged is committed even when the run fails later, unless the destination
             # only makes it durable on a successful close
             if success or not destination.commits_on_close:
-                commit()
+                try:
+                    commit()
+                except Exception as exc:
+                    if not from_warehouse(exc):
+                        raise
+                    raise UserError(_unrecorded(sync, report, exc, stopped)) from None
             elif captures is not None:
                 captures.flush()
 

@@ -16,6 +16,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -47,6 +48,7 @@ class Sink:
         self.requests: list[dict[str, Any]] = []
         self.faults: deque[tuple[int, float | None]] = deque()
         self.delay = 0.0
+        self.on_post: Callable[[], None] | None = None  # called as each POST arrives (a test's side effect)
         self.reject_once: dict[str, str] = {}  # record id -> the reason it is refused with, the first time only
         self.lock = threading.Lock()
         sink = self
@@ -57,6 +59,8 @@ class Sink:
                 raw = self.rfile.read(length)
                 if sink.delay:
                     time.sleep(sink.delay)
+                if sink.on_post is not None:
+                    sink.on_post()
                 if self.headers.get("Authorization") != f"Bearer {sink.token}":
                     return self._answer(401, {"error": "unauthorized"})
                 with sink.lock:
@@ -106,6 +110,7 @@ class Sink:
             self.requests.clear()
             self.faults.clear()
             self.delay = 0.0
+            self.on_post = None
             self.reject_once.clear()
 
     def records_received(self) -> int:

@@ -432,6 +432,69 @@ def test_a_run_that_commits_everything_empties_its_plan(sp, http_sink):
     assert sp.state("settles", "plan") == [] and http_sink.store["s1"]["plan"] == "pro"
 
 
+def test_a_commit_the_warehouse_refuses_fails_the_run_in_one_line_and_the_next_run_sends_again(sp, http_sink):
+    """The destination acknowledged every row, then the warehouse refused the commit (here a state table was
+    renamed away while the rows were on the wire): the run is reported failed with one line that says so, and not
+    a traceback; the run log has it; nothing of the state advanced; once the table is back the next run sends the
+    same rows again and succeeds."""
+    http_sink.reset()
+    sp.destinations(_http_yaml(http_sink, batch_size=5))
+    rows = {f"c{i:02d}": person(i) for i in range(12)}
+    sync = {"name": "unrecorded", "destination": "hook", "mode": "upsert", "mappings": MAPPINGS}
+    sp.build(rows, [sync])
+    changelog = sp.state_relation("unrecorded", "sync_changelog")
+    away = changelog.replace("sync_changelog", "sync_changelog_away")
+
+    def rename(source: str, target: str) -> None:
+        sql = f"alter table {source} rename to {target.rsplit('.', 1)[1]}"
+        if sp.p.adapter == "duckdb":  # the sync's own connection to the file (dbt is not loaded by a kept run)
+            with duckdb.connect(str(sp.p.root / "target" / "warehouse.duckdb")) as con:
+                con.execute(sql)
+        else:  # another session, as another client would (not dbt's adapter, which the sync is using)
+            import snowflake.connector
+
+            output = yaml.safe_load((sp.p.root / "profiles.yml").read_text())["plant_store"]["outputs"]["snowflake"]
+            keys = ("account", "user", "password", "host", "port", "protocol", "database", "warehouse", "schema")
+            with snowflake.connector.connect(**{k: output[k] for k in keys}) as con:
+                con.cursor().execute(sql)
+
+    assert sp.sync(select=("unrecorded",))["unrecorded"].status == "success"  # the state tables exist
+    rows["c01"]["plan"] = "pro"
+    sp.build(rows, [sync])
+    sp.p.release()
+    http_sink.reset()
+    renamed: list[bool] = []
+
+    def away_once() -> None:
+        if not renamed:
+            renamed.append(True)
+            rename(changelog, away)
+
+    snapshot = sorted(sp.state("unrecorded", "snapshot"))
+    sp.p.release()
+    http_sink.on_post = away_once
+    try:
+        report = sp.sync(select=("unrecorded",))["unrecorded"]
+    finally:
+        http_sink.on_post = None
+    assert renamed and report.status == "failed"
+    assert report.acknowledged == 1 and http_sink.store["c01"]["plan"] == "pro"
+    assert report.message.startswith("sync 'unrecorded': 1 row(s) acknowledged by 'hook' could not be recorded "
+                                     "in the warehouse: "), report.message
+    assert report.message.endswith("the sync state did not advance, so the next run sends them again")
+    assert "\n" not in report.message and "Traceback" not in report.message
+    runs = {r[0]: r for r in sp.state("unrecorded", "sync_runs")}
+    assert (runs[report.run_id][7], runs[report.run_id][14]) == ("failed", report.message)
+    assert sp.state("unrecorded", "sync_locks") == []
+    assert sorted(sp.state("unrecorded", "snapshot")) == snapshot
+    sp.p.release()
+    rename(away, changelog)
+    http_sink.reset()
+    again = sp.sync(select=("unrecorded",))["unrecorded"]
+    assert (again.status, again.acknowledged) == ("success", 1)  # the same row again
+    assert list(http_sink.store) == ["c01"] and http_sink.store["c01"]["plan"] == "pro"
+
+
 def test_a_sync_asks_once_which_state_tables_exist_and_creates_the_missing_ones(sp):
     """Preparing a sync's state is one metadata query for its five tables, and the plan's probe one for its three
     (on Snowflake each query is a round trip); a state table dropped since is created again, and when none is
