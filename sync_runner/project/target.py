@@ -161,6 +161,19 @@ def run_dbt(command: Sequence[str], where: DbtTarget, *, quiet: bool = True, che
     return result
 
 
+def dbt_cli(argv: Sequence[str] | None = None) -> None:
+    """dbt's own command line (`dbt <argv>`, exiting with dbt's code), with dbt's per-process work kept as
+    `run_dbt` keeps it (project/dbt_runtime.py): the studio's jobs run `dbt build` in a child process through
+    this, so a click on Build does not compile dbt's and the package's templates again each time."""
+    from dbt.cli.main import cli
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    project = next((v for flag, v in itertools.pairwise(args) if flag == "--project-dir"), None)
+    project = project or next((a.split("=", 1)[1] for a in args if a.startswith("--project-dir=")), None)
+    with speedups(dbt_target_dir(Path(project or os.getcwd()).resolve(), args)):
+        cli.main(args, prog_name="dbt")
+
+
 def dbt_target_dir(project_dir: Path, dbt_args: Sequence[str] = ()) -> Path:
     """Where a dbt command writes its artifacts: --target-path, DBT_TARGET_PATH, else target/ (relative ones
     under the project)."""

@@ -46,7 +46,8 @@ class Job:
 
 
 def dbt_command(where: DbtTarget, *args: str) -> list[str]:
-    return [sys.executable, "-c", "import sys; from dbt.cli.main import cli; sys.exit(cli())", *args, *where.args()]
+    """`dbt <args>` in a child process, with dbt's per-process work kept between jobs (target.dbt_cli)."""
+    return [sys.executable, "-c", "from sync_runner.project.target import dbt_cli; dbt_cli()", *args, *where.args()]
 
 
 def studio_command(where: DbtTarget, *args: str) -> list[str]:

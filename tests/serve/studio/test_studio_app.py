@@ -346,9 +346,12 @@ def test_save_and_build_a_new_audience_with_hostile_values(example):
         "created": True, "digest": hashlib.sha256(sql.read_bytes()).hexdigest()[:16]}
     assert parse_audience(project.root / saved.json()["sql"]).arguments == args
     funnel = post(client, "/api/funnel", {"spec": args}).json()
+    templates = project.root / "target" / "dbt_studio_cache" / "templates"
+    kept = set(templates.iterdir()) if templates.is_dir() else set()
     job = post(client, "/api/build", {"name": "studio_hostile", "new": True}).json()
     done = studio.jobs.wait(studio.jobs.jobs[job["job"]])
     assert done.status == "succeeded", "\n".join(done.lines[-30:])
+    assert set(templates.iterdir()) - kept  # the job's dbt kept the new model's templates for the next build
     log = client.get(f"/jobs/{job['job']}/log?format=json").json()
     assert log["status"] == "succeeded" and any("studio_hostile" in line for line in log["lines"])
     assert any(" OK created " in line for line in log["lines"]), log["lines"]
