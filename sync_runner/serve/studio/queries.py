@@ -24,7 +24,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,6 +168,14 @@ class Worker:
             session, self._session = self._session, None
             session.__exit__(None, None, None)
 
+    def recover(self) -> None:
+        """After a statement failed (or was interrupted): roll back the transaction it aborted (DuckDB refuses every
+        later statement of an aborted transaction, so one bad value typed in the builder broke every question
+        after it) and start a new epoch, since what that transaction kept (temporary tables) is gone with it."""
+        with suppress(Exception):  # nothing open to roll back: nothing to recover
+            self.warehouse.adapter.connections.rollback_if_open()
+        self.epoch += 1
+
     def _connected(self) -> bool:
         try:
             self.warehouse.adapter.connections.get_thread_connection()
@@ -188,6 +196,7 @@ class Worker:
                 task.result = task.fn(self)
             except Exception:
                 if task.cancelled or self._connected():
+                    self.recover()
                     raise
                 self._ensure_session()  # the connection went away under the task: once more on a new one
                 task.result = task.fn(self)
@@ -306,7 +315,7 @@ class Queries:
         self._sets: dict[str, str] = {}
         self._sets_key: tuple[Any, int] | None = None
         self.max_sets = 48
-        self.stats = {"queries": 0, "cache_hits": 0, "sets_kept": 0, "sets_reused": 0}
+        self.stats = {"queries": 0, "cache_hits": 0, "sets_kept": 0, "sets_reused": 0, "sets_lost": 0}
 
     @property
     def adapter_type(self) -> str:
@@ -383,6 +392,17 @@ class Queries:
         reads the kept sets of its conditions."""
 
         def job(worker: Worker) -> tuple[str, Table | None]:
+            try:
+                return answer(worker)
+            except Exception as exc:
+                if macro not in _READS_SETS or not self._names_a_kept_set(exc):
+                    raise
+                # a kept set is gone though its session looked alive: evaluate every set again, once
+                self.stats["sets_lost"] += 1
+                worker.recover()
+                return answer(worker)
+
+        def answer(worker: Worker) -> tuple[str, Table | None]:
             if macro in _READS_SETS:
                 kwargs["sets"] = self._condition_sets(worker, kwargs["spec"])
             if "nodes" in _NEEDS_NODES.get(macro, ()):
@@ -402,6 +422,10 @@ class Queries:
 
         _, table = self.worker.submit(job, key=key, timeout=self.timeout)
         return table if table is not None else Table((), ())
+
+    def _names_a_kept_set(self, exc: BaseException) -> bool:
+        text = str(exc).lower()
+        return any(name.lower() in text for name in self._sets.values())
 
     def call(self, macro: str, **kwargs: Any) -> Any:
         """A macro that runs its own query (the sync run log's readers)."""
