@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 
 from sync_runner.core.errors import UserError
-from sync_runner.project.target import DbtTarget, from_warehouse, unreachable
+from sync_runner.project.target import DbtTarget, from_warehouse, missing_duckdb_file, unreachable
 
 CACHE_FILE = "dbt_studio_compiled.json"
 _DISTRIBUTIONS = ("dbt-studio", "dbt-core", "dbt-adapters", "dbt-duckdb", "dbt-snowflake", "duckdb",
@@ -227,6 +227,9 @@ class CompiledSql:
         if self._duckdb is None:
             import duckdb
 
+            missing = missing_duckdb_file(self.where, self._direct["path"])
+            if missing is not None:
+                raise missing
             try:
                 self._duckdb = duckdb.connect(self._direct["path"])
             except duckdb.Error as exc:  # e.g. another process holds the file: one line, as dbt's path gives

@@ -19,8 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from sync_runner.core.errors import DbtFailed, UserError
 from sync_runner.core.redact import REDACT
+from sync_runner.project.artifacts import load_run_results
 from sync_runner.project.dbt_runtime import speedups
 
 # dbtRunner, dbt's adapter registry and the working directory are process-wide: one user at a time (reentrant: a
@@ -125,6 +128,52 @@ def unreachable(where: DbtTarget, exc: BaseException) -> UserError:
                    "studio` lets go of the file after 3 s without a query, by default)")
     return UserError(f"cannot use the warehouse of {where.project_dir} (target {where.target or 'default'}): "
                      f"{REDACT(reason)}")
+
+
+def default_target(where: DbtTarget) -> str | None:
+    """The target a run without --target uses (DBT_TARGET, else the profile's `target:`), or None when that cannot
+    be known without dbt (a templated value, an unreadable file)."""
+    if os.environ.get("DBT_TARGET"):
+        return os.environ["DBT_TARGET"]
+    try:
+        profile = yaml.safe_load((where.project_dir / "dbt_project.yml").read_text(encoding="utf-8"))["profile"]
+        profiles = yaml.safe_load(((where.profiles_dir or where.project_dir) / "profiles.yml").read_text(
+            encoding="utf-8"))
+        name = profiles[os.environ.get("DBT_PROFILE") or profile]["target"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return None
+    return name if isinstance(name, str) and "{" not in name else None
+
+
+def built_for_another_target(where: DbtTarget) -> str:
+    """What to do when the last dbt command (target/run_results.json) ran with a --target other than this run's:
+    the manifest names that target's relations, which this target's warehouse does not have. "" when it did not
+    (a `--target dev` when dev is the profile's default is the same target), or nobody can tell."""
+    try:
+        last = load_run_results(where.project_dir).target
+    except UserError:
+        return ""
+    this = where.target or default_target(where)
+    if not last or not this or last == this:
+        return ""
+    named = f"--target {where.target}" if where.target else f"the profile's default target ({this})"
+    return (f"the last dbt command (target/run_results.json) ran with --target {last} and this run uses {named}: "
+            f"pass --target {last}, or build this target first")
+
+
+def missing_duckdb_file(where: DbtTarget, path: str) -> UserError | None:
+    """The error for a DuckDB profile whose file is not there, else None. DuckDB creates a file it is asked to open,
+    so a read of a warehouse that was deleted (`dbt clean`, a moved profile path) made an empty one, and every line
+    after it was about relations that do not exist; dbt-studio reads what dbt built and never makes the file."""
+    if not path or path == ":memory:" or path.startswith(("md:", "motherduck:")) or "://" in path:
+        return None
+    file = Path(path) if Path(path).is_absolute() else where.project_dir / path
+    if file.exists():
+        return None
+    fix = (built_for_another_target(where)
+           or "run dbt build to make it (dbt-studio does not create an empty warehouse)")
+    return UserError(f"cannot use the warehouse of {where.project_dir} (target {where.target or 'default'}): the "
+                     f"DuckDB file {file} does not exist; {fix}")
 
 
 @contextlib.contextmanager

@@ -19,7 +19,15 @@ import pyarrow as pa
 
 from sync_runner import __version__
 from sync_runner.core.errors import UserError
-from sync_runner.project.target import DBT_LOCK, DbtTarget, error_line, from_warehouse, unreachable, working_directory
+from sync_runner.project.target import (
+    DBT_LOCK,
+    DbtTarget,
+    error_line,
+    from_warehouse,
+    missing_duckdb_file,
+    unreachable,
+    working_directory,
+)
 from sync_runner.project.versions import check_versions
 
 
@@ -112,6 +120,10 @@ class Warehouse:
             finally:
                 self._depth -= 1
             return
+        if self.adapter_type == "duckdb":  # (dbt-duckdb would create an empty file)
+            missing = missing_duckdb_file(self.where, str(getattr(self.adapter.config.credentials, "path", "") or ""))
+            if missing is not None:
+                raise missing
         self._claim_adapter()
         with self.adapter.connection_named("dbt_studio"):
             self._open_in_project_dir()

@@ -29,7 +29,14 @@ from sync_runner.core.mapping import Template
 from sync_runner.core.redact import REDACT
 from sync_runner.project.artifacts import Manifest, RunResults, keep, load_manifest, load_run_results
 from sync_runner.project.compiled import CompiledSql
-from sync_runner.project.target import DbtTarget, error_line, from_warehouse, resolve_target, unreachable
+from sync_runner.project.target import (
+    DbtTarget,
+    built_for_another_target,
+    error_line,
+    from_warehouse,
+    resolve_target,
+    unreachable,
+)
 from sync_runner.project.versions import PackageVersionError, check_versions
 from sync_runner.project.warehouse import Warehouse, connect, warehouse_refusal
 from sync_runner.sync.alerts import RunFacts, dispatch
@@ -321,17 +328,7 @@ class SyncRunner:
         return self._compiled
 
     def _built_for_another_target(self) -> str:
-        """What to do when the last dbt command (target/run_results.json) ran with a --target other than this
-        run's: the manifest names that target's relations, which this target's warehouse does not have."""
-        try:
-            last = load_run_results(self.where.project_dir).target
-        except UserError:
-            return ""
-        if not last or last == self.where.target:
-            return ""
-        this = f"--target {self.where.target}" if self.where.target else "the profile's default target"
-        return (f"the last dbt command (target/run_results.json) ran with --target {last} and this run uses {this}: "
-                f"pass --target {last}, or build this target first")
+        return built_for_another_target(self.where)
 
     def _steps(self, debug: bool = False) -> Steps:
         """How this run's state steps run: from kept SQL on the direct connection while dbt is not loaded and the

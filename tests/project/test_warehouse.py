@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+import duckdb
 import pytest
 
 from sync_runner.project.target import DbtTarget
@@ -296,12 +297,14 @@ def test_a_session_opens_a_relative_duckdb_path_in_the_project_and_leaves_the_wo
     (project / "profiles.yml").write_text(
         "rel:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: rel.duckdb\n      threads: 1\n",
         encoding="utf-8")
+    with duckdb.connect(str(project / "rel.duckdb")) as con:  # what a dbt build made
+        con.execute("create table built as select 42 as answer")
     monkeypatch.chdir(elsewhere)
     release_dbt_duckdb()
     wh = Warehouse(DbtTarget(project, project))
     try:
         with wh.session():
-            assert wh.fetch_arrow("select 42 as answer").column("answer").to_pylist() == [42]
+            assert wh.fetch_arrow("select answer from built").column("answer").to_pylist() == [42]
             assert os.getcwd() == str(elsewhere)
             wh.fetch_arrow("create table kept as select 1 as x")
             wh.adapter.commit_if_has_connection()
@@ -310,3 +313,35 @@ def test_a_session_opens_a_relative_duckdb_path_in_the_project_and_leaves_the_wo
         wh.close()
         release_dbt_duckdb()
     assert (project / "rel.duckdb").is_file() and not (elsewhere / "rel.duckdb").exists()
+
+
+def test_a_duckdb_file_that_is_gone_is_said_to_be_gone_and_not_made_again(wp, capsys, monkeypatch):
+    """DuckDB makes the file it is asked to open: after a `dbt clean` (or a profile path moved) the commands read an
+    empty warehouse made on the spot and spoke of relations that do not exist. Now each says the file is not there
+    in one line, and none makes it."""
+    from helpers.cli import run_cli
+
+    database = wp.p.root / "target" / "warehouse.duckdb"
+    wp.p.release()
+    database.rename(database.with_suffix(".away"))
+    root = str(wp.p.root)
+    try:
+        gone = f"the DuckDB file {database} does not exist; run dbt build to make it"
+        code, _, err = run_cli(capsys, monkeypatch, "status", "--project-dir", root, "--profiles-dir", root)
+        assert code == 2 and gone in err and len(err.strip().splitlines()) == 1, err
+        for command in ("plan", "sync"):
+            code, out, err = run_cli(capsys, monkeypatch, command, "--project-dir", root, "--profiles-dir", root)
+            assert code == 1 and f"people: cannot use the warehouse of {root}" in err and gone in err, (out, err)
+        code, out, err = run_cli(capsys, monkeypatch, "validate", "--project-dir", root, "--profiles-dir", root)
+        assert gone in out + err
+        wh = Warehouse(wp.p.where)
+        try:
+            with pytest.raises(Exception, match="does not exist; run dbt build"):
+                wh.call("sync_default_state_schema")
+        finally:
+            wh.close()
+        assert not database.exists()
+    finally:
+        wp.p.release()
+        database.with_suffix(".away").rename(database)
+    assert wp.sync()["people"].status == "success"

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 
+import duckdb
 import pytest
 
 from helpers.cli_process import run_cli_process
@@ -217,12 +218,20 @@ def test_a_plan_on_the_default_target_after_a_build_of_another_says_which_target
     run_dbt(["build"], DbtTarget(project.root, project.root, "prod"))
     project.release()
 
+    hint = ("the last dbt command (target/run_results.json) ran with --target prod and this run uses the profile's "
+            "default target (duckdb): pass --target prod, or build this target first")
+    default = project.root / "target" / "warehouse.duckdb"
+    plan = cli(project, "plan")  # the default target's DuckDB file was never made
+    assert plan.returncode == 1 and "failed" in plan.stdout
+    assert plan.stderr.strip().splitlines() == [
+        f"to_files: cannot use the warehouse of {project.root} (target default): the DuckDB file {default} does not "
+        f"exist; {hint}"]
+    assert not default.exists()
+    duckdb.connect(str(default)).close()  # a default target that has a warehouse, without these relations
     plan = cli(project, "plan")
     assert plan.returncode == 1 and "failed" in plan.stdout
     assert plan.stderr.strip().splitlines() == [
-        "to_files: model 'people' has no relation \"prod\".\"main\".\"people\" in the warehouse: the last dbt "
-        "command (target/run_results.json) ran with --target prod and this run uses the profile's default target: "
-        "pass --target prod, or build this target first"]
+        f"to_files: model 'people' has no relation \"prod\".\"main\".\"people\" in the warehouse: {hint}"]
     on_prod = cli(project, "plan", "--target", "prod")
     assert on_prod.returncode == 0, on_prod.stderr
 
