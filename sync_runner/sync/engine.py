@@ -155,7 +155,7 @@ def _build_verdicts(manifest: Manifest, results: RunResults | None, builds: dict
         result = results.results.get(node.unique_id) if same and results is not None else None
         if result is not None:
             if result.status not in ("success", "pass"):
-                out[node.unique_id] = ("skipped", f"its last build {result.status}")
+                out[node.unique_id] = ("skipped", _unbuilt(node.name, result.status))
             continue
         record = builds.get(node.unique_id)
         if record is None:
@@ -165,8 +165,12 @@ def _build_verdicts(manifest: Manifest, results: RunResults | None, builds: dict
             out[node.unique_id] = ("failed", f"its definition ({node.original_file_path}) changed since it was last "
                                              f"built: run dbt build -s {node.name}")
         elif status not in ("success", "pass"):
-            out[node.unique_id] = ("skipped", f"its last build {status}")
+            out[node.unique_id] = ("skipped", _unbuilt(node.name, status))
     return out
+
+
+def _unbuilt(model: str, status: str) -> str:
+    return f"its last dbt build ended with status '{status}': fix it, then run dbt build -s {model}"
 
 
 def _unrecorded(sync: SyncConfig, report: SyncReport, exc: BaseException, stopped: BaseException | None) -> str:
@@ -377,7 +381,9 @@ class SyncRunner:
             return [SyncReport(s.name, s.model.name, s.destination.name, "failed", message=REDACT(exc))
                     for s in self.syncs] + [self._unusable(u) for u in self.unusable]
         models = list({s.model.unique_id: s.model for s in self.syncs}.values())
-        self.skips = _build_verdicts(self.manifest, self.results, builds, models)
+        # run_results.json of a build of another target says nothing of this target's relations
+        results = None if self._built_for_another_target() else self.results
+        self.skips = _build_verdicts(self.manifest, results, builds, models)
         for sync in self.syncs:
             report = SyncReport(sync.name, sync.model.name, sync.destination.name)
             started, startup = time.monotonic(), self._spent_starting()

@@ -236,6 +236,34 @@ def test_a_plan_on_the_default_target_after_a_build_of_another_says_which_target
     assert on_prod.returncode == 0, on_prod.stderr
 
 
+def test_a_failed_build_of_another_target_does_not_stop_this_target_s_syncs(new_project, tmp_path):
+    """run_results.json of a `dbt build --target prod` that failed says nothing of the default target, whose build
+    succeeded: a plain `plan` plans, and `--target prod` says why prod's sync is not run."""
+    from sync_runner.project.target import DbtTarget, run_dbt
+
+    project = new_project("duckdb", name="other_target_failed", source=PROJECT)
+    sp = SyncProject(project, tmp_path)
+    profile = project.root / "profiles.yml"
+    (project.root / "target" / "prod").mkdir(parents=True)  # the same file name: the same relation names
+    prod = (project.root / "target" / "prod" / "warehouse.duckdb").as_posix()
+    output = f"    prod:\n      type: duckdb\n      path: \"{prod}\"\n      schema: main\n      threads: 1\n"
+    profile.write_text(profile.read_text(encoding="utf-8") + output, encoding="utf-8")
+    model = project.root / "models" / "people.sql"  # prod's build of the model fails, the default target's does not
+    model.write_text(model.read_text(encoding="utf-8") + "\n{% if target.name == 'prod' %}where no_such_column"
+                     "{% endif %}\n", encoding="utf-8")
+    sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {tmp_path / 'files'}\n")
+    sp.build({f"u{i}": person(i) for i in range(3)},
+             [{"name": "to_files", "destination": "out", "mode": "mirror", "mappings": MAPPINGS}])
+    assert not run_dbt(["build"], DbtTarget(project.root, project.root, "prod"), check=False).success
+    project.release()
+
+    plan = cli(project, "plan")
+    assert plan.returncode == 0 and "to_files" in plan.stdout and "planned" in plan.stdout, (plan.stdout, plan.stderr)
+    on_prod = cli(project, "plan", "--target", "prod")
+    assert on_prod.returncode == 0 and "skipped" in on_prod.stdout, (on_prod.stdout, on_prod.stderr)
+    assert "model 'people' not synced: its last dbt build ended with status 'error'" in on_prod.stdout
+
+
 def _snapshot_yaml() -> str:
     """The snapshot of docs/sync.md, declared in YAML, with a sync of its current rows."""
     sync = {"name": "current_people", "destination": "out", "mode": "mirror", "mappings": MAPPINGS,
