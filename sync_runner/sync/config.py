@@ -8,11 +8,12 @@ a secret: it is remembered by the `Redactor` and never printed. Syncs live on mo
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -720,6 +721,23 @@ def unusable_syncs(manifest: Manifest, broken: Mapping[str, ConfigProblem]) -> l
                 out.append(Unusable(str(spec.get("name")), node, spec["destination"], str(spec.get("mode", "upsert")),
                                     spec.get("state_schema"), broken[spec["destination"]]))
     return out
+
+
+def disabled_sync(manifest: Manifest, terms: Sequence[str]) -> str | None:
+    """The one line for a sync name or model name (glob) in `terms` that only a disabled model, seed or snapshot
+    declares (`enabled: false`: dbt keeps it under the manifest's "disabled" key and builds nothing to read), e.g.
+    "models/_people.yml: sync 'people_crm': model 'people' is disabled (enabled: false, models/people.sql);
+    enable it or remove the sync"; None when no term names one."""
+    for name, node in sorted(manifest.disabled.items()):
+        studio = node.studio if isinstance(node.studio, dict) else {}
+        syncs = studio.get("syncs") if isinstance(studio.get("syncs"), list) else []
+        names = [str(spec.get("name")) for spec in syncs if isinstance(spec, dict) and spec.get("name")]
+        for term in terms:
+            hit = [n for n in names if fnmatch.fnmatch(n, term)] or (names if fnmatch.fnmatch(name, term) else [])
+            if hit and manifest.disabled_phrase(name):
+                why = manifest.unknown_model(name, "enable it or remove the sync")
+                return f"{node.config_file}: sync '{hit[0]}': {why}"
+    return None
 
 
 def load_syncs(manifest: Manifest, destinations: Mapping[str, DestinationConfig],

@@ -37,6 +37,7 @@ from sync_runner.sync.config import (
     ConfigProblem,
     SyncConfig,
     Unusable,
+    disabled_sync,
     find_config,
     load_alerts,
     load_destinations,
@@ -205,6 +206,9 @@ class SyncRunner:
         self.syncs = [s for s in every if isinstance(s, SyncConfig) and _selected(s, options.select)]
         self.unusable = [u for u in every if isinstance(u, Unusable) and _selected(u, options.select)]
         if options.select and not self.syncs and not self.unusable:
+            disabled = disabled_sync(self.manifest, options.select)
+            if disabled is not None:
+                raise UserError(disabled)
             names = sorted({s.name for s in every} | {s.model.name for s in every})
             guesses = [g for g in (closest(term, names) for term in options.select if not _is_glob(term)) if g]
             hint = f" (did you mean {', '.join(repr(g) for g in dict.fromkeys(guesses))}?)" if guesses else ""
@@ -873,6 +877,9 @@ def record_history(project_dir: Path | str, profiles_dir: Path | str | None, tar
     destinations = load_destinations(where.project_dir, where.profiles_dir)
     syncs = {s.name: s for s in load_syncs(manifest, destinations)}
     if sync_name not in syncs:
+        disabled = disabled_sync(manifest, [sync_name])
+        if disabled is not None:
+            raise UserError(disabled)
         close = closest(sync_name, list(syncs))
         hint = f" (did you mean '{close}'?)" if close else f" (syncs: {', '.join(sorted(syncs)) or 'none'})"
         raise UserError(f"no sync named '{sync_name}' in {manifest.path}{hint}")
