@@ -730,8 +730,9 @@ def disabled_sync(manifest: Manifest, terms: Sequence[str]) -> str | None:
     enable it or remove the sync"; None when no term names one."""
     for name, node in sorted(manifest.disabled.items()):
         studio = node.studio if isinstance(node.studio, dict) else {}
-        syncs = studio.get("syncs") if isinstance(studio.get("syncs"), list) else []
-        names = [str(spec.get("name")) for spec in syncs if isinstance(spec, dict) and spec.get("name")]
+        syncs = studio.get("syncs")
+        names = [str(spec.get("name")) for spec in (syncs if isinstance(syncs, list) else [])
+                 if isinstance(spec, dict) and spec.get("name")]
         for term in terms:
             hit = [n for n in names if fnmatch.fnmatch(n, term)] or (names if fnmatch.fnmatch(name, term) else [])
             if hit and manifest.disabled_phrase(name):
