@@ -42,6 +42,7 @@
                 'database': node.database,
                 'schema_name': node.schema,
                 'identifier': node.alias or node.name,
+                'file': (node.patch_path or '').split('://') | last or node.original_file_path,
             }}) -%}
         {%- endfor -%}
     {%- endif -%}
@@ -247,6 +248,7 @@ lower(trim(split_part({{ kind }}, '(', 1))) in (
             'database': node.get('database'),
             'schema_name': node.get('schema_name'),
             'identifier': node.get('identifier'),
+            'file': node.get('file'),
             'columns_source': node.get('columns_source'),
             'actual': node.get('actual'),
             'column_types': node.get('column_types'),
