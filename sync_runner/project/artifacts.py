@@ -58,6 +58,11 @@ class Node:
     number_columns: frozenset[str] = frozenset()  # lower-case names of its number-typed columns (the package's rule)
 
     @property
+    def label(self) -> str:
+        """How messages name it: "model 'people'", "snapshot 'people_history'", "seed 'plans'"."""
+        return f"{self.resource_type or 'model'} '{self.name}'"
+
+    @property
     def config_file(self) -> str:
         """The file a user edits to change this node's meta: its YAML patch if it has one, else its SQL."""
         if self.patch_path:

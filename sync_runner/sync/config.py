@@ -330,7 +330,7 @@ def row_selection_problems(node: Node, spec: Mapping[str, Any]) -> list[tuple[st
     if isinstance(groups, list) and all(isinstance(g, str) for g in groups):
         known = list((_audience_splits(node) or {}).get("groups") or {})
         if not known:
-            problems.append(("split_groups", f"model '{node.name}' is not an audience with splits"))
+            problems.append(("split_groups", f"{node.label} is not an audience with splits"))
         for g in groups if known else []:
             if g not in known:
                 close = closest(g, known)
@@ -605,7 +605,7 @@ def sync_problems(node: Node, destinations: Mapping[str, DestinationConfig] | No
             continue
         problems += SYNC.problems(spec, key)
         if node.materialized == "ephemeral":
-            problems.append((key, f"sync '{spec.get('name')}' cannot run: model '{node.name}' is ephemeral, so dbt "
+            problems.append((key, f"sync '{spec.get('name')}' cannot run: {node.label} is ephemeral, so dbt "
                                   "builds no relation to read; materialize it as a table or a view, or sync a "
                                   "model that selects from it"))
         if alerts is not None and isinstance(spec.get("alerts"), list):
@@ -647,11 +647,11 @@ def sync_problems(node: Node, destinations: Mapping[str, DestinationConfig] | No
                     continue
                 for column in read:
                     if column.lower() not in columns:
-                        problems.append((where, f"unknown column '{column}' of model '{node.name}' "
+                        problems.append((where, f"unknown column '{column}' of {node.label} "
                                                 f"({columns_phrase(node)}: {', '.join(node.columns)})"))
         for column in filter_columns(spec.get("filter")) if columns else []:
             if column.lower() not in columns:
-                problems.append((f"{key}.filter", f"unknown column '{column}' of model '{node.name}' "
+                problems.append((f"{key}.filter", f"unknown column '{column}' of {node.label} "
                                                   f"({columns_phrase(node)}: {', '.join(node.columns)})"))
     return problems
 
@@ -752,9 +752,9 @@ def load_syncs(manifest: Manifest, destinations: Mapping[str, DestinationConfig]
         if problems:
             key, message = problems[0]
             where = f"meta.dbt_studio.{key}" if key else "meta.dbt_studio"
-            raise UserError(f"{node.config_file}: model '{node.name}': {where}: {message}")
+            raise UserError(f"{node.config_file}: {node.label}: {where}: {message}")
     for node, key, message in shared_sync_names(manifest.studio_models())[:1]:
-        raise UserError(f"{node.config_file}: model '{node.name}': meta.dbt_studio.{key}: {message}")
+        raise UserError(f"{node.config_file}: {node.label}: meta.dbt_studio.{key}: {message}")
     for node in manifest.studio_models():
         pk = node.studio.get("primary_key")
         key_columns = (pk,) if isinstance(pk, str) else tuple(pk or ())

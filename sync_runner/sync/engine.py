@@ -359,7 +359,7 @@ class SyncRunner:
             started, startup = time.monotonic(), self._spent_starting()
             verdict = self.skips.get(sync.model.unique_id)
             if verdict:
-                report.status, report.message = verdict[0], f"model '{sync.model.name}' not synced: {verdict[1]}"
+                report.status, report.message = verdict[0], f"{sync.model.label} not synced: {verdict[1]}"
             else:
                 try:
                     self._run_one(sync, report)
@@ -749,7 +749,7 @@ def _plan_refusals(sync: SyncConfig) -> Iterator[None]:
         asks = [what for what, present in (("the transforms of its mappings", any(f.computed for f in sync.fields)),
                                            ("its filter", sync.filter is not None)) if present]
         hint = f"; check {' and '.join(asks)} against the model's values" if asks else ""
-        raise SyncDataError(f"{sync.model.config_file}: model '{sync.model.name}': sync '{sync.name}': the warehouse "
+        raise SyncDataError(f"{sync.model.config_file}: {sync.model.label}: sync '{sync.name}': the warehouse "
                             f"refused its plan: {REDACT(refused)}{hint}") from None
 
 
@@ -792,16 +792,16 @@ def _with_stored_names(sync: SyncConfig, args: dict[str, Any], stored: list[str]
     relation = node.relation_name or node.alias
     columns = {c.lower(): c for c in stored}
     if not columns:
-        raise UserError(f"model '{node.name}' has no relation {relation} in the warehouse: "
+        raise UserError(f"{node.label} has no relation {relation} in the warehouse: "
                         f"{other_target() or 'run dbt build first'}")
     listing = f"columns of {relation}: {', '.join(sorted(columns))}"
     missing = [c for c in (*sync.key_columns, *sync.columns) if c.lower() not in columns]
     if missing:
-        raise SyncConfigError(f"{node.config_file}: model '{node.name}': sync '{sync.name}' maps "
+        raise SyncConfigError(f"{node.config_file}: {node.label}: sync '{sync.name}' maps "
                               f"{_unknown_columns(missing, columns)} ({listing})")
     unread = [c for c in sync.selection_columns() if c.lower() not in columns]
     if unread:
-        raise SyncConfigError(f"{node.config_file}: model '{node.name}': sync '{sync.name}' selects rows by "
+        raise SyncConfigError(f"{node.config_file}: {node.label}: sync '{sync.name}' selects rows by "
                               f"{_unknown_columns(unread, columns)} ({listing})")
     computed = {name: dict(spec) for name, spec in args["computed"].items()}
     for spec in computed.values():  # a transform's source column, as stored
@@ -831,7 +831,7 @@ def _check_keys(sync: SyncConfig, keys: dict[str, Any]) -> None:
         if keys["duplicates"]:
             examples = ", ".join(repr(e) for e in keys["examples"])
             parts.append(f"{keys['duplicates']} duplicated key(s), e.g. {examples}")
-        raise SyncDataError(f"sync '{sync.name}' stopped before sending anything: model '{sync.model.name}' has "
+        raise SyncDataError(f"sync '{sync.name}' stopped before sending anything: {sync.model.label} has "
                         f"{' and '.join(parts)} in primary_key {', '.join(sync.key_columns)}")
 
 
