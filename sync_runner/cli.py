@@ -402,7 +402,8 @@ def validate(project_dir: Path, profiles_dir: Path | None, target: str | None, a
     models = manifest.studio_models()
     if as_json:
         click.echo(json.dumps({"models": [m.name for m in models], "columns_note": note or None,
-                               "problems": [vars(p) | {"text": str(p)} for p in problems]}, indent=2))
+                               "problems": [{k: v for k, v in vars(p).items() if k != "kind"} | {"text": str(p)}
+                                            for p in problems]}, indent=2))
     else:
         for model in models:
             source = "columns from the warehouse" if model.columns_source == "warehouse" else "documented columns"

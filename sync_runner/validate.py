@@ -22,12 +22,13 @@ class Problem:
     key: str
     message: str
     block: str = "meta.dbt_studio"  # or dbt_studio.audience: the arguments of the audience macro
+    kind: str = "model"  # the node's resource type, for the text: model, snapshot or seed (not in --json)
 
     def __str__(self) -> str:
         if not self.model:  # a problem of a file that is not a model's (dbt_studio.yml): file and key, once each
             return f"{self.file}: {self.key}: {self.message}" if self.key else f"{self.file}: {self.message}"
         where = f"{self.block}.{self.key}" if self.key else self.block
-        return f"{self.file}: model '{self.model}': {where + ': ' if where else ''}{self.message}"
+        return f"{self.file}: {self.kind} '{self.model}': {where + ': ' if where else ''}{self.message}"
 
 
 def validate_node(node: Node) -> list[Problem]:
@@ -35,10 +36,10 @@ def validate_node(node: Node) -> list[Problem]:
     of `dbt_studio.audience` if the model is an audience."""
     studio = node.studio
     if not isinstance(studio, dict):
-        return [Problem(node.config_file, node.name, "", "must be a mapping")]
+        return [Problem(node.config_file, node.name, "", "must be a mapping", kind=node.resource_type)]
     # syncs are checked by sync_problems, against dbt_studio.yml's destinations too
     found = [(k, m) for k, m in MODEL_META.problems(studio) if not k.startswith("syncs")]
-    problems = [Problem(node.config_file, node.name, key, message) for key, message in found]
+    problems = [Problem(node.config_file, node.name, key, message, kind=node.resource_type) for key, message in found]
     if node.audience is not None:
         problems += [Problem(node.original_file_path, node.name, key, message, "dbt_studio.audience")
                      for key, message in audience_problems(node.audience)]
@@ -127,11 +128,11 @@ def validate_manifest(manifest: Manifest, project_dir: Path | None = None,
         problems += _var_problems(manifest, project_dir)
     if not any(n.studio.get("syncs") for n in manifest.studio_models() if isinstance(n.studio, dict)):
         return problems
-    problems += [Problem(node.config_file, node.name, key, message)
+    problems += [Problem(node.config_file, node.name, key, message, kind=node.resource_type)
                  for node, key, message in shared_sync_names(manifest.studio_models())]
     if project_dir is None:  # no dbt_studio.yml to check the destinations against: the syncs' shape only
-        problems += [Problem(node.config_file, node.name, key, message) for node in manifest.studio_models()
-                     for key, message in sync_problems(node, None)]
+        problems += [Problem(node.config_file, node.name, key, message, kind=node.resource_type)
+                     for node in manifest.studio_models() for key, message in sync_problems(node, None)]
         return list(dict.fromkeys(problems))
     broken: dict[str, ConfigProblem] = {}
     try:
@@ -148,7 +149,7 @@ def validate_manifest(manifest: Manifest, project_dir: Path | None = None,
         config = find_config(project_dir, profiles_dir)
         return [*problems, Problem(str(config or "dbt_studio.yml"), "", "", str(exc), "")]
     for node in manifest.studio_models():
-        problems += [Problem(node.config_file, node.name, key, message)
+        problems += [Problem(node.config_file, node.name, key, message, kind=node.resource_type)
                      for key, message in sync_problems(node, destinations, alerts, broken)]
     return list(dict.fromkeys(problems))  # a primary key both the meta and the syncs need is named once
 

@@ -12,7 +12,10 @@
     {%- set ctx = {'schema': schema, 'name': name, 'problems': problems, 'depends_on': depends_on} -%}
     {%- set parent = schema.models.get(spec.parent) -%}
     {%- if parent is none -%}
-        {{ return(dbt_studio._reference_problem(ctx, 'parent', "unknown parent model '" ~ spec.parent ~ "'")) }}
+        {%- set disabled = (schema.get('disabled') or {}).get(spec.parent | string) -%}
+        {%- set message = "parent " ~ disabled ~ "; enable it or choose another parent" if disabled
+                          else "unknown parent model '" ~ spec.parent ~ "'" -%}
+        {{ return(dbt_studio._reference_problem(ctx, 'parent', message)) }}
     {%- endif -%}
     {%- if parent.model_type != 'parent' or not parent.primary_key -%}
         {{ return(dbt_studio._reference_problem(ctx, 'parent', "model '" ~ spec.parent ~ "' is not a parent model "

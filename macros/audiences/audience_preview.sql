@@ -3,14 +3,15 @@
     condition 1, then 1 and 2, ...) computed in one pass over the parent, and a few members with their labels.
 
     Called from Python with the schema read from manifest.json (`nodes`: the shape `_schema_nodes()` builds),
-    so it needs no graph: returns {'total', 'sizes', 'labels', 'members', 'split_sizes'}.
+    so it needs no graph: returns {'total', 'sizes', 'labels', 'members', 'split_sizes'}. `disabled`: what to say
+    of a disabled model the audience names (see `_unknown_model`).
 -#}
-{% macro audience_preview(nodes, name, limit=5) %}
-    {{ return(adapter.dispatch('audience_preview', 'dbt_studio')(nodes, name, limit)) }}
+{% macro audience_preview(nodes, name, limit=5, disabled=none) %}
+    {{ return(adapter.dispatch('audience_preview', 'dbt_studio')(nodes, name, limit, disabled)) }}
 {% endmacro %}
 
-{% macro default__audience_preview(nodes, name, limit) %}
-    {%- set schema = dbt_studio._schema(nodes) -%}
+{% macro default__audience_preview(nodes, name, limit, disabled=none) %}
+    {%- set schema = dbt_studio._schema(nodes, disabled=disabled) -%}
     {%- set node = schema.models.get(name) -%}
     {%- if node is none or node.audience is none -%}
         {{ exceptions.raise_compiler_error("dbt_studio: '" ~ name

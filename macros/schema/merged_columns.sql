@@ -10,6 +10,11 @@
     other model) or `merge_columns: [col, ...]`. Merging follows the cardinality: either way for 1:1, from the one
     side onto the many side for many:1; a merge declared on the one side of 1:many fails naming the model.
     `relationships` restricts the merge to some relationship names.
+
+    The data must agree with the cardinality: before any row is written, each merged model is checked to have at
+    most one row per join key (`merge_key_repeats_sql`, one grouped query of that model); a key that repeats
+    would repeat the rows of `model_name`, so the build fails naming the file, model, relationship, declared
+    cardinality and one repeated key.
 -#}
 {% macro merged_columns(model_name, relationships=none) %}
     {{ return(adapter.dispatch('merged_columns', 'dbt_studio')(model_name, relationships)) }}
@@ -39,6 +44,7 @@
                                                ~ "': merge_columns: true needs the columns of '" ~ rel.to
                                                ~ "' documented (or list them)") }}
         {%- endif -%}
+        {%- do dbt_studio._check_merge_key(schema, base, rel) -%}
         {%- set alias = 'r' ~ loop.index -%}
         {%- set on = [] -%}
         {%- for p in rel.pairs -%}{%- do on.append('m.' ~ p[0] ~ ' = ' ~ alias ~ '.' ~ p[1]) -%}{%- endfor -%}
@@ -54,4 +60,38 @@ from {{ ref(model_name) }} as m
 {%- for j in joins %}
 {{ j }}
 {%- endfor %}
+{% endmacro %}
+
+{#- Fail the build when `rel.to` has more than one row for a join key: the cardinality declared on `base` says it
+    has at most one, and a left join would repeat base's rows. Null keys join nothing and are not counted. -#}
+{% macro _check_merge_key(schema, base, rel) %}
+    {%- set keys = rel.pairs | map('last') | list -%}
+    {%- set found = run_query(dbt_studio.merge_key_repeats_sql(ref(rel.to), keys)) -%}
+    {%- if found is none or found.rows | length == 0 -%}{{ return(none) }}{%- endif -%}
+    {%- set row = found.rows[0] -%}
+    {%- set shown = [] -%}
+    {%- for k in keys -%}
+        {%- do shown.append(k ~ ' = ' ~ dbt_studio._shown(row[loop.index0])) -%}
+    {%- endfor -%}
+    {{ exceptions.raise_compiler_error("dbt_studio: " ~ (base.file or base.name) ~ ": model '" ~ base.name
+                                       ~ "': relationship '" ~ rel.name ~ "' is declared " ~ rel.cardinality
+                                       ~ ", but '" ~ rel.to ~ "' has " ~ row[keys | length] ~ " rows with "
+                                       ~ (shown | join(' and ')) ~ ": merging its columns into '" ~ model.name
+                                       ~ "' would repeat rows of '" ~ base.name ~ "'; fix the cardinality (and "
+                                       ~ "merge from the other side) or the data") }}
+{% endmacro %}
+
+{#- One join key of `relation` that more than one row has, with how many (`occurrences`), or no row. -#}
+{% macro merge_key_repeats_sql(relation, keys) %}
+    {{ return(adapter.dispatch('merge_key_repeats_sql', 'dbt_studio')(relation, keys)) }}
+{% endmacro %}
+
+{% macro default__merge_key_repeats_sql(relation, keys) %}
+select {{ keys | join(', ') }}, count(*) as occurrences
+from {{ relation }}
+where {% for k in keys %}{{ k }} is not null{{ ' and ' if not loop.last }}{% endfor %}
+group by {{ keys | join(', ') }}
+having count(*) > 1
+order by count(*) desc, {{ keys | join(", ") }}
+limit 1
 {% endmacro %}

@@ -42,6 +42,7 @@
                 'database': node.database,
                 'schema_name': node.schema,
                 'identifier': node.alias or node.name,
+                'file': (node.patch_path or '').split('://') | last or node.original_file_path,
             }}) -%}
         {%- endfor -%}
     {%- endif -%}
@@ -151,8 +152,14 @@ lower(trim(split_part({{ kind }}, '(', 1))) in (
     {%- endfor -%})
 {%- endmacro %}
 
-{#- "unknown model 'ordrs' (did you mean 'orders'?)": a relationship's `to` or `through` the project does not have. -#}
-{% macro _unknown_model(word, models) %}
+{#- "unknown model 'ordrs' (did you mean 'orders'?)": a name the project's enabled models do not have; or, when the
+    caller knows it is a disabled one (`disabled`: name -> "model 'x' is disabled (enabled: false, <file>)", which
+    `dbt-studio validate` and previews pass from manifest.json; dbt's graph has no disabled nodes), that phrase and
+    `remedy`. -#}
+{% macro _unknown_model(word, models, disabled=none, remedy='') %}
+    {%- if word and disabled and (word | string) in disabled -%}
+        {{ return(disabled[word | string] ~ ('; ' ~ remedy if remedy else '')) }}
+    {%- endif -%}
     {%- set close = dbt_studio._closest(word | string, models.keys() | list) if word else none -%}
     {{ return("unknown model '" ~ word ~ "'" ~ (" (did you mean '" ~ close ~ "'?)" if close else "")) }}
 {% endmacro %}
@@ -217,10 +224,10 @@ lower(trim(split_part({{ kind }}, '(', 1))) in (
     declared schema's (sync_runner/project/declared.py, which validate checks first); the guards below that need
     them to build the graph (model_type, cardinality, join) word their message as it does.
 -#}
-{% macro _schema(nodes=none, problems=none) %}
+{% macro _schema(nodes=none, problems=none, disabled=none) %}
     {%- set nodes = dbt_studio._schema_nodes() if nodes is none else nodes -%}
     {%- set models = {} -%}
-    {%- set schema = {'models': models, 'problems': problems} -%}
+    {%- set schema = {'models': models, 'problems': problems, 'disabled': disabled or {}} -%}
     {%- for name, node in nodes.items() -%}
         {%- set meta = node.meta or {} -%}
         {%- if meta.get('model_type') and meta.get('model_type') not in ('parent', 'related', 'event') -%}
@@ -241,6 +248,7 @@ lower(trim(split_part({{ kind }}, '(', 1))) in (
             'database': node.get('database'),
             'schema_name': node.get('schema_name'),
             'identifier': node.get('identifier'),
+            'file': node.get('file'),
             'columns_source': node.get('columns_source'),
             'actual': node.get('actual'),
             'column_types': node.get('column_types'),
@@ -322,7 +330,9 @@ lower(trim(split_part({{ kind }}, '(', 1))) in (
                                            ~ "model's column}, not " ~ dbt_studio._shown(join), schema)) }}
     {%- endif -%}
     {%- if not to or to not in models -%}
-        {{ return(dbt_studio._schema_error(name, label ~ ": " ~ dbt_studio._unknown_model(to, models), schema)) }}
+        {{ return(dbt_studio._schema_error(name, label ~ ": " ~ dbt_studio._unknown_model(to, models, schema.disabled,
+                                                                           'enable it or remove the relationship'),
+                                           schema)) }}
     {%- endif -%}
     {%- set pairs = [] -%}
     {%- for a, b in join.items() -%}{%- do pairs.append([a, b]) -%}{%- endfor -%}
@@ -352,10 +362,15 @@ lower(trim(split_part({{ kind }}, '(', 1))) in (
     {%- set via = rel.get('through') -%}
     {%- set label = "through relationship '" ~ (rel.get('name') or to) ~ "'" -%}
     {%- if not to or to not in models -%}
-        {{ return(dbt_studio._schema_error(name, label ~ ": " ~ dbt_studio._unknown_model(to, models), schema)) }}
+        {{ return(dbt_studio._schema_error(name, label ~ ": " ~ dbt_studio._unknown_model(to, models, schema.disabled,
+                                                                           'enable it or remove the relationship'),
+                                           schema)) }}
     {%- endif -%}
     {%- if via not in models -%}
-        {{ return(dbt_studio._schema_error(name, label ~ ": " ~ dbt_studio._unknown_model(via, models), schema)) }}
+        {{ return(dbt_studio._schema_error(name, label ~ ": " ~ dbt_studio._unknown_model(via, models,
+                                                                           schema.disabled,
+                                                                           'enable it or remove the relationship'),
+                                           schema)) }}
     {%- endif -%}
     {%- set first = dbt_studio._direct_to(schema, name, via) -%}
     {%- set second = dbt_studio._direct_to(schema, via, to) -%}
@@ -389,7 +404,8 @@ lower(trim(split_part({{ kind }}, '(', 1))) in (
     {%- for step in dbt_studio._as_list(target) -%}
         {%- set here = current | last -%}
         {%- if step not in schema.models -%}
-            {{ return({'hops': hops, 'error': "unknown model '" ~ step ~ "'"}) }}
+            {{ return({'hops': hops, 'error': dbt_studio._unknown_model(step, {}, schema.get('disabled'),
+                                                                        'enable it or remove this reference')}) }}
         {%- endif -%}
         {%- set direct = dbt_studio._direct_to(schema, here, step) -%}
         {%- if direct is not none -%}

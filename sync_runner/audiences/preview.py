@@ -12,6 +12,7 @@ from typing import Any
 from sync_runner.audiences.schema import load_nodes
 from sync_runner.core.errors import UserError
 from sync_runner.core.redact import REDACT
+from sync_runner.project.artifacts import load_manifest
 from sync_runner.project.target import DbtTarget
 from sync_runner.project.warehouse import compiler_message, connect, warehouse_refusal
 
@@ -66,8 +67,11 @@ class Preview:
 
 def preview(where: DbtTarget, name: str, limit: int = 5) -> Preview:
     nodes = load_nodes(where.project_dir)
+    disabled = load_manifest(where.project_dir).disabled_phrases()  # what the messages say of a disabled model
     node = nodes.get(name)
     if node is None:
+        if name in disabled:
+            raise UserError(f"audience preview {name}: {disabled[name]}; enable it to preview it")
         raise UserError(f"no model {name!r} in {where.project_dir}/target/manifest.json")
     spec = node.get("audience")
     if not spec:
@@ -76,7 +80,7 @@ def preview(where: DbtTarget, name: str, limit: int = 5) -> Preview:
     conditions = [] if cond is None else cond["and"] if isinstance(cond, dict) and list(cond) == ["and"] else [cond]
     warehouse = connect(where)  # a bad profile, a locked file, an unreachable host: the one line sync and status give
     try:
-        out = warehouse.call("audience_preview", nodes=nodes, name=name, limit=limit)
+        out = warehouse.call("audience_preview", nodes=nodes, name=name, limit=limit, disabled=disabled)
     except Exception as exc:
         message = compiler_message(exc)
         if message is None:

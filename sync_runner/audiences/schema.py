@@ -152,7 +152,7 @@ def schema_problems(manifest: Manifest, data: dict[str, Any] | None = None) -> l
     nodes = _manifest_nodes(manifest, data)
     problems: list[dict[str, str]] = []
     try:
-        _rules(manifest, data).call("_schema", nodes, problems)
+        _rules(manifest, data).call("_schema", nodes, problems, manifest.disabled_phrases())
     except (CompilerError, jinja2.TemplateError, TypeError, AttributeError, KeyError) as exc:
         # declarations the rules cannot read at all (validate checks their keys and types first)
         return [(str(manifest.path), "-", f"the schema declarations cannot be read: {exc}")]
@@ -170,7 +170,7 @@ def audience_reference_problems(manifest: Manifest,
     data = manifest_json(manifest) if data is None else data
     nodes = _manifest_nodes(manifest, data)
     macros = _rules(manifest, data)
-    schema = macros.call("_schema", nodes, [])
+    schema = macros.call("_schema", nodes, [], manifest.disabled_phrases())
     out: list[tuple[str, str, str, str]] = []
     for node in manifest.audience_models():
         if not isinstance(node.audience, dict):

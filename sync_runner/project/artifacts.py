@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from sync_runner.core.errors import UserError
+from sync_runner.core.fields import closest
 
 RELATION_TYPES = ("model", "seed", "snapshot")  # the nodes dbt builds a relation for, which syncs can read
 
@@ -57,6 +58,11 @@ class Node:
     number_columns: frozenset[str] = frozenset()  # lower-case names of its number-typed columns (the package's rule)
 
     @property
+    def label(self) -> str:
+        """How messages name it: "model 'people'", "snapshot 'people_history'", "seed 'plans'"."""
+        return f"{self.resource_type or 'model'} '{self.name}'"
+
+    @property
     def config_file(self) -> str:
         """The file a user edits to change this node's meta: its YAML patch if it has one, else its SQL."""
         if self.patch_path:
@@ -71,6 +77,8 @@ class Manifest:
     project_name: str | None
     adapter_type: str | None
     nodes: dict[str, Node]
+    # name -> a model, seed or snapshot dbt keeps under "disabled" (enabled: false): not built, so nothing can read it
+    disabled: dict[str, Node] = field(default_factory=dict)
     # the runner's fields of a freshly parsed manifest, for `keep()` to write beside it (None: nothing to keep)
     unkept: dict[str, Any] | None = field(default=None, compare=False, repr=False)
     sha256: str | None = field(default=None, compare=False, repr=False)  # of the bytes these fields came from
@@ -108,6 +116,30 @@ class Manifest:
             if node.resource_type in RELATION_TYPES and node.name == name:
                 return node
         return None
+
+    def disabled_phrase(self, name: str) -> str | None:
+        """"model 'orders' is disabled (enabled: false, models/orders.sql)" when `name` is a model, seed or
+        snapshot dbt keeps under the manifest's "disabled" key and no enabled node has that name; else None."""
+        node = self.disabled.get(name)
+        if node is None or self.by_name(name) is not None:
+            return None
+        where = f", {node.original_file_path}" if node.original_file_path else ""
+        return f"{node.resource_type} '{name}' is disabled (enabled: false{where})"
+
+    def disabled_phrases(self) -> dict[str, str]:
+        """name -> `disabled_phrase(name)` for every disabled node: what the package's schema macros say of a
+        name that no enabled model has (the `disabled` argument of `_schema`)."""
+        return {name: phrase for name in self.disabled if (phrase := self.disabled_phrase(name))}
+
+    def unknown_model(self, name: str, remedy: str = "") -> str:
+        """Why `name` resolves to no node a sync, audience or the declared schema can use, in a phrase: it is
+        disabled (with where, and `remedy`, e.g. "enable it or remove the sync"), or it is unknown (with a
+        did-you-mean among the enabled models, seeds and snapshots)."""
+        phrase = self.disabled_phrase(name)
+        if phrase is not None:
+            return phrase + (f"; {remedy}" if remedy else "")
+        guess = closest(name, sorted({n.name for n in self.nodes.values() if n.resource_type in RELATION_TYPES}))
+        return f"unknown model '{name}'" + (f" (did you mean '{guess}'?)" if guess else "")
 
 
 @dataclass(frozen=True)
@@ -181,7 +213,7 @@ _NODE_KEYS = ("unique_id", "name", "resource_type", "package_name", "original_fi
               "relation_name", "database", "schema", "alias", "meta", "checksum")
 _CONFIG_KEYS = ("materialized", "meta")
 # which fields a kept copy holds: a copy written by a release that read other fields is not this one's to use
-_LAYOUT = ",".join(_NODE_KEYS) + ";" + ",".join(_CONFIG_KEYS) + ";columns"
+_LAYOUT = ",".join(_NODE_KEYS) + ";" + ",".join(_CONFIG_KEYS) + ";columns;disabled"
 
 
 def _slim_node(raw: dict[str, Any]) -> dict[str, Any]:
@@ -207,7 +239,19 @@ def _slim_manifest(path: Path, project_dir: Path) -> tuple[dict[str, Any], bool]
     return {"sha256": digest, "layout": _LAYOUT,
             "metadata": {k: metadata.get(k) for k in ("invocation_id", "project_name", "adapter_type")},
             "nodes": {uid: _slim_node(node) for uid, node in (data.get("nodes") or {}).items()
-                      if isinstance(node, dict) and node.get("resource_type") in RELATION_TYPES}}, False
+                      if isinstance(node, dict) and node.get("resource_type") in RELATION_TYPES},
+            "disabled": _slim_disabled(data.get("disabled"))}, False
+
+
+def _slim_disabled(disabled: Any) -> dict[str, dict[str, Any]]:
+    """The models, seeds and snapshots of the manifest's "disabled" key (unique_id -> a list of the node's
+    disabled definitions; the first is enough to say where it is), slim as `_slim_node` makes them."""
+    out = {}
+    for uid, versions in (disabled if isinstance(disabled, dict) else {}).items():
+        first = versions[0] if isinstance(versions, list) and versions else None
+        if isinstance(first, dict) and first.get("resource_type") in RELATION_TYPES and first.get("name"):
+            out[uid] = _slim_node({"unique_id": uid, **first})
+    return out
 
 
 _PROJECT_FILES = (".sql", ".yml", ".yaml")
@@ -252,6 +296,7 @@ def load_manifest(project_dir: Path | str, target_path: str = "target") -> Manif
         project_name=metadata.get("project_name"),
         adapter_type=metadata.get("adapter_type"),
         nodes={uid: _node(raw) for uid, raw in slim["nodes"].items()},
+        disabled={(node := _node(raw)).name: node for raw in (slim.get("disabled") or {}).values()},
         unkept=None if kept else slim,
         sha256=slim["sha256"],
     )

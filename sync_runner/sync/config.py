@@ -8,11 +8,12 @@ a secret: it is remembered by the `Redactor` and never printed. Syncs live on mo
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -329,7 +330,7 @@ def row_selection_problems(node: Node, spec: Mapping[str, Any]) -> list[tuple[st
     if isinstance(groups, list) and all(isinstance(g, str) for g in groups):
         known = list((_audience_splits(node) or {}).get("groups") or {})
         if not known:
-            problems.append(("split_groups", f"model '{node.name}' is not an audience with splits"))
+            problems.append(("split_groups", f"{node.label} is not an audience with splits"))
         for g in groups if known else []:
             if g not in known:
                 close = closest(g, known)
@@ -604,7 +605,7 @@ def sync_problems(node: Node, destinations: Mapping[str, DestinationConfig] | No
             continue
         problems += SYNC.problems(spec, key)
         if node.materialized == "ephemeral":
-            problems.append((key, f"sync '{spec.get('name')}' cannot run: model '{node.name}' is ephemeral, so dbt "
+            problems.append((key, f"sync '{spec.get('name')}' cannot run: {node.label} is ephemeral, so dbt "
                                   "builds no relation to read; materialize it as a table or a view, or sync a "
                                   "model that selects from it"))
         if alerts is not None and isinstance(spec.get("alerts"), list):
@@ -646,11 +647,11 @@ def sync_problems(node: Node, destinations: Mapping[str, DestinationConfig] | No
                     continue
                 for column in read:
                     if column.lower() not in columns:
-                        problems.append((where, f"unknown column '{column}' of model '{node.name}' "
+                        problems.append((where, f"unknown column '{column}' of {node.label} "
                                                 f"({columns_phrase(node)}: {', '.join(node.columns)})"))
         for column in filter_columns(spec.get("filter")) if columns else []:
             if column.lower() not in columns:
-                problems.append((f"{key}.filter", f"unknown column '{column}' of model '{node.name}' "
+                problems.append((f"{key}.filter", f"unknown column '{column}' of {node.label} "
                                                   f"({columns_phrase(node)}: {', '.join(node.columns)})"))
     return problems
 
@@ -722,6 +723,24 @@ def unusable_syncs(manifest: Manifest, broken: Mapping[str, ConfigProblem]) -> l
     return out
 
 
+def disabled_sync(manifest: Manifest, terms: Sequence[str]) -> str | None:
+    """The one line for a sync name or model name (glob) in `terms` that only a disabled model, seed or snapshot
+    declares (`enabled: false`: dbt keeps it under the manifest's "disabled" key and builds nothing to read), e.g.
+    "models/_people.yml: sync 'people_crm': model 'people' is disabled (enabled: false, models/people.sql);
+    enable it or remove the sync"; None when no term names one."""
+    for name, node in sorted(manifest.disabled.items()):
+        studio = node.studio if isinstance(node.studio, dict) else {}
+        syncs = studio.get("syncs")
+        names = [str(spec.get("name")) for spec in (syncs if isinstance(syncs, list) else [])
+                 if isinstance(spec, dict) and spec.get("name")]
+        for term in terms:
+            hit = [n for n in names if fnmatch.fnmatch(n, term)] or (names if fnmatch.fnmatch(name, term) else [])
+            if hit and manifest.disabled_phrase(name):
+                why = manifest.unknown_model(name, "enable it or remove the sync")
+                return f"{node.config_file}: sync '{hit[0]}': {why}"
+    return None
+
+
 def load_syncs(manifest: Manifest, destinations: Mapping[str, DestinationConfig],
                alerts: AlertsConfig | None = None,
                broken: Mapping[str, ConfigProblem] | None = None) -> list[SyncConfig]:
@@ -733,9 +752,9 @@ def load_syncs(manifest: Manifest, destinations: Mapping[str, DestinationConfig]
         if problems:
             key, message = problems[0]
             where = f"meta.dbt_studio.{key}" if key else "meta.dbt_studio"
-            raise UserError(f"{node.config_file}: model '{node.name}': {where}: {message}")
+            raise UserError(f"{node.config_file}: {node.label}: {where}: {message}")
     for node, key, message in shared_sync_names(manifest.studio_models())[:1]:
-        raise UserError(f"{node.config_file}: model '{node.name}': meta.dbt_studio.{key}: {message}")
+        raise UserError(f"{node.config_file}: {node.label}: meta.dbt_studio.{key}: {message}")
     for node in manifest.studio_models():
         pk = node.studio.get("primary_key")
         key_columns = (pk,) if isinstance(pk, str) else tuple(pk or ())

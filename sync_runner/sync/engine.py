@@ -44,6 +44,7 @@ from sync_runner.sync.config import (
     ConfigProblem,
     SyncConfig,
     Unusable,
+    disabled_sync,
     find_config,
     load_alerts,
     load_destinations,
@@ -247,6 +248,9 @@ class SyncRunner:
         self.syncs = [s for s in every if isinstance(s, SyncConfig) and _selected(s, options.select)]
         self.unusable = [u for u in every if isinstance(u, Unusable) and _selected(u, options.select)]
         if options.select and not self.syncs and not self.unusable:
+            disabled = disabled_sync(self.manifest, options.select)
+            if disabled is not None:
+                raise UserError(disabled)
             names = sorted({s.name for s in every} | {s.model.name for s in every})
             guesses = [g for g in (closest(term, names) for term in options.select if not _is_glob(term)) if g]
             hint = f" (did you mean {', '.join(repr(g) for g in dict.fromkeys(guesses))}?)" if guesses else ""
@@ -389,7 +393,7 @@ class SyncRunner:
             started, startup = time.monotonic(), self._spent_starting()
             verdict = self.skips.get(sync.model.unique_id)
             if verdict:
-                report.status, report.message = verdict[0], f"model '{sync.model.name}' not synced: {verdict[1]}"
+                report.status, report.message = verdict[0], f"{sync.model.label} not synced: {verdict[1]}"
             else:
                 try:
                     self._run_one(sync, report)
@@ -792,7 +796,7 @@ def _plan_refusals(sync: SyncConfig) -> Iterator[None]:
         asks = [what for what, present in (("the transforms of its mappings", any(f.computed for f in sync.fields)),
                                            ("its filter", sync.filter is not None)) if present]
         hint = f"; check {' and '.join(asks)} against the model's values" if asks else ""
-        raise SyncDataError(f"{sync.model.config_file}: model '{sync.model.name}': sync '{sync.name}': the warehouse "
+        raise SyncDataError(f"{sync.model.config_file}: {sync.model.label}: sync '{sync.name}': the warehouse "
                             f"refused its plan: {REDACT(refused)}{hint}") from None
 
 
@@ -835,16 +839,16 @@ def _with_stored_names(sync: SyncConfig, args: dict[str, Any], stored: list[str]
     relation = node.relation_name or node.alias
     columns = {c.lower(): c for c in stored}
     if not columns:
-        raise UserError(f"model '{node.name}' has no relation {relation} in the warehouse: "
+        raise UserError(f"{node.label} has no relation {relation} in the warehouse: "
                         f"{other_target() or 'run dbt build first'}")
     listing = f"columns of {relation}: {', '.join(sorted(columns))}"
     missing = [c for c in (*sync.key_columns, *sync.columns) if c.lower() not in columns]
     if missing:
-        raise SyncConfigError(f"{node.config_file}: model '{node.name}': sync '{sync.name}' maps "
+        raise SyncConfigError(f"{node.config_file}: {node.label}: sync '{sync.name}' maps "
                               f"{_unknown_columns(missing, columns)} ({listing})")
     unread = [c for c in sync.selection_columns() if c.lower() not in columns]
     if unread:
-        raise SyncConfigError(f"{node.config_file}: model '{node.name}': sync '{sync.name}' selects rows by "
+        raise SyncConfigError(f"{node.config_file}: {node.label}: sync '{sync.name}' selects rows by "
                               f"{_unknown_columns(unread, columns)} ({listing})")
     computed = {name: dict(spec) for name, spec in args["computed"].items()}
     for spec in computed.values():  # a transform's source column, as stored
@@ -874,7 +878,7 @@ def _check_keys(sync: SyncConfig, keys: dict[str, Any]) -> None:
         if keys["duplicates"]:
             examples = ", ".join(repr(e) for e in keys["examples"])
             parts.append(f"{keys['duplicates']} duplicated key(s), e.g. {examples}")
-        raise SyncDataError(f"sync '{sync.name}' stopped before sending anything: model '{sync.model.name}' has "
+        raise SyncDataError(f"sync '{sync.name}' stopped before sending anything: {sync.model.label} has "
                         f"{' and '.join(parts)} in primary_key {', '.join(sync.key_columns)}")
 
 
@@ -920,6 +924,9 @@ def record_history(project_dir: Path | str, profiles_dir: Path | str | None, tar
     destinations = load_destinations(where.project_dir, where.profiles_dir)
     syncs = {s.name: s for s in load_syncs(manifest, destinations)}
     if sync_name not in syncs:
+        disabled = disabled_sync(manifest, [sync_name])
+        if disabled is not None:
+            raise UserError(disabled)
         close = closest(sync_name, list(syncs))
         hint = f" (did you mean '{close}'?)" if close else f" (syncs: {', '.join(sorted(syncs)) or 'none'})"
         raise UserError(f"no sync named '{sync_name}' in {manifest.path}{hint}")

@@ -841,6 +841,47 @@ def test_a_duplicate_primary_key_fails_the_package_data_test(bad_project):
             (bad_project.root / "models" / "generated" / f).unlink()
 
 
+def test_a_merge_whose_data_contradicts_its_cardinality_fails_the_build_naming_it(bad_project):
+    """orders many:1 products merges `category` onto orders: right while products has one row per product_id; the
+    same declaration to a model with a repeated product_id would repeat orders, so the build fails before writing
+    a row, naming the file, model, relationship, declared cardinality and the repeated key, and the table built
+    before keeps its rows."""
+    root = bad_project.root
+    schema = root / "models" / "_schema.yml"
+    original = schema.read_text(encoding="utf-8")
+    declared = "{name: product, to: products, cardinality: many:1, join: {product_id: product_id}}"
+    assert declared in original
+    generated = root / "models" / "generated"
+    (generated / "dup_products.sql").write_text(
+        "select * from {{ ref('products') }}\nunion all\nselect * from {{ ref('products') }}\n"
+        "where product_id = (select min(product_id) from {{ ref('products') }})\n", encoding="utf-8")
+    (generated / "orders_merged.sql").write_text(
+        "-- depends_on: {{ ref('products') }}\n-- depends_on: {{ ref('dup_products') }}\n"
+        "{{ dbt_studio.merged_columns('orders') }}\n", encoding="utf-8")
+    try:
+        schema.write_text(original.replace(declared, declared[:-1] + ", merge_columns: [category]}"), encoding="utf-8")
+        bad_project.dbt("build", "-s", "+orders_merged")
+        [(orders,)] = bad_project.query("select count(*) from orders")
+        [(merged, categories)] = bad_project.query("select count(*), count(product__category) from orders_merged")
+        assert merged == orders and categories > 0
+
+        schema.write_text(original.replace(declared, declared.replace("to: products", "to: dup_products")[:-1]
+                                           + ", merge_columns: [category]}"), encoding="utf-8")
+        errors = node_errors(bad_project.dbt("build", "-s", "+orders_merged", check=False))
+        assert list(errors) == ["orders_merged"], errors
+        [(key,)] = bad_project.query("select min(product_id) from products")
+        line = errors["orders_merged"].split("dbt_studio: ", 1)[1].splitlines()[0]
+        assert line == (f"models/_schema.yml: model 'orders': relationship 'product' is declared many:1, but "
+                        f"'dup_products' has 2 rows with product_id = '{key}': merging its columns into "
+                        "'orders_merged' would repeat rows of 'orders'; fix the cardinality (and merge from the "
+                        "other side) or the data"), line
+        assert bad_project.query("select count(*) from orders_merged") == [(orders,)]  # the last good build
+    finally:
+        schema.write_text(original, encoding="utf-8")
+        for f in ("dup_products.sql", "orders_merged.sql"):
+            (generated / f).unlink()
+
+
 def test_an_audience_depends_on_every_model_it_reads(built_example):
     project = built_example("duckdb")
     result = project.dbt("ls", "-s", "+monthly_subscribers", "--resource-type", "model", "--output", "name")

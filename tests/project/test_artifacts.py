@@ -112,3 +112,26 @@ def test_a_broken_artifact_is_one_line_naming_the_file(tmp_path, text):
     message = str(caught.value)
     assert message.startswith(str(tmp_path.resolve() / "target" / "run_results.json") + ": not a")
     assert "\n" not in message
+
+
+def test_a_disabled_node_is_named_disabled_with_its_file_also_from_the_kept_copy(tmp_path):
+    """dbt keeps `enabled: false` nodes under the manifest's "disabled" key (unique_id -> its definitions): a name
+    that only a disabled node has is "disabled (enabled: false, <file>)", not unknown, read fresh and kept."""
+    snapshot = {**MODEL, "unique_id": "snapshot.shop.people_history", "name": "people_history",
+                "resource_type": "snapshot", "original_file_path": "snapshots/people_history.sql"}
+    doc = {"metadata": {}, "nodes": {"model.shop.people": MODEL},
+           "disabled": {"model.shop.orders": [{**MODEL, "name": "orders", "original_file_path": "models/orders.sql"}],
+                        "snapshot.shop.people_history": [snapshot],
+                        "test.shop.t": [{"resource_type": "test", "name": "t"}]}}
+    root = write(tmp_path, "manifest.json", json.dumps(doc))
+    for _ in range(2):  # parsed, then from the copy kept beside it
+        manifest = load_manifest(root)
+        assert sorted(manifest.disabled) == ["orders", "people_history"]
+        assert manifest.unknown_model("orders", "enable it or remove the sync") == (
+            "model 'orders' is disabled (enabled: false, models/orders.sql); enable it or remove the sync")
+        assert manifest.disabled_phrase("people_history") == (
+            "snapshot 'people_history' is disabled (enabled: false, snapshots/people_history.sql)")
+        assert manifest.unknown_model("peple") == "unknown model 'peple' (did you mean 'people'?)"
+        assert manifest.disabled_phrase("people") is None
+        keep(manifest)
+    assert (root / "target" / SLIM_FILE).is_file()

@@ -31,7 +31,7 @@ CRM = "  crm:\n    type: http\n    url: https://crm.invalid/records\n" \
 @dataclass(frozen=True)
 class Mutation:
     case: str
-    edits: tuple[tuple[str, str, str], ...]  # (file, old, new): `old` must be in the file
+    edits: tuple[tuple[str, str, str], ...]  # (file, old, new): `old` must be in the file ("": a new file)
     # command args -> (exit code, text(s) the one error line must hold); "" for exit 0 (no error line)
     expect: dict[tuple[str, ...], tuple[int, str | tuple[str, ...]]] = field(default_factory=dict)
 
@@ -85,6 +85,30 @@ MUTATIONS = [
     Mutation("relationship to a model that does not exist", ((MARTS, "to: stg_orders", "to: stg_order"),), {
         ("validate",): (2, (f"{MARTS}: model 'customer_features': ",
                             "unknown model 'stg_order' (did you mean 'stg_orders'?)")),
+    }),
+    Mutation("a relationship to and a sync of a disabled model", (
+        ("models/staging/stg_returns.sql", "", "{{ config(enabled=false) }}\nselect 1 as return_id, "
+                                               "'a@example.com' as email\n"),
+        ("models/staging/_returns.yml", "", "version: 2\nmodels:\n  - name: stg_returns\n    config:\n"
+                                            "      meta:\n        dbt_studio:\n          primary_key: return_id\n"
+                                            "          syncs:\n            - {name: returns_crm, destination: "
+                                            "crm_file, mode: upsert, mappings: {email: email}}\n"),
+        (MARTS, "            - {name: orders, to: stg_orders,",
+         "            - {name: returns, to: stg_returns, cardinality: \"1:many\", join: {email: email}}\n"
+         "            - {name: orders, to: stg_orders,")), {
+        ("validate",): (2, f"{MARTS}: model 'customer_features': relationship 'returns': model 'stg_returns' is "
+                           "disabled (enabled: false, models/staging/stg_returns.sql); enable it or remove the "
+                           "relationship"),
+        ("audience", "preview", "pro_buyers"): (2, f"{MARTS}: model 'pro_buyers': dbt_studio: model "
+                                                   "'customer_features': relationship 'returns': model 'stg_returns' "
+                                                   "is disabled (enabled: false, models/staging/stg_returns.sql)"),
+        ("audience", "preview", "stg_returns"): (2, "model 'stg_returns' is disabled (enabled: false, "
+                                                    "models/staging/stg_returns.sql)"),
+        ("sync", "-s", "returns_crm"): (2, "models/staging/_returns.yml: sync 'returns_crm': model 'stg_returns' is "
+                                           "disabled (enabled: false, models/staging/stg_returns.sql); enable it or "
+                                           "remove the sync"),
+        ("plan", "-s", "stg_returns"): (2, "sync 'returns_crm': model 'stg_returns' is disabled"),
+        ("sync", "-s", "big_spenders"): (0, ""),
     }),
     Mutation("audience condition on a misspelled column", (
         ("models/marts/pro_buyers.sql", "{'column': 'plan', 'op': 'in'", "{'column': 'plann', 'op': 'in'"),), {
@@ -203,11 +227,11 @@ def test_every_mutation_is_one_line_with_the_right_exit_code_and_changes_nothing
     mutations = MUTATIONS if shop.adapter == "duckdb" else [m for m in MUTATIONS if m.case in ON_SNOWFLAKE]
     assert shop.adapter == "duckdb" or len(mutations) == len(ON_SNOWFLAKE)
     for mutation in mutations:
-        saved = {}
+        saved: dict[Path, str | None] = {}
         for name, old, new in mutation.edits:
             path = shop.root / name
-            saved.setdefault(path, path.read_text(encoding="utf-8"))
-            text = path.read_text(encoding="utf-8")
+            saved.setdefault(path, path.read_text(encoding="utf-8") if path.exists() else None)
+            text = path.read_text(encoding="utf-8") if path.exists() else ""
             assert old in text, (mutation.case, name, old)
             path.write_text(text.replace(old, new, 1), encoding="utf-8")
         try:
@@ -225,7 +249,10 @@ def test_every_mutation_is_one_line_with_the_right_exit_code_and_changes_nothing
                     failures.append((mutation.case, args, got, lines[-3:] or out[-300:]))
         finally:
             for path, text in saved.items():
-                path.write_text(text, encoding="utf-8")
+                if text is None:
+                    path.unlink()
+                else:
+                    path.write_text(text, encoding="utf-8")
             manifest.write_bytes(saved_manifest)
     assert failures == [], "\n".join(map(repr, failures))
     assert _state(shop) == before  # every mistake was found before anything was planned or sent

@@ -42,7 +42,8 @@ def test_build_syncs_only_the_models_that_built(project):
     syncs = {r["sync"]: r for r in report["syncs"]}
     assert (syncs["people_out"]["status"], syncs["people_out"]["acknowledged"]) == ("success", 1)
     assert syncs["fragile_out"]["status"] == "skipped"
-    assert "its last dbt build ended with status 'error': fix it, then run dbt build -s fragile" in syncs["fragile_out"]["message"]
+    assert ("its last dbt build ended with status 'error': fix it, then run dbt build -s fragile"
+            in syncs["fragile_out"]["message"])
     assert len(file_ops(project.out, "people_out")) == 1 and not file_ops(project.out, "fragile_out")
     assert "Binder Error" in result.stderr or "no_such_column" in result.stderr
 

@@ -264,9 +264,9 @@ def test_a_failed_build_of_another_target_does_not_stop_this_target_s_syncs(new_
     assert "model 'people' not synced: its last dbt build ended with status 'error'" in on_prod.stdout
 
 
-def _snapshot_yaml() -> str:
+def _snapshot_yaml(mappings: dict | None = None) -> str:
     """The snapshot of docs/sync.md, declared in YAML, with a sync of its current rows."""
-    sync = {"name": "current_people", "destination": "out", "mode": "mirror", "mappings": MAPPINGS,
+    sync = {"name": "current_people", "destination": "out", "mode": "mirror", "mappings": mappings or MAPPINGS,
             "filter": {"column": "dbt_valid_to", "op": "is null"}}
     snapshot = {"name": "people_history", "relation": "ref('people')",
                 "config": {"unique_key": "user_id", "strategy": "check", "check_cols": "all",
@@ -298,3 +298,18 @@ def test_a_snapshot_s_current_rows_are_synced_like_a_model_s(new_project, tmp_pa
     assert report["sync"] == "current_people" and report["status"] == "success"
     assert report["planned"] == {"insert": 0, "update": 1, "delete": 0, "clear": 0}
     assert file_ops(tmp_path / "files", "current_people")[-1]["u2"]["plan"] == "pro"
+
+    # a mistake in its sync is named as the snapshot's, not a model's, in validate, plan and sync alike
+    (project.root / "snapshots" / "people_history.yml").write_text(
+        _snapshot_yaml({**MAPPINGS, "email": "emial"}), encoding="utf-8")
+    project.dbt("parse")
+    where = "snapshots/people_history.yml: snapshot 'people_history': "
+    checked = cli(project, "validate")
+    assert checked.returncode == 2 and f"error: {where}meta.dbt_studio.syncs[0].mappings.email: unknown column " \
+        "'emial' of snapshot 'people_history' (columns of the relation " in checked.stderr, checked.stderr
+    for command in ("plan", "sync"):
+        done = cli(project, command, "-s", "current_people")
+        assert done.returncode == 2 and f"{where}sync 'current_people' maps unknown column 'emial' (did you mean " \
+            "'email'?)" in done.stdout + done.stderr, done.stdout + done.stderr
+        assert "model 'people_history'" not in done.stdout + done.stderr
+    assert "model 'people_history'" not in checked.stdout + checked.stderr
