@@ -75,6 +75,10 @@ def demo(directory: Path, users: int, seed: int) -> None:
 
 
 def _project_root(_ctx: click.Context, _param: click.Parameter, value: Path) -> Path:
+    return project_root(value)
+
+
+def project_root(value: Path) -> Path:
     """`--project-dir` as given, when it is a dbt project's root (it has dbt_project.yml, or dbt's artifacts: a
     copy of target/ is enough for validate); else one line that says where the root is (run from a folder inside
     a project, such as models/) or that there is none."""
@@ -468,7 +472,7 @@ def schema(project_dir: Path, mermaid: bool, json_schema: str | None) -> None:
     from sync_runner.audiences.render import render_mermaid, render_text
     from sync_runner.audiences.schema import load_nodes, schema_graph
 
-    graph = schema_graph(load_nodes(project_dir))
+    graph = schema_graph(load_nodes(project_root(project_dir)))  # (checked here: --json-schema needs no project)
     if not graph.models:
         raise UserError("no model has config.meta.dbt_studio: declare a parent model first")
     click.echo(render_mermaid(graph) if mermaid else render_text(graph))

@@ -34,7 +34,7 @@ def test_validate_outside_a_built_project_is_one_line(tmp_path):
         f"error: no target/manifest.json in {tmp_path.resolve()}: run dbt build first"]
 
 
-@pytest.mark.parametrize("command", [["validate"], ["plan"], ["sync"], ["status"], ["exposures"]])
+@pytest.mark.parametrize("command", [["validate"], ["plan"], ["sync"], ["status"], ["exposures"], ["schema"]])
 def test_a_command_run_inside_a_project_s_folder_names_the_project_s_root(tmp_path, command):
     (tmp_path / "dbt_project.yml").write_text("name: p\nversion: '1.0'\nprofile: p\n", encoding="utf-8")
     models = tmp_path / "models" / "marts"

@@ -255,6 +255,10 @@ class SyncRunner:
             guesses = [g for g in (closest(term, names) for term in options.select if not _is_glob(term)) if g]
             hint = f" (did you mean {', '.join(repr(g) for g in dict.fromkeys(guesses))}?)" if guesses else ""
             raise UserError(f"no sync matches {' '.join(options.select)} in {self.manifest.path}{hint}")
+        chosen = sorted({s.name for s in [*self.syncs, *self.unusable]})
+        if options.keys and len(chosen) != 1:  # (none is "no sync matches" above)
+            raise UserError(f"--keys sends a test sync of one sync: -s {' '.join(options.select)} selects "
+                            f"{len(chosen)} ({', '.join(chosen)}); select one by its name")
         if options.only_built and self.results is not None:
             built = self.results.results
             self.syncs = [s for s in self.syncs if s.model.unique_id in built]

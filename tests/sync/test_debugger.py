@@ -15,6 +15,7 @@ import os
 import pytest
 
 from sync_runner.cli import main
+from sync_runner.core.errors import UserError
 from sync_runner.sync.engine import record_history
 
 from helpers import ADAPTERS
@@ -99,7 +100,11 @@ def test_keys_sends_and_commits_only_the_chosen_records(sp, http_sink):
     sp.destinations(_http(http_sink))
     rows = {f"k{i}": person(i) for i in range(8)}
     sync = {"name": "test_keys", "destination": "hook", "mappings": MAPPINGS}
-    sp.build(rows, [sync])
+    sp.build(rows, [sync, {**sync, "name": "test_keys_too"}])
+    with pytest.raises(UserError, match=r"^--keys sends a test sync of one sync: -s test_keys\* selects 2 "
+                                        r"\(test_keys, test_keys_too\); select one by its name$"):
+        sp.sync(select=("test_keys*",), keys=("k2",))  # a glob of two syncs: nothing is sent
+    assert http_sink.records_received() == 0
     report = sp.sync(select=("test_keys",), keys=("k2", "k5", "nope"))["test_keys"]
     assert report.planned == {"insert": 2, "update": 0, "delete": 0, "clear": 0}
     assert report.status == "success" and report.message.startswith(
