@@ -701,7 +701,8 @@ def sync_option_problems(cls: type[Destination], options: Mapping[str, Any], pat
 
 @dataclass(frozen=True)
 class Unusable:
-    """A sync whose destination cannot be configured: it is skipped, with the reason, and the others run."""
+    """A sync whose destination cannot be configured, or whose model's meta.dbt_studio has a mistake: it is skipped,
+    with the reason, and the others run."""
 
     name: str
     model: Node
@@ -721,6 +722,20 @@ def unusable_syncs(manifest: Manifest, broken: Mapping[str, ConfigProblem]) -> l
                 out.append(Unusable(str(spec.get("name")), node, spec["destination"], str(spec.get("mode", "upsert")),
                                     spec.get("state_schema"), broken[spec["destination"]]))
     return out
+
+
+def _unusable_of(node: Node, problem: ConfigProblem) -> list[Unusable]:
+    """The syncs of a model whose meta.dbt_studio has a mistake, as far as they can be told apart (a sync with a
+    name); when none can, one entry named after the model (not a sync name: the run log does not record it)."""
+    studio = node.studio if isinstance(node.studio, dict) else {}
+    specs = studio.get("syncs")
+    named = [spec for spec in (specs if isinstance(specs, list) else [])
+             if isinstance(spec, dict) and isinstance(spec.get("name"), str) and spec["name"]]
+    if not named:
+        return [Unusable(f"{node.name} (meta.dbt_studio)", node, "", "upsert", None, problem)]
+    return [Unusable(spec["name"], node, str(spec.get("destination") or ""), str(spec.get("mode") or "upsert"),
+                     spec["state_schema"] if isinstance(spec.get("state_schema"), str) else None, problem)
+            for spec in named]
 
 
 def disabled_sync(manifest: Manifest, terms: Sequence[str]) -> str | None:
@@ -743,19 +758,30 @@ def disabled_sync(manifest: Manifest, terms: Sequence[str]) -> str | None:
 
 def load_syncs(manifest: Manifest, destinations: Mapping[str, DestinationConfig],
                alerts: AlertsConfig | None = None,
-               broken: Mapping[str, ConfigProblem] | None = None) -> list[SyncConfig]:
-    """All syncs of the project but those of `broken` destinations; raises UserError naming the first problem."""
+               broken: Mapping[str, ConfigProblem] | None = None,
+               unusable: list[Unusable] | None = None) -> list[SyncConfig]:
+    """All syncs of the project but those of `broken` destinations; raises UserError naming the first problem of a
+    model's meta.dbt_studio, unless `unusable` is given: then that model's syncs are added there (each skipped with
+    the problem, in the run log) and the other models' syncs still run, as a broken destination skips only its own
+    syncs. A nightly `dbt-studio sync` stopped by one typo stopped every sync, and left nothing in the run log."""
     broken = broken or {}
     out = []
+    mistaken: set[str] = set()
     for node in manifest.studio_models():
         problems = sync_problems(node, destinations, alerts, broken, check_columns=False)
         if problems:
             key, message = problems[0]
-            where = f"meta.dbt_studio.{key}" if key else "meta.dbt_studio"
-            raise UserError(f"{node.config_file}: {node.label}: {where}: {message}")
+            problem = ConfigProblem(node.config_file, f"{node.label}: meta.dbt_studio{'.' + key if key else ''}",
+                                    message)
+            if unusable is None:
+                raise UserError(str(problem))
+            unusable.extend(_unusable_of(node, problem))
+            mistaken.add(node.unique_id)
     for node, key, message in shared_sync_names(manifest.studio_models())[:1]:
         raise UserError(f"{node.config_file}: {node.label}: meta.dbt_studio.{key}: {message}")
     for node in manifest.studio_models():
+        if node.unique_id in mistaken:
+            continue
         pk = node.studio.get("primary_key")
         key_columns = (pk,) if isinstance(pk, str) else tuple(pk or ())
         for spec in node.studio.get("syncs") or []:

@@ -243,8 +243,11 @@ class SyncRunner:
         self.destinations = load_destinations(where.project_dir, where.profiles_dir, broken=broken)
         self.alerts = load_alerts(where.project_dir, where.profiles_dir)
         self.safeguards = load_safeguards(where.project_dir, where.profiles_dir)
-        every: list[SyncConfig | Unusable] = [*load_syncs(self.manifest, self.destinations, self.alerts, broken),
-                                              *unusable_syncs(self.manifest, broken)]
+        mistaken: list[Unusable] = []  # the syncs of a model whose meta.dbt_studio has a mistake: skipped
+        every: list[SyncConfig | Unusable] = [
+            *load_syncs(self.manifest, self.destinations, self.alerts, broken, unusable=mistaken),
+            *[u for u in unusable_syncs(self.manifest, broken) if u.model.unique_id not in
+              {m.model.unique_id for m in mistaken}], *mistaken]
         self.syncs = [s for s in every if isinstance(s, SyncConfig) and _selected(s, options.select)]
         self.unusable = [u for u in every if isinstance(u, Unusable) and _selected(u, options.select)]
         if options.select and not self.syncs and not self.unusable:
@@ -255,7 +258,8 @@ class SyncRunner:
             guesses = [g for g in (closest(term, names) for term in options.select if not _is_glob(term)) if g]
             hint = f" (did you mean {', '.join(repr(g) for g in dict.fromkeys(guesses))}?)" if guesses else ""
             raise UserError(f"no sync matches {' '.join(options.select)} in {self.manifest.path}{hint}")
-        chosen = sorted({s.name for s in [*self.syncs, *self.unusable]})
+        picked: list[SyncConfig | Unusable] = [*self.syncs, *self.unusable]
+        chosen = sorted({s.name for s in picked})
         if options.keys and len(chosen) != 1:  # (none is "no sync matches" above)
             raise UserError(f"--keys sends a test sync of one sync: -s {' '.join(options.select)} selects "
                             f"{len(chosen)} ({', '.join(chosen)}); select one by its name")

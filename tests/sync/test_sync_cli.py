@@ -3,6 +3,7 @@ no secret in any output."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -77,6 +78,46 @@ def test_unknown_column_in_a_mapping_fails_before_sending(sp):
     assert not (sp.p.root / "out_unknown").exists()
 
 
+def test_a_mistake_in_one_model_s_syncs_skips_them_and_the_other_models_syncs_run(new_project, tmp_path):
+    """One typo in one model's meta.dbt_studio used to stop every sync of the project with one error line, and the
+    run log still showed the last runs as successes: a nightly sync stopped silently. Now that model's syncs are
+    skipped with the mistake (exit 2, in the run log) and the other models' syncs run."""
+    project = new_project("duckdb", name="one_typo", source=PROJECT)
+    sp = SyncProject(project, tmp_path)
+    out = tmp_path / "files"
+    sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {out}\n")
+    (project.root / "models" / "people_too.sql").write_text("select * from {{ ref('people_rows') }}\n")
+    sp.build({f"u{i}": person(i) for i in range(3)}, [])
+
+    def declare(mode: str) -> None:
+        meta = [("people", "typo_sync", mode), ("people_too", "good_sync", "upsert")]
+        models = [{"name": name, "config": {"meta": {"dbt_studio": {"primary_key": "user_id", "syncs": [
+            {"name": sync, "destination": "out", "mode": m, "mappings": MAPPINGS}]}}}} for name, sync, m in meta]
+        (project.root / "models" / "_people.yml").write_text(json.dumps({"version": 2, "models": models}))
+        project.dbt("parse")
+
+    declare("upsert")
+    assert cli(project, "sync").returncode == 0
+    declare("mirorr")
+    with (project.root / "seeds" / "people_rows.csv").open("a", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([[f"u{i}", f"Person {i}", f"p{i}@mail.com", "free", i, "n"] for i in (3, 4)])
+    project.dbt("build")
+    result = cli(project, "sync")
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "typo_sync: not run: models/_people.yml: model 'people': meta.dbt_studio.syncs[0].mode: "), lines
+    assert "mirorr" in lines[0] and "Traceback" not in result.stdout + result.stderr
+    assert {k: r["_op"] for k, r in file_ops(out, "good_sync")[-1].items()} == {"u3": "insert", "u4": "insert"}
+    runs = json.loads(cli(project, "status", "--json").stdout)
+    assert (runs[0]["sync_name"], runs[0]["status"]) in {("typo_sync", "skipped"), ("good_sync", "success")}
+    latest = {}
+    for run in runs:  # newest first
+        latest.setdefault(run["sync_name"], run)
+    assert latest["typo_sync"]["status"] == "skipped" and "mirorr" in latest["typo_sync"]["error"]
+    assert latest["good_sync"]["status"] == "success"
+
+
 def test_missing_env_var_is_a_one_line_error(sp):
     sp.destinations("destinations:\n  hook:\n    type: http\n    url: http://127.0.0.1:9/x\n"
                     "    headers: {Authorization: \"{{ env_var('NOT_SET_ANYWHERE') }}\"}\n")
@@ -140,12 +181,14 @@ select * from {{ ref('people_rows') }}
 """
 
 
-def _refused_everywhere(sp, out, expected: str) -> None:
-    """validate, plan and sync each stop at the same one line, exit 2, and nothing reaches the destination."""
+def _refused_everywhere(sp, out, expected: str, skipped: str | None = None) -> None:
+    """validate, plan and sync each stop at the same one line, exit 2, and nothing reaches the destination
+    (`skipped`: the sync that plan and sync skip with that line, when the mistake is its model's own)."""
     for command in ("validate", "plan", "sync"):
         result = cli(sp.p, command)
         assert result.returncode == 2, (command, result.stdout, result.stderr)
-        assert [line for line in result.stderr.splitlines() if line.strip()] == [f"error: {expected}"], command
+        line = f"{skipped}: not run: {expected}" if skipped and command != "validate" else f"error: {expected}"
+        assert [line for line in result.stderr.splitlines() if line.strip()] == [line], command
     assert not out.exists()
 
 
@@ -189,7 +232,7 @@ def test_a_sync_on_an_ephemeral_model_is_refused_before_it_runs(sp):
         _refused_everywhere(sp, out, "models/eph_people.sql: model 'eph_people': meta.dbt_studio.syncs[0]: sync "
                                      "'eph_out' cannot run: model 'eph_people' is ephemeral, so dbt builds no "
                                      "relation to read; materialize it as a table or a view, or sync a model that "
-                                     "selects from it")
+                                     "selects from it", skipped="eph_out")
     finally:
         model.unlink()
 
