@@ -325,14 +325,13 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
     async def api_manage(request: Request) -> Response:
         """Rename (`{"new_name": ...}`) or delete (`{"confirm": true}`) an audience of the project."""
         action = pages.rename if request.url.path.endswith("/rename") else pages.delete
+        name = request.path_params["name"]
         try:
-            body = await _json(request)
-            name = request.path_params["name"]
             studio.catalog.audience(check_name(name))
         except UserError as exc:
             return _error(exc, 404)
         try:
-            return JSONResponse(action(studio, name, body))
+            return JSONResponse(action(studio, name, await _json(request)))
         except UserError as exc:
             return _error(exc)
 
