@@ -17,8 +17,20 @@ from sync_runner.project.target import DbtTarget
 from sync_runner.project.warehouse import compiler_message, connect, warehouse_refusal
 
 
+def shown(value: Any) -> str:
+    """A value as a reader sees it in a condition's text: strings in double quotes and as written (no JSON or HTML
+    escapes: whoever displays the text escapes it for its medium, once), lists in brackets."""
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(shown(v) for v in value) + "]"
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    return str(value)
+
+
 def describe(node: Any) -> str:
-    """A short text of one condition (for previews)."""
+    """A short text of one condition (for previews): plain text, escaped by whoever displays it."""
     if not isinstance(node, dict):
         return str(node)
     for kind in ("and", "or"):
@@ -27,7 +39,7 @@ def describe(node: Any) -> str:
     if "not" in node:
         return f"not {describe(node['not'])}"
     if "column" in node:
-        value = "" if node.get("op") in ("is null", "is not null") else f" {json.dumps(node.get('value'))}"
+        value = "" if node.get("op") in ("is null", "is not null") else f" {shown(node.get('value'))}"
         return f"{node['column']} {node.get('op', '=')}{value}"
     for kind in ("has", "has not", "performed", "did not perform", "in audience", "not in audience"):
         if kind in node:
@@ -38,14 +50,14 @@ def describe(node: Any) -> str:
             if node.get("within_days") is not None:
                 text += f" within {node['within_days']} days"
             if node.get("between") is not None:
-                text += f" between {node['between'][0]} and {node['between'][1]}"
+                text += f" between {shown(node['between'][0])} and {shown(node['between'][1])}"
             for key in ("times", "first", "last"):
                 if isinstance(node.get(key), dict):
-                    text += f" {key} {node[key].get('op')} {node[key].get('value')}"
+                    text += f" {key} {node[key].get('op')} {shown(node[key].get('value'))}"
             having = node.get("having")
             for h in [having] if isinstance(having, dict) else having or []:
                 agg = f"{h.get('agg', 'count')}({h.get('column') or '*'})"
-                text += f" having {agg} {h.get('op', '>=')} {h.get('value')}"
+                text += f" having {agg} {h.get('op', '>=')} {shown(h.get('value'))}"
             return text
     return json.dumps(node)
 

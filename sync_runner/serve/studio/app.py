@@ -24,7 +24,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -36,7 +36,7 @@ from sync_runner.sync.config import load_destinations, load_syncs
 
 from . import builder, pages
 from .catalog import Catalog
-from .files import NotEditable, check_name, save_audience
+from .files import NotEditable, check_name, json_object, save_audience
 from .jobs import Job, Jobs, dbt_command, studio_command
 from .queries import Cancelled, Queries, QueryTimeout
 
@@ -198,8 +198,8 @@ def _question_error(exc: Exception) -> JSONResponse:
 
 
 async def _json(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
+    try:  # a key given twice is kept as such (files.json_object), for the save to refuse it, not read it
+        body = json.loads(await request.body(), object_pairs_hook=json_object)
     except ValueError:
         raise UserError("the request body is not JSON") from None
     if not isinstance(body, dict):
@@ -245,7 +245,8 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
 
     async def builder_page(request: Request) -> Response:
         name = request.query_params.get("audience")
-        return studio.render(request, "builder.html", page="builder", audience=name or "")
+        # an audience being edited is one of the Audiences; "New audience" is the builder on a blank draft
+        return studio.render(request, "builder.html", page="audiences" if name else "builder", audience=name or "")
 
     async def api_schema(request: Request) -> Response:
         return JSONResponse(pages.builder_schema(studio))
@@ -320,6 +321,22 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
             return JSONResponse(pages.save(studio, body, checked))
         except UserError as exc:
             return _error(exc, 409 if "confirm" in str(exc) else 400)
+
+    async def api_manage(request: Request) -> Response:
+        """Rename (`{"new_name": ...}`) or delete (`{"confirm": true}`) an audience of the project."""
+        action = pages.rename if request.url.path.endswith("/rename") else pages.delete
+        name = request.path_params["name"]
+        try:
+            studio.catalog.audience(check_name(name))
+        except UserError as exc:
+            return _error(exc, 404)
+        try:
+            return JSONResponse(action(studio, name, await _json(request)))
+        except UserError as exc:
+            return _error(exc)
+
+    async def favicon(request: Request) -> Response:
+        return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")
 
     async def api_build(request: Request) -> Response:
         try:
@@ -409,6 +426,9 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
         Route("/api/values", api_values),
         Route("/api/save", api_save, methods=["POST"]),
         Route("/api/build", api_build, methods=["POST"]),
+        Route("/api/audience/{name}/rename", api_manage, methods=["POST"]),
+        Route("/api/audience/{name}/delete", api_manage, methods=["POST"]),
+        Route("/favicon.ico", favicon),
         Route("/jobs/{id:int}", job_page),
         Route("/jobs/{id:int}/log", job_log),
         Route("/syncs", syncs_page),

@@ -16,7 +16,7 @@ import yaml
 from sync_runner.audiences.schema import manifest_nodes, read_manifest, schema_graph
 from sync_runner.core.errors import UserError
 
-from .files import AudienceFile, NotEditable, model_paths, parse_audience
+from .files import AudienceFile, NotEditable, model_paths, parse_audience, yaml_description
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class AudienceInfo:
     spec: dict[str, Any]  # as compiled (manifest), with as_of resolved
     sql_path: Path | None
     yml_path: Path | None
-    description: str
+    description: str  # as its YAML file says now (the manifest's, as of the last build, when the file cannot tell)
     last_build: dict[str, Any] | None  # {status, completed_at, execution_time} from run_results.json
     syncs: tuple[str, ...]
 
@@ -38,6 +38,9 @@ class Catalog:
         self._nodes: dict[str, dict[str, Any]] = {}
         self._raw: dict[str, dict[str, Any]] = {}
         self._results: dict[str, dict[str, Any]] = {}
+        self._children: dict[str, list[str]] = {}
+        self._files: dict[str, str] = {}  # unique_id -> original_file_path, of everything that may refer to a model
+        self._gone: set[str] = set()  # audiences the studio renamed or deleted since the manifest was written
 
     @property
     def target(self) -> Path:
@@ -60,6 +63,15 @@ class Catalog:
         self._raw = {raw["name"]: raw for raw in (data.get("nodes") or {}).values()
                      if raw.get("resource_type") == "model"}
         self._results = {}
+        self._children = {k: list(v) for k, v in (data.get("child_map") or {}).items()}
+        self._files = {}
+        for section in ("nodes", "exposures", "metrics", "semantic_models", "saved_queries"):
+            for uid, raw in (data.get(section) or {}).items():
+                attached = raw.get("attached_node") or ""
+                self._files[uid] = "" if attached else str(raw.get("original_file_path") or uid)
+                if attached:  # a test declared on a model: it moves (or goes) with that model's entry
+                    self._files[uid] = "@" + attached
+        self._gone = set()
         path = self.target / "run_results.json"
         if path.exists():
             results = json.loads(path.read_text(encoding="utf-8"))
@@ -90,17 +102,19 @@ class Catalog:
         out = []
         for name, node in sorted(self.nodes().items()):
             spec = node.get("audience")
-            if not spec:
+            if not spec or name in self._gone:
                 continue
             raw = self._raw.get(name) or {}
             root = self.project_dir
             sql = raw.get("original_file_path")
             patch = (raw.get("patch_path") or "").split("://", 1)[-1]
             syncs = tuple(s.get("name", "") for s in (node["meta"].get("syncs") or []) if isinstance(s, dict))
+            yml_path = (root / patch) if patch else None
+            current = yaml_description(yml_path, name)
             out.append(AudienceInfo(
                 name=name, parent=spec.get("parent", ""), spec=spec,
                 sql_path=(root / sql) if sql and raw.get("package_name") == self.project_name() else None,
-                yml_path=(root / patch) if patch else None, description=raw.get("description") or "",
+                yml_path=yml_path, description=raw.get("description") or "" if current is None else current,
                 last_build=self._results.get(str(node.get("unique_id"))), syncs=syncs,
             ))
         return out
@@ -110,6 +124,26 @@ class Catalog:
             if a.name == name:
                 return a
         raise UserError(f"no audience model {name!r} in the project (build it once so the manifest knows it)")
+
+    def referrers(self, name: str) -> list[str]:
+        """What the manifest knows to refer to model `name` (models, exposures, tests of other models), by file;
+        the tests declared on the model itself are not counted (they go with its YAML entry)."""
+        uid = str(self.nodes().get(name, {}).get("unique_id") or "")
+        out = []
+        for child in self._children.get(uid, []):
+            file = self._files.get(child, child)
+            if file == "@" + uid:
+                continue
+            said = f"a test of {file[1:].rsplit('.', 1)[-1]}" if file.startswith("@") else file
+            if said not in out:
+                out.append(said)
+        return out
+
+    def forget(self, name: str) -> None:
+        """Leave audience `name` out of the listings until the next build writes a manifest (its file was renamed
+        or deleted by the studio)."""
+        self._refresh()
+        self._gone.add(name)
 
     def open_file(self, name: str) -> AudienceFile:
         info = self.audience(name)

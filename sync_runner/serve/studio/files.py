@@ -76,6 +76,8 @@ def _literal(node: ast.AST, source: str) -> Any:
             key = _literal(k, source) if k is not None else None
             if not isinstance(key, str):
                 raise ValueError("dict keys must be strings")
+            if key in out:  # Jinja keeps the last one: a group (or any key) given twice would silently vanish
+                raise ValueError(f"key {key!r} is given twice")
             value = _literal(v, source)
             if isinstance(value, Expr):
                 raise ValueError("an expression inside a literal")
@@ -352,3 +354,248 @@ def set_yaml_description(project_dir: Path, path: Path, name: str, description: 
         raise UserError(f"{path.name}: the description of {name} could not be rewritten in place; not saved")
     path.write_text(new_text, encoding="utf-8")
     return True
+
+
+# -- keys given twice ---------------------------------------------------------------------------------------------
+
+
+class RepeatedKeys(dict[str, Any]):
+    """A JSON object that named some key more than once (`repeated`); it holds the last value of each, as
+    `json.loads` does, so that the request is refused rather than read with a key silently dropped."""
+
+    repeated: tuple[str, ...] = ()
+
+
+def json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`object_pairs_hook` for request bodies: a plain dict, or a RepeatedKeys naming the keys given twice."""
+    out: dict[str, Any] = {}
+    repeated = []
+    for key, value in pairs:
+        if key in out and key not in repeated:
+            repeated.append(key)
+        out[key] = value
+    if not repeated:
+        return out
+    marked = RepeatedKeys(out)
+    marked.repeated = tuple(repeated)
+    return marked
+
+
+def refuse_repeated_keys(value: Any, file: str, path: str = "") -> None:
+    """UserError naming `file` and the key when an object of `value` (read with `json_object`) gave a key twice:
+    a split group renamed to the name of another one, say."""
+    if isinstance(value, RepeatedKeys):
+        key = value.repeated[0]
+        if path == "splits.groups":
+            raise UserError(f"{file}: splits: two groups named {key!r}; rename one of them (nothing saved)")
+        raise UserError(f"{file}: {path or 'arguments'}: key {key!r} is given twice (nothing saved)")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            refuse_repeated_keys(v, file, f"{path}.{k}" if path else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            refuse_repeated_keys(v, file, f"{path}[{i}]")
+
+
+# -- descriptions, renames and deletions --------------------------------------------------------------------------
+
+
+def _unescape_jinja_text(text: str) -> str | None:
+    """The text `_escape_jinja_text` was given, or None when `text` holds Jinja of its own (dbt renders it: the
+    file's text is not what a reader sees)."""
+    plain = text.replace("{{ '{' }}", "{")
+    if any(s in text.replace("{{ '{' }}", "") for s in ("{{", "{%", "{#")):
+        return None
+    return plain
+
+
+def _model_entries(text: str, path: Path) -> tuple[Any, Any]:
+    """(the YAML node of `models:`, the parsed file) of a properties file, or UserError naming it."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path.name}: not readable as YAML ({exc.__class__.__name__})") from exc
+    if isinstance(root, yaml.MappingNode):
+        for key, models in root.value:
+            if key.value == "models" and isinstance(models, yaml.SequenceNode):
+                return models, data
+    return None, data
+
+
+def _entry_of(models: Any, name: str) -> Any:
+    return next((m for m in (models.value if models is not None else []) if isinstance(m, yaml.MappingNode)
+                 and any(k.value == "name" and v.value == name for k, v in m.value)), None)
+
+
+def yaml_description(path: Path | None, name: str) -> str | None:
+    """The description model `name` has in the YAML file `path` as it is now on disk (the manifest's is as of the
+    last build), "" when its entry has none; None when the file or the entry is missing, or the description is
+    Jinja that dbt renders (then only the manifest knows the text)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    for model in (data or {}).get("models") or [] if isinstance(data, dict) else []:
+        if isinstance(model, dict) and model.get("name") == name:
+            description = model.get("description")
+            return _unescape_jinja_text(description) if isinstance(description, str) else ""
+    return None
+
+
+_REFERENCE = r"(?:\bref\s*\(\s*|['\"](?:not )?in audience['\"]\s*:\s*)['\"]{name}['\"]"
+
+
+def referring_files(project_dir: Path, name: str, own: Path) -> list[str]:
+    """Model files of the project (other than `own`) whose text refers to model `name` (`ref('name')`, or an
+    audience tree's `in audience` / `not in audience`), relative to the project: those the manifest does not
+    know yet too (saved, not built)."""
+    pattern = re.compile(_REFERENCE.format(name=re.escape(name)))
+    root = project_dir.resolve()
+    found = []
+    for folder in model_paths(project_dir):
+        for path in sorted(folder.rglob("*.sql")) if folder.is_dir() else []:
+            if path.resolve() == own.resolve() or not path.is_file():
+                continue
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            if pattern.search(text):
+                found.append(str(path.resolve().relative_to(root)))
+    return found
+
+
+def _refuse_referred(name: str, what: str, referred_by: list[str]) -> None:
+    referred_by = list(dict.fromkeys(referred_by))  # the manifest and the files name the same file
+    if referred_by:
+        more = f" (and {len(referred_by) - 1} more)" if len(referred_by) > 1 else ""
+        raise UserError(f"{name}: {referred_by[0]}{more} refers to it; change that first ({what})")
+
+
+@dataclass(frozen=True)
+class Moved:
+    sql_path: Path  # the audience's file now (for a deletion: the file that was removed)
+    yml_path: Path | None  # the YAML file that documents it now (None: none, or removed with it)
+    yml_removed: bool = False
+
+
+def _yaml_without(text: str, path: Path, name: str) -> str | None:
+    """`text` with model `name`'s entry taken out of `models:` in place (every other byte kept), or None when the
+    file documents nothing else and can go. UserError when that cannot be done in place."""
+    models, data = _model_entries(text, path)
+    entry = _entry_of(models, name)
+    if entry is None:
+        raise UserError(f"{path.name}: no entry for {name}")
+    others = [m for m in data["models"] if not (isinstance(m, dict) and m.get("name") == name)]
+    if _documents_only(text, name):
+        return None
+    if models.flow_style or not others:
+        raise UserError(f"{path.name}: the entry of {name} cannot be taken out in place; remove it by hand")
+    items = models.value
+    i = items.index(entry)
+    start = text.rfind("\n", 0, entry.start_mark.index) + 1
+    if i + 1 < len(items):
+        end = text.rfind("\n", 0, items[i + 1].start_mark.index) + 1
+    else:
+        end = entry.end_mark.index
+        end = end if end == 0 or text[end - 1] == "\n" else text.find("\n", end) + 1 or len(text)
+    new_text = text[:start] + text[end:]
+    expected = {**data, "models": others}
+    try:
+        ok = yaml.safe_load(new_text) == expected
+    except yaml.YAMLError:
+        ok = False
+    if not ok:
+        raise UserError(f"{path.name}: the entry of {name} could not be taken out in place; remove it by hand")
+    return new_text
+
+
+def _documents_only(text: str, name: str) -> bool:
+    """The YAML file documents model `name` and nothing else (its own file, as the studio writes one)."""
+    data = yaml.safe_load(text)
+    return isinstance(data, dict) and set(data) <= {"version", "models"} and \
+        [m.get("name") if isinstance(m, dict) else None for m in data.get("models") or []] == [name]
+
+
+def _yaml_renamed(text: str, path: Path, name: str, new_name: str) -> str:
+    """`text` with model `name`'s entry named `new_name`, in place (every other byte kept)."""
+    models, data = _model_entries(text, path)
+    entry = _entry_of(models, name)
+    if entry is None:
+        raise UserError(f"{path.name}: no entry for {name}")
+    node = next(v for k, v in entry.value if k.value == "name")
+    new_text = text[:node.start_mark.index] + new_name + text[node.end_mark.index:]
+    for model in data["models"]:
+        if isinstance(model, dict) and model.get("name") == name:
+            model["name"] = new_name
+    if yaml.safe_load(new_text) != data:
+        raise UserError(f"{path.name}: the entry of {name} could not be renamed in place; nothing renamed")
+    return new_text
+
+
+def rename_audience(project_dir: Path, sql_path: Path, yml_path: Path | None, name: str, new_name: str, *,
+                    taken: Set[str] = frozenset(), referred_by: list[str] | None = None) -> Moved:
+    """Rename audience `name` (its file `sql_path`, documented in `yml_path` if any) to `new_name`: the file moves
+    to `<new_name>.sql` in the same folder and its YAML entry is renamed in place (a `<name>.yml` that documents
+    it alone moves to `<new_name>.yml`). `new_name` is checked like a new audience's name and must be no model of
+    the project (`taken`) nor an existing file. Refused when something refers to the audience (`referred_by`: what
+    the manifest knows; the project's model files are read too). Everything is checked before anything is
+    written; a refusal changes nothing."""
+    check_name(new_name)
+    sql_path = confined(project_dir, sql_path)
+    root = project_dir.resolve()
+    if not sql_path.is_file():
+        raise UserError(f"{name}: {sql_path.relative_to(root)} is not there (renamed or deleted since the last "
+                        "build?); nothing renamed")
+    if new_name == name:
+        raise UserError(f"{name}: the new name is the same as the old one; nothing renamed")
+    if new_name in taken:
+        raise UserError(f"{name}: a model named {new_name!r} already exists in the project; pick another name")
+    target = confined(project_dir, sql_path.parent / f"{new_name}.sql")
+    if target.exists():
+        raise UserError(f"{name}: {target.relative_to(root)} exists; pick another name")
+    _refuse_referred(name, "nothing renamed", list(referred_by or []) + referring_files(project_dir, name, sql_path))
+    new_yml, yml_text = None, None
+    if yml_path is not None and yml_path.is_file():
+        yml_path = confined(project_dir, yml_path)
+        yml_text = _yaml_renamed(yml_path.read_text(encoding="utf-8"), yml_path, name, new_name)
+        new_yml = yml_path
+        if yml_path.name in (f"{name}.yml", f"{name}.yaml") and _documents_only(yml_text, new_name):
+            new_yml = confined(project_dir, yml_path.with_name(f"{new_name}{yml_path.suffix}"))
+            if new_yml.exists():
+                raise UserError(f"{name}: {new_yml.relative_to(root)} exists; pick another name")
+    sql_path.rename(target)
+    if yml_path is not None and new_yml is not None and yml_text is not None:
+        new_yml.write_text(yml_text, encoding="utf-8")
+        if new_yml != yml_path:
+            yml_path.unlink()
+    return Moved(target, new_yml)
+
+
+def delete_audience(project_dir: Path, sql_path: Path, yml_path: Path | None, name: str, *,
+                    referred_by: list[str] | None = None) -> Moved:
+    """Delete audience `name`: its file `sql_path`, and its entry in `yml_path` (taken out in place; the whole
+    file when it documents nothing else). Refused when something refers to it (as `rename_audience`); a refusal
+    changes nothing. Its table stays in the warehouse until dropped there."""
+    sql_path = confined(project_dir, sql_path)
+    root = project_dir.resolve()
+    if not sql_path.is_file():
+        raise UserError(f"{name}: {sql_path.relative_to(root)} is not there (renamed or deleted since the last "
+                        "build?); nothing deleted")
+    _refuse_referred(name, "nothing deleted", list(referred_by or []) + referring_files(project_dir, name, sql_path))
+    yml_text = None
+    if yml_path is not None and yml_path.is_file():
+        yml_path = confined(project_dir, yml_path)
+        yml_text = _yaml_without(yml_path.read_text(encoding="utf-8"), yml_path, name)
+    else:
+        yml_path = None
+    sql_path.unlink()
+    if yml_path is not None:
+        if yml_text is None:
+            yml_path.unlink()
+            return Moved(sql_path, None, yml_removed=True)
+        yml_path.write_text(yml_text, encoding="utf-8")
+    return Moved(sql_path, yml_path)

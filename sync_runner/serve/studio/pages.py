@@ -17,7 +17,11 @@ from .files import (
     check_name,
     confine_folder,
     confined,
+    delete_audience,
+    digest_of,
     parse_audience,
+    refuse_repeated_keys,
+    rename_audience,
     save_audience,
     set_yaml_description,
 )
@@ -299,11 +303,13 @@ def save(studio: Studio, body: dict[str, Any], checked: Any) -> dict[str, Any]:
     An existing audience is saved over only by the page that opened it (`opened` and the `digest` it was given);
     a draft named like another audience is refused, whatever `overwrite` says."""
     name = check_name(body.get("name"))
+    folder = confine_folder(studio.settings.where.project_dir, studio.catalog.folders(), body.get("folder"))
+    root = studio.settings.where.project_dir.resolve()
+    refuse_repeated_keys(body.get("arguments"), str(confined(root, folder / f"{name}.sql").relative_to(root)))
     arguments = _from_json(body.get("arguments"))
     if not isinstance(arguments, dict):
         raise UserError("arguments: expected an object")
     checked(spec_of(arguments, body.get("as_of")))
-    folder = confine_folder(studio.settings.where.project_dir, studio.catalog.folders(), body.get("folder"))
     original = None
     opened_name = body.get("opened")
     if opened_name:
@@ -325,7 +331,6 @@ def save(studio: Studio, body: dict[str, Any], checked: Any) -> dict[str, Any]:
                            and name == opened_name else None,
                            overwrite=bool(body.get("overwrite")), description=body.get("description"),
                            primary_key=[pk] if isinstance(pk, str) else list(pk or []), taken=taken)
-    root = studio.settings.where.project_dir.resolve()
     yml_path, changed = result.yml_path, result.changed
     description = body.get("description")
     if opened_name == name and not result.created and isinstance(description, str):
@@ -341,6 +346,42 @@ def save(studio: Studio, body: dict[str, Any], checked: Any) -> dict[str, Any]:
     return {"sql": str(result.sql_path.relative_to(root)),
             "yml": str(yml_path.resolve().relative_to(root)) if yml_path else None,
             "changed": changed, "created": result.created, "digest": result.digest}
+
+
+def _own_audience(studio: Studio, name: Any) -> AudienceInfo:
+    info = studio.catalog.audience(check_name(name))
+    if info.sql_path is None:
+        raise NotEditable(f"{info.name} belongs to a package, not to this project")
+    return info
+
+
+def rename(studio: Studio, name: Any, body: dict[str, Any]) -> dict[str, Any]:
+    """Rename an audience of the project (files.rename_audience); the listings leave the old name out until the
+    next build. Returns the file's new path, relative, its YAML file and the digest of its text."""
+    info = _own_audience(studio, name)
+    assert info.sql_path is not None
+    root = studio.settings.where.project_dir.resolve()
+    moved = rename_audience(root, info.sql_path, info.yml_path, info.name, check_name(body.get("new_name")),
+                            taken=studio.catalog.models(), referred_by=studio.catalog.referrers(info.name))
+    studio.catalog.forget(info.name)
+    return {"name": moved.sql_path.stem, "sql": str(moved.sql_path.relative_to(root)),
+            "yml": str(moved.yml_path.resolve().relative_to(root)) if moved.yml_path else None,
+            "digest": digest_of(moved.sql_path.read_text(encoding="utf-8"))}
+
+
+def delete(studio: Studio, name: Any, body: dict[str, Any]) -> dict[str, Any]:
+    """Delete an audience of the project (files.delete_audience) once the request confirms it."""
+    info = _own_audience(studio, name)
+    assert info.sql_path is not None
+    if body.get("confirm") is not True:
+        raise UserError(f"{info.name}: deleting needs a confirmation; nothing deleted")
+    root = studio.settings.where.project_dir.resolve()
+    moved = delete_audience(root, info.sql_path, info.yml_path, info.name,
+                            referred_by=studio.catalog.referrers(info.name))
+    studio.catalog.forget(info.name)
+    return {"deleted": str(moved.sql_path.relative_to(root)),
+            "yml": str(moved.yml_path.resolve().relative_to(root)) if moved.yml_path else None,
+            "yml_removed": moved.yml_removed}
 
 
 def reparse(path: Any) -> Any:

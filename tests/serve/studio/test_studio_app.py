@@ -486,3 +486,32 @@ def test_split_sizes_on_the_audiences_page_are_counted_on_the_built_table(exampl
     row = row[:row.index("</tr>")]
     assert f'<td class="num size">{size:,}</td>' in row
     assert re.findall(r'<span class="split">([^<]*)</span>', row) == expected
+
+
+def test_a_split_group_given_twice_and_refused_renames_and_deletes_answer_400_and_change_nothing(example):
+    """What the page refuses, the server refuses too, in one line naming the file and the key: a save whose split
+    groups name one group twice (a rename onto another group's name: JSON keeps the last), a rename onto an
+    existing name, a delete without its confirmation. An unknown audience is a 404. No file changes."""
+    project, studio, client = example
+    folder = project.root / "models" / "audiences"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    opened = client.get("/api/audience/high_value_buyers").json()
+    body = {"name": "high_value_buyers", "folder": opened["folder"], "arguments": opened["arguments"],
+            "opened": "high_value_buyers", "digest": opened["digest"], "as_of": opened["as_of"]}
+    text = json.dumps(body).replace('{"email": 90, "holdout": 10}', '{"holdout": 90, "holdout": 10}')
+    assert text != json.dumps(body)
+    saved = client.post("/api/save", content=text, headers={"Content-Type": "application/json",
+                                                            "X-CSRF-Token": client.cookies.get("studio_csrf")})
+    assert saved.status_code == 400 and saved.json()["error"] == \
+        "models/audiences/high_value_buyers.sql: splits: two groups named 'holdout'; rename one of them (nothing saved)"
+    renamed = post(client, "/api/audience/high_value_buyers/rename", {"new_name": "viewed_not_bought"})
+    assert renamed.status_code == 400 and renamed.json()["error"] == \
+        "high_value_buyers: a model named 'viewed_not_bought' already exists in the project; pick another name"
+    assert post(client, "/api/audience/high_value_buyers/rename", {"new_name": "Bad Name"}).status_code == 400
+    deleted = post(client, "/api/audience/high_value_buyers/delete", {})
+    assert deleted.status_code == 400 and deleted.json()["error"] == \
+        "high_value_buyers: deleting needs a confirmation; nothing deleted"
+    for action in ("rename", "delete"):
+        assert post(client, f"/api/audience/nope/{action}", {"new_name": "x", "confirm": True}).status_code == 404
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert "high_value_buyers" in {a["name"] for a in client.get("/api/schema").json()["audiences"]}

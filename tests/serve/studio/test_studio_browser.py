@@ -49,6 +49,21 @@ EVERY_KIND = """{#- Every kind of condition, hand-written: the studio must open 
 """
 
 
+def add_managed_audiences(folder: Path) -> None:
+    """Audiences the rename and delete test changes: rename_me (documented in its own rename_me.yml), delete_me
+    (an entry of the shared _audiences.yml), and referred, which refers_to_it names in a condition."""
+    small = "{{ dbt_studio.audience(parent='stg_users', where={'column': 'age', 'op': '>=', 'value': %d}) }}\n"
+    for name, age in (("rename_me", 60), ("delete_me", 61), ("referred", 62)):
+        (folder / f"{name}.sql").write_text(small % age, encoding="utf-8")
+    (folder / "refers_to_it.sql").write_text(
+        "{{ dbt_studio.audience(parent='stg_users', where={'not in audience': 'referred'}) }}\n", encoding="utf-8")
+    (folder / "rename_me.yml").write_text("version: 2\nmodels:\n  - name: rename_me\n    description: Renamed in the "
+                                          "browser test.\n", encoding="utf-8")
+    shared = folder / "_audiences.yml"
+    shared.write_text(shared.read_text(encoding="utf-8") + "  - name: delete_me\n    description: Deleted in the "
+                      "browser test.\n", encoding="utf-8")
+
+
 def every_kind_reference(project, start: str, times: int) -> int:
     """Members of EVERY_KIND with the window starting at `start` and `times` views, by a query written here."""
     r = project.relation
@@ -72,6 +87,7 @@ def free_port() -> int:
 def served(new_project):
     project = new_project("duckdb", name="studio_browser")
     (project.root / "models" / "audiences" / "every_kind.sql").write_text(EVERY_KIND, encoding="utf-8")
+    add_managed_audiences(project.root / "models" / "audiences")
     project.dbt("build")
     # the reference counts, read before the studio holds the connection (a second adapter in this process would
     # take it away mid-request): members per region who viewed a product in the last WINDOW days
@@ -370,3 +386,130 @@ def test_on_snowflake_an_audience_opens_with_its_size_and_a_condition_changes_it
     row.locator("input.value").fill(project.region)
     page.wait_for_function("document.querySelectorAll('#funnel .step').length === 2 && "
                            f"document.getElementById('total').dataset.size === '{project.in_region}'", timeout=40000)
+
+
+def test_a_split_group_renamed_onto_another_group_is_refused_next_to_the_field(served, page):
+    """Renaming the `email` group of high_value_buyers to `holdout` would merge the two keys and drop a group: the
+    page says so beside the field, the group keeps its name, and a save changes no byte of the file."""
+    project, studio, url = served
+    path = project.root / "models" / "audiences" / "high_value_buyers.sql"
+    before = path.read_bytes()
+    page.goto(f"{url}/builder?audience=high_value_buyers")
+    page.wait_for_function("document.querySelectorAll('#split-sizes .split-size').length === 2", timeout=20000)
+    first = page.locator("#splits .split-row").nth(0)
+    assert first.locator("input.split-name").input_value() == "email"
+    first.locator("input.split-name").fill("holdout")
+    first.locator("input.split-name").dispatch_event("change")
+    assert first.locator(".split-error").inner_text() == \
+        '"holdout" is already a group: pick another name (the group is still "email")'
+    assert first.locator("input.split-name").input_value() == "email"
+    assert page.locator("#splits input.split-name").evaluate_all("xs => xs.map(x => x.value)") == ["email", "holdout"]
+    page.click("#save")
+    page.wait_for_selector("#save-status.saved")
+    assert "no change" in page.inner_text("#save-status")
+    assert path.read_bytes() == before
+
+
+def test_a_funnel_label_shows_the_value_as_typed(served, page):
+    """A condition's value with &, quotes, < and non-ASCII letters is shown in the funnel as typed: escaped once,
+    by the page's text nodes, not as JSON or HTML escapes."""
+    project, studio, url = served
+    value = 'Tom & Jerry\'s "café" <b>'
+    page.goto(f"{url}/builder")
+    page.wait_for_selector("#top-adders button[data-kind='column']")
+    page.click("#top-adders button[data-kind='column']")
+    row = page.locator("#conditions .cond").nth(0)
+    row.locator("select.column").select_option("geo_region")
+    row.locator("input.value").fill(value)
+    page.wait_for_function("document.querySelectorAll('#funnel .step').length === 1 && "
+                           "document.getElementById('total').dataset.size === '0'", timeout=20000)
+    assert page.inner_text("#funnel .step .bar-label") == f'1. geo_region = "{value}"'
+
+
+def test_the_description_shown_is_the_file_s_as_it_is_now(served, page):
+    """A description changed in the YAML file since the last build is the one the audiences page and the builder
+    show (the manifest's is as of the build)."""
+    project, studio, url = served
+    path = project.root / "models" / "audiences" / "_audiences.yml"
+    before = path.read_text(encoding="utf-8")
+    old = "Visitors of the fiddle-leaf fig product page."
+    new = "Changed on disk since the build, fig & co's visitors"
+    assert old in before
+    try:
+        path.write_text(before.replace(old, new), encoding="utf-8")
+        page.goto(f"{url}/audiences")
+        page.wait_for_selector("tr[data-audience='fiddle_leaf_visitors'] td.size")
+        assert page.inner_text("tr[data-audience='fiddle_leaf_visitors'] td .muted.small") == new
+        page.goto(f"{url}/builder?audience=fiddle_leaf_visitors")
+        page.wait_for_function("document.getElementById('description').value !== ''", timeout=20000)
+        assert page.input_value("#description") == new
+    finally:
+        path.write_text(before, encoding="utf-8")
+
+
+def test_the_favicon_is_served_and_the_nav_says_where_you_are(served, page):
+    project, studio, url = served
+    page.goto(f"{url}/builder?audience=high_value_buyers")
+    assert page.inner_text("nav.top a.on") == "Audiences"
+    icon = page.get_attribute("link[rel='icon']", "href")
+    assert icon and page.request.get(url + icon).status == 200
+    assert page.request.get(f"{url}/favicon.ico").status == 200
+    page.goto(f"{url}/builder")
+    assert page.inner_text("nav.top a.on") == "New audience"
+
+
+def test_rename_and_delete_an_audience(served, page):
+    """Rename an audience (refused onto an existing name, then done: the file and its own YAML file move), refuse
+    to rename or delete one another audience refers to, and delete one (a dismissed confirmation deletes nothing;
+    its entry leaves the shared YAML file, every other entry stays)."""
+    project, studio, url = served
+    folder = project.root / "models" / "audiences"
+    dialogs: list[str] = []
+    answers = [False, True, True]  # dismiss, then accept (the referred audience), accept (delete_me)
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.accept() if answers.pop(0) else d.dismiss()))
+    text = (folder / "rename_me.sql").read_text(encoding="utf-8")
+
+    page.goto(f"{url}/builder?audience=rename_me")
+    page.wait_for_selector("#manage:not([hidden])")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    page.fill("#new-name", "high_value_buyers")
+    page.click("#rename")
+    page.wait_for_selector("#manage-status.error")
+    assert page.inner_text("#manage-status") == \
+        "rename_me: a model named 'high_value_buyers' already exists in the project; pick another name"
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    page.fill("#new-name", "renamed_in_browser")
+    page.click("#rename")
+    page.wait_for_selector("#manage-status.saved")
+    assert page.inner_text("#manage-status").startswith("renamed to models/audiences/renamed_in_browser.sql")
+    assert page.inner_text("#builder-title") == "renamed_in_browser"
+    assert not (folder / "rename_me.sql").exists() and not (folder / "rename_me.yml").exists()
+    assert (folder / "renamed_in_browser.sql").read_text(encoding="utf-8") == text
+    assert "name: renamed_in_browser" in (folder / "renamed_in_browser.yml").read_text(encoding="utf-8")
+
+    page.goto(f"{url}/builder?audience=referred")
+    page.wait_for_selector("#manage:not([hidden])")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    page.fill("#new-name", "fine_name")
+    page.click("#rename")
+    page.wait_for_selector("#manage-status.error")
+    refused = "referred: models/audiences/refers_to_it.sql refers to it; change that first"
+    assert page.inner_text("#manage-status") == refused + " (nothing renamed)"
+    page.click("#delete")  # dismissed
+    page.wait_for_function("document.getElementById('manage-status').textContent === 'not deleted'")
+    page.click("#delete")  # accepted, and refused by the server
+    deleting = refused + " (nothing deleted)"
+    page.wait_for_function(f"document.getElementById('manage-status').textContent === {deleting!r}")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+    shared = (folder / "_audiences.yml").read_text(encoding="utf-8")
+    page.goto(f"{url}/builder?audience=delete_me")
+    page.wait_for_selector("#manage:not([hidden])")
+    page.click("#delete")
+    page.wait_for_url(f"{url}/audiences")
+    page.wait_for_selector("tr[data-audience='viewed_not_bought'] td.size")
+    assert page.locator("tr[data-audience='delete_me'], tr[data-audience='rename_me']").count() == 0
+    assert not (folder / "delete_me.sql").exists()
+    assert (folder / "_audiences.yml").read_text(encoding="utf-8") == \
+        shared.replace("  - name: delete_me\n    description: Deleted in the browser test.\n", "")
+    assert len(dialogs) == 3 and dialogs[-1].startswith("Delete delete_me?")

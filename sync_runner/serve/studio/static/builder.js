@@ -294,10 +294,19 @@
     groups.forEach(([g, pct], i) => {
       box.append(el('div', {class: 'split-row'},
         el('input', {class: 'split-name', value: g, on: {change: e => {
-          const entries = Object.entries(s.groups); entries[i][0] = e.target.value; const old = g;
-          s.groups = Object.fromEntries(entries); if (s.holdout === old) s.holdout = e.target.value; changed(true); }}}),
+          // a group renamed onto another group's name would merge the two keys and drop one: refused here (and
+          // by the server), the group keeps its name
+          const wanted = e.target.value, note = e.target.parentNode.querySelector('.split-error');
+          const refused = wanted === '' ? 'a group needs a name'
+            : wanted !== g && Object.prototype.hasOwnProperty.call(s.groups, wanted)
+              ? '"' + wanted + '" is already a group: pick another name' : '';
+          if (refused) { note.textContent = refused + ' (the group is still "' + g + '")'; e.target.value = g; return; }
+          note.textContent = '';
+          const entries = Object.entries(s.groups); entries[i][0] = wanted; const old = g;
+          s.groups = Object.fromEntries(entries); if (s.holdout === old) s.holdout = wanted; changed(true); }}}),
         el('input', {class: 'split-pct', type: 'number', min: 0, max: 100, value: pct, on: {input: e => { s.groups[g] = Number(e.target.value); changed(); }}}), '%',
-        el('button', {class: 'small', on: {click: () => { delete s.groups[g]; if (s.holdout === g) delete s.holdout; changed(true); }}}, '✕')));
+        el('button', {class: 'small', on: {click: () => { delete s.groups[g]; if (s.holdout === g) delete s.holdout; changed(true); }}}, '✕'),
+        el('span', {class: 'split-error error small'})));
     });
     box.append(el('div', {},
       el('button', {class: 'small add-group', on: {click: () => { s.groups['group_' + (groups.length + 1)] = 0; changed(true); }}}, '+ group'),
@@ -506,6 +515,34 @@
     htmx.process(box);
   }
 
+  /* Rename or delete the opened audience (its file, and its YAML entry). The listings leave the old name out at
+     once; the new name is listed after its next build. */
+  async function renameAudience() {
+    const status = document.getElementById('manage-status');
+    const wanted = document.getElementById('new-name').value.trim();
+    const data = await studioPost('/api/audience/' + encodeURIComponent(opened.name) + '/rename', {new_name: wanted});
+    if (data.error) { status.textContent = data.error; status.className = 'error'; return; }
+    status.className = 'hint saved';
+    status.textContent = 'renamed to ' + data.sql + (data.yml ? ' (' + data.yml + ')' : '') + ': build it to list it under its new name';
+    opened = {name: data.name, digest: data.digest, as_of: opened.as_of};
+    root.dataset.audience = data.name;
+    document.getElementById('builder-title').textContent = data.name;
+    document.getElementById('name').value = data.name;
+    document.getElementById('build').dataset.name = data.name;
+    document.getElementById('new-name').value = '';
+    history.replaceState(null, '', '/builder?audience=' + encodeURIComponent(data.name));
+  }
+
+  async function deleteAudience() {
+    const status = document.getElementById('manage-status');
+    if (!window.confirm('Delete ' + opened.name + '? Its file is removed (its table stays in the warehouse).')) {
+      status.textContent = 'not deleted'; status.className = 'hint'; return;
+    }
+    const data = await studioPost('/api/audience/' + encodeURIComponent(opened.name) + '/delete', {confirm: true});
+    if (data.error) { status.textContent = data.error; status.className = 'error'; return; }
+    window.location = '/audiences';
+  }
+
   // -- start ---------------------------------------------------------------------------------------------------
 
   function setParent(p) {
@@ -536,6 +573,7 @@
         document.getElementById('build').dataset.name = data.name;
       }
       if (data.editable === false) document.getElementById('save').disabled = true;
+      if (data.name && data.file) document.getElementById('manage').hidden = false;
     }
     const parent = document.getElementById('parent');
     const sel = select(schema.parents, args.parent || schema.parents[0], setParent, {id: 'parent'});
@@ -543,6 +581,8 @@
     if (!args.parent) args.parent = schema.parents[0];
     document.getElementById('save').addEventListener('click', () => save(false));
     document.getElementById('build').addEventListener('click', build);
+    document.getElementById('rename').addEventListener('click', renameAudience);
+    document.getElementById('delete').addEventListener('click', deleteAudience);
     document.getElementById('breakdown-column').addEventListener('change', refreshInsights);
     render();
     schedule();
