@@ -126,7 +126,7 @@ def unreachable(where: DbtTarget, exc: BaseException) -> UserError:
     if held_elsewhere(exc):  # what the user can do about it, which DuckDB's line does not say
         reason += (" (another process has the DuckDB file open; run this again once it is done: a `dbt-studio "
                    "studio` lets go of the file after 3 s without a query, by default)")
-    return UserError(f"cannot use the warehouse of {where.project_dir} (target {where.target or 'default'}): "
+    return UserError(f"cannot use the warehouse of {where.project_dir} ({target_label(where)}): "
                      f"{REDACT(reason)}")
 
 
@@ -143,6 +143,12 @@ def default_target(where: DbtTarget) -> str | None:
     except (OSError, yaml.YAMLError, KeyError, TypeError):
         return None
     return name if isinstance(name, str) and "{" not in name else None
+
+
+def target_label(where: DbtTarget) -> str:
+    """"target prod" for a line about a run's warehouse: the target it uses, named ("target default" only when the
+    profile's default cannot be read; it said "default" and dbt's own lines said "dev" for the same run)."""
+    return f"target {where.target or default_target(where) or 'default'}"
 
 
 def built_for_another_target(where: DbtTarget) -> str:
@@ -172,7 +178,7 @@ def missing_duckdb_file(where: DbtTarget, path: str) -> UserError | None:
         return None
     fix = (built_for_another_target(where)
            or "run dbt build to make it (dbt-studio does not create an empty warehouse)")
-    return UserError(f"cannot use the warehouse of {where.project_dir} (target {where.target or 'default'}): the "
+    return UserError(f"cannot use the warehouse of {where.project_dir} ({target_label(where)}): the "
                      f"DuckDB file {file} does not exist; {fix}")
 
 

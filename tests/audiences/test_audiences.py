@@ -961,7 +961,7 @@ def test_a_preview_of_a_warehouse_it_cannot_open_is_the_one_line_status_gives(bu
                       "--profiles-dir", str(profiles))
     code, out, err = refused
     assert (code, out) == (2, "") and err.count("\n") == 1, err
-    assert err.startswith(f"error: cannot use the warehouse of {project.root} (target default): ") and \
+    assert err.startswith(f"error: cannot use the warehouse of {project.root} (target duckdb): ") and \
         "no_such_setting" in err
     assert refused == run_cli(capsys, monkeypatch, "status", *args, "--profiles-dir", str(profiles))
     project.release()
@@ -971,5 +971,5 @@ def test_a_preview_of_a_warehouse_it_cannot_open_is_the_one_line_status_gives(bu
         status = run_cli(capsys, monkeypatch, "status", *args)
     code, out, err = held
     assert (code, out) == (status[0], "") == (2, "") and err.count("\n") == 1, err
-    assert err.startswith(f"error: cannot use the warehouse of {project.root} (target default): IO Error: ")
+    assert err.startswith(f"error: cannot use the warehouse of {project.root} (target duckdb): IO Error: ")
     assert f"(PID {holder.pid})" in err and err == status[2], err

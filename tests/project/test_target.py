@@ -50,17 +50,18 @@ shop:
 """
 
 
-@pytest.mark.parametrize(("profile", "reason"), [
-    (GOOD_PROFILE.replace("type: duckdb, path: \"target/shop", "type: duckbd, path: \"target/shop"),
+@pytest.mark.parametrize(("profile", "target", "reason"), [
+    (GOOD_PROFILE.replace("type: duckdb, path: \"target/shop", "type: duckbd, path: \"target/shop"), "dev",
      'Credentials in profile "shop", target "dev" invalid: Could not find adapter type duckbd!'),
-    (GOOD_PROFILE.replace("target: dev", "target: prod"),
+    (GOOD_PROFILE.replace("target: dev", "target: prod"), "prod",
      "The profile 'shop' does not have a target named 'prod'. The valid target names for this profile are: dev, ci"),
-    ("shop:\n  target: dev\n  outputs: [\n",
+    ("shop:\n  target: dev\n  outputs: [\n", "default",
      "dbt encountered an error while trying to read your profiles.yml file. Syntax error near line 4"),
 ], ids=["unknown adapter", "unknown target", "not YAML"])
-def test_a_bad_profile_is_said_in_dbt_s_words_not_its_header(tmp_path, profile, reason):
+def test_a_bad_profile_is_said_in_dbt_s_words_not_its_header(tmp_path, profile, target, reason):
     """dbt's errors start with a header line ("Runtime Error") and nest another error's header at the end of a
-    line: the one line names what is wrong."""
+    line: the one line names what is wrong, after the target it is for, by name (the profile's default target's
+    name when there is no --target; "default" only when profiles.yml cannot be read)."""
     from sync_runner.project.warehouse import Warehouse
 
     (tmp_path / "dbt_project.yml").write_text("name: shop\nversion: '1.0'\nconfig-version: 2\nprofile: shop\n")
@@ -69,7 +70,8 @@ def test_a_bad_profile_is_said_in_dbt_s_words_not_its_header(tmp_path, profile, 
     with pytest.raises(Exception) as raised:
         Warehouse(where)
     assert from_warehouse(raised.value)
-    assert str(unreachable(where, raised.value)) == f"cannot use the warehouse of {tmp_path} (target default): {reason}"
+    assert str(unreachable(where, raised.value)) == (
+        f"cannot use the warehouse of {tmp_path} (target {target}): {reason}")
 
 
 def test_a_file_another_process_holds_says_what_to_do(tmp_path):

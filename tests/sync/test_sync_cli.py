@@ -267,7 +267,7 @@ def test_a_plan_on_the_default_target_after_a_build_of_another_says_which_target
     plan = cli(project, "plan")  # the default target's DuckDB file was never made
     assert plan.returncode == 1 and "failed" in plan.stdout
     assert plan.stderr.strip().splitlines() == [
-        f"to_files: cannot use the warehouse of {project.root} (target default): the DuckDB file {default} does not "
+        f"to_files: cannot use the warehouse of {project.root} (target duckdb): the DuckDB file {default} does not "
         f"exist; {hint}"]
     assert not default.exists()
     duckdb.connect(str(default)).close()  # a default target that has a warehouse, without these relations
