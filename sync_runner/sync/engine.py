@@ -32,6 +32,7 @@ from sync_runner.project.compiled import CompiledSql
 from sync_runner.project.target import (
     DbtTarget,
     built_for_another_target,
+    default_target,
     error_line,
     from_warehouse,
     resolve_target,
@@ -393,8 +394,10 @@ class SyncRunner:
             return [SyncReport(s.name, s.model.name, s.destination.name, "failed", message=REDACT(exc))
                     for s in self.syncs] + [self._unusable(u) for u in self.unusable]
         models = list({s.model.unique_id: s.model for s in self.syncs}.values())
-        # run_results.json of a build of another target says nothing of this target's relations
-        results = None if self._built_for_another_target() else self.results
+        results = self.results
+        if results is not None and results.target and results.target != (self.where.target
+                                                                          or default_target(self.where)):
+            results = None  # run_results.json of a build of another target says nothing of this target's relations
         self.skips = _build_verdicts(self.manifest, results, builds, models)
         for sync in self.syncs:
             report = SyncReport(sync.name, sync.model.name, sync.destination.name)
