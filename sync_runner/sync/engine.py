@@ -185,6 +185,17 @@ def _unrecorded(sync: SyncConfig, report: SyncReport, exc: BaseException, stoppe
             "next run sends them again")
 
 
+def _as_sent(sync: SyncConfig, sample: dict[str, Any]) -> dict[str, Any]:
+    """A plan's sample under the fields the destination gets (`external_id`, not the model's `main_id` nor the
+    plan's `dbt_studio_f1_email`), after `_op` and `_key`: what a user checks before a first sync. A column mapped
+    to two fields shows under both; a template field is rendered as it is sent, so it is not in the sample."""
+    where = {str(c).lower(): i for i, c in enumerate(sample.get("columns") or [])}
+    picks = [(c, where[c]) for c in ("_op", "_key") if c in where]
+    picks += [(f.dest, where[f.tracked.lower()]) for f in sync.fields  # in the mapping's order
+              if f.template is None and f.tracked and f.tracked.lower() in where]
+    return {"columns": [name for name, _ in picks], "rows": [[row[i] for _, i in picks] for row in sample["rows"]]}
+
+
 def _failure(report: SyncReport, exc: BaseException) -> str:
     """The failed run's message: the error, with what the run's last steps noted about it (_noted)."""
     error = REDACT(exc)
@@ -528,7 +539,7 @@ class SyncRunner:
                                                  full_resync=self.options.full_resync, dry_run=True)
                 report.planned = {k: int(counts[k]) for k in ("insert", "update", "delete", "clear")}
                 report.full_resync = bool(counts["reset"])
-                report.sample = counts["sample"]
+                report.sample = _as_sent(sync, counts["sample"])
                 report.status = "planned"
                 reason = self._safeguard(sync, args, report, steps)
                 if reason:
@@ -629,7 +640,7 @@ class SyncRunner:
             columns, rows = c.rows(preview["sample"])
         report.planned = counts
         report.full_resync = bool(decided["reset"])
-        report.sample = {"columns": columns, "rows": [list(r) for r in rows]}
+        report.sample = _as_sent(sync, {"columns": columns, "rows": [list(r) for r in rows]})
         report.status = "planned"
         return args
 

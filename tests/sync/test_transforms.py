@@ -180,6 +180,12 @@ def test_a_change_the_transform_hides_sends_nothing(tp):
                            "plan": {"value": "gold"}}}]
     rows = {k: dict(v) for k, v in ROWS.items()}
     build(tp, rows, syncs)
+    preview = tp.sync(select=("contacts_hashed",), dry_run=True)["contacts_hashed"]
+    # the plan's sample is what the destination gets, under its fields (not the plan's computed column names)
+    assert preview.sample["columns"] == ["_op", "_key", "id", "email_sha256", "plan"]  # in the mapping's order
+    sampled = {row[1]: dict(zip(preview.sample["columns"], row, strict=True)) for row in preview.sample["rows"]}
+    assert all(r["plan"] == "gold" and r["email_sha256"] == _expected_row(k, ROWS[k])["email_hash"]
+               for k, r in sampled.items()) and sampled
     assert tp.sync(select=("contacts_hashed",))["contacts_hashed"].status == "success"
     rows["c2"]["email"] = "  BOB@Mail.com"   # the same address once normalised: hidden by the transform
     rows["c6"]["email"] = "other@mail.com"   # a real change
