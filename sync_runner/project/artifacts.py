@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ class Node:
     columns_source: str = "documented"  # "warehouse", "documented" (not built yet) or "unread" (Manifest.unread)
     column_types: dict[str, str] = field(default_factory=dict)  # lower-case name -> the relation's type
     number_columns: frozenset[str] = frozenset()  # lower-case names of its number-typed columns (the package's rule)
+    meta_in_sql: bool = False  # its SQL declares a dbt_studio meta key in a config() call
 
     @property
     def label(self) -> str:
@@ -64,8 +66,10 @@ class Node:
 
     @property
     def config_file(self) -> str:
-        """The file a user edits to change this node's meta: its YAML patch if it has one, else its SQL."""
-        if self.patch_path:
+        """The file a user edits to change this node's dbt_studio meta: its SQL when the meta is declared in the
+        model's own `config(meta={'dbt_studio': ...})`, else its YAML patch if it has one, else its SQL. (A model
+        with both pointed at the YAML file for a mistake made in the SQL.)"""
+        if self.patch_path and not self.meta_in_sql:
             return self.patch_path.split("://", 1)[-1]
         return self.original_file_path
 
@@ -205,6 +209,7 @@ def _node(raw: dict[str, Any]) -> Node:
         studio=studio if studio is not None else {},
         audience=meta.get("dbt_studio_audience") if isinstance(meta, dict) else None,
         checksum=(raw.get("checksum") or {}).get("checksum") if isinstance(raw.get("checksum"), dict) else None,
+        meta_in_sql=bool(raw.get("meta_in_sql")),
     )
 
 
@@ -213,7 +218,10 @@ _NODE_KEYS = ("unique_id", "name", "resource_type", "package_name", "original_fi
               "relation_name", "database", "schema", "alias", "meta", "checksum")
 _CONFIG_KEYS = ("materialized", "meta")
 # which fields a kept copy holds: a copy written by a release that read other fields is not this one's to use
-_LAYOUT = ",".join(_NODE_KEYS) + ";" + ",".join(_CONFIG_KEYS) + ";columns;disabled"
+_LAYOUT = ",".join(_NODE_KEYS) + ";" + ",".join(_CONFIG_KEYS) + ";columns;disabled;meta_in_sql"
+# a dbt_studio key written in a model's SQL, as in `config(meta={'dbt_studio': {...}})` (not dbt_studio_audience,
+# nor a `dbt_studio.audience(...)` macro call)
+_META_IN_SQL = re.compile(r"""['"]dbt_studio['"]\s*:""")
 
 
 def _slim_node(raw: dict[str, Any]) -> dict[str, Any]:
@@ -222,6 +230,8 @@ def _slim_node(raw: dict[str, Any]) -> dict[str, Any]:
     slim = {k: raw[k] for k in _NODE_KEYS if k in raw}
     slim["config"] = {k: config[k] for k in _CONFIG_KEYS if k in config}
     slim["columns"] = dict.fromkeys(raw.get("columns") or {}, None)
+    if _META_IN_SQL.search(str(raw.get("raw_code") or "")):
+        slim["meta_in_sql"] = True
     return slim
 
 

@@ -76,6 +76,23 @@ def test_the_runner_s_fields_are_kept_beside_the_manifest_while_its_bytes_are_un
     assert json.loads(kept.read_text())["nodes"]["model.shop.people"]["alias"] == "people_v2"
 
 
+def test_a_node_s_config_file_is_where_its_dbt_studio_meta_is_declared(tmp_path):
+    """A sync declared in the model's SQL (`config(meta={'dbt_studio': ...})`) of a model that also has a YAML entry
+    (its docs): mistakes name the SQL file, also from the kept copy; meta in the YAML names the YAML file, and a
+    `dbt_studio.audience(...)` call in the SQL is not a declaration."""
+    in_sql = {**MODEL, "patch_path": "shop://models/_docs.yml",
+              "raw_code": "{{ config(meta={'dbt_studio': {'primary_key': 'id'}}) }}\nselect 1 as id"}
+    in_yml = {**MODEL, "unique_id": "model.shop.vips", "name": "vips", "original_file_path": "models/vips.sql",
+              "patch_path": "shop://models/_vips.yml", "raw_code": "{{ dbt_studio.audience(parent='people') }}"}
+    doc = {"metadata": {}, "nodes": {"model.shop.people": in_sql, "model.shop.vips": in_yml}}
+    project = write(tmp_path, "manifest.json", json.dumps(doc))
+    parsed = load_manifest(project)
+    keep(parsed)
+    for manifest in (parsed, load_manifest(project)):
+        assert manifest.nodes["model.shop.people"].config_file == "models/p.sql"
+        assert manifest.nodes["model.shop.vips"].config_file == "models/_vips.yml"
+
+
 @pytest.mark.parametrize("kept", ["not json", "[]", '{"sha256": "0"}', "another release's layout"])
 def test_a_kept_file_that_does_not_match_is_ignored(tmp_path, kept):
     text = json.dumps({"metadata": {}, "nodes": {"model.shop.people": MODEL}})
