@@ -230,9 +230,25 @@ def _slim_node(raw: dict[str, Any]) -> dict[str, Any]:
     slim = {k: raw[k] for k in _NODE_KEYS if k in raw}
     slim["config"] = {k: config[k] for k in _CONFIG_KEYS if k in config}
     slim["columns"] = dict.fromkeys(raw.get("columns") or {}, None)
-    if _META_IN_SQL.search(str(raw.get("raw_code") or "")):
-        slim["meta_in_sql"] = True
     return slim
+
+
+def _meta_in_sql(raw: dict[str, Any], project_dir: Path, texts: dict[Path, str]) -> bool:
+    """Whether a node's dbt_studio meta comes from its SQL's config() rather than its YAML patch: its SQL writes a
+    dbt_studio key and its YAML file does not mention dbt_studio (a config() behind an `if` the YAML overrides, as
+    in a model that takes its syncs from a var, stays the YAML's). `texts`: the YAML files read so far."""
+    if not _META_IN_SQL.search(str(raw.get("raw_code") or "")):
+        return False
+    patch = raw.get("patch_path")
+    if not patch:
+        return True
+    path = project_dir / str(patch).split("://", 1)[-1]
+    if path not in texts:
+        try:
+            texts[path] = path.read_text(encoding="utf-8")
+        except OSError:  # a package's file, or one moved since: leave it to the YAML patch
+            texts[path] = "dbt_studio"
+    return "dbt_studio" not in texts[path]
 
 
 def _slim_manifest(path: Path, project_dir: Path) -> tuple[dict[str, Any], bool]:
@@ -246,11 +262,16 @@ def _slim_manifest(path: Path, project_dir: Path) -> tuple[dict[str, Any], bool]
             return slim, True
     data = _parse_json(raw, path)
     metadata = data.get("metadata") or {}
+    nodes: dict[str, dict[str, Any]] = {}
+    texts: dict[Path, str] = {}
+    for uid, node in (data.get("nodes") or {}).items():
+        if isinstance(node, dict) and node.get("resource_type") in RELATION_TYPES:
+            nodes[uid] = _slim_node(node)
+            if _meta_in_sql(node, project_dir, texts):
+                nodes[uid]["meta_in_sql"] = True
     return {"sha256": digest, "layout": _LAYOUT,
             "metadata": {k: metadata.get(k) for k in ("invocation_id", "project_name", "adapter_type")},
-            "nodes": {uid: _slim_node(node) for uid, node in (data.get("nodes") or {}).items()
-                      if isinstance(node, dict) and node.get("resource_type") in RELATION_TYPES},
-            "disabled": _slim_disabled(data.get("disabled"))}, False
+            "nodes": nodes, "disabled": _slim_disabled(data.get("disabled"))}, False
 
 
 def _slim_disabled(disabled: Any) -> dict[str, dict[str, Any]]:

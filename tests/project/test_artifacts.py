@@ -78,19 +78,28 @@ def test_the_runner_s_fields_are_kept_beside_the_manifest_while_its_bytes_are_un
 
 def test_a_node_s_config_file_is_where_its_dbt_studio_meta_is_declared(tmp_path):
     """A sync declared in the model's SQL (`config(meta={'dbt_studio': ...})`) of a model that also has a YAML entry
-    (its docs): mistakes name the SQL file, also from the kept copy; meta in the YAML names the YAML file, and a
-    `dbt_studio.audience(...)` call in the SQL is not a declaration."""
+    (its docs): mistakes name the SQL file, also from the kept copy. Meta in the YAML names the YAML file: with a
+    `dbt_studio.audience(...)` call in the SQL, and with a config() in the SQL that the YAML overrides (a model
+    that takes its syncs from a var when one is given)."""
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "_docs.yml").write_text("version: 2\nmodels:\n  - name: people\n    description: x\n")
+    for name in ("_vips.yml", "_both.yml"):
+        (tmp_path / "models" / name).write_text("models: [{name: x, config: {meta: {dbt_studio: {}}}}]\n")
     in_sql = {**MODEL, "patch_path": "shop://models/_docs.yml",
               "raw_code": "{{ config(meta={'dbt_studio': {'primary_key': 'id'}}) }}\nselect 1 as id"}
     in_yml = {**MODEL, "unique_id": "model.shop.vips", "name": "vips", "original_file_path": "models/vips.sql",
               "patch_path": "shop://models/_vips.yml", "raw_code": "{{ dbt_studio.audience(parent='people') }}"}
-    doc = {"metadata": {}, "nodes": {"model.shop.people": in_sql, "model.shop.vips": in_yml}}
+    both = {**MODEL, "unique_id": "model.shop.both", "name": "both", "original_file_path": "models/both.sql",
+            "patch_path": "shop://models/_both.yml",
+            "raw_code": "{% if var('syncs', none) %}{{ config(meta={'dbt_studio': var('syncs')}) }}{% endif %}"}
+    doc = {"metadata": {}, "nodes": {"model.shop.people": in_sql, "model.shop.vips": in_yml, "model.shop.both": both}}
     project = write(tmp_path, "manifest.json", json.dumps(doc))
     parsed = load_manifest(project)
     keep(parsed)
     for manifest in (parsed, load_manifest(project)):
         assert manifest.nodes["model.shop.people"].config_file == "models/p.sql"
         assert manifest.nodes["model.shop.vips"].config_file == "models/_vips.yml"
+        assert manifest.nodes["model.shop.both"].config_file == "models/_both.yml"
 
 
 @pytest.mark.parametrize("kept", ["not json", "[]", '{"sha256": "0"}', "another release's layout"])
