@@ -11,12 +11,13 @@
     A changed fingerprint (primary key, mappings or mode) or `full_resync` empties the snapshot first: a
     full resync sends every row and never emits deletes. Returns {insert, update, delete, clear, reset}.
 -#}
-{% macro sync_plan(sync, source, full_resync=false, dry_run=false) %}
-    {{ return(adapter.dispatch('sync_plan', 'dbt_studio')(sync, source, full_resync, dry_run)) }}
+{% macro sync_plan(sync, source, full_resync=false, dry_run=false, left_behind=false) %}
+    {{ return(adapter.dispatch('sync_plan', 'dbt_studio')(sync, source, full_resync, dry_run, left_behind)) }}
 {% endmacro %}
 
-{#- dry_run: nothing is written; the counts and a sample of each operation come straight from the query. -#}
-{% macro default__sync_plan(sync, source, full_resync=false, dry_run=false) %}
+{#- dry_run: nothing is written; the counts and a sample of each operation come straight from the query.
+    left_behind: a reset plan also counts the rows it does not delete (`left_behind`, sync_left_behind_sql). -#}
+{% macro default__sync_plan(sync, source, full_resync=false, dry_run=false, left_behind=false) %}
     {%- set probe = dbt_studio.sync_plan_probe_sql(sync) -%}
     {%- set existing = [] -%}
     {%- for row in run_query(probe.tables).rows -%}
@@ -32,6 +33,10 @@
     {%- set decided = dbt_studio.sync_plan_decision(sync, full_resync, known, snapshot_exists, plan_has_rows) -%}
     {%- set reset = decided.reset -%}
     {%- set counts = {'insert': 0, 'update': 0, 'delete': 0, 'clear': 0, 'reset': reset} -%}
+    {%- if left_behind and reset and snapshot_exists -%}  {#- before a reset empties the snapshot -#}
+        {%- do counts.update({'left_behind': run_query(dbt_studio.sync_left_behind_sql(sync, source)).rows[0][0]
+                                             | int}) -%}
+    {%- endif -%}
     {%- if dry_run -%}
         {%- set preview = dbt_studio.sync_plan_preview_sql(sync, source, reset, decided.previous) -%}
         {%- for row in run_query(preview.counts).rows -%}
@@ -103,6 +108,20 @@
         previous=dbt_studio._state_relation(sync, sync.name ~ '__plan') if previous else none) -%}
     {{ return({'counts': 'select _op, count(*) as n from (' ~ plan_sql ~ ') as p group by _op',
                'sample': dbt_studio._sync_sample_sql('(' ~ plan_sql ~ ')')}) }}
+{% endmacro %}
+
+{#- How many rows the destination was last sent (the snapshot) are not among the model's rows the sync sends now:
+    what a plan deletes, and what a reset plan (a full resync: a changed primary key, mapping or mode, or
+    --full-resync) leaves in the destination. Ask only while the snapshot exists, before a reset empties it. -#}
+{% macro sync_left_behind_sql(sync, source) %}
+    {{ return(adapter.dispatch('sync_left_behind_sql', 'dbt_studio')(sync, source)) }}
+{% endmacro %}
+
+{% macro default__sync_left_behind_sql(sync, source) %}
+    {%- set snapshot = dbt_studio._state_relation(sync, sync.name ~ '__snapshot') -%}
+    {{ return('select count(*) as n from ' ~ snapshot ~ ' as acknowledged\nwhere not exists (\n'
+              ~ '    select 1 from (\n' ~ dbt_studio._sync_current_sql(sync, source) ~ '\n    ) as current_rows\n'
+              ~ '    where current_rows._key = acknowledged._key\n)') }}
 {% endmacro %}
 
 {#- The statements that write the plan sync_plan_decision chose: `statements` (a reset empties the snapshot, then

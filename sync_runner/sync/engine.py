@@ -59,7 +59,7 @@ from sync_runner.sync.destinations.base import Batch, BatchResult
 from sync_runner.sync.destinations.capture import capped
 from sync_runner.sync.destinations.values import dumps
 from sync_runner.sync.safeguards import limits_for, stop_reason
-from sync_runner.sync.state import DbtSteps, KeptSteps, Steps, decide, key_problems
+from sync_runner.sync.state import DbtSteps, KeptSteps, Steps, decide, key_problems, left_behind_rows
 
 LOCK_TTL = timedelta(hours=6)
 _ORPHANED: set[str] = set()  # locks of this process's runs whose unlock failed (e.g. the warehouse went away)
@@ -183,6 +183,21 @@ def _unrecorded(sync: SyncConfig, report: SyncReport, exc: BaseException, stoppe
     return (f"sync '{sync.name}': {report.acknowledged} row(s) acknowledged by '{sync.destination.name}' could not "
             f"be recorded in the warehouse{after}: {REDACT(error_line(exc))}; the sync state did not advance, so the "
             "next run sends them again")
+
+
+def _deletes(sync: SyncConfig) -> bool:
+    """Whether the sync's plans delete (or clear) rows that leave the model."""
+    return sync.mode != "insert" and (sync.mode == "mirror" or sync.on_delete != "nothing")
+
+
+def _left_behind(sync: SyncConfig, rows: int | None) -> str:
+    """The line for the rows a reset plan does not delete ("" when there are none): a full resync sends every row
+    and deletes nothing, so rows that left the model since the last sync would stay in the destination unsaid."""
+    if not rows:
+        return ""
+    return (f"{rows} row(s) that left the model since the last sync stay in '{sync.destination.name}': this run is a "
+            "full resync (a first run after a change of the sync's primary key, mappings or mode, or --full-resync), "
+            "which deletes nothing; remove them there, or sync before such a change (docs/sync.md)")
 
 
 def _as_sent(sync: SyncConfig, sample: dict[str, Any]) -> dict[str, Any]:
@@ -536,11 +551,13 @@ class SyncRunner:
             if self.options.dry_run:  # a model without a relation name (the kept preview needs one)
                 with _plan_refusals(sync):
                     counts = self.warehouse.call("sync_plan", sync=args, source=source,
-                                                 full_resync=self.options.full_resync, dry_run=True)
+                                                 full_resync=self.options.full_resync, dry_run=True,
+                                                 left_behind=_deletes(sync))
                 report.planned = {k: int(counts[k]) for k in ("insert", "update", "delete", "clear")}
                 report.full_resync = bool(counts["reset"])
                 report.sample = _as_sent(sync, counts["sample"])
                 report.status = "planned"
+                report.message = _left_behind(sync, counts.get("left_behind"))
                 reason = self._safeguard(sync, args, report, steps)
                 if reason:
                     report.message = f"a run would stop before sending anything: {reason}"
@@ -554,10 +571,12 @@ class SyncRunner:
                 steps.prune_changelog(args)
                 steps.run_start(args, run_id, node.name, sync.destination.name, self.options.full_resync)
                 error = None
+                behind: int | None = None
                 try:
                     with _plan_refusals(sync):
                         counts = steps.plan(args, source, self.options.full_resync,
-                                            first_rows=self.options.page_rows)
+                                            first_rows=self.options.page_rows, left_behind=_deletes(sync))
+                    behind = counts.get("left_behind")
                     report.planned = {k: int(counts[k]) for k in ("insert", "update", "delete", "clear")}
                     report.full_resync = bool(counts["reset"])
                     reason = self._safeguard(sync, args, report, steps)
@@ -591,6 +610,8 @@ class SyncRunner:
                     elif report.failed_rows:
                         report.message = (f"{report.failed_rows} row(s) not delivered after retries "
                                           f"({report.message}): they are sent again on the next run")
+                    elif behind:
+                        report.message = _left_behind(sync, behind)
                     _noted(report, "not recorded in the run log", lambda: steps.run_finish(
                         args, run_id, status, report.planned, report.acknowledged, report.rejected,
                         report.message or None))
@@ -632,6 +653,8 @@ class SyncRunner:
             _, problems = c.rows(c.value("sync_check_keys_sql", sync=args, source=source))
         _check_keys(sync, key_problems(problems))
         decided = decide(c, args, self.options.full_resync)
+        with _plan_refusals(sync):
+            behind = left_behind_rows(c, args, source, decided) if _deletes(sync) else None
         preview = c.value("sync_plan_preview_sql", sync=args, source=source, reset=decided["reset"],
                           previous=decided["previous"])
         counts = {"insert": 0, "update": 0, "delete": 0, "clear": 0}
@@ -642,6 +665,7 @@ class SyncRunner:
         report.full_resync = bool(decided["reset"])
         report.sample = _as_sent(sync, {"columns": columns, "rows": [list(r) for r in rows]})
         report.status = "planned"
+        report.message = _left_behind(sync, behind)
         return args
 
     def _lock(self, sync: SyncConfig, args: dict[str, Any], holder: str, steps: Steps) -> None:

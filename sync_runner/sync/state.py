@@ -45,7 +45,7 @@ class Steps(Protocol):
     def run_start(self, args: dict[str, Any], run_id: str, model: str, destination: str,
                   full_resync: bool) -> None: ...
     def plan(self, args: dict[str, Any], source: Any, full_resync: bool,
-             first_rows: int | None = None) -> dict[str, Any]: ...
+             first_rows: int | None = None, left_behind: bool = False) -> dict[str, Any]: ...
     def plan_settled(self, args: dict[str, Any]) -> None: ...
     def record_fingerprint(self, args: dict[str, Any]) -> None: ...
     def run_finish(self, args: dict[str, Any], run_id: str, status: str, counts: dict[str, int],
@@ -96,9 +96,10 @@ class DbtSteps:
                      full_resync=full_resync)
 
     def plan(self, args: dict[str, Any], source: Any, full_resync: bool,
-             first_rows: int | None = None) -> dict[str, Any]:
+             first_rows: int | None = None, left_behind: bool = False) -> dict[str, Any]:
         """sync_plan, the whole plan written before the first page is read (`first_rows`: see KeptSteps)."""
-        return dict(self.wh.call("sync_plan", sync=args, source=source, full_resync=full_resync))
+        return dict(self.wh.call("sync_plan", sync=args, source=source, full_resync=full_resync,
+                                 left_behind=left_behind))
 
     def plan_settled(self, args: dict[str, Any]) -> None:
         self.wh.call("sync_plan_settled", sync=args)
@@ -186,12 +187,13 @@ class KeptSteps:
         self._run(sql, run_id=run_id, model=model, destination=destination, full_resync=bool(full_resync))
 
     def plan(self, args: dict[str, Any], source: Any, full_resync: bool,
-             first_rows: int | None = None) -> dict[str, Any]:
+             first_rows: int | None = None, left_behind: bool = False) -> dict[str, Any]:
         """sync_plan's steps: the probe, the decision (a macro of plain values, kept per answer), the writes.
 
         With `first_rows`, a reset plan (every row of the model sent) of more than SPLIT_PAGES pages is written in
         two parts (sync_plan_write_parts_sql): its first `first_rows` rows now, the others when a page past them is
-        read, so the first request leaves without waiting for the whole plan."""
+        read, so the first request leaves without waiting for the whole plan. With `left_behind`, a reset plan
+        also counts the rows it does not delete, before the snapshot is emptied (`left_behind`)."""
         c = self.c
         answers = [{"full_resync": f, "known_fingerprint": k, "snapshot_exists": e, "plan_has_rows": r}
                    for f in (False, True) for k in (None, args["fingerprint"], "") for e in (False, True)
@@ -203,15 +205,19 @@ class KeptSteps:
                         previous=decision["previous"])
             c.value("sync_plan_write_parts_sql", sync=args, source=source, first_rows=self._p("first_rows"))
         decided = decide(c, args, full_resync)
+        behind = left_behind_rows(c, args, source, decided) if left_behind else None
         if decided["reset"] and first_rows:
-            return self._plan_in_parts(args, source, first_rows)
-        write = c.value("sync_plan_write_sql", sync=args, source=source, reset=decided["reset"],
-                        previous=decided["previous"])
-        for sql in write["statements"]:
-            c.rows(sql)
-        counts: dict[str, Any] = dict.fromkeys(OPS, 0)
-        counts.update({str(op): int(n) for op, n in c.rows(write["counts"])[1]})
-        counts["reset"] = bool(decided["reset"])
+            counts = self._plan_in_parts(args, source, first_rows)
+        else:
+            write = c.value("sync_plan_write_sql", sync=args, source=source, reset=decided["reset"],
+                            previous=decided["previous"])
+            for sql in write["statements"]:
+                c.rows(sql)
+            counts = dict.fromkeys(OPS, 0)
+            counts.update({str(op): int(n) for op, n in c.rows(write["counts"])[1]})
+            counts["reset"] = bool(decided["reset"])
+        if behind is not None:
+            counts["left_behind"] = behind
         return counts
 
     def _plan_in_parts(self, args: dict[str, Any], source: Any, first_rows: int) -> dict[str, Any]:
@@ -301,8 +307,17 @@ def decide(c: CompiledSql, args: dict[str, Any], full_resync: bool) -> dict[str,
         rows = c.rows(probe["fingerprint"])[1]
         known = None if not rows else (rows[0][0] if rows[0][0] == args["fingerprint"] else "")
     plan_has_rows = names["plan"] in existing and bool(c.rows(probe["plan_rows"])[1])
-    return dict(c.value("sync_plan_decision", sync=args, full_resync=full_resync, known_fingerprint=known,
-                        snapshot_exists=names["snapshot"] in existing, plan_has_rows=plan_has_rows))
+    decided = dict(c.value("sync_plan_decision", sync=args, full_resync=full_resync, known_fingerprint=known,
+                           snapshot_exists=names["snapshot"] in existing, plan_has_rows=plan_has_rows))
+    return {**decided, "snapshot_exists": names["snapshot"] in existing}
+
+
+def left_behind_rows(c: CompiledSql, args: dict[str, Any], source: Any, decided: dict[str, Any]) -> int | None:
+    """How many rows the destination holds that a reset plan (decided) does not delete (sync_left_behind_sql), or
+    None when the plan is not a reset or there is no snapshot to ask."""
+    if not (decided["reset"] and decided["snapshot_exists"]):
+        return None
+    return int(c.rows(c.value("sync_left_behind_sql", sync=args, source=source))[1][0][0])
 
 
 def key_problems(rows: list[tuple[Any, ...]]) -> dict[str, Any]:

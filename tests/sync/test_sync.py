@@ -414,6 +414,32 @@ def test_models_whose_build_failed_are_skipped_and_a_later_parse_does_not_stop_s
     assert report.status == "success" and report.acknowledged == 1
 
 
+def test_a_reset_says_how_many_rows_it_leaves_in_the_destination(sp):
+    """A changed mapping resets a mirror sync: every row is sent again and nothing is deleted, so rows that left
+    the model since the last sync stay in the destination. plan and sync say how many (counted in the warehouse
+    before the snapshot is emptied); the next plan has nothing to say."""
+    out = sp.tmp / "left_behind"
+    sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {out}\n")
+    rows = {f"l{i}": person(i) for i in range(5)}
+    sync = {"name": "left_behind", "destination": "out", "mode": "mirror", "mappings": MAPPINGS}
+    sp.build(rows, [sync])
+    first = sp.sync(select=("left_behind",))["left_behind"]
+    assert first.status == "success" and not first.message  # a first run leaves nothing behind
+    del rows["l1"], rows["l3"]
+    changed = {**sync, "mappings": {**MAPPINGS, "full_name": "name"}}  # a new field: another fingerprint
+    sp.build(rows, [changed])
+    said = ("2 row(s) that left the model since the last sync stay in 'out': this run is a full resync (a first run "
+            "after a change of the sync's primary key, mappings or mode, or --full-resync), which deletes nothing")
+    plan = sp.sync(select=("left_behind",), dry_run=True)["left_behind"]
+    assert plan.full_resync and plan.planned == {"insert": 3, "update": 0, "delete": 0, "clear": 0}
+    assert plan.message.startswith(said), plan.message
+    run = sp.sync(select=("left_behind",))["left_behind"]
+    assert (run.status, run.acknowledged, run.message) == ("success", 3, plan.message)
+    assert {r["_op"] for r in file_ops(out, "left_behind")[-1].values()} == {"insert"}
+    again = sp.sync(select=("left_behind",), dry_run=True)["left_behind"]
+    assert not again.message and sum(again.planned.values()) == 0
+
+
 def test_a_run_that_commits_everything_empties_its_plan(sp, http_sink):
     http_sink.reset()
     sp.destinations(_http_yaml(http_sink, batch_size=5))
