@@ -31,6 +31,25 @@
     keeps the statements compiled for one shape of commit); a reason is cut to 1,000 characters. `rejected` may
     instead be a relation (_seq, reason), e.g. sync_listed_rejections: its rows are left out of the acknowledged
     ranges and, with `record_rejected`, recorded. Without acknowledged ranges only the rejections are written. -#}
+{#- How many keys the destination refused and that are still waiting in `<sync>__rejections` (each is planned
+    again by every run until it is accepted): a run that only retries them and is refused again is no new failure. -#}
+{% macro sync_refused_rows(sync) %}
+    {{ return(adapter.dispatch('sync_refused_rows', 'dbt_studio')(sync)) }}
+{% endmacro %}
+
+{% macro default__sync_refused_rows(sync) %}
+    {{ return(run_query(dbt_studio.sync_refused_rows_sql(sync)).rows[0][0] | int) }}
+{% endmacro %}
+
+{#- The same count as a statement, for runners that keep it compiled. -#}
+{% macro sync_refused_rows_sql(sync) %}
+    {{ return(adapter.dispatch('sync_refused_rows_sql', 'dbt_studio')(sync)) }}
+{% endmacro %}
+
+{% macro default__sync_refused_rows_sql(sync) %}
+    {{ return('select count(*) from ' ~ dbt_studio._state_relation(sync, sync.name ~ '__rejections')) }}
+{% endmacro %}
+
 {% macro sync_commit_sql(sync, run_id, acked, rejected=[], record_rejected=true) %}
     {{ return(adapter.dispatch('sync_commit_sql', 'dbt_studio')(sync, run_id, acked, rejected, record_rejected)) }}
 {% endmacro %}

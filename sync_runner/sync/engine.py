@@ -185,6 +185,15 @@ def _unrecorded(sync: SyncConfig, report: SyncReport, exc: BaseException, stoppe
             "next run sends them again")
 
 
+def _refused_all(report: SyncReport, waiting: int) -> bool:
+    """Whether the destination refused every record of a run that sent more rows than the keys already waiting in
+    the sync's rejections (`waiting`), i.e. it refused new ones too: a failure. A run that only retried keys refused
+    before, and was refused again, stays a success with its rejected count (else a quiet night with two bad emails
+    would fail and alert every night). Keys waiting that left the model can hide a failure, never invent one."""
+    sent = sum(report.planned.values())
+    return bool(report.rejected) and not report.acknowledged and not report.failed_rows and sent > waiting
+
+
 def _deletes(sync: SyncConfig) -> bool:
     """Whether the sync's plans delete (or clear) rows that leave the model."""
     return sync.mode != "insert" and (sync.mode == "mirror" or sync.on_delete != "nothing")
@@ -299,6 +308,7 @@ class SyncRunner:
         self._session_changed = False
         self._session_end: list[str] = []  # what the direct connection runs before it closes (sync_session_end_sql)
         self._previous: dict[str, str | None] = {}  # sync -> status of its run before this one (the run log's)
+        self._refusals: dict[str, str] = {}  # sync -> the first reason its destination refused a record for
         self._compiled: CompiledSql | None = None
         self._compiler: Warehouse | None = None  # built only to compile kept SQL on a miss (never connects)
         # seconds spent starting up (connecting, loading the kept SQL) whenever it happens: a sync's `time` leaves
@@ -572,6 +582,7 @@ class SyncRunner:
                 steps.run_start(args, run_id, node.name, sync.destination.name, self.options.full_resync)
                 error = None
                 behind: int | None = None
+                waiting = 0
                 try:
                     with _plan_refusals(sync):
                         counts = steps.plan(args, source, self.options.full_resync,
@@ -592,6 +603,8 @@ class SyncRunner:
                         wh.call("sync_debug_prepare", sync=args)
                         wh.call("sync_debug_prune", sync=args, days=sync.debug_days)
                         wh.call("sync_debug_planned", sync=args, run_id=run_id)
+                    # keys refused before and waiting to be sent again: a run refused only those is no new failure
+                    waiting = steps.refused_rows(args) if sum(report.planned.values()) else 0
                     self._deliver(sync, args, run_id, report, steps, debug)
                 except (Terminal, UserError) as exc:
                     error = REDACT(exc)
@@ -603,13 +616,19 @@ class SyncRunner:
                     error = REDACT(f"{exc.__class__.__name__}: {exc}")
                     raise
                 finally:
-                    status = "failed" if error or report.failed_rows else "success"
+                    refused = _refused_all(report, waiting)
+                    status = "failed" if error or report.failed_rows or refused else "success"
                     report.status = status
                     if error:
                         report.message = error
                     elif report.failed_rows:
                         report.message = (f"{report.failed_rows} row(s) not delivered after retries "
                                           f"({report.message}): they are sent again on the next run")
+                    elif refused:
+                        report.message = (f"'{sync.destination.name}' refused every record it was sent "
+                                          f"({report.rejected}, e.g. {self._refusals.get(sync.name, '')!r}; each is "
+                                          f"in {sync.name}__rejections with its reason): they are sent again on the "
+                                          "next run")
                     elif behind:
                         report.message = _left_behind(sync, behind)
                     _noted(report, "not recorded in the run log", lambda: steps.run_finish(
@@ -724,6 +743,8 @@ class SyncRunner:
             window["acked"].extend(seq for seq, _ in outcome.rejected)
             # a destination may quote the request (URL, headers) in its reason: no secret reaches the state tables
             window["rejected"].extend([seq, REDACT(reason)] for seq, reason in outcome.rejected)
+            if outcome.rejected:
+                self._refusals.setdefault(sync.name, REDACT(outcome.rejected[0][1]))
             if self.progress:
                 self.progress(sync.name, report.sent, total)
             due = (len(window["acked"]) >= self.options.commit_rows

@@ -54,6 +54,7 @@ class Steps(Protocol):
                rejected: list[list[Any]]) -> None: ...
     def page(self, args: dict[str, Any], first_seq: int, last_seq: int) -> pa.Table: ...
     def snapshot_rows(self, args: dict[str, Any]) -> int: ...
+    def refused_rows(self, args: dict[str, Any]) -> int: ...
 
 
 class DbtSteps:
@@ -121,6 +122,9 @@ class DbtSteps:
 
     def snapshot_rows(self, args: dict[str, Any]) -> int:
         return int(self.wh.call("sync_snapshot_rows", sync=args))
+
+    def refused_rows(self, args: dict[str, Any]) -> int:
+        return int(self.wh.call("sync_refused_rows", sync=args))
 
 
 class KeptSteps:
@@ -291,6 +295,9 @@ class KeptSteps:
     def snapshot_rows(self, args: dict[str, Any]) -> int:
         sql = self.c.value("sync_snapshot_rows_sql", sync=args)
         return int(self.c.rows(sql["query"])[1][0][0]) if self.c.rows(sql["exists"])[1] else 0
+
+    def refused_rows(self, args: dict[str, Any]) -> int:
+        return int(self.c.rows(self.c.value("sync_refused_rows_sql", sync=args))[1][0][0])
 
 
 def decide(c: CompiledSql, args: dict[str, Any], full_resync: bool) -> dict[str, Any]:

@@ -440,6 +440,36 @@ def test_a_reset_says_how_many_rows_it_leaves_in_the_destination(sp):
     assert not again.message and sum(again.planned.values()) == 0
 
 
+def test_a_run_whose_every_new_record_is_refused_fails_and_one_that_only_retries_them_does_not(sp, http_sink):
+    """Nothing delivered is not "success": a run whose destination refused every record, new ones among them, is
+    failed (exit 1, the failure alert), saying why. A later run that only retries those keys, refused again, is a
+    success with its rejected count (it is no new failure: it would fail every quiet night); a new refused key
+    fails it again, and once the data is fixed everything goes through."""
+    from sync_runner.sync.engine import exit_code
+
+    http_sink.reset()
+    sp.destinations(_http_yaml(http_sink, batch_size=5))
+    rows = {f"r{i}": person(i, email=f"invalid-{i}") for i in range(3)}
+    sync = {"name": "refused", "destination": "hook", "mode": "upsert", "mappings": MAPPINGS}
+    sp.build(rows, [sync])
+    first = sp.sync(select=("refused",))["refused"]
+    assert (first.status, first.acknowledged, first.rejected) == ("failed", 0, 3)
+    assert first.message == ("'hook' refused every record it was sent (3, e.g. 'invalid email'; each is in "
+                             "refused__rejections with its reason): they are sent again on the next run")
+    assert exit_code([first]) == 1
+    assert sorted(r[0] for r in sp.state("refused", "rejections")) == ["r0", "r1", "r2"]
+    retried = sp.sync(select=("refused",))["refused"]  # the same keys, refused again
+    assert (retried.status, retried.acknowledged, retried.rejected) == ("success", 0, 3)
+    rows["r3"] = person(3, email="invalid-3")
+    sp.build(rows, [sync])
+    assert sp.sync(select=("refused",))["refused"].status == "failed"  # a new key refused
+    fixed = {k: person(int(k[1:])) for k in rows}
+    sp.build(fixed, [sync])
+    done = sp.sync(select=("refused",))["refused"]
+    assert (done.status, done.acknowledged, done.rejected) == ("success", 4, 0)
+    assert sp.state("refused", "rejections") == []
+
+
 def test_a_run_that_commits_everything_empties_its_plan(sp, http_sink):
     http_sink.reset()
     sp.destinations(_http_yaml(http_sink, batch_size=5))
