@@ -173,7 +173,8 @@ def missing_duckdb_file(where: DbtTarget, path: str) -> UserError | None:
     after it was about relations that do not exist; dbt-studio reads what dbt built and never makes the file."""
     if not path or path == ":memory:" or path.startswith(("md:", "motherduck:")) or "://" in path:
         return None
-    file = Path(path) if Path(path).is_absolute() else where.project_dir / path
+    file = Path(path).expanduser()  # DuckDB opens `~/x.duckdb` in the home folder
+    file = file if file.is_absolute() else where.project_dir / file
     if file.exists():
         return None
     fix = (built_for_another_target(where)

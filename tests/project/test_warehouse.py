@@ -345,3 +345,28 @@ def test_a_duckdb_file_that_is_gone_is_said_to_be_gone_and_not_made_again(wp, ca
         wp.p.release()
         database.with_suffix(".away").rename(database)
     assert wp.sync()["people"].status == "success"
+
+
+def test_a_duckdb_path_in_the_home_folder_is_the_file_there(tmp_path, monkeypatch):
+    """`path: ~/shop.duckdb` is a file in the home folder (DuckDB expands the ~), not one missing from the project."""
+    from sync_runner.project.target import release_dbt_duckdb
+
+    home, project = tmp_path / "home", tmp_path / "project"
+    home.mkdir()
+    project.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    with duckdb.connect(str(home / "shop.duckdb")) as con:
+        con.execute("create table built as select 7 as answer")
+    (project / "dbt_project.yml").write_text("name: shop\nversion: '1.0'\nconfig-version: 2\nprofile: shop\n",
+                                             encoding="utf-8")
+    (project / "profiles.yml").write_text(
+        "shop:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: ~/shop.duckdb\n      threads: 1\n",
+        encoding="utf-8")
+    release_dbt_duckdb()
+    wh = Warehouse(DbtTarget(project, project))
+    try:
+        with wh.session():
+            assert wh.fetch_arrow("select answer from built").column("answer").to_pylist() == [7]
+    finally:
+        wh.close()
+        release_dbt_duckdb()
