@@ -26,11 +26,6 @@
     {{ return(1) }}
 {% endmacro %}
 
-{#- The statements of sync_commit, to run in one transaction. `run_id`, the bounds of each range in `acked` and the
-    seq and reason of each row in `rejected` are SQL expressions (literals, or bind parameters of a runner that
-    keeps the statements compiled for one shape of commit); a reason is cut to 1,000 characters. `rejected` may
-    instead be a relation (_seq, reason), e.g. sync_listed_rejections: its rows are left out of the acknowledged
-    ranges and, with `record_rejected`, recorded. Without acknowledged ranges only the rejections are written. -#}
 {#- How many keys the destination refused and that are still waiting in `<sync>__rejections` (each is planned
     again by every run until it is accepted): a run that only retries them and is refused again is no new failure. -#}
 {% macro sync_refused_rows(sync) %}
@@ -50,6 +45,11 @@
     {{ return('select count(*) from ' ~ dbt_studio._state_relation(sync, sync.name ~ '__rejections')) }}
 {% endmacro %}
 
+{#- The statements of sync_commit, to run in one transaction. `run_id`, the bounds of each range in `acked` and the
+    seq and reason of each row in `rejected` are SQL expressions (literals, or bind parameters of a runner that
+    keeps the statements compiled for one shape of commit); a reason is cut to 1,000 characters. `rejected` may
+    instead be a relation (_seq, reason), e.g. sync_listed_rejections: its rows are left out of the acknowledged
+    ranges and, with `record_rejected`, recorded. Without acknowledged ranges only the rejections are written. -#}
 {% macro sync_commit_sql(sync, run_id, acked, rejected=[], record_rejected=true) %}
     {{ return(adapter.dispatch('sync_commit_sql', 'dbt_studio')(sync, run_id, acked, rejected, record_rejected)) }}
 {% endmacro %}
