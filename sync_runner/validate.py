@@ -28,7 +28,7 @@ class Problem:
         if not self.model:  # a problem of a file that is not a model's (dbt_studio.yml): file and key, once each
             return f"{self.file}: {self.key}: {self.message}" if self.key else f"{self.file}: {self.message}"
         where = f"{self.block}.{self.key}" if self.key else self.block
-        return f"{self.file}: {self.kind} '{self.model}': {where + ': ' if where else ''}{self.message}"
+        return f"{self.file}: {self.kind or 'model'} '{self.model}': {where + ': ' if where else ''}{self.message}"
 
 
 def validate_node(node: Node) -> list[Problem]:

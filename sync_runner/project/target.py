@@ -179,8 +179,8 @@ def missing_duckdb_file(where: DbtTarget, path: str) -> UserError | None:
         return None
     fix = (built_for_another_target(where)
            or "run dbt build to make it (dbt-studio does not create an empty warehouse)")
-    return UserError(f"cannot use the warehouse of {where.project_dir} ({target_label(where)}): the "
-                     f"DuckDB file {file} does not exist; {fix}")
+    return UserError(REDACT(f"cannot use the warehouse of {where.project_dir} ({target_label(where)}): the "
+                            f"DuckDB file {file} does not exist; {fix}"))  # (a path may come from an env var)
 
 
 @contextlib.contextmanager
