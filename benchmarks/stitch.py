@@ -215,6 +215,13 @@ MODEL = """
                                      'timestamp': 'ts', 'loaded_at': 'loaded_at'}]) }}
 """
 FULL_READ_MODEL = MODEL.replace(", 'loaded_at': 'loaded_at'", "")  # no load time: every run reads every row
+# `--caps`: the caps of the package's example id graph (integration_tests), which every anonymous_id-user_id and
+# user_id-email link falls under: their links are then also kept in `<model>__cap_links` and counted each run
+CAPS = ", id_types={'anonymous_id': {'max_edges': {'user_id': 5}}, 'user_id': {'max_edges': {'email': 3}}}"
+
+
+def with_caps(model: str) -> str:
+    return model.replace("}])", "}]" + CAPS + ")")
 
 
 def prepare_ours(work: Path, project_name: str = "ours", model: str = MODEL) -> None:
@@ -388,6 +395,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--persons", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--caps", action="store_true", help="the id graph with max_edges caps (the example project's)")
     parser.add_argument("--memory-limit", default=None,
                         help="our builds under dbt_studio_stitch_duckdb_memory_limit, e.g. 4GB, or '' for DuckDB's "
                              "own limit (default: the package's: 40%% on full builds, none on incremental runs)")
@@ -422,11 +430,12 @@ def main() -> None:
         graph = make_graph(args.persons, base)
         delta_file = work / "rows_delta.parquet"
         delta = make_delta(args.persons, graph["rows"], delta_file)
+        capped = with_caps if args.caps else (lambda model: model)
         for name in ("ours", "ours_rebuild"):
-            prepare_ours(work, name)
-        prepare_ours(work, "ours_full_read", FULL_READ_MODEL)
-        prepare_ours(work, "ours_warm")
-        prepare_ours(work, "warmup")
+            prepare_ours(work, name, capped(MODEL))
+        prepare_ours(work, "ours_full_read", capped(FULL_READ_MODEL))
+        prepare_ours(work, "ours_warm", capped(MODEL))
+        prepare_ours(work, "warmup", capped(MODEL))
         warmup_rows = work / "warmup_rows"
         warmup_rows.mkdir()
         make_graph(1_000, warmup_rows / "rows.parquet")
@@ -481,7 +490,7 @@ def main() -> None:
         ours_peak, scipy_peak = median_of(results["ours"], "peak_mb"), median_of(results["scipy"], "peak_mb")
         first = next((r for r in results["ours"] if "ids" in r), {})
         emit({
-            "benchmark": "stitch", "persons": args.persons, "rows": graph["rows"],
+            "benchmark": "stitch", "persons": args.persons, "caps": args.caps, "rows": graph["rows"],
             "chains_50": graph["chains_50"], "chains_500": graph["chains_500"],
             "ids": first.get("ids"), "clusters": first.get("clusters"),
             "scipy_clusters": next((r.get("clusters") for r in results["scipy"] if "clusters" in r), None),

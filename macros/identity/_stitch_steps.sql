@@ -86,31 +86,155 @@ where is_new
 {%- endmacro %}
 
 {#- Identifiers linked to more distinct values of another type than their `max_edges` allows: they lose
-    every edge to that type (the identifier itself is kept). -#}
-{% macro _stitch_capped_sql(obs) -%}
+    every edge to that type (the identifier itself is kept).
+
+    Links are counted over the capped pairs of this run's observations. A run that reads only newly loaded rows
+    (`loaded_at`, a lookback) also counts the links earlier runs read, kept in `history` (`<model>__cap_links`),
+    for the identifiers this run's links touch: theirs are the only counts that can have grown, and the only ones
+    this run's edges need. -#}
+{% macro _stitch_capped_sql(obs, history=none) -%}
 with pairs as (
     select id_type, id_value, other_type, other_value, max_edges, max_edges_reverse
     from {{ obs }}
     where other_type is not null
       and (max_edges is not null or max_edges_reverse is not null)
 ),
+{%- if history is not none %}
+touched as (
+    select id_type, id_value from pairs
+    union
+    select other_type, other_value from pairs
+),
+{#- the history's links of touched values, by value alone (one string to probe: faster than type and value; the
+    counts of identifiers not touched that this gives are dropped at the end) -#}
+touched_values as (
+    select distinct id_value from touched
+),
+linked as (
+    select id_type, id_value, other_type, other_value, max_edges, max_edges_reverse from pairs
+    union all
+    select h.id_type, h.id_value, h.other_type, h.other_value, h.max_edges, h.max_edges_reverse
+    from {{ history }} as h
+    where h.id_value in (select id_value from touched_values)
+    union all
+    select h.id_type, h.id_value, h.other_type, h.other_value, h.max_edges, h.max_edges_reverse
+    from {{ history }} as h
+    where h.other_value in (select id_value from touched_values)
+),
+{%- endif %}
+{%- set links = 'linked' if history is not none else 'pairs' %}
 forward as (
     select id_type, id_value, other_type, count(distinct other_value) as linked_values, max(max_edges) as max_edges
-    from pairs
+    from {{ links }}
     where max_edges is not null
     group by id_type, id_value, other_type
 ),
 reverse as (
     select other_type as id_type, other_value as id_value, id_type as other_type,
            count(distinct id_value) as linked_values, max(max_edges_reverse) as max_edges
-    from pairs
+    from {{ links }}
     where max_edges_reverse is not null
     group by other_type, other_value, id_type
+),
+capped as (
+    select id_type, id_value, other_type, linked_values, max_edges from forward where linked_values > max_edges
+    union all
+    select id_type, id_value, other_type, linked_values, max_edges from reverse where linked_values > max_edges
 )
-select id_type, id_value, other_type, linked_values, max_edges from forward where linked_values > max_edges
-union all
-select id_type, id_value, other_type, linked_values, max_edges from reverse where linked_values > max_edges
+select c.id_type, c.id_value, c.other_type, c.linked_values, c.max_edges
+from capped as c
+{%- if history is not none %}
+where exists (select 1 from touched as t where t.id_type = c.id_type and t.id_value = c.id_value)
+{%- endif %}
 {%- endmacro %}
+
+{#- The links under a cap that this run read and the history (`<model>__cap_links`, none when it is written
+    anew) does not hold yet: what the run adds to it. -#}
+{% macro _stitch_cap_links_sql(obs, history=none) -%}
+select distinct id_type, id_value, other_type, other_value, max_edges, max_edges_reverse
+from {{ obs }} as o
+where o.other_type is not null
+  and (o.max_edges is not null or o.max_edges_reverse is not null)
+{%- if history is not none %}
+  and not exists (
+    select 1 from {{ history }} as h
+    where h.id_type = o.id_type and h.id_value = o.id_value
+      and h.other_type = o.other_type and h.other_value = o.other_value
+  )
+{%- endif %}
+{%- endmacro %}
+
+{#- Identifiers capped now that no earlier run capped (those are in the rejection log): few or none. -#}
+{% macro _stitch_newly_capped_sql(capped, rejected) -%}
+select c.id_type, c.id_value, c.other_type, c.linked_values, c.max_edges
+from {{ capped }} as c
+{%- if rejected is not none %}
+where not exists (
+    select 1 from {{ rejected }} as r
+    where r.other_type = c.other_type and r.id_type = c.id_type and r.raw_value = c.id_value
+)
+{%- endif %}
+{%- endmacro %}
+
+{#- Of the newly capped identifiers, those that share a cluster of the prior output with a value they link to:
+    people merged through them, whom a full build keeps apart and an incremental run, which never splits a
+    cluster, cannot part. Their links are this run's and, when kept, earlier runs'. Each once, most linked first.
+    (Run only when some identifier is newly capped: it looks their partners up in the whole prior output.) -#}
+{% macro _stitch_merged_through_sql(obs, capped, prior, rejected, history=none) -%}
+with newly as (
+{{ dbt_studio._stitch_newly_capped_sql(capped, rejected) | indent(4, first=true) }}
+),
+links as (
+    select id_type, id_value, other_type, other_value
+    from {{ obs }}
+    where other_type is not null
+      and (max_edges is not null or max_edges_reverse is not null)
+    {%- if history is not none %}
+    union all
+    select id_type, id_value, other_type, other_value from {{ history }}
+    {%- endif %}
+),
+partners as (
+    select n.id_type, n.id_value, n.other_type, n.linked_values, n.max_edges, l.other_value as partner
+    from newly as n
+    inner join links as l on l.id_type = n.id_type and l.id_value = n.id_value and l.other_type = n.other_type
+    union all
+    select n.id_type, n.id_value, n.other_type, n.linked_values, n.max_edges, l.id_value as partner
+    from newly as n
+    inner join links as l on l.other_type = n.id_type and l.other_value = n.id_value and l.id_type = n.other_type
+)
+select distinct p.id_type, p.id_value, p.other_type, p.linked_values, p.max_edges
+from partners as p
+inner join {{ prior }} as mine on mine.id_type = p.id_type and mine.id_value = p.id_value
+inner join {{ prior }} as theirs on theirs.id_type = p.other_type and theirs.id_value = p.partner
+where mine.main_id = theirs.main_id
+order by p.linked_values desc, p.id_type, p.id_value
+{%- endmacro %}
+
+{#- On an incremental run: a sentence naming the caps this run newly reached on identifiers whose links had
+    merged people (an incremental run never splits a cluster, so only a rebuild parts them), or an empty string.
+    A run that reads from watermarks without a history of links yet (caps added to a built graph, or one built
+    before the history was kept) starts the history with the links it reads and says that caps count links
+    from there on. -#}
+{% macro _stitch_caps_reached(obs, capped, prior, rejected, history, keeps_history, since) %}
+    {%- if keeps_history and history is none and since -%}
+        {%- do log("dbt_studio: " ~ this.name ~ ": max_edges caps count the links read from this run on; run "
+                   ~ "dbt build -s " ~ this.name ~ " --full-refresh once so they count every row", info=true) -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- if run_query(dbt_studio._stitch_newly_capped_sql(capped, rejected) ~ '\nlimit 1').rows | length == 0 -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set found = run_query(dbt_studio._stitch_merged_through_sql(obs, capped, prior, rejected, history)).rows -%}
+    {%- if found | length == 0 -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set top = found[0] -%}
+    {%- set more = found | length - 1 -%}
+    {{ return("a max_edges cap was newly reached: " ~ top[0] ~ " '" ~ top[1] ~ "' is linked to " ~ top[3] ~ " "
+              ~ top[2] ~ " values (cap " ~ top[4] ~ ")"
+              ~ (" (and " ~ more ~ " more identifier" ~ ("s" if more > 1) ~ ")" if more else "")) }}
+{% endmacro %}
 
 {#- Every identifier of this run's new rows, numbered, with when it was first and last seen in them. On
     incremental runs the ends of new links are vertices too (their own rows may hold nothing new), and each

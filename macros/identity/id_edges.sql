@@ -179,7 +179,8 @@ where {{ pair.a }}__reject_reason is null and {{ pair.a }}__value is not null
 {#- How this run reads each source. A source with `loaded_at` is read from its watermark on incremental runs: only
     rows loaded after the newest row the last run read (and rows whose loaded_at is null). The watermark is kept
     in `<model>__watermarks` with the source's relation and loaded_at expression (`read_key`): when either changed,
-    the source is read in full. Returns {sources: [name], read_keys: {name: read_key}, since: {name: watermark}}. -#}
+    the source is read in full. Returns {sources: [name], read_keys: {name: read_key}, since: {name: watermark},
+    caps: whether any linked pair is under a `max_edges` cap}. -#}
 {% macro _id_source_reads(specs) %}
     {%- set keys = {} -%}
     {%- for spec in specs if spec.read_key is not none -%}
@@ -196,7 +197,14 @@ where {{ pair.a }}__reject_reason is null and {{ pair.a }}__value is not null
             {%- endfor -%}
         {%- endif -%}
     {%- endif -%}
-    {{ return({'sources': specs | map(attribute='name') | list, 'read_keys': keys, 'since': since}) }}
+    {%- set caps = [] -%}
+    {%- for spec in specs -%}
+        {%- for pair in spec.pairs if pair.cap is not none or pair.cap_reverse is not none -%}
+            {%- do caps.append(true) -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {{ return({'sources': specs | map(attribute='name') | list, 'read_keys': keys, 'since': since,
+               'caps': caps | length > 0}) }}
 {% endmacro %}
 
 {#- The reads as a comment the materialization reads back (and users see in target/compiled). Every '*' is written

@@ -6,6 +6,7 @@
       <model>                  main_id, id_type, id_value, first_seen_at, last_seen_at
       <model>__id_changes      append-only log of main_id merges (old_main_id, new_main_id, reason, changed_at)
       <model>__rejected_ids    what screening and caps dropped, why, and how often
+      <model>__cap_links       (caps and loaded_at or a lookback) every link under a cap read so far
     Incremental by default: every source row is read and compared with the output (a scan and anti-joins),
     so rows that arrive late, whatever their timestamps, are never missed; only rows that add an identifier,
     link two clusters or move a first/last seen enter the graph, and every prior cluster they touch enters
@@ -48,24 +49,50 @@
     {%- for name, since in reads.since.items() -%}
         {%- do log("dbt_studio: " ~ this.name ~ ": source '" ~ name ~ "' read from loaded_at > " ~ since, info=true) -%}
     {%- endfor -%}
-    {%- set prior = target if incremental else none -%}
     {%- set work = {} -%}
     {%- for name in ['obs', 'capped', 'nodes', 'clusters', 'edges', 'labels', 'result'] -%}
         {%- do work.update({name: dbt_studio._work_relation(target, '__stitch_' ~ name)}) -%}
     {%- endfor -%}
     {%- set staged = dbt_studio._sibling(target, '__stitch_staged') -%}
-    {%- set clusters = work.clusters if incremental else none -%}
     {%- set changes = dbt_studio._sibling(target, '__id_changes') -%}
     {%- set rejected = dbt_studio._sibling(target, '__rejected_ids') -%}
     {%- set watermarks = dbt_studio._sibling(target, '__watermarks') -%}
+    {%- set cap_links = dbt_studio._sibling(target, '__cap_links') -%}
+    {%- set caps = reads.get('caps', false) -%}
+    {#- runs that read only newly loaded rows count caps over the links earlier runs read too -#}
+    {%- set keeps_history = caps and (reads.read_keys | length > 0 or lookback_hours is not none) -%}
+    {%- set history = load_cached_relation(cap_links) if incremental and keeps_history else none -%}
 
     {{ run_hooks(pre_hooks) }}
     {%- set capped_memory = dbt_studio.stitch_session_start(this.name, incremental) -%}
 
     {%- set narrow = reads.since | length > 0 and reads.since | length == reads.sources | length -%}
-    {%- set obs_sql = dbt_studio._stitch_observations_sql(sql, prior, lookback_hours, narrow) -%}
+    {%- set obs_sql = dbt_studio._stitch_observations_sql(sql, target if incremental else none, lookback_hours, narrow) -%}
     {%- do run_query(dbt_studio._create_work_table(work.obs, obs_sql)) -%}
-    {%- do run_query(dbt_studio._create_work_table(work.capped, dbt_studio._stitch_capped_sql(work.obs))) -%}
+    {%- do run_query(dbt_studio._create_work_table(work.capped, dbt_studio._stitch_capped_sql(work.obs, history))) -%}
+    {%- set reached = dbt_studio._stitch_caps_reached(work.obs, work.capped, target, load_cached_relation(rejected),
+                                                      history, keeps_history, reads.since)
+                      if incremental and caps else '' -%}
+    {%- if reached and reads.since -%}
+        {%- do dbt_studio._drop_work_tables(work.values() | list) -%}
+        {%- do dbt_studio.stitch_session_end(this.name, capped_memory) -%}
+        {{ exceptions.raise_compiler_error("id_stitcher model '" ~ this.name ~ "': " ~ reached ~ ". Links made "
+            ~ "before the cap was reached merged people a full build keeps apart, and this run reads only rows "
+            ~ "loaded since the last one (loaded_at), so it cannot split them: run dbt build -s " ~ this.name
+            ~ " --full-refresh (nothing was written)") }}
+    {%- elif reached -%}
+        {#- a cap newly reached on links that merged people: rebuilt from all rows, as --full-refresh would -#}
+        {%- do log("dbt_studio: " ~ this.name ~ ": " ~ reached ~ "; rebuilding the id graph from all rows, as "
+                   ~ "--full-refresh would, so no one stays merged through it", info=true) -%}
+        {%- do dbt_studio.stitch_session_end(this.name, capped_memory) -%}
+        {%- set incremental = false -%}
+        {%- set history = none -%}
+        {%- set capped_memory = dbt_studio.stitch_session_start(this.name, false) -%}
+        {%- do run_query(dbt_studio._create_work_table(work.obs, dbt_studio._stitch_observations_sql(sql, none, none))) -%}
+        {%- do run_query(dbt_studio._create_work_table(work.capped, dbt_studio._stitch_capped_sql(work.obs))) -%}
+    {%- endif -%}
+    {%- set prior = target if incremental else none -%}
+    {%- set clusters = work.clusters if incremental else none -%}
     {%- do run_query(dbt_studio._create_work_table(work.nodes, dbt_studio._stitch_nodes_sql(work.obs, incremental))) -%}
     {%- if incremental -%}
         {%- set clusters_sql = dbt_studio._stitch_clusters_sql(work.nodes, prior) -%}
@@ -114,6 +141,14 @@
             {{ dbt_studio._create_table_as(staged, dbt_studio._stitch_output_sql(result_sql)) }}
         {%- endcall -%}
         {%- do dbt_studio._replace_table(staged, target) -%}
+    {%- endif -%}
+    {#- the cap history after the output: a run that fails before here counts its links again next time -#}
+    {%- if keeps_history and history is not none -%}
+        {%- do run_query(dbt_studio._insert_into(cap_links, dbt_studio._stitch_cap_links_sql(work.obs, history))) -%}
+    {%- elif keeps_history -%}
+        {%- do run_query(dbt_studio._create_table_as(cap_links, dbt_studio._stitch_cap_links_sql(work.obs))) -%}
+    {%- elif load_cached_relation(cap_links) is not none -%}
+        {%- do adapter.drop_relation(cap_links) -%}
     {%- endif -%}
     {#- watermarks last: a run that fails before here reads the same rows again -#}
     {%- if reads.read_keys -%}

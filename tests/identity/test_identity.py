@@ -479,6 +479,98 @@ def test_screening_and_caps_are_recorded_with_reasons(stitching):
     assert ("a", "hub", "max_edges: linked to 3 b values (cap 2)") in reasons
 
 
+def capped_partition(rows: list[Row], caps: dict[tuple[str, str], int]) -> set[frozenset]:
+    return partition(reference(rows, caps)[0])
+
+
+def out_partition(project) -> set[frozenset]:
+    return partition({n: m for n, (m, _) in output(project).items()})
+
+
+def test_a_cap_reached_over_several_runs_splits_what_it_merged(stitching):
+    """A shared device links one more user each run: under its cap its links merge people; the run that takes it
+    over the cap rebuilds from all rows, so the output equals a full build's (no one stays merged through it)."""
+    caps = {"a": {"max_edges": {"b": 2}}}
+    rows = [("hub", "u1", None, None, BASE), ("hub", "u2", None, None, BASE + timedelta(minutes=1))]
+    build(stitching, rows, "--full-refresh", vars={"id_types": caps})
+    assert out_partition(stitching) == capped_partition(rows, {("a", "b"): 2})  # hub, u1 and u2 together
+    stitching.messages.clear()
+    rows.append(("hub", "u3", None, None, BASE + timedelta(minutes=2)))
+    build(stitching, rows, vars={"id_types": caps})
+    assert out_partition(stitching) == capped_partition(rows, {("a", "b"): 2})  # each alone
+    assert any("a max_edges cap was newly reached: a 'hub' is linked to 3 b values (cap 2); rebuilding the id "
+               "graph from all rows" in m for m in stitching.messages), stitching.messages
+
+    # the next run knows the device was capped before: it stays incremental
+    stitching.messages.clear()
+    rows.append(("hub", "u4", "c4", None, BASE + timedelta(minutes=3)))
+    build(stitching, rows, vars={"id_types": caps})
+    assert out_partition(stitching) == capped_partition(rows, {("a", "b"): 2})
+    assert not any("rebuilding" in m for m in stitching.messages)
+
+    # every row is read, so no history of links is kept
+    assert stitching.query("select count(*) from information_schema.tables "
+                           "where lower(table_name) = 'stitched__cap_links'") == [(0,)]
+
+
+@settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck))
+@given(links=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 7), st.integers(0, 2)), min_size=4, max_size=24))
+def test_runs_under_caps_equal_a_full_build_after_each_run(stitching, links):
+    """Devices (a) link users (b) over three runs that read every row, with users sometimes sharing an email (c):
+    after each run the output's partition is the union-find's over every row so far, under a cap of 2 users."""
+    caps = {"a": {"max_edges": {"b": 2}}}
+    rows: list[Row] = [("dev0", None, None, None, BASE)]
+    for run in range(3):
+        rows += [(f"dev{d}", f"user{u}", f"mail{u // 2}" if u % 3 == 0 else None, None,
+                  BASE + timedelta(minutes=len(rows) + i)) for i, (d, u, r) in enumerate(links) if r == run]
+        build(stitching, rows, *(["--full-refresh"] if run == 0 else []), vars={"id_types": caps})
+        assert out_partition(stitching) == capped_partition(rows, {("a", "b"): 2})
+
+
+def test_a_cap_reached_over_runs_read_from_watermarks_stops_and_asks_for_a_full_refresh(stitching):
+    """With `loaded_at` each run reads only new rows, so the cap counts the links kept from earlier runs too; the run
+    that takes a device over its cap cannot split what its links merged: it writes nothing and names the fix."""
+    caps, on = {"a": {"max_edges": {"b": 2}}}, {"loaded_at": "loaded_at"}
+    load = [BASE + timedelta(days=30 + i) for i in range(4)]
+    rows = [("hub", "u1", None, None, BASE, load[0])]
+    build(stitching, rows, "--full-refresh", vars={"id_types": caps, **on})
+    rows.append(("hub", "u2", None, None, BASE + timedelta(hours=1), load[1]))
+    build(stitching, rows, vars={"id_types": caps, **on})
+    assert out_partition(stitching) == capped_partition(rows, {("a", "b"): 2})  # hub, u1, u2: under the cap
+    before = output(stitching)
+    watermarks = f"select source_name, loaded_at from {stitching.relation('stitched', '__watermarks')}"
+    marks = sorted(stitching.query(watermarks))
+
+    rows.append(("hub", "u3", None, None, BASE + timedelta(hours=2), load[2]))  # one link in this run's rows
+    result = build(stitching, rows, check=False, vars={"id_types": caps, **on})
+    assert not result.success
+    messages = " ".join(str(r.message) for r in result.result.results)
+    assert ("id_stitcher model 'stitched': a max_edges cap was newly reached: a 'hub' is linked to 3 b values "
+            "(cap 2). Links made before the cap was reached merged people a full build keeps apart") in messages
+    assert "run dbt build -s stitched --full-refresh (nothing was written)" in messages
+    assert output(stitching) == before and sorted(stitching.query(watermarks)) == marks
+
+    build(stitching, rows, "--full-refresh", vars={"id_types": caps, **on})
+    assert out_partition(stitching) == capped_partition(rows, {("a", "b"): 2})
+    # an identifier over its cap in the rows of one run merged no one before: the run goes on
+    rows += [("hub2", f"v{i}", None, None, BASE + timedelta(hours=3), load[3]) for i in range(3)]
+    build(stitching, rows, vars={"id_types": caps, **on})
+    assert out_partition(stitching) == capped_partition(rows, {("a", "b"): 2})
+    history = f"select id_value, other_value from {stitching.relation('stitched', '__cap_links')}"
+    assert sorted(stitching.query(history)) == sorted([("hub", f"u{i}") for i in (1, 2, 3)]
+                                                      + [("hub2", f"v{i}") for i in range(3)])
+
+    # a graph built before the history was kept (or caps added to a built one): caps count links from then on
+    stitching.query(f"drop table {stitching.relation('stitched', '__cap_links')}")
+    stitching.messages.clear()
+    rows.append(("p9", "q9", None, None, BASE + timedelta(hours=4), load[3] + timedelta(days=1)))
+    build(stitching, rows, vars={"id_types": caps, **on})
+    assert out_partition(stitching) == capped_partition(rows, {("a", "b"): 2})
+    assert any("max_edges caps count the links read from this run on; run dbt build -s stitched --full-refresh "
+               "once" in m for m in stitching.messages), stitching.messages
+    assert stitching.query(history) == [("p9", "q9")]
+
+
 def test_cluster_size_data_test_warns_then_errors(stitching):
     """A 30-identifier cluster: above warn_above the package's data test warns, above error_above it fails."""
     rows = [(f"w{i:03d}", f"w{i + 1:03d}" if i % 2 == 0 else f"w{i - 1:03d}", None, None, BASE) for i in range(30)]
