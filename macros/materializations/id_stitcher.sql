@@ -13,7 +13,9 @@
     as one node, so a run can merge clusters but never split them. The output's changed rows are written in
     the run's transaction (a MERGE; on DuckDB a delete and an append, cheaper than updates in place). A new
     cluster's main_id derives from its earliest-seen identifier; on a merge the earliest prior main_id
-    survives. `--full-refresh` rebuilds from all rows (the way to split after changing the screening rules).
+    survives. `--full-refresh` rebuilds from all rows (the way to split after changing the screening rules). A
+    run that newly caps an identifier (max_edges) whose links had merged people rebuilds from all rows in the same
+    run, or, reading from watermarks, stops before writing and asks for --full-refresh.
     A source with `loaded_at` is read from its watermark instead (rows loaded after the newest one the last run
     read; id_edges chooses and says so in a comment this reads back); watermarks are written last, in
     <model>__watermarks.
