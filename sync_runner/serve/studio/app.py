@@ -89,7 +89,7 @@ class Studio:
         if key not in self._columns:
             node = self.catalog.nodes().get(model)
             if node is None:
-                raise UserError(f"unknown model {model!r}")
+                raise UserError(self.catalog.unknown_model(model))
             database, schema, identifier = self.catalog.relation_parts(model)
             try:
                 found = self.queries.columns(node["relation"], database, schema, identifier)
@@ -211,7 +211,8 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
     studio = studio or Studio(settings)
 
     def checked(spec: Any) -> dict[str, Any]:
-        return builder.check_spec(spec, studio.catalog.models(), set(studio.catalog.parents()))
+        return builder.check_spec(spec, studio.catalog.models(), set(studio.catalog.parents()),
+                                  studio.catalog.disabled)
 
     async def home(request: Request) -> Response:
         return RedirectResponse("/audiences", status_code=302)
@@ -225,7 +226,7 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
         name = request.path_params["name"]
         node = studio.catalog.nodes().get(name)
         if node is None:
-            return PlainTextResponse("unknown model", status_code=404)
+            return PlainTextResponse(studio.catalog.unknown_model(name), status_code=404)
         columns = studio.columns(name)
         try:
             sample = studio.queries.sample(node["relation"]).dicts()
@@ -307,7 +308,7 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
         node = studio.catalog.nodes().get(model)
         try:
             if node is None:
-                raise UserError(f"unknown model {model!r}")
+                raise UserError(studio.catalog.unknown_model(model))
             if column.lower() not in {c for c, _ in studio.columns(model)}:
                 raise UserError(f"unknown column {column!r} of {model}")
             table = studio.queries.values(node["relation"], column)
@@ -343,7 +344,7 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
             body = await _json(request)
             name = check_name(body.get("name"))
             if name not in studio.catalog.models() and not body.get("new"):
-                raise UserError(f"unknown model {name!r}")
+                raise UserError(studio.catalog.unknown_model(name))
             job = studio.jobs.start("build", name, dbt_command(settings.where, "build", "-s", name),
                                     settings.where.project_dir)
         except UserError as exc:

@@ -15,8 +15,11 @@ import yaml
 
 from sync_runner.audiences.schema import manifest_nodes, read_manifest, schema_graph
 from sync_runner.core.errors import UserError
+from sync_runner.project.artifacts import load_manifest
 
 from .files import AudienceFile, NotEditable, model_paths, parse_audience, yaml_description
+
+ENABLE = "enable it (remove its enabled: false) and build the project again"
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class Catalog:
         self._children: dict[str, list[str]] = {}
         self._files: dict[str, str] = {}  # unique_id -> original_file_path, of everything that may refer to a model
         self._gone: set[str] = set()  # audiences the studio renamed or deleted since the manifest was written
+        self._disabled: dict[str, str] | None = None  # name -> what messages say of it (read when first asked)
 
     @property
     def target(self) -> Path:
@@ -72,6 +76,7 @@ class Catalog:
                 if attached:  # a test declared on a model: it moves (or goes) with that model's entry
                     self._files[uid] = "@" + attached
         self._gone = set()
+        self._disabled = None
         path = self.target / "run_results.json"
         if path.exists():
             results = json.loads(path.read_text(encoding="utf-8"))
@@ -88,6 +93,20 @@ class Catalog:
     def raw(self, name: str) -> dict[str, Any] | None:
         self._refresh()
         return self._raw.get(name)
+
+    def disabled(self, name: Any) -> str | None:
+        """"model 'x' is disabled (enabled: false, models/x.sql); enable it ..." when `name` is a model (seed,
+        snapshot) the manifest keeps under "disabled" (Manifest.disabled_phrase), else None. The manifest is read
+        for it once a build, when first asked (a name no model has is rare: the studio offers the project's)."""
+        self._refresh()
+        if self._disabled is None:
+            self._disabled = load_manifest(self.project_dir).disabled_phrases()
+        phrase = self._disabled.get(name) if isinstance(name, str) else None
+        return f"{phrase}; {ENABLE}" if phrase else None
+
+    def unknown_model(self, name: Any) -> str:
+        """Why `name` is no model of the studio: disabled (and how to enable it), or unknown."""
+        return self.disabled(name) or f"unknown model {name!r}"
 
     def graph(self) -> Any:
         return schema_graph(self.nodes())
@@ -123,7 +142,8 @@ class Catalog:
         for a in self.audiences():
             if a.name == name:
                 return a
-        raise UserError(f"no audience model {name!r} in the project (build it once so the manifest knows it)")
+        raise UserError(self.disabled(name) or
+                        f"no audience model {name!r} in the project (build it once so the manifest knows it)")
 
     def referrers(self, name: str) -> list[str]:
         """What the manifest knows to refer to model `name` (models, exposures, tests of other models), by file;

@@ -23,7 +23,7 @@ from sync_runner.serve.studio.app import Studio, build_app
 from sync_runner.serve.studio.files import parse_audience
 
 from helpers.held_file import duckdb_held
-from helpers.studio_projects import settings
+from helpers.studio_projects import CHECKS, DISABLED, settings
 
 CHROMIUM = "/usr/bin/chromium"
 WINDOW = 3650
@@ -145,6 +145,15 @@ def served_snowflake(new_project):
     project.in_region = project.query(
         f"select count(*) from {r('high_value_buyers')} h join {r('stg_users')} u on u.user_id = h.user_id "
         f"where u.geo_region = '{project.region}'")[0][0]
+    project.release()
+    yield from ((project, url) for _, url in serve(project))
+
+
+@pytest.fixture(scope="module")
+def served_checks(new_project):
+    """The studio on tests/projects/studio_checks (a disabled model, a many:1 whose "one" side repeats a key)."""
+    project = new_project("duckdb", name="studio_browser_checks", source=CHECKS)
+    project.dbt("build")
     project.release()
     yield from ((project, url) for _, url in serve(project))
 
@@ -513,3 +522,10 @@ def test_rename_and_delete_an_audience(served, page):
     assert (folder / "_audiences.yml").read_text(encoding="utf-8") == \
         shared.replace("  - name: delete_me\n    description: Deleted in the browser test.\n", "")
     assert len(dialogs) == 3 and dialogs[-1].startswith("Delete delete_me?")
+
+
+def test_a_disabled_model_opened_in_the_builder_is_said_disabled(served_checks, page):
+    project, url = served_checks
+    page.goto(f"{url}/builder?audience=retired")
+    page.wait_for_function("document.getElementById('builder-note').textContent !== ''", timeout=20000)
+    assert page.inner_text("#builder-note") == DISABLED
