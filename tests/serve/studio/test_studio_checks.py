@@ -57,3 +57,41 @@ def test_a_disabled_model_is_said_disabled_with_how_to_enable_it_not_unknown(che
     with pytest.raises(UserError) as refused:
         studio.columns("retired")
     assert str(refused.value) == DISABLED
+
+
+def files(project):
+    return {str(p.relative_to(project.root)): p.read_bytes() for p in sorted((project.root / "models").rglob("*"))
+            if p.is_file()}
+
+
+SPEC = {"parent": "people", "where": {"column": "tier_code", "op": "=", "value": "gold"}}
+EXTRA = {  # route -> (a body with one key too many, that key, its hint, the route's keys)
+    "/api/funnel": ({"spec": SPEC, "session": "s", "limt": 5}, "limt", "limit", "spec, session, limit"),
+    "/api/overlap": ({"spec": SPEC, "others": ["gold_people"], "sesion": "s"}, "sesion", "session",
+                     "spec, others, label, session"),
+    "/api/breakdown": ({"spec": SPEC, "column": "name", "colum": "name"}, "colum", "column",
+                       "spec, column, limit, session"),
+    "/api/save": ({"name": "new_one", "folder": "models/audiences", "arguments": SPEC, "overwrite": True,
+                   "confirm": True}, "confirm", None,
+                  "name, folder, arguments, description, opened, digest, as_of, overwrite"),
+    "/api/build": ({"name": "gold_people", "force": True}, "force", None, "name, new"),
+    "/api/audience/gold_people/rename": ({"new_name": "gold_two", "confirm": True}, "confirm", None, "new_name"),
+    "/api/audience/gold_people/delete": ({"confrim": True}, "confrim", "confirm", "confirm"),
+}
+
+
+@pytest.mark.parametrize("route", list(EXTRA))
+def test_a_json_body_with_a_key_its_route_does_not_read_is_refused_in_one_line(checks, route):
+    """A key the route does not read (a typo, or another route's key) is a 400 naming the key and the allowed
+    ones, and nothing is done: no file written, renamed or deleted, no build started, no question asked."""
+    project, studio, client = checks
+    body, key, near, allowed = EXTRA[route]
+    before, jobs, asked = files(project), len(studio.jobs.jobs), dict(studio.queries.stats)
+    r = post(client, route, body)
+    hint = f" (did you mean {near!r}?)" if near else ""
+    assert (r.status_code, r.json()) == (400, {"error": f"{route}: unknown key {key!r} in the request body{hint}; "
+                                                        f"allowed: {allowed}"})
+    assert files(project) == before and len(studio.jobs.jobs) == jobs and studio.queries.stats == asked
+    # the same body without that key is answered
+    if route == "/api/funnel":
+        assert post(client, route, {k: v for k, v in body.items() if k != key}).json()["size"] == 3
