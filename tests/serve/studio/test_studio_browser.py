@@ -495,6 +495,13 @@ def test_rename_and_delete_an_audience(served, page):
     assert not (folder / "rename_me.sql").exists() and not (folder / "rename_me.yml").exists()
     assert (folder / "renamed_in_browser.sql").read_text(encoding="utf-8") == text
     assert "name: renamed_in_browser" in (folder / "renamed_in_browser.yml").read_text(encoding="utf-8")
+    page.fill("#new-name", "rename_me")  # and back at once: the old name is free before any build
+    page.click("#rename")
+    page.wait_for_function("document.getElementById('manage-status').textContent"
+                           ".startsWith('renamed to models/audiences/rename_me.sql')")
+    assert page.inner_text("#builder-title") == "rename_me"
+    assert (folder / "rename_me.sql").read_text(encoding="utf-8") == text
+    assert not (folder / "renamed_in_browser.sql").exists() and (folder / "rename_me.yml").is_file()
 
     page.goto(f"{url}/builder?audience=referred")
     page.wait_for_selector("#manage:not([hidden])")

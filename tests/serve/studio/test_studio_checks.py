@@ -10,6 +10,7 @@ from starlette.testclient import TestClient
 
 from sync_runner.core.errors import UserError
 from sync_runner.serve.studio.app import Studio, build_app
+from sync_runner.serve.studio.files import parse_audience
 
 from helpers.studio_projects import CHECKS, DISABLED, settings
 
@@ -95,3 +96,42 @@ def test_a_json_body_with_a_key_its_route_does_not_read_is_refused_in_one_line(c
     # the same body without that key is answered
     if route == "/api/funnel":
         assert post(client, route, {k: v for k, v in body.items() if k != key}).json()["size"] == 3
+
+
+def test_a_name_renamed_away_or_deleted_is_free_at_once_and_a_name_written_since_is_taken(checks):
+    """The names taken are the project's files as they are now, not the manifest of the last build: the name an
+    audience was renamed away from, or deleted under, is free at once (for another rename, back too, or a new
+    audience); the name of a file written since (an audience renamed or saved, in any folder) and of a disabled
+    model is taken, and so is every other model of the manifest. The next build agrees."""
+    project, studio, client = checks
+    folder = project.root / "models" / "audiences"
+
+    def rename(name, new_name):
+        r = post(client, f"/api/audience/{name}/rename", {"new_name": new_name})
+        return r.status_code, r.json().get("error") or r.json()["sql"]
+
+    assert rename("gold_people", "gold_two") == (200, "models/audiences/gold_two.sql")
+    assert rename("gold_two", "gold_people") == (200, "models/audiences/gold_people.sql")  # and back
+    assert client.get("/api/audience/gold_people").json()["file"] == "models/audiences/gold_people.sql"
+    assert rename("south_people", "south_two") == (200, "models/audiences/south_two.sql")
+    assert rename("silver_people", "south_people") == (200, "models/audiences/south_people.sql")  # freed above
+    assert rename("south_two", "south_people") == (  # taken again, by silver's file
+        400, "south_two: a model named 'south_people' already exists in the project; pick another name")
+    assert rename("south_two", "silver_people") == (200, "models/audiences/silver_people.sql")  # freed above
+    assert post(client, "/api/audience/gold_people/delete", {"confirm": True}).status_code == 200
+    gold = {"parent": "people", "where": {"column": "tier_code", "op": "=", "value": "gold"}}
+    saved = post(client, "/api/save", {"name": "gold_people", "folder": "models", "arguments": gold})
+    assert (saved.status_code, saved.json()["sql"]) == (200, "models/gold_people.sql")  # deleted above
+    for name, why in (("gold_people", "written since"), ("tiers", "a model of the manifest"),
+                      ("retired", "a disabled model")):
+        assert rename("south_people", name) == (
+            400, f"south_people: a model named {name!r} already exists in the project; pick another name"), why
+        refused = post(client, "/api/save", {"name": name, "folder": "models/audiences", "arguments": gold})
+        assert refused.json() == {"error": f"a model named {name!r} already exists in the project; pick another "
+                                           "name"}, why
+    assert sorted(p.name for p in folder.glob("*.sql")) == ["silver_people.sql", "south_people.sql"]
+    assert parse_audience(folder / "south_people.sql").arguments["where"]["value"] == "silver"
+    with studio.queries.worker.released():
+        project.dbt("build")
+    assert {a.name: a.spec["where"]["value"] for a in studio.catalog.audiences()} == {
+        "gold_people": "gold", "silver_people": "S", "south_people": "silver"}
