@@ -536,3 +536,19 @@ def test_a_disabled_model_opened_in_the_builder_is_said_disabled(served_checks, 
     page.goto(f"{url}/builder?audience=retired")
     page.wait_for_function("document.getElementById('builder-note').textContent !== ''", timeout=20000)
     assert page.inner_text("#builder-note") == DISABLED
+
+
+def test_a_breakdown_the_data_would_inflate_says_why_instead(served_checks, page):
+    """regions repeats region 'N' though people declare many:1 to it: a breakdown by its merged column shows the
+    one line naming the relationship, the model and the key, not counts with the people of 'N' twice."""
+    project, url = served_checks
+    page.goto(f"{url}/builder")
+    page.wait_for_function("[...document.querySelectorAll('#breakdown-column option')]"
+                           ".some(o => o.value === 'region__region_name')", timeout=20000)
+    page.select_option("#breakdown-column", "region__region_name")
+    page.wait_for_selector("#breakdown p.error")
+    assert page.inner_text("#breakdown p.error") == (
+        "dbt_studio: breakdown by 'region__region_name': model 'people': relationship 'region' is declared many:1, "
+        "but 'regions' has 2 rows with region_code = 'N': the data contradicts the declared cardinality, so the "
+        "breakdown would count rows of 'people' more than once; fix the cardinality or the data")
+    assert page.locator("#breakdown .breakdown-row").count() == 0

@@ -135,3 +135,20 @@ def test_a_name_renamed_away_or_deleted_is_free_at_once_and_a_name_written_since
         project.dbt("build")
     assert {a.name: a.spec["where"]["value"] for a in studio.catalog.audiences()} == {
         "gold_people": "gold", "silver_people": "S", "south_people": "silver"}
+
+
+def test_a_breakdown_by_a_merged_column_whose_one_side_repeats_a_key_is_refused_not_inflated(checks):
+    """people declare many:1 to regions and to tiers, merging columns of both; regions has region 'N' twice. A
+    breakdown by a regions column would count the 3 people of 'N' twice: it is refused naming the relationship,
+    the model and the key. A breakdown by a tiers column (one row a key) counts each person once."""
+    project, studio, client = checks
+    spec = {"parent": "people", "where": {"column": "tier_code", "op": "in", "value": ["gold", "silver"]}}
+    r = post(client, "/api/breakdown", {"spec": spec, "column": "region__region_name"})
+    assert (r.status_code, r.json()) == (400, {"error": (
+        "dbt_studio: breakdown by 'region__region_name': model 'people': relationship 'region' is declared many:1, "
+        "but 'regions' has 2 rows with region_code = 'N': the data contradicts the declared cardinality, so the "
+        "breakdown would count rows of 'people' more than once; fix the cardinality or the data")})
+    rows = post(client, "/api/breakdown", {"spec": spec, "column": "tier__tier_label"}).json()["rows"]
+    # people.sql: gold 1, 2, 5; silver 3, 4; bronze 6 (not a member)
+    assert sorted((r["value"], r["parent_rows"], r["members"]) for r in rows) == [
+        ("Bronze", 1, 0), ("Gold", 3, 3), ("Silver", 2, 2)]
