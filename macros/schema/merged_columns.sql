@@ -63,22 +63,30 @@ from {{ ref(model_name) }} as m
 {% endmacro %}
 
 {#- Fail the build when `rel.to` has more than one row for a join key: the cardinality declared on `base` says it
-    has at most one, and a left join would repeat base's rows. Null keys join nothing and are not counted. -#}
+    has at most one, and a left join would repeat base's rows. -#}
 {% macro _check_merge_key(schema, base, rel) %}
+    {%- set repeat = dbt_studio._merge_key_repeat(rel, ref(rel.to)) -%}
+    {%- if repeat is none -%}{{ return(none) }}{%- endif -%}
+    {{ exceptions.raise_compiler_error("dbt_studio: " ~ (base.file or base.name) ~ ": model '" ~ base.name
+                                       ~ "': " ~ repeat ~ ": merging its columns into '" ~ model.name
+                                       ~ "' would repeat rows of '" ~ base.name ~ "'; fix the cardinality (and "
+                                       ~ "merge from the other side) or the data") }}
+{% endmacro %}
+
+{#- "relationship 'user' is declared many:1, but 'stg_users' has 2 rows with user_id = 7" when the model on the one
+    side of `rel` (read at `relation`) has more than one row for a join key (one grouped query), else none. Null
+    keys join nothing and are not counted. The studio's breakdown by a merged column asks it too. -#}
+{% macro _merge_key_repeat(rel, relation) %}
     {%- set keys = rel.pairs | map('last') | list -%}
-    {%- set found = run_query(dbt_studio.merge_key_repeats_sql(ref(rel.to), keys)) -%}
+    {%- set found = run_query(dbt_studio.merge_key_repeats_sql(relation, keys)) -%}
     {%- if found is none or found.rows | length == 0 -%}{{ return(none) }}{%- endif -%}
     {%- set row = found.rows[0] -%}
     {%- set shown = [] -%}
     {%- for k in keys -%}
         {%- do shown.append(k ~ ' = ' ~ dbt_studio._shown(row[loop.index0])) -%}
     {%- endfor -%}
-    {{ exceptions.raise_compiler_error("dbt_studio: " ~ (base.file or base.name) ~ ": model '" ~ base.name
-                                       ~ "': relationship '" ~ rel.name ~ "' is declared " ~ rel.cardinality
-                                       ~ ", but '" ~ rel.to ~ "' has " ~ row[keys | length] ~ " rows with "
-                                       ~ (shown | join(' and ')) ~ ": merging its columns into '" ~ model.name
-                                       ~ "' would repeat rows of '" ~ base.name ~ "'; fix the cardinality (and "
-                                       ~ "merge from the other side) or the data") }}
+    {{ return("relationship '" ~ rel.name ~ "' is declared " ~ rel.cardinality ~ ", but '" ~ rel.to ~ "' has "
+              ~ row[keys | length] ~ " rows with " ~ (shown | join(' and '))) }}
 {% endmacro %}
 
 {#- One join key of `relation` that more than one row has, with how many (`occurrences`), or no row. -#}

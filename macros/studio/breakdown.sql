@@ -1,8 +1,11 @@
 {#-
     Members of a draft audience broken down by one column, against the whole parent: `value` (as text),
     `parent_rows`, `members`, the `limit` values with most members. `column` is a column of the parent or a merged
-    column `<relationship>__<column>` of a many:1 / 1:1 relationship of the parent that declares merge_columns.
-    `sets`: the kept condition sets of the top-level conditions (see studio_funnel_sql). Returns SQL.
+    column `<relationship>__<column>` of a many:1 / 1:1 relationship of the parent that declares merge_columns:
+    when the model on the one side has more than one row for a join key (the data contradicts the cardinality,
+    and the join would count parent rows more than once) it fails naming the relationship, model and key, as
+    `merged_columns` does. `sets`: the kept condition sets of the top-level conditions (see studio_funnel_sql).
+    Returns SQL.
 -#}
 {% macro studio_breakdown_sql(nodes, spec, column, limit=20, sets=none) %}
     {{ return(adapter.dispatch('studio_breakdown_sql', 'dbt_studio')(nodes, spec, column, limit, sets)) }}
@@ -18,6 +21,13 @@
         {%- do dbt_studio._check_column(ctx, spec.parent, column) -%}
         {%- set expr = 'p.' ~ column -%}
     {%- else -%}
+        {%- set repeat = dbt_studio._merge_key_repeat(merged.rel, schema.models[merged.rel.to].relation) -%}
+        {%- if repeat is not none -%}
+            {{ exceptions.raise_compiler_error("dbt_studio: breakdown by '" ~ column ~ "': model '" ~ spec.parent
+                                               ~ "': " ~ repeat ~ ": the data contradicts the declared cardinality,"
+                                               ~ " so the breakdown would count rows of '" ~ spec.parent
+                                               ~ "' more than once; fix the cardinality or the data") }}
+        {%- endif -%}
         {%- set expr = merged.expr -%}
         {%- do scope.joins.append(merged.join) -%}
     {%- endif -%}
@@ -41,7 +51,7 @@ limit {{ limit | int }}
     {{ return(sql | trim) }}
 {% endmacro %}
 
-{#- {expr, join} of a merged column `<relationship>__<column>` of the parent, or none for a plain column. -#}
+{#- {expr, join, rel} of a merged column `<relationship>__<column>` of the parent, or none for a plain column. -#}
 {% macro _studio_merged_join(schema, parent, column) %}
     {%- for rel in parent.relationships.values()
         if rel.merge_columns and rel.cardinality in ('1:1', 'many:1') and column.startswith(rel.name ~ '__') -%}
@@ -53,7 +63,7 @@ limit {{ limit | int }}
             {%- set on = [] -%}
             {%- for p in rel.pairs -%}{%- do on.append('p.' ~ p[0] ~ ' = mc.' ~ p[1]) -%}{%- endfor -%}
             {%- set join = 'left join ' ~ other.relation ~ ' as mc on ' ~ (on | join(' and ')) -%}
-            {{ return({'expr': 'mc.' ~ name, 'join': join}) }}
+            {{ return({'expr': 'mc.' ~ name, 'join': join, 'rel': rel}) }}
         {%- endif -%}
     {%- endfor -%}
     {{ return(none) }}

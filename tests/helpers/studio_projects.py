@@ -12,6 +12,10 @@ from sync_runner.serve.studio.files import render_file
 from .audience_reference import Evaluator, make_data, read_back, write_seeds
 
 AS_OF = "2026-01-01"
+# a disabled model, a many:1 relationship whose "one" side repeats a key, audiences to rename and delete
+CHECKS = Path(__file__).resolve().parent.parent / "projects" / "studio_checks"
+DISABLED = ("model 'retired' is disabled (enabled: false, models/retired.sql); enable it (remove its enabled: false) "
+            "and build the project again")
 # The audiences the other audiences and the overlap refer to (built from files our formatter writes).
 BASE = {
     "c_has": {"has": "orders"},

@@ -12,6 +12,7 @@ token of the session (double-submit: a SameSite=Strict cookie and the X-CSRF-Tok
 
 from __future__ import annotations
 
+import difflib
 import hmac
 import json
 import secrets
@@ -89,7 +90,7 @@ class Studio:
         if key not in self._columns:
             node = self.catalog.nodes().get(model)
             if node is None:
-                raise UserError(f"unknown model {model!r}")
+                raise UserError(self.catalog.unknown_model(model))
             database, schema, identifier = self.catalog.relation_parts(model)
             try:
                 found = self.queries.columns(node["relation"], database, schema, identifier)
@@ -197,13 +198,21 @@ def _question_error(exc: Exception) -> JSONResponse:
     return _error(Exception(pages.one_line(exc)))
 
 
-async def _json(request: Request) -> dict[str, Any]:
+async def _json(request: Request, *keys: str) -> dict[str, Any]:
+    """The request's JSON object, whose keys must be among `keys` (a key the route does not read is refused, not
+    ignored: a typo such as `confrim` would otherwise do something else than asked)."""
     try:  # a key given twice is kept as such (files.json_object), for the save to refuse it, not read it
         body = json.loads(await request.body(), object_pairs_hook=json_object)
     except ValueError:
         raise UserError("the request body is not JSON") from None
     if not isinstance(body, dict):
         raise UserError("the request body must be a JSON object")
+    for key in body:
+        if key not in keys:
+            near = difflib.get_close_matches(str(key), keys, n=1)
+            raise UserError(f"{request.url.path}: unknown key {key!r} in the request body"
+                            + (f" (did you mean {near[0]!r}?)" if near else "")
+                            + f"; allowed: {', '.join(keys)}")
     return body
 
 
@@ -211,7 +220,8 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
     studio = studio or Studio(settings)
 
     def checked(spec: Any) -> dict[str, Any]:
-        return builder.check_spec(spec, studio.catalog.models(), set(studio.catalog.parents()))
+        return builder.check_spec(spec, studio.catalog.models(), set(studio.catalog.parents()),
+                                  studio.catalog.disabled)
 
     async def home(request: Request) -> Response:
         return RedirectResponse("/audiences", status_code=302)
@@ -225,7 +235,7 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
         name = request.path_params["name"]
         node = studio.catalog.nodes().get(name)
         if node is None:
-            return PlainTextResponse("unknown model", status_code=404)
+            return PlainTextResponse(studio.catalog.unknown_model(name), status_code=404)
         columns = studio.columns(name)
         try:
             sample = studio.queries.sample(node["relation"]).dicts()
@@ -269,7 +279,7 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
 
     async def api_funnel(request: Request) -> Response:
         try:
-            body = await _json(request)
+            body = await _json(request, "spec", "session", "limit")
             spec = checked(body.get("spec"))
             key = f"funnel:{body.get('session', '')}"
             funnel = studio.queries.funnel(spec, key=key)
@@ -283,7 +293,7 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
 
     async def api_overlap(request: Request) -> Response:
         try:
-            body = await _json(request)
+            body = await _json(request, "spec", "others", "label", "session")
             result = pages.overlap(studio, body, checked)
         except Exception as exc:
             return _question_error(exc)
@@ -291,7 +301,7 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
 
     async def api_breakdown(request: Request) -> Response:
         try:
-            body = await _json(request)
+            body = await _json(request, "spec", "column", "limit", "session")
             spec = checked(body.get("spec"))
             column = body.get("column")
             builder.check_name("column", column)
@@ -307,7 +317,7 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
         node = studio.catalog.nodes().get(model)
         try:
             if node is None:
-                raise UserError(f"unknown model {model!r}")
+                raise UserError(studio.catalog.unknown_model(model))
             if column.lower() not in {c for c, _ in studio.columns(model)}:
                 raise UserError(f"unknown column {column!r} of {model}")
             table = studio.queries.values(node["relation"], column)
@@ -317,10 +327,11 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
 
     async def api_save(request: Request) -> Response:
         try:
-            body = await _json(request)
+            body = await _json(request, "name", "folder", "arguments", "description", "opened", "digest", "as_of",
+                               "overwrite")
             return JSONResponse(pages.save(studio, body, checked))
         except UserError as exc:
-            return _error(exc, 409 if "confirm" in str(exc) else 400)
+            return _error(exc, 409 if "confirm to overwrite" in str(exc) else 400)
 
     async def api_manage(request: Request) -> Response:
         """Rename (`{"new_name": ...}`) or delete (`{"confirm": true}`) an audience of the project."""
@@ -331,7 +342,8 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
         except UserError as exc:
             return _error(exc, 404)
         try:
-            return JSONResponse(action(studio, name, await _json(request)))
+            keys = ("new_name",) if action is pages.rename else ("confirm",)
+            return JSONResponse(action(studio, name, await _json(request, *keys)))
         except UserError as exc:
             return _error(exc)
 
@@ -340,10 +352,10 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
 
     async def api_build(request: Request) -> Response:
         try:
-            body = await _json(request)
+            body = await _json(request, "name", "new")
             name = check_name(body.get("name"))
             if name not in studio.catalog.models() and not body.get("new"):
-                raise UserError(f"unknown model {name!r}")
+                raise UserError(studio.catalog.unknown_model(name))
             job = studio.jobs.start("build", name, dbt_command(settings.where, "build", "-s", name),
                                     settings.where.project_dir)
         except UserError as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from sync_runner.core.errors import UserError
@@ -22,6 +23,11 @@ LIST_OPS = ("in", "not in", "between")
 DAYS_OPS = ("within last days", "more than days ago")
 MODEL_KEYS = ("has", "has not", "performed", "did not perform", "in audience", "not in audience", "via")
 SPEC_KEYS = {"parent", "where", "columns", "traits", "splits", "as_of", "name"}
+Disabled = Callable[[Any], str | None]  # what a message says of a disabled model (Catalog.disabled), else None
+
+
+def _enabled(name: Any) -> str | None:
+    return None
 
 
 def _fail(path: str, message: str) -> NoReturn:
@@ -39,8 +45,10 @@ def _scalar(path: str, value: Any) -> None:
         _fail(path, f"a value must be a string, number, true/false or null, not {type(value).__name__}")
 
 
-def _model(path: str, name: Any, models: set[str]) -> None:
+def _model(path: str, name: Any, models: set[str], disabled: Disabled) -> None:
     for n in name if isinstance(name, list) else [name]:
+        if isinstance(n, str) and n not in models and (phrase := disabled(n)):
+            _fail(path, phrase)
         if not isinstance(n, str) or n not in models:
             near = difflib.get_close_matches(str(n), sorted(models), n=1)
             _fail(path, f"unknown model {n!r}" + (f" (did you mean {near[0]!r}?)" if near else ""))
@@ -61,21 +69,21 @@ def _value(path: str, node: dict[str, Any]) -> None:
         _scalar(f"{path}.value", value)
 
 
-def _check_tree(node: dict[str, Any], models: set[str], path: str) -> None:
+def _check_tree(node: dict[str, Any], models: set[str], path: str, disabled: Disabled) -> None:
     """Identifiers, model names and values of a tree whose shape the declared schema has passed."""
     for group in ("and", "or"):
         for i, child in enumerate(node.get(group) or []):
-            _check_tree(child, models, f"{path}.{group}[{i}]")
+            _check_tree(child, models, f"{path}.{group}[{i}]", disabled)
     if "not" in node:
-        _check_tree(node["not"], models, f"{path}.not")
+        _check_tree(node["not"], models, f"{path}.not", disabled)
     if "column" in node:
         check_name(f"{path}.column", node["column"])
         _value(path, node)
     for key in MODEL_KEYS:
         if key in node:
-            _model(f"{path}.{key}", node[key], models)
+            _model(f"{path}.{key}", node[key], models, disabled)
     if isinstance(node.get("where"), dict):
-        _check_tree(node["where"], models, f"{path}.where")
+        _check_tree(node["where"], models, f"{path}.where", disabled)
     having = node.get("having")
     for i, h in enumerate(having if isinstance(having, list) else [having] if having else []):
         if h.get("column") is not None:
@@ -86,8 +94,9 @@ def _check_tree(node: dict[str, Any], models: set[str], path: str) -> None:
             _value(f"{path}.{key}", node[key])
 
 
-def check_spec(spec: Any, models: set[str], parents: set[str]) -> dict[str, Any]:
-    """The builder's audience ({parent, where, columns, traits, splits, as_of}) checked; returns it."""
+def check_spec(spec: Any, models: set[str], parents: set[str], disabled: Disabled = _enabled) -> dict[str, Any]:
+    """The builder's audience ({parent, where, columns, traits, splits, as_of}) checked; returns it. A model
+    name that is no model of `models` is said to be disabled when `disabled` says so (else unknown)."""
     if not isinstance(spec, dict):
         _fail("audience", "expected an object")
     for key in sorted(set(spec) - SPEC_KEYS):
@@ -98,21 +107,23 @@ def check_spec(spec: Any, models: set[str], parents: set[str]) -> dict[str, Any]
         path, message = problems[0]
         _fail(path or "audience", message)
     if spec.get("parent") not in parents:
+        if spec.get("parent") not in models and (phrase := disabled(spec.get("parent"))):
+            _fail("parent", phrase)
         _fail("parent", f"{spec.get('parent')!r} is not a parent model (parents: {', '.join(sorted(parents))})")
     if spec.get("where") is not None:
-        _check_tree(spec["where"], models, "where")
+        _check_tree(spec["where"], models, "where", disabled)
     for i, column in enumerate(spec.get("columns") or []):
         check_name(f"columns[{i}]", column)
     for i, trait in enumerate(spec.get("traits") or []):
         check_name(f"traits[{i}].name", trait.get("name"))
-        _model(f"traits[{i}].related", trait.get("related"), models)
+        _model(f"traits[{i}].related", trait.get("related"), models, disabled)
         for key in ("column", "order_by"):
             if trait.get(key) is not None:
                 check_name(f"traits[{i}].{key}", trait[key])
         if trait.get("via") is not None:
-            _model(f"traits[{i}].via", trait["via"], models)
+            _model(f"traits[{i}].via", trait["via"], models, disabled)
         if trait.get("where") is not None:
-            _check_tree(trait["where"], models, f"traits[{i}].where")
+            _check_tree(trait["where"], models, f"traits[{i}].where", disabled)
     splits = spec.get("splits") or {}
     if splits.get("column") is not None:
         check_name("splits.column", splits["column"])

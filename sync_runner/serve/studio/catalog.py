@@ -7,7 +7,7 @@ is what the query cache keys its lifetime on.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,11 @@ import yaml
 
 from sync_runner.audiences.schema import manifest_nodes, read_manifest, schema_graph
 from sync_runner.core.errors import UserError
+from sync_runner.project.artifacts import load_manifest
 
 from .files import AudienceFile, NotEditable, model_paths, parse_audience, yaml_description
+
+ENABLE = "enable it (remove its enabled: false) and build the project again"
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ class Catalog:
         self._children: dict[str, list[str]] = {}
         self._files: dict[str, str] = {}  # unique_id -> original_file_path, of everything that may refer to a model
         self._gone: set[str] = set()  # audiences the studio renamed or deleted since the manifest was written
+        self._renamed: dict[str, AudienceInfo] = {}  # new name -> an audience the studio renamed since then
+        self._disabled: dict[str, str] | None = None  # name -> what messages say of it (read when first asked)
 
     @property
     def target(self) -> Path:
@@ -72,6 +77,8 @@ class Catalog:
                 if attached:  # a test declared on a model: it moves (or goes) with that model's entry
                     self._files[uid] = "@" + attached
         self._gone = set()
+        self._renamed = {}
+        self._disabled = None
         path = self.target / "run_results.json"
         if path.exists():
             results = json.loads(path.read_text(encoding="utf-8"))
@@ -88,6 +95,20 @@ class Catalog:
     def raw(self, name: str) -> dict[str, Any] | None:
         self._refresh()
         return self._raw.get(name)
+
+    def disabled(self, name: Any) -> str | None:
+        """"model 'x' is disabled (enabled: false, models/x.sql); enable it ..." when `name` is a model (seed,
+        snapshot) the manifest keeps under "disabled" (Manifest.disabled_phrase), else None. The manifest is read
+        for it once a build, when first asked (a name no model has is rare: the studio offers the project's)."""
+        self._refresh()
+        if self._disabled is None:
+            self._disabled = load_manifest(self.project_dir).disabled_phrases()
+        phrase = self._disabled.get(name) if isinstance(name, str) else None
+        return f"{phrase}; {ENABLE}" if phrase else None
+
+    def unknown_model(self, name: Any) -> str:
+        """Why `name` is no model of the studio: disabled (and how to enable it), or unknown."""
+        return self.disabled(name) or f"unknown model {name!r}"
 
     def graph(self) -> Any:
         return schema_graph(self.nodes())
@@ -120,10 +141,15 @@ class Catalog:
         return out
 
     def audience(self, name: str) -> AudienceInfo:
+        """Audience `name` of the listing, or one the studio renamed to `name` since the last build."""
+        self._refresh()
+        if name in self._renamed:
+            return self._renamed[name]
         for a in self.audiences():
             if a.name == name:
                 return a
-        raise UserError(f"no audience model {name!r} in the project (build it once so the manifest knows it)")
+        raise UserError(self.disabled(name) or
+                        f"no audience model {name!r} in the project (build it once so the manifest knows it)")
 
     def referrers(self, name: str) -> list[str]:
         """What the manifest knows to refer to model `name` (models, exposures, tests of other models), by file;
@@ -139,11 +165,37 @@ class Catalog:
                 out.append(said)
         return out
 
-    def forget(self, name: str) -> None:
+    def forget(self, name: str, renamed: tuple[str, Path, Path | None] | None = None) -> None:
         """Leave audience `name` out of the listings until the next build writes a manifest (its file was renamed
-        or deleted by the studio)."""
-        self._refresh()
+        or deleted by the studio). `renamed`: its new name, file and YAML file, under which it is found (to open,
+        rename again or delete) before the build that lists it."""
+        info = self.audience(name)
         self._gone.add(name)
+        self._renamed.pop(name, None)
+        if renamed is not None:
+            new_name, sql_path, yml_path = renamed
+            self._renamed[new_name] = replace(info, name=new_name, sql_path=sql_path, yml_path=yml_path,
+                                              last_build=None)
+
+    def taken(self, own: Path | None = None) -> set[str]:
+        """The names a new or renamed audience cannot take, as the project's files are now: every model of the
+        manifest but this project's audiences whose file is no longer where the last build found it (renamed or
+        deleted since, by the studio or by hand), and the name of every .sql file under the model paths (a
+        disabled model, an audience saved or renamed since the build). `own`: the file the caller is about to
+        write, whose existence it checks itself."""
+        self._refresh()
+        project, names = self.project_name(), set()
+        for name, node in self._nodes.items():
+            raw = self._raw.get(name) or {}
+            file = raw.get("original_file_path")
+            if node.get("audience") and file and raw.get("package_name") == project \
+                    and not (self.project_dir / file).is_file():
+                continue
+            names.add(name)
+        mine = own.resolve() if own is not None else None
+        for folder in model_paths(self.project_dir):
+            names |= {p.stem for p in (folder.rglob("*.sql") if folder.is_dir() else ()) if p.resolve() != mine}
+        return names
 
     def open_file(self, name: str) -> AudienceFile:
         info = self.audience(name)

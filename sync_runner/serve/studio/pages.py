@@ -325,7 +325,7 @@ def save(studio: Studio, body: dict[str, Any], checked: Any) -> dict[str, Any]:
                         "another name for this one")
     parent = studio.catalog.graph().models.get(arguments.get("parent"), {})
     pk = parent.get("primary_key")
-    taken = studio.catalog.models() - ({opened_name} if opened_name else set())
+    taken = studio.catalog.taken(own=folder / f"{name}.sql") - ({opened_name} if opened_name else set())
     result = save_audience(studio.settings.where.project_dir, folder, name, arguments,
                            original=original if original is not None and original.path.parent.resolve() == folder
                            and name == opened_name else None,
@@ -357,13 +357,16 @@ def _own_audience(studio: Studio, name: Any) -> AudienceInfo:
 
 def rename(studio: Studio, name: Any, body: dict[str, Any]) -> dict[str, Any]:
     """Rename an audience of the project (files.rename_audience); the listings leave the old name out until the
-    next build. Returns the file's new path, relative, its YAML file and the digest of its text."""
+    next build, and the old name is free at once (Catalog.taken). Returns the file's new path, relative, its YAML
+    file and the digest of its text."""
     info = _own_audience(studio, name)
     assert info.sql_path is not None
     root = studio.settings.where.project_dir.resolve()
-    moved = rename_audience(root, info.sql_path, info.yml_path, info.name, check_name(body.get("new_name")),
-                            taken=studio.catalog.models(), referred_by=studio.catalog.referrers(info.name))
-    studio.catalog.forget(info.name)
+    new_name = check_name(body.get("new_name"))
+    moved = rename_audience(root, info.sql_path, info.yml_path, info.name, new_name,
+                            taken=studio.catalog.taken(own=info.sql_path.parent / f"{new_name}.sql"),
+                            referred_by=studio.catalog.referrers(info.name))
+    studio.catalog.forget(info.name, renamed=(new_name, moved.sql_path, moved.yml_path))
     return {"name": moved.sql_path.stem, "sql": str(moved.sql_path.relative_to(root)),
             "yml": str(moved.yml_path.resolve().relative_to(root)) if moved.yml_path else None,
             "digest": digest_of(moved.sql_path.read_text(encoding="utf-8"))}

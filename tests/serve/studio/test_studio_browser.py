@@ -23,7 +23,7 @@ from sync_runner.serve.studio.app import Studio, build_app
 from sync_runner.serve.studio.files import parse_audience
 
 from helpers.held_file import duckdb_held
-from helpers.studio_projects import settings
+from helpers.studio_projects import CHECKS, DISABLED, settings
 
 CHROMIUM = "/usr/bin/chromium"
 WINDOW = 3650
@@ -145,6 +145,15 @@ def served_snowflake(new_project):
     project.in_region = project.query(
         f"select count(*) from {r('high_value_buyers')} h join {r('stg_users')} u on u.user_id = h.user_id "
         f"where u.geo_region = '{project.region}'")[0][0]
+    project.release()
+    yield from ((project, url) for _, url in serve(project))
+
+
+@pytest.fixture(scope="module")
+def served_checks(new_project):
+    """The studio on tests/projects/studio_checks (a disabled model, a many:1 whose "one" side repeats a key)."""
+    project = new_project("duckdb", name="studio_browser_checks", source=CHECKS)
+    project.dbt("build")
     project.release()
     yield from ((project, url) for _, url in serve(project))
 
@@ -486,6 +495,13 @@ def test_rename_and_delete_an_audience(served, page):
     assert not (folder / "rename_me.sql").exists() and not (folder / "rename_me.yml").exists()
     assert (folder / "renamed_in_browser.sql").read_text(encoding="utf-8") == text
     assert "name: renamed_in_browser" in (folder / "renamed_in_browser.yml").read_text(encoding="utf-8")
+    page.fill("#new-name", "rename_me")  # and back at once: the old name is free before any build
+    page.click("#rename")
+    page.wait_for_function("document.getElementById('manage-status').textContent"
+                           ".startsWith('renamed to models/audiences/rename_me.sql')")
+    assert page.inner_text("#builder-title") == "rename_me"
+    assert (folder / "rename_me.sql").read_text(encoding="utf-8") == text
+    assert not (folder / "renamed_in_browser.sql").exists() and (folder / "rename_me.yml").is_file()
 
     page.goto(f"{url}/builder?audience=referred")
     page.wait_for_selector("#manage:not([hidden])")
@@ -513,3 +529,26 @@ def test_rename_and_delete_an_audience(served, page):
     assert (folder / "_audiences.yml").read_text(encoding="utf-8") == \
         shared.replace("  - name: delete_me\n    description: Deleted in the browser test.\n", "")
     assert len(dialogs) == 3 and dialogs[-1].startswith("Delete delete_me?")
+
+
+def test_a_disabled_model_opened_in_the_builder_is_said_disabled(served_checks, page):
+    project, url = served_checks
+    page.goto(f"{url}/builder?audience=retired")
+    page.wait_for_function("document.getElementById('builder-note').textContent !== ''", timeout=20000)
+    assert page.inner_text("#builder-note") == DISABLED
+
+
+def test_a_breakdown_the_data_would_inflate_says_why_instead(served_checks, page):
+    """regions repeats region 'N' though people declare many:1 to it: a breakdown by its merged column shows the
+    one line naming the relationship, the model and the key, not counts with the people of 'N' twice."""
+    project, url = served_checks
+    page.goto(f"{url}/builder")
+    page.wait_for_function("[...document.querySelectorAll('#breakdown-column option')]"
+                           ".some(o => o.value === 'region__region_name')", timeout=20000)
+    page.select_option("#breakdown-column", "region__region_name")
+    page.wait_for_selector("#breakdown p.error")
+    assert page.inner_text("#breakdown p.error") == (
+        "dbt_studio: breakdown by 'region__region_name': model 'people': relationship 'region' is declared many:1, "
+        "but 'regions' has 2 rows with region_code = 'N': the data contradicts the declared cardinality, so the "
+        "breakdown would count rows of 'people' more than once; fix the cardinality or the data")
+    assert page.locator("#breakdown .breakdown-row").count() == 0

@@ -6,6 +6,7 @@ test_studio_browser.py."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from sync_runner.serve.studio.files import (
     parse_audience,
     refuse_repeated_keys,
     rename_audience,
+    set_yaml_description,
     yaml_description,
 )
 
@@ -151,3 +153,32 @@ def test_a_condition_s_text_is_plain_text_escaped_by_no_one():
     assert text == 'geo_region in ["Tom & Jerry\'s", "say "café" <b>", null, 3]'
     window = {"performed": "views", "between": ["2020-01-01", "2021-01-01"], "times": {"op": ">=", "value": 2}}
     assert describe(window) == 'performed views between "2020-01-01" and "2021-01-01" times >= 2'
+
+
+def test_a_yaml_file_documenting_many_audiences_is_parsed_once_per_version(tmp_path, monkeypatch):
+    """The audiences listing asks each audience's description of the YAML file that documents it: a file that
+    documents 200 of them was parsed 200 times a listing (25 s, see docs/studio.md). It is parsed once per version
+    of the file (mtime, size, inode); an edit on disk, and the studio's own writes, are read again."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (tmp_path / "dbt_project.yml").write_text("name: p\n", encoding="utf-8")
+    path = folder / "_audiences.yml"
+    names = [f"audience_{i:02d}" for i in range(50)]
+    path.write_text("version: 2\nmodels:\n" + "".join(f"  - name: {n}\n    description: About {n}.\n"
+                                                      for n in names), encoding="utf-8")
+    parsed: list[str] = []
+    load = yaml.safe_load
+    monkeypatch.setattr(yaml, "safe_load", lambda text: parsed.append(text) or load(text))
+
+    def listing():
+        return [yaml_description(path, n) for n in names]
+
+    assert listing() == [f"About {n}." for n in names] and len(parsed) == 1
+    assert listing() == [f"About {n}." for n in names] and len(parsed) == 1
+    path.write_text(path.read_text(encoding="utf-8").replace("About audience_07.", "Edited."), encoding="utf-8")
+    assert listing()[7] == "Edited." and len(parsed) == 2
+    before = path.stat()
+    assert set_yaml_description(tmp_path, path, "audience_08", "Tuned audience_08.")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # as written in the same tick: the same version
+    assert path.stat().st_size == before.st_size and path.stat().st_ino == before.st_ino
+    assert listing()[7:9] == ["Edited.", "Tuned audience_08."]

@@ -1,0 +1,1 @@
+{{ dbt_studio.audience(parent='people', where={'column': 'region_code', 'op': '=', 'value': 'S'}) }}

@@ -1,0 +1,154 @@
+"""What the studio says of a project's mistakes, through its routes (Starlette's TestClient) on a small built
+project (tests/projects/studio_checks, DuckDB): a model that exists but is disabled (`enabled: false`) is said to
+be disabled, with how to enable it, wherever a name is taken; the same in a real browser is in
+test_studio_browser.py."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.testclient import TestClient
+
+from sync_runner.core.errors import UserError
+from sync_runner.serve.studio.app import Studio, build_app
+from sync_runner.serve.studio.files import parse_audience
+
+from helpers.studio_projects import CHECKS, DISABLED, settings
+
+
+@pytest.fixture(scope="module")
+def checks(new_project):
+    project = new_project("duckdb", name="studio_checks", source=CHECKS)
+    project.dbt("build")
+    project.release()
+    studio = Studio(settings(project.root, project.adapter))
+    client = TestClient(build_app(studio.settings, studio))
+    client.get("/healthz")  # sets the CSRF cookie
+    yield project, studio, client
+    studio.close()
+
+
+def post(client, url, body):
+    return client.post(url, json=body, headers={"X-CSRF-Token": client.cookies.get("studio_csrf")})
+
+
+def test_a_disabled_model_is_said_disabled_with_how_to_enable_it_not_unknown(checks):
+    project, studio, client = checks
+    page = client.get("/schema/retired")
+    assert page.status_code == 404 and page.text == DISABLED
+    assert client.get("/schema/nope").text == "unknown model 'nope'"
+    answers = {
+        "values": client.get("/api/values?model=retired&column=person_id"),
+        "build": post(client, "/api/build", {"name": "retired"}),
+        "audience": client.get("/api/audience/retired"),
+    }
+    assert {k: (r.status_code, r.json()) for k, r in answers.items()} == {
+        "values": (400, {"error": DISABLED}), "build": (400, {"error": DISABLED}),
+        "audience": (404, {"error": DISABLED})}
+    trees = {"where.has": {"where": {"has": "retired"}},
+             "where.and[0].not.has": {"where": {"and": [{"not": {"has": "retired"}}]}},
+             "where.in audience": {"where": {"in audience": "retired"}},
+             "traits[0].related": {"traits": [{"name": "n", "related": "retired", "agg": "count"}]}}
+    for path, tree in trees.items():
+        r = post(client, "/api/funnel", {"spec": {"parent": "people", **tree}})
+        assert (r.status_code, r.json()) == (400, {"error": f"{path}: {DISABLED}"}), path
+    r = post(client, "/api/funnel", {"spec": {"parent": "retired"}})
+    assert (r.status_code, r.json()) == (400, {"error": f"parent: {DISABLED}"})
+    r = post(client, "/api/funnel", {"spec": {"parent": "people", "where": {"has": "tier"}}})
+    assert r.json() == {"error": "where.has: unknown model 'tier' (did you mean 'tiers'?)"}  # a model that is none
+    with pytest.raises(UserError) as refused:
+        studio.columns("retired")
+    assert str(refused.value) == DISABLED
+
+
+def files(project):
+    return {str(p.relative_to(project.root)): p.read_bytes() for p in sorted((project.root / "models").rglob("*"))
+            if p.is_file()}
+
+
+SPEC = {"parent": "people", "where": {"column": "tier_code", "op": "=", "value": "gold"}}
+EXTRA = {  # route -> (a body with one key too many, that key, its hint, the route's keys)
+    "/api/funnel": ({"spec": SPEC, "session": "s", "limt": 5}, "limt", "limit", "spec, session, limit"),
+    "/api/overlap": ({"spec": SPEC, "others": ["gold_people"], "sesion": "s"}, "sesion", "session",
+                     "spec, others, label, session"),
+    "/api/breakdown": ({"spec": SPEC, "column": "name", "colum": "name"}, "colum", "column",
+                       "spec, column, limit, session"),
+    "/api/save": ({"name": "new_one", "folder": "models/audiences", "arguments": SPEC, "overwrite": True,
+                   "confirm": True}, "confirm", None,
+                  "name, folder, arguments, description, opened, digest, as_of, overwrite"),
+    "/api/build": ({"name": "gold_people", "force": True}, "force", None, "name, new"),
+    "/api/audience/gold_people/rename": ({"new_name": "gold_two", "confirm": True}, "confirm", None, "new_name"),
+    "/api/audience/gold_people/delete": ({"confrim": True}, "confrim", "confirm", "confirm"),
+}
+
+
+@pytest.mark.parametrize("route", list(EXTRA))
+def test_a_json_body_with_a_key_its_route_does_not_read_is_refused_in_one_line(checks, route):
+    """A key the route does not read (a typo, or another route's key) is a 400 naming the key and the allowed
+    ones, and nothing is done: no file written, renamed or deleted, no build started, no question asked."""
+    project, studio, client = checks
+    body, key, near, allowed = EXTRA[route]
+    before, jobs, asked = files(project), len(studio.jobs.jobs), dict(studio.queries.stats)
+    r = post(client, route, body)
+    hint = f" (did you mean {near!r}?)" if near else ""
+    assert (r.status_code, r.json()) == (400, {"error": f"{route}: unknown key {key!r} in the request body{hint}; "
+                                                        f"allowed: {allowed}"})
+    assert files(project) == before and len(studio.jobs.jobs) == jobs and studio.queries.stats == asked
+    # the same body without that key is answered
+    if route == "/api/funnel":
+        assert post(client, route, {k: v for k, v in body.items() if k != key}).json()["size"] == 3
+
+
+def test_a_name_renamed_away_or_deleted_is_free_at_once_and_a_name_written_since_is_taken(checks):
+    """The names taken are the project's files as they are now, not the manifest of the last build: the name an
+    audience was renamed away from, or deleted under, is free at once (for another rename, back too, or a new
+    audience); the name of a file written since (an audience renamed or saved, in any folder) and of a disabled
+    model is taken, and so is every other model of the manifest. The next build agrees."""
+    project, studio, client = checks
+    folder = project.root / "models" / "audiences"
+
+    def rename(name, new_name):
+        r = post(client, f"/api/audience/{name}/rename", {"new_name": new_name})
+        return r.status_code, r.json().get("error") or r.json()["sql"]
+
+    assert rename("gold_people", "gold_two") == (200, "models/audiences/gold_two.sql")
+    assert rename("gold_two", "gold_people") == (200, "models/audiences/gold_people.sql")  # and back
+    assert client.get("/api/audience/gold_people").json()["file"] == "models/audiences/gold_people.sql"
+    assert rename("south_people", "south_two") == (200, "models/audiences/south_two.sql")
+    assert rename("silver_people", "south_people") == (200, "models/audiences/south_people.sql")  # freed above
+    assert rename("south_two", "south_people") == (  # taken again, by silver's file
+        400, "south_two: a model named 'south_people' already exists in the project; pick another name")
+    assert rename("south_two", "silver_people") == (200, "models/audiences/silver_people.sql")  # freed above
+    assert post(client, "/api/audience/gold_people/delete", {"confirm": True}).status_code == 200
+    gold = {"parent": "people", "where": {"column": "tier_code", "op": "=", "value": "gold"}}
+    saved = post(client, "/api/save", {"name": "gold_people", "folder": "models", "arguments": gold})
+    assert (saved.status_code, saved.json()["sql"]) == (200, "models/gold_people.sql")  # deleted above
+    for name, why in (("gold_people", "written since"), ("tiers", "a model of the manifest"),
+                      ("retired", "a disabled model")):
+        assert rename("south_people", name) == (
+            400, f"south_people: a model named {name!r} already exists in the project; pick another name"), why
+        refused = post(client, "/api/save", {"name": name, "folder": "models/audiences", "arguments": gold})
+        assert refused.json() == {"error": f"a model named {name!r} already exists in the project; pick another "
+                                           "name"}, why
+    assert sorted(p.name for p in folder.glob("*.sql")) == ["silver_people.sql", "south_people.sql"]
+    assert parse_audience(folder / "south_people.sql").arguments["where"]["value"] == "silver"
+    with studio.queries.worker.released():
+        project.dbt("build")
+    assert {a.name: a.spec["where"]["value"] for a in studio.catalog.audiences()} == {
+        "gold_people": "gold", "silver_people": "S", "south_people": "silver"}
+
+
+def test_a_breakdown_by_a_merged_column_whose_one_side_repeats_a_key_is_refused_not_inflated(checks):
+    """people declare many:1 to regions and to tiers, merging columns of both; regions has region 'N' twice. A
+    breakdown by a regions column would count the 3 people of 'N' twice: it is refused naming the relationship,
+    the model and the key. A breakdown by a tiers column (one row a key) counts each person once."""
+    project, studio, client = checks
+    spec = {"parent": "people", "where": {"column": "tier_code", "op": "in", "value": ["gold", "silver"]}}
+    r = post(client, "/api/breakdown", {"spec": spec, "column": "region__region_name"})
+    assert (r.status_code, r.json()) == (400, {"error": (
+        "dbt_studio: breakdown by 'region__region_name': model 'people': relationship 'region' is declared many:1, "
+        "but 'regions' has 2 rows with region_code = 'N': the data contradicts the declared cardinality, so the "
+        "breakdown would count rows of 'people' more than once; fix the cardinality or the data")})
+    rows = post(client, "/api/breakdown", {"spec": spec, "column": "tier__tier_label"}).json()["rows"]
+    # people.sql: gold 1, 2, 5; silver 3, 4; bronze 6 (not a member)
+    assert sorted((r["value"], r["parent_rows"], r["members"]) for r in rows) == [
+        ("Bronze", 1, 0), ("Gold", 3, 3), ("Silver", 2, 2)]
