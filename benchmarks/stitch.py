@@ -245,7 +245,7 @@ def same_partition(first: Path, second: Path) -> bool:
     return only_a == only_b == 0 and pairs == left == right
 
 
-def snowflake_statements(persons: int, work: Path) -> dict:
+def snowflake_statements(persons: int, work: Path, caps: bool = False) -> dict:
     """Statements the same builds send to Snowflake (fakesnow), for a graph of `persons`: a full build, then an
     incremental run after the 1% more rows. Counted from dbt's query log (those run for the model)."""
     import csv
@@ -272,7 +272,7 @@ def snowflake_statements(persons: int, work: Path) -> dict:
                                   row["ts"].strftime("%Y-%m-%d %H:%M:%S"),
                                   row["loaded_at"].strftime("%Y-%m-%d %H:%M:%S")])
 
-    model = MODEL.replace('"read_parquet(" ~ var(\'rows\') ~ ")"', "ref('stitch_rows')")
+    model = (with_caps(MODEL) if caps else MODEL).replace('"read_parquet(" ~ var(\'rows\') ~ ")"', "ref('stitch_rows')")
     counts: dict[str, int] = {}
     with fakesnow.server() as conn:
         # uvicorn logs each request to stdout, where this script's one JSON line goes
@@ -482,7 +482,7 @@ def main() -> None:
             if args.splink_python:
                 results["splink"].append(run_child([here, "--contender", "splink", "--data", str(base),
                                                     "--work", str(work)], python=args.splink_python))
-        statements = snowflake_statements(args.snowflake_persons, work) if args.snowflake_persons else {}
+        statements = snowflake_statements(args.snowflake_persons, work, args.caps) if args.snowflake_persons else {}
         ours, scipy_s = median_of(results["ours"], "seconds"), median_of(results["scipy"], "seconds")
         inc = median_of(results["ours_incremental"], "seconds")
         inc_full_read = median_of(results["ours_incremental_full_read"], "seconds")
