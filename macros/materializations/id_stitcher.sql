@@ -69,7 +69,8 @@
     {%- set capped_memory = dbt_studio.stitch_session_start(this.name, incremental) -%}
 
     {%- set narrow = reads.since | length > 0 and reads.since | length == reads.sources | length -%}
-    {%- set obs_sql = dbt_studio._stitch_observations_sql(sql, target if incremental else none, lookback_hours, narrow) -%}
+    {%- set prior = target if incremental else none -%}
+    {%- set obs_sql = dbt_studio._stitch_observations_sql(sql, prior, lookback_hours, narrow) -%}
     {%- do run_query(dbt_studio._create_work_table(work.obs, obs_sql)) -%}
     {%- do run_query(dbt_studio._create_work_table(work.capped, dbt_studio._stitch_capped_sql(work.obs, history))) -%}
     {%- set reached = dbt_studio._stitch_caps_reached(work.obs, work.capped, target, load_cached_relation(rejected),
@@ -90,7 +91,8 @@
         {%- set incremental = false -%}
         {%- set history = none -%}
         {%- set capped_memory = dbt_studio.stitch_session_start(this.name, false) -%}
-        {%- do run_query(dbt_studio._create_work_table(work.obs, dbt_studio._stitch_observations_sql(sql, none, none))) -%}
+        {%- set obs_sql = dbt_studio._stitch_observations_sql(sql, none, none) -%}
+        {%- do run_query(dbt_studio._create_work_table(work.obs, obs_sql)) -%}
         {%- do run_query(dbt_studio._create_work_table(work.capped, dbt_studio._stitch_capped_sql(work.obs))) -%}
     {%- endif -%}
     {%- set prior = target if incremental else none -%}
