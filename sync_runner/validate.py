@@ -46,17 +46,20 @@ def validate_node(node: Node) -> list[Problem]:
     return problems
 
 
-def _schema_problems(manifest: Manifest, checked: set[str]) -> list[Problem]:
+def _schema_problems(manifest: Manifest, checked: set[str], broken: set[str]) -> list[Problem]:
     """The schema's rules across models, from the package's `_schema` macro itself (the same answer as dbt's
     compile): which models, columns and hops exist, merge sides, event timestamps; then what each audience's
     arguments refer to, from `_check_audience_references` (models, relationships, columns, other audiences),
     except for the audiences in `checked`, whose arguments already broke the declared schema (one line a
-    mistake: a misspelled `colum` is not also a missing column)."""
+    mistake: a misspelled `colum` is not also a missing column). The models in `broken` have a meta block that
+    broke the declared schema: the rules run on the others, without the relationships that lead to or through a
+    broken one (its own line already stands for it)."""
     from sync_runner.audiences.schema import audience_reference_problems, manifest_json, schema_problems
 
     data = manifest_json(manifest)  # (the whole file: parsed once for both checks)
-    problems = [Problem(file, model, "", message, "") for file, model, message in schema_problems(manifest, data)]
-    if problems:  # references are resolved through a schema that holds together
+    problems = [Problem(file, model, "", message, "")
+                for file, model, message in schema_problems(manifest, data, frozenset(broken))]
+    if problems or broken:  # references are resolved through a schema that holds together
         return problems
     return [Problem(file, model, key, message, "dbt_studio.audience")
             for file, model, key, message in audience_reference_problems(manifest, data) if model not in checked]
@@ -122,8 +125,9 @@ def validate_manifest(manifest: Manifest, project_dir: Path | None = None,
     nodes = {n.unique_id: n for n in (*manifest.studio_models(), *manifest.audience_models())}
     for node in sorted(nodes.values(), key=lambda n: n.name):
         problems += validate_node(node)
-    if not any(p.block == "meta.dbt_studio" for p in problems):  # the rules across models read well-formed meta
-        problems += _schema_problems(manifest, {p.model for p in problems if p.block == "dbt_studio.audience"})
+    # the rules across models read well-formed meta: those of the other models are checked all the same
+    problems += _schema_problems(manifest, {p.model for p in problems if p.block == "dbt_studio.audience"},
+                                 {p.model for p in problems if p.block == "meta.dbt_studio"})
     if project_dir is not None:
         problems += _var_problems(manifest, project_dir)
     if not any(n.studio.get("syncs") for n in manifest.studio_models() if isinstance(n.studio, dict)):
