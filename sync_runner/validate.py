@@ -6,7 +6,7 @@ found in seconds and changes nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sync_runner.core.errors import UserError
@@ -23,6 +23,8 @@ class Problem:
     message: str
     block: str = "meta.dbt_studio"  # or dbt_studio.audience: the arguments of the audience macro
     kind: str = "model"  # the node's resource type, for the text: model, snapshot or seed (not in --json)
+    # "error": certainly wrong (exit 2); "warning": said, but the exit code does not count it (--json: "warnings")
+    severity: str = "error"
 
     def __str__(self) -> str:
         if not self.model:  # a problem of a file that is not a model's (dbt_studio.yml): file and key, once each
@@ -109,9 +111,38 @@ def _var_problems(manifest: Manifest, project_dir: Path) -> list[Problem]:
     return problems
 
 
+def _disabled_syncs(manifest: Manifest) -> list[Problem]:
+    """A warning for each disabled model, snapshot or seed (enabled: false, under the manifest's "disabled" key)
+    that declares syncs: dbt never builds it, so its syncs never run, and nothing else says so."""
+    problems = []
+    for name, node in sorted(manifest.disabled.items()):
+        syncs = node.studio.get("syncs") if isinstance(node.studio, dict) else None
+        phrase = manifest.disabled_phrase(name)
+        if not syncs or phrase is None:  # an enabled node of that name (another version, another target) runs
+            continue
+        names = [str(s.get("name")) for s in syncs if isinstance(s, dict) and s.get("name")] if isinstance(
+            syncs, list) else []
+        which = f" ({', '.join(names)})" if names else ""
+        problems.append(Problem(node.config_file, node.name, "syncs",
+                                f"the {node.resource_type or 'model'} is disabled (enabled: false), so dbt never "
+                                f"builds it and its syncs{which} never run: enable it, or remove them",
+                                kind=node.resource_type, severity="warning"))
+    return problems
+
+
 def validate_manifest(manifest: Manifest, project_dir: Path | None = None,
                       profiles_dir: Path | None = None) -> list[Problem]:
-    """Problems of every model's meta, and of its syncs against the destinations of dbt_studio.yml."""
+    """Problems of every model's meta, and of its syncs against the destinations of dbt_studio.yml. A column
+    that the YAML docs of a model miss when the warehouse could not be read (Manifest.unread) is a warning: the
+    relation may well have it (docs go stale), so only what is certain counts as an error."""
+    from sync_runner.sync.config import UNREAD_COLUMNS
+
+    return [replace(p, severity="warning") if UNREAD_COLUMNS in p.message else p
+            for p in _validate_manifest(manifest, project_dir, profiles_dir)]
+
+
+def _validate_manifest(manifest: Manifest, project_dir: Path | None,
+                       profiles_dir: Path | None) -> list[Problem]:
     from sync_runner.sync.config import (
         ConfigProblem,
         find_config,
@@ -130,6 +161,7 @@ def validate_manifest(manifest: Manifest, project_dir: Path | None = None,
                                  {p.model for p in problems if p.block == "meta.dbt_studio"})
     if project_dir is not None:
         problems += _var_problems(manifest, project_dir)
+    problems += _disabled_syncs(manifest)
     if not any(n.studio.get("syncs") for n in manifest.studio_models() if isinstance(n.studio, dict)):
         return problems
     problems += [Problem(node.config_file, node.name, key, message, kind=node.resource_type)
