@@ -281,6 +281,7 @@ def serve(project_dir: Path, profiles_dir: Path | None, target: str | None, host
     """Run the schedules of dbt_studio.yml, and receive dbt Cloud webhooks (sync what each successful job run
     built) when it has a dbt_cloud block."""
     import logging
+    import signal
     import threading
 
     from sync_runner.project.target import resolve_target
@@ -292,22 +293,41 @@ def serve(project_dir: Path, profiles_dir: Path | None, target: str | None, host
     schedules = load_schedules(where.project_dir, where.profiles_dir)
     webhooks = has_block(where.project_dir, where.profiles_dir, "dbt_cloud") or not schedules
     stop = threading.Event()
+    signals: list[str] = []
+
+    def stopping(number: int, frame: Any) -> None:
+        """SIGTERM or SIGINT: stop taking work; what runs finishes. A second one stops at once (exit 130)."""
+        if stop.is_set():
+            os._exit(130)
+        signals.append(signal.Signals(number).name)
+        # set from a thread: this handler may run while the main thread holds the event's own lock (in a wait)
+        threading.Thread(target=stop.set, name="stopping").start()
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, stopping)
+    worker = None
     if schedules:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         scheduler = Scheduler(schedules, state_path(where.project_dir),
                               project_job(where.project_dir, where.profiles_dir, where.target))
         click.echo(f"schedules: {', '.join(f'{s.name} ({s.cron})' for s in schedules)}", err=True)
         if not webhooks:
-            try:
-                scheduler.run_forever(stop)
-            except KeyboardInterrupt:
-                stop.set()
-            return
-        threading.Thread(target=scheduler.run_forever, args=(stop,), daemon=True, name="schedules").start()
+            scheduler.run_forever(stop)
+        else:
+            # uvicorn (and the multiprocessing it imports) first, here: imported by this thread while the schedules'
+            # thread imported dbt, a module of it was met half-initialized and the job and serve failed
+            import uvicorn  # noqa: F401
+
+            worker = threading.Thread(target=scheduler.run_forever, args=(stop,), name="schedules")
+            worker.start()
     try:
-        run_server(host, port, project_dir, profiles_dir, target)
+        if webhooks and not stop.is_set():  # uvicorn stops on the signal itself, then raises it again: stopping()
+            run_server(host, port, project_dir, profiles_dir, target)
     finally:
         stop.set()
+        if worker is not None:
+            worker.join()  # a job that runs finishes
+    click.echo(f"dbt-studio serve: stopped ({signals[0] if signals else 'the server ended'})", err=True)
 
 
 @cli.command()
