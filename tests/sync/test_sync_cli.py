@@ -444,3 +444,34 @@ def test_a_broken_profile_exits_2_and_a_warehouse_that_cannot_be_opened_exits_1_
     assert checked.returncode == 0 and checked.stderr == "", checked.stderr
     assert "note: columns checked against the YAML docs only (what they miss is a warning): cannot use the " \
         "warehouse of" in checked.stdout
+
+
+def test_a_destination_per_target_through_dbt_s_own_jinja(new_project, tmp_path):
+    """docs/sync.md, destinations per target: dbt renders a sync's `destination` in the model's YAML with the target
+    of the build (`"crm_{{ target.name }}"`), and dbt_studio.yml declares one destination per target; each target's
+    build and sync send to its own destination, and validate checks the name the manifest holds."""
+    from sync_runner.project.target import DbtTarget, run_dbt
+
+    project = new_project("duckdb", name="per_target", source=PROJECT)
+    sp = SyncProject(project, tmp_path)
+    profile = project.root / "profiles.yml"
+    prod = (project.root / "target" / "prod.duckdb").as_posix()
+    output = f"    prod:\n      type: duckdb\n      path: \"{prod}\"\n      schema: main\n      threads: 1\n"
+    profile.write_text(profile.read_text(encoding="utf-8") + output, encoding="utf-8")
+    sp.destinations(f"destinations:\n  files_duckdb: {{type: file, path: {tmp_path / 'dev'}}}\n"
+                    f"  files_prod: {{type: file, path: {tmp_path / 'prod'}}}\n")
+    sp.build({f"u{i}": person(i) for i in range(3)},
+             [{"name": "to_files", "destination": "files_{{ target.name }}", "mode": "mirror", "mappings": MAPPINGS}])
+    dev = cli(project, "sync", "--json")
+    assert dev.returncode == 0, dev.stderr
+    assert [r["destination"] for r in json.loads(dev.stdout)["syncs"]] == ["files_duckdb"]
+    assert list(file_ops(tmp_path / "dev", "to_files")[-1]) == ["u0", "u1", "u2"]
+
+    run_dbt(["build"], DbtTarget(project.root, project.root, "prod"))
+    project.release()
+    assert cli(project, "validate", "--target", "prod").returncode == 0
+    on_prod = cli(project, "sync", "--target", "prod", "--json")
+    assert on_prod.returncode == 0, on_prod.stderr
+    assert [r["destination"] for r in json.loads(on_prod.stdout)["syncs"]] == ["files_prod"]
+    assert list(file_ops(tmp_path / "prod", "to_files")[-1]) == ["u0", "u1", "u2"]
+    assert len(file_ops(tmp_path / "dev", "to_files")) == 1  # the dev destination got nothing more
