@@ -281,6 +281,7 @@ def serve(project_dir: Path, profiles_dir: Path | None, target: str | None, host
     """Run the schedules of dbt_studio.yml, and receive dbt Cloud webhooks (sync what each successful job run
     built) when it has a dbt_cloud block."""
     import logging
+    import signal
     import threading
 
     from sync_runner.project.target import resolve_target
@@ -292,22 +293,41 @@ def serve(project_dir: Path, profiles_dir: Path | None, target: str | None, host
     schedules = load_schedules(where.project_dir, where.profiles_dir)
     webhooks = has_block(where.project_dir, where.profiles_dir, "dbt_cloud") or not schedules
     stop = threading.Event()
+    signals: list[str] = []
+
+    def stopping(number: int, frame: Any) -> None:
+        """SIGTERM or SIGINT: stop taking work; what runs finishes. A second one stops at once (exit 130)."""
+        if stop.is_set():
+            os._exit(130)
+        signals.append(signal.Signals(number).name)
+        # set from a thread: this handler may run while the main thread holds the event's own lock (in a wait)
+        threading.Thread(target=stop.set, name="stopping").start()
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, stopping)
+    worker = None
     if schedules:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         scheduler = Scheduler(schedules, state_path(where.project_dir),
                               project_job(where.project_dir, where.profiles_dir, where.target))
         click.echo(f"schedules: {', '.join(f'{s.name} ({s.cron})' for s in schedules)}", err=True)
         if not webhooks:
-            try:
-                scheduler.run_forever(stop)
-            except KeyboardInterrupt:
-                stop.set()
-            return
-        threading.Thread(target=scheduler.run_forever, args=(stop,), daemon=True, name="schedules").start()
+            scheduler.run_forever(stop)
+        else:
+            # uvicorn (and the multiprocessing it imports) first, here: imported by this thread while the schedules'
+            # thread imported dbt, a module of it was met half-initialized and the job and serve failed
+            import uvicorn  # noqa: F401
+
+            worker = threading.Thread(target=scheduler.run_forever, args=(stop,), name="schedules")
+            worker.start()
     try:
-        run_server(host, port, project_dir, profiles_dir, target)
+        if webhooks and not stop.is_set():  # uvicorn stops on the signal itself, then raises it again: stopping()
+            run_server(host, port, project_dir, profiles_dir, target)
     finally:
         stop.set()
+        if worker is not None:
+            worker.join()  # a job that runs finishes
+    click.echo(f"dbt-studio serve: stopped ({signals[0] if signals else 'the server ended'})", err=True)
 
 
 @cli.command()
@@ -387,27 +407,42 @@ def validate(project_dir: Path, profiles_dir: Path | None, target: str | None, a
     """Check the dbt_studio configuration of every model in target/manifest.json, syncs and destinations.
 
     Columns are checked against each built model's relation in the warehouse; the YAML docs stand in only for
-    models not built yet (or when the warehouse cannot be reached, which is said)."""
+    models not built yet, or when the warehouse cannot be used: that is said once, and what the docs miss is then
+    a warning (exit 2 counts only errors). A profile dbt cannot read or refuses is an error."""
     from sync_runner.project.artifacts import keep, load_manifest
     from sync_runner.project.package_macros import keep_compiled
-    from sync_runner.project.target import resolve_target
-    from sync_runner.validate import relation_columns, validate_manifest
+    from sync_runner.project.target import WarehouseUnusable, resolve_target
+    from sync_runner.validate import Problem, relation_columns, validate_manifest
 
     manifest = load_manifest(project_dir)
     _note_edited_after_parse(project_dir)
     note = ""
+    profile: list[Problem] = []
+    where = resolve_target(project_dir, profiles_dir, target)
     try:
-        where = resolve_target(project_dir, profiles_dir, target)
         manifest = manifest.with_columns(relation_columns(manifest, where))
     except UserError as exc:
-        note = f"columns checked against the YAML docs only: {exc}"
+        profiles = (where.profiles_dir or where.project_dir) / "profiles.yml"
+        if isinstance(exc, WarehouseUnusable) and exc.profile and profiles.is_file() and (
+                where.project_dir / "dbt_project.yml").is_file():  # certain: the profile itself is wrong
+            profile = [Problem(str(profiles), "", "", str(exc), "")]
+            note = "columns checked against the YAML docs only (what they miss is a warning): the warehouse " \
+                   "could not be used, see the profiles.yml error"
+        else:
+            note = f"columns checked against the YAML docs only (what they miss is a warning): {exc}"
         manifest = manifest.unread()
-    problems = validate_manifest(manifest, project_dir.resolve(), profiles_dir)
+    problems = profile + validate_manifest(manifest, project_dir.resolve(), profiles_dir)
+    errors = [p for p in problems if p.severity == "error"]
+    warnings = [p for p in problems if p.severity != "error"]
     models = manifest.studio_models()
+
+    def shown(found: list[Problem]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in vars(p).items() if k not in ("kind", "severity")} | {"text": str(p)}
+                for p in found]
+
     if as_json:
         click.echo(json.dumps({"models": [m.name for m in models], "columns_note": note or None,
-                               "problems": [{k: v for k, v in vars(p).items() if k != "kind"} | {"text": str(p)}
-                                            for p in problems]}, indent=2))
+                               "problems": shown(errors), "warnings": shown(warnings)}, indent=2))
     else:
         for model in models:
             source = "columns from the warehouse" if model.columns_source == "warehouse" else "documented columns"
@@ -415,9 +450,10 @@ def validate(project_dir: Path, profiles_dir: Path | None, target: str | None, a
         if note:  # information, not a problem: stdout, so that stderr holds only the problems
             click.echo(f"note: {note}")
         for problem in problems:
-            click.echo(f"error: {problem}", err=True)
-        click.echo(f"{len(models)} model(s) with dbt_studio config, {len(problems)} problem(s)")
-    if problems:
+            click.echo(f"{problem.severity}: {problem}", err=True)
+        click.echo(f"{len(models)} model(s) with dbt_studio config, {len(errors)} problem(s)"
+                   + (f", {len(warnings)} warning(s)" if warnings else ""))
+    if errors:
         sys.exit(2)
     keep(manifest)
     keep_compiled(manifest.path.parent)

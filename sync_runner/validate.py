@@ -6,7 +6,7 @@ found in seconds and changes nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sync_runner.core.errors import UserError
@@ -23,6 +23,8 @@ class Problem:
     message: str
     block: str = "meta.dbt_studio"  # or dbt_studio.audience: the arguments of the audience macro
     kind: str = "model"  # the node's resource type, for the text: model, snapshot or seed (not in --json)
+    # "error": certainly wrong (exit 2); "warning": said, but the exit code does not count it (--json: "warnings")
+    severity: str = "error"
 
     def __str__(self) -> str:
         if not self.model:  # a problem of a file that is not a model's (dbt_studio.yml): file and key, once each
@@ -46,17 +48,20 @@ def validate_node(node: Node) -> list[Problem]:
     return problems
 
 
-def _schema_problems(manifest: Manifest, checked: set[str]) -> list[Problem]:
+def _schema_problems(manifest: Manifest, checked: set[str], broken: set[str]) -> list[Problem]:
     """The schema's rules across models, from the package's `_schema` macro itself (the same answer as dbt's
     compile): which models, columns and hops exist, merge sides, event timestamps; then what each audience's
     arguments refer to, from `_check_audience_references` (models, relationships, columns, other audiences),
     except for the audiences in `checked`, whose arguments already broke the declared schema (one line a
-    mistake: a misspelled `colum` is not also a missing column)."""
+    mistake: a misspelled `colum` is not also a missing column). The models in `broken` have a meta block that
+    broke the declared schema: the rules run on the others, without the relationships that lead to or through a
+    broken one (its own line already stands for it)."""
     from sync_runner.audiences.schema import audience_reference_problems, manifest_json, schema_problems
 
     data = manifest_json(manifest)  # (the whole file: parsed once for both checks)
-    problems = [Problem(file, model, "", message, "") for file, model, message in schema_problems(manifest, data)]
-    if problems:  # references are resolved through a schema that holds together
+    problems = [Problem(file, model, "", message, "")
+                for file, model, message in schema_problems(manifest, data, frozenset(broken))]
+    if problems or broken:  # references are resolved through a schema that holds together
         return problems
     return [Problem(file, model, key, message, "dbt_studio.audience")
             for file, model, key, message in audience_reference_problems(manifest, data) if model not in checked]
@@ -106,9 +111,38 @@ def _var_problems(manifest: Manifest, project_dir: Path) -> list[Problem]:
     return problems
 
 
+def _disabled_syncs(manifest: Manifest) -> list[Problem]:
+    """A warning for each disabled model, snapshot or seed (enabled: false, under the manifest's "disabled" key)
+    that declares syncs: dbt never builds it, so its syncs never run, and nothing else says so."""
+    problems = []
+    for name, node in sorted(manifest.disabled.items()):
+        syncs = node.studio.get("syncs") if isinstance(node.studio, dict) else None
+        phrase = manifest.disabled_phrase(name)
+        if not syncs or phrase is None:  # an enabled node of that name (another version, another target) runs
+            continue
+        names = [str(s.get("name")) for s in syncs if isinstance(s, dict) and s.get("name")] if isinstance(
+            syncs, list) else []
+        which = f" ({', '.join(names)})" if names else ""
+        problems.append(Problem(node.config_file, node.name, "syncs",
+                                f"the {node.resource_type or 'model'} is disabled (enabled: false), so dbt never "
+                                f"builds it and its syncs{which} never run: enable it, or remove them",
+                                kind=node.resource_type, severity="warning"))
+    return problems
+
+
 def validate_manifest(manifest: Manifest, project_dir: Path | None = None,
                       profiles_dir: Path | None = None) -> list[Problem]:
-    """Problems of every model's meta, and of its syncs against the destinations of dbt_studio.yml."""
+    """Problems of every model's meta, and of its syncs against the destinations of dbt_studio.yml. A column
+    that the YAML docs of a model miss when the warehouse could not be read (Manifest.unread) is a warning: the
+    relation may well have it (docs go stale), so only what is certain counts as an error."""
+    from sync_runner.sync.config import UNREAD_COLUMNS
+
+    return [replace(p, severity="warning") if UNREAD_COLUMNS in p.message else p
+            for p in _validate_manifest(manifest, project_dir, profiles_dir)]
+
+
+def _validate_manifest(manifest: Manifest, project_dir: Path | None,
+                       profiles_dir: Path | None) -> list[Problem]:
     from sync_runner.sync.config import (
         ConfigProblem,
         find_config,
@@ -122,10 +156,12 @@ def validate_manifest(manifest: Manifest, project_dir: Path | None = None,
     nodes = {n.unique_id: n for n in (*manifest.studio_models(), *manifest.audience_models())}
     for node in sorted(nodes.values(), key=lambda n: n.name):
         problems += validate_node(node)
-    if not any(p.block == "meta.dbt_studio" for p in problems):  # the rules across models read well-formed meta
-        problems += _schema_problems(manifest, {p.model for p in problems if p.block == "dbt_studio.audience"})
+    # the rules across models read well-formed meta: those of the other models are checked all the same
+    problems += _schema_problems(manifest, {p.model for p in problems if p.block == "dbt_studio.audience"},
+                                 {p.model for p in problems if p.block == "meta.dbt_studio"})
     if project_dir is not None:
         problems += _var_problems(manifest, project_dir)
+    problems += _disabled_syncs(manifest)
     if not any(n.studio.get("syncs") for n in manifest.studio_models() if isinstance(n.studio, dict)):
         return problems
     problems += [Problem(node.config_file, node.name, key, message, kind=node.resource_type)

@@ -143,13 +143,19 @@ def _rules(manifest: Manifest, data: dict[str, Any]) -> PackageMacros:
                          folder=manifest.path.parent)
 
 
-def schema_problems(manifest: Manifest, data: dict[str, Any] | None = None) -> list[tuple[str, str, str]]:
+def schema_problems(manifest: Manifest, data: dict[str, Any] | None = None,
+                    skip: frozenset[str] = frozenset()) -> list[tuple[str, str, str]]:
     """(file, model, message) for every schema rule the declarations break, as the package's `_schema` macro
     finds them at compile time: validate runs that macro itself (the one owner of the rules; see
     sync_runner/project/package_macros.py), so both say the same. `data`: manifest_json(manifest), when the
-    caller already parsed it (validate parses it once for both checks)."""
+    caller already parsed it (validate parses it once for both checks). `skip`: models whose own meta is not
+    well-formed (validate has said why): their declarations are left out, and so are the relationships of the
+    other models that lead to them or through them, so that nothing is said twice or guessed from a broken block."""
     data = manifest_json(manifest) if data is None else data
     nodes = _manifest_nodes(manifest, data)
+    if skip:
+        nodes = {name: node | {"meta": _without(node["meta"], skip) if name not in skip else {}}
+                 for name, node in nodes.items()}
     problems: list[dict[str, str]] = []
     try:
         _rules(manifest, data).call("_schema", nodes, problems, manifest.disabled_phrases())
@@ -157,6 +163,15 @@ def schema_problems(manifest: Manifest, data: dict[str, Any] | None = None) -> l
         # declarations the rules cannot read at all (validate checks their keys and types first)
         return [(str(manifest.path), "-", f"the schema declarations cannot be read: {exc}")]
     return [(nodes.get(p["model"], {}).get("file", ""), p["model"], p["message"]) for p in problems]
+
+
+def _without(meta: Any, skip: frozenset[str]) -> Any:
+    """A well-formed meta block without its relationships to or through the models in `skip`."""
+    rels = meta.get("relationships") if isinstance(meta, dict) else None
+    if not isinstance(rels, list):
+        return meta
+    kept = [r for r in rels if not (isinstance(r, dict) and (r.get("to") in skip or r.get("through") in skip))]
+    return meta | {"relationships": kept}
 
 
 def audience_reference_problems(manifest: Manifest,

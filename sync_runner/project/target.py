@@ -119,15 +119,39 @@ def held_elsewhere(exc: BaseException) -> str | None:
     return f"{who} has the DuckDB file open"
 
 
-def unreachable(where: DbtTarget, exc: BaseException) -> UserError:
+class WarehouseUnusable(UserError):
+    """The warehouse of the profile cannot be used. Every command exits the same way for it (docs/cli.md, exit
+    codes): 2 when the profile is at fault (dbt cannot read it or refuses it: an unknown adapter type or target, a
+    missing env var, a key of the wrong type, a setting the warehouse refuses), 1 when what the profile describes
+    could not be reached or opened this time (a host that does not answer or refuses the login, a DuckDB file
+    another process holds or that no build made): a failed run, which an orchestrator may retry."""
+
+    def __init__(self, message: str, profile: bool) -> None:
+        super().__init__(message)
+        self.profile = profile
+        self.exit_code = 2 if profile else 1
+
+
+# errors of reaching or opening the warehouse, not of the profile (the class names of the drivers and of dbt)
+_NOT_REACHED = ("IOException", "FailedToConnectError", "OperationalError", "InterfaceError")
+
+
+def _profile_at_fault(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):  # a socket, a file
+        return False
+    return not any(kind.__name__ in _NOT_REACHED for kind in type(exc).__mro__)
+
+
+def unreachable(where: DbtTarget, exc: BaseException) -> WarehouseUnusable:
     """The one line for a warehouse that cannot be reached or opened (a bad profile, a locked file, a host that
-    does not answer): what the driver or dbt says is wrong, redacted, after the project and target it was for."""
+    does not answer): what the driver or dbt says is wrong, redacted, after the project and target it was for;
+    its exit code says whether the profile is at fault (see WarehouseUnusable)."""
     reason = error_line(exc)
     if held_elsewhere(exc):  # what the user can do about it, which DuckDB's line does not say
         reason += (" (another process has the DuckDB file open; run this again once it is done: a `dbt-studio "
                    "studio` lets go of the file after 3 s without a query, by default)")
-    return UserError(f"cannot use the warehouse of {where.project_dir} ({target_label(where)}): "
-                     f"{REDACT(reason)}")
+    return WarehouseUnusable(f"cannot use the warehouse of {where.project_dir} ({target_label(where)}): "
+                             f"{REDACT(reason)}", profile=_profile_at_fault(exc))
 
 
 def default_target(where: DbtTarget) -> str | None:
@@ -167,7 +191,7 @@ def built_for_another_target(where: DbtTarget) -> str:
             f"pass --target {last}, or build this target first")
 
 
-def missing_duckdb_file(where: DbtTarget, path: str) -> UserError | None:
+def missing_duckdb_file(where: DbtTarget, path: str) -> WarehouseUnusable | None:
     """The error for a DuckDB profile whose file is not there, else None. DuckDB creates a file it is asked to open,
     so a read of a warehouse that was deleted (`dbt clean`, a moved profile path) made an empty one, and every line
     after it was about relations that do not exist; dbt-studio reads what dbt built and never makes the file."""
@@ -179,8 +203,9 @@ def missing_duckdb_file(where: DbtTarget, path: str) -> UserError | None:
         return None
     fix = (built_for_another_target(where)
            or "run dbt build to make it (dbt-studio does not create an empty warehouse)")
-    return UserError(REDACT(f"cannot use the warehouse of {where.project_dir} ({target_label(where)}): the "
-                            f"DuckDB file {file} does not exist; {fix}"))  # (a path may come from an env var)
+    return WarehouseUnusable(REDACT(f"cannot use the warehouse of {where.project_dir} ({target_label(where)}): "
+                                    f"the DuckDB file {file} does not exist; {fix}"),  # (a path may be an env var's)
+                             profile=False)
 
 
 @contextlib.contextmanager

@@ -117,10 +117,12 @@ class Scheduler:
         tmp.write_text(json.dumps(state, indent=1, sort_keys=True), encoding="utf-8")
         os.replace(tmp, self.state_path)  # atomic: a crash leaves the old state or the new one
 
-    def tick(self) -> list[Ran]:
-        """Run every schedule whose latest slot has not run yet; returns what ran."""
+    def tick(self, stop: threading.Event | None = None) -> list[Ran]:
+        """Run every schedule whose latest slot has not run yet (none once `stop` is set); returns what ran."""
         ran = []
         for schedule in self.schedules:
+            if stop is not None and stop.is_set():  # serve is stopping: the job that ran was the last
+                break
             now = self.clock()
             slot = schedule.latest_slot(now)
             state = self._state()
@@ -149,7 +151,7 @@ class Scheduler:
 
     def run_forever(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            self.tick()
+            self.tick(stop)
             stop.wait(min(self.seconds_to_next() + 0.5, 3600.0))
 
 

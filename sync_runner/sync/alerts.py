@@ -162,6 +162,7 @@ class RunFacts:
     reason: str
     run_id: str = ""
     previous_status: str | None = None  # the sync's run before this one, from the run log
+    kind: str = "model"  # the synced node's resource type, for the text: model, snapshot or seed (Node.label)
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,7 @@ class Event:
         titles = {"failure": "failed", "rejections": "rejected too many rows", "slow": "was slow",
                   "recovery": "recovered"}
         lines = [f"dbt-studio: sync '{f.sync}' {titles[self.kind]}",
-                 f"model '{f.model}' -> destination '{f.destination}'",
+                 f"{f.kind or 'model'} '{f.model}' -> destination '{f.destination}'",
                  f"planned {p.get('insert', 0)} adds, {p.get('update', 0)} changes, {deletes} deletes; "
                  f"sent {f.sent}, acknowledged {f.acknowledged}, rejected {f.rejected}; {f.seconds:.1f}s",
                  f"reason: {self.detail or f.reason or f.status}"]

@@ -233,12 +233,17 @@ COMPARISON_OPS = ("=", "!=", "<>", "<", "<=", ">", ">=", "in", "not in", "betwee
 FILTER_OPS = (*COMPARISON_OPS, "contains", "starts with", "ends with", "is null", "is not null")
 
 
+# what every column check made against the YAML docs because the warehouse could not be read says (here and in the
+# package's `_columns_phrase`): validate reports those as warnings, the docs of a built model may be stale
+UNREAD_COLUMNS = "the warehouse could not be read, see the note"
+
+
 def columns_phrase(node: Node) -> str:
     """Says which columns a column check used: the relation's, or the YAML docs (before the first build)."""
     if node.columns_source == "warehouse":
         return f"columns of the relation {node.relation_name or node.name}"
     if node.columns_source == "unread":
-        return "documented columns (YAML; the warehouse could not be read, see the note)"
+        return f"documented columns (YAML; {UNREAD_COLUMNS})"
     return "documented columns (YAML; the relation is not built yet)"
 
 

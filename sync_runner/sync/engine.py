@@ -31,6 +31,7 @@ from sync_runner.project.artifacts import Manifest, RunResults, keep, load_manif
 from sync_runner.project.compiled import CompiledSql
 from sync_runner.project.target import (
     DbtTarget,
+    WarehouseUnusable,
     built_for_another_target,
     default_target,
     error_line,
@@ -426,9 +427,10 @@ class SyncRunner:
             default_schema, builds = self._start()
         except PackageVersionError:  # not one sync's problem: the command stops with one line
             raise
-        except UserError as exc:
-            return [SyncReport(s.name, s.model.name, s.destination.name, "failed", message=REDACT(exc))
-                    for s in self.syncs] + [self._unusable(u) for u in self.unusable]
+        except UserError as exc:  # a profile at fault is the project's configuration (exit 2), else a failed run
+            problem = "config" if isinstance(exc, WarehouseUnusable) and exc.profile else ""
+            return [SyncReport(s.name, s.model.name, s.destination.name, "failed", message=REDACT(exc),
+                               problem=problem) for s in self.syncs] + [self._unusable(u) for u in self.unusable]
         models = list({s.model.unique_id: s.model for s in self.syncs}.values())
         results = self.results
         if results is not None and results.target and results.target != (self.where.target
@@ -532,7 +534,7 @@ class SyncRunner:
                          status=report.status, planned=dict(report.planned), sent=report.sent,
                          acknowledged=report.acknowledged, rejected=report.rejected, seconds=report.seconds,
                          reason=report.message, run_id=report.run_id,
-                         previous_status=self._previous.get(sync.name))
+                         previous_status=self._previous.get(sync.name), kind=sync.model.resource_type)
         report.alerts = dispatch(self.alerts, facts, sync.alerts)
 
     # -- one sync ------------------------------------------------------------------------------------------------

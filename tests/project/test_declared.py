@@ -232,3 +232,22 @@ def test_validate_parses_the_manifest_once_for_both_schema_checks(tmp_path: Path
     [problem] = validate_manifest(second)
     assert (problem.model, problem.key) == ("vip", "columns[1]") and "phone" in problem.message
     assert len(reads) == 1
+
+
+def test_a_broken_meta_and_a_missing_model_elsewhere_are_both_said_in_one_run(tmp_path: Path, capsys,
+                                                                               monkeypatch) -> None:
+    """The rules across models ran only once no model's meta had a problem, so a user fixed one batch and then met
+    the next. Now they run on the models whose meta is well-formed: stg_events' own mistake and stg_users'
+    relationship to a model that does not exist come in one run; stg_users' relationship to the broken
+    stg_events says nothing (stg_events' own line stands for it)."""
+    events = {**EVENTS_META, "timestamp": 3}
+    users = copy.deepcopy(USERS_META)
+    users["relationships"].append({"name": "orders", "to": "orders", "cardinality": "1:many",
+                                   "join": {"user_id": "user_id"}})
+    write_project(tmp_path, users, events, AUDIENCE, STUDIO_YML)
+    code, _, err = cli_in_process(capsys, monkeypatch, "validate", "--project-dir", str(tmp_path),
+                                  "--profiles-dir", str(tmp_path))
+    assert code == 2
+    assert [line for line in err.splitlines() if line.strip()] == [
+        "error: models/_models.yml: model 'stg_events': meta.dbt_studio.timestamp: must be a column name, not 3",
+        "error: models/_models.yml: model 'stg_users': relationship 'orders': unknown model 'orders'"]

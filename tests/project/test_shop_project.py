@@ -219,9 +219,10 @@ def test_parse_after_build_keeps_syncs_working_and_refuses_only_changed_models(s
 
 
 def test_validate_with_the_warehouse_held_elsewhere_says_the_docs_stood_in_not_that_nothing_is_built(shop):
-    """A CI job whose `validate` meets the DuckDB file held by another process: the note says why the YAML docs stood
-    in, and a column problem found in them says the warehouse could not be read (stg_orders is built; its YAML
-    still documents the renamed `amount_usd`), never "the relation is not built yet"."""
+    """A CI job whose `validate` meets the DuckDB file held by another process: the note says once why the YAML docs
+    stood in, and a column problem found in them says the warehouse could not be read (stg_orders is built; its YAML
+    still documents the renamed `amount_usd`), never "the relation is not built yet". Docs go stale, so what they
+    miss is a warning, not an error: the exit code counts only what is certain (here nothing else is wrong)."""
     if shop.adapter != "duckdb":
         pytest.skip("only a DuckDB file is held by another process")
     yml = shop.root / "models" / "marts" / "_marts.yml"
@@ -236,12 +237,17 @@ def test_validate_with_the_warehouse_held_elsewhere_says_the_docs_stood_in_not_t
             result = cli(shop, "validate")
         assert "Traceback" not in result.stdout + result.stderr
         [note] = [x for x in result.stdout.splitlines() if x.startswith("note:")]
-        assert note.startswith("note: columns checked against the YAML docs only: cannot use the warehouse of ")
+        assert note.startswith("note: columns checked against the YAML docs only (what they miss is a warning): "
+                               "cannot use the warehouse of ")
         assert f"(PID {holder.pid})" in note
-        errors = [x for x in result.stderr.splitlines() if x.startswith("error:")]
-        assert errors and result.returncode == 2
-        assert all("not built yet" not in x for x in errors), errors
-        assert any("the warehouse could not be read, see the note" in x for x in errors), errors
+        assert [x for x in result.stderr.splitlines() if not x.startswith("warning:")] == [], result.stderr
+        warnings = result.stderr.splitlines()
+        assert result.returncode == 0 and "0 problem(s), " in result.stdout
+        assert all("not built yet" not in x and "cannot use the warehouse" not in x for x in warnings), warnings
+        # customer_features is built with more columns than its docs list: each miss is the docs', not certain
+        assert "warning: models/marts/_marts.yml: model 'customer_features': labels: unknown column 'first_name' " \
+            "(documented columns; the warehouse could not be read, see the note: main_id, email)" in warnings, warnings
+        assert all("the warehouse could not be read, see the note" in x for x in warnings), warnings
     finally:
         yml.write_text(saved)
         shop.dbt("parse")

@@ -320,11 +320,16 @@ def _snapshot_yaml(mappings: dict | None = None) -> str:
 def test_a_snapshot_s_current_rows_are_synced_like_a_model_s(new_project, tmp_path):
     """A sync declared on a snapshot: its current rows (the filter) go out, and a change a later snapshot records
     is one update; validate, plan and sync all see it."""
+    from fakes.slack import FakeSlack
+
     project = new_project("duckdb", name="snapshot_sync", source=PROJECT)
     sp = SyncProject(project, tmp_path)
     (project.root / "snapshots").mkdir()
     (project.root / "snapshots" / "people_history.yml").write_text(_snapshot_yaml(), encoding="utf-8")
-    sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {tmp_path / 'files'}\n")
+    hooks = FakeSlack("unused")
+    sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {tmp_path / 'files'}\n"
+                    f"alerts:\n  channels:\n    ops: {{type: webhook, url: {hooks.url}/hooks/ops}}\n"
+                    "  rules:\n    - channels: [ops]\n")
     sp.build({f"u{i}": person(i) for i in range(4)}, [])
 
     assert cli(project, "validate").returncode == 0
@@ -356,3 +361,117 @@ def test_a_snapshot_s_current_rows_are_synced_like_a_model_s(new_project, tmp_pa
             "'email'?)" in done.stdout + done.stderr, done.stdout + done.stderr
         assert "model 'people_history'" not in done.stdout + done.stderr
     assert "model 'people_history'" not in checked.stdout + checked.stderr
+    # and in the failure alerts (of the plan and of the sync)
+    hooks.close()
+    assert len(hooks.hooks) == 2
+    for alert in hooks.hooks:
+        assert (alert["event"], alert["sync"], alert["model"]) == ("failure", "current_people", "people_history")
+        assert alert["text"].splitlines()[:2] == ["dbt-studio: sync 'current_people' failed",
+                                                  "snapshot 'people_history' -> destination 'out'"]
+
+
+DISABLED_SQL = """\
+{{ config(enabled=false, meta={'dbt_studio': {'primary_key': 'user_id', 'syncs': [
+    {'name': 'old_out', 'destination': 'out', 'mappings': {'id': 'user_id', 'email': 'email'}}]}}) }}
+select user_id, email from {{ ref('people_rows') }}
+"""
+
+
+def test_validate_warns_that_the_syncs_of_a_disabled_model_never_run(new_project, tmp_path):
+    """A model switched off with `enabled: false` keeps its syncs in its config, and dbt keeps the model under the
+    manifest's "disabled" key: nothing built it, so its syncs silently never ran. validate says so, once, naming
+    file, model and syncs, as a warning (disabling a model can be meant): the exit code stays 0."""
+    project = new_project("duckdb", name="disabled_syncs", source=PROJECT)
+    sp = SyncProject(project, tmp_path)
+    sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {tmp_path / 'files'}\n")
+    (project.root / "models" / "old_people.sql").write_text(DISABLED_SQL, encoding="utf-8")
+    sp.build({f"u{i}": person(i) for i in range(2)}, [])
+
+    checked = cli(project, "validate")
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stderr.splitlines() == [
+        "warning: models/old_people.sql: model 'old_people': meta.dbt_studio.syncs: the model is disabled "
+        "(enabled: false), so dbt never builds it and its syncs (old_out) never run: enable it, or remove them"]
+    assert "0 problem(s), 1 warning(s)" in checked.stdout
+    as_json = json.loads(cli(project, "validate", "--json").stdout)
+    assert as_json["problems"] == [] and [w["model"] for w in as_json["warnings"]] == ["old_people"]
+
+
+BROKEN_PROFILE = """\
+plant_store:
+  target: duckdb
+  outputs:
+    duckdb:
+      type: duckbd
+      path: "{path}"
+"""
+
+
+def test_a_broken_profile_exits_2_and_a_warehouse_that_cannot_be_opened_exits_1_in_every_command(sp, tmp_path):
+    """One rule for every command (docs/cli.md): a profile dbt cannot read or refuses is the user's configuration,
+    exit 2; a warehouse the profile describes that cannot be opened this time (a DuckDB file another process holds)
+    is a failed run, exit 1. Each says so in one line naming the project and target, without a traceback. validate
+    says the profile's error as an error, and a warehouse it cannot open as a note (it checks the YAML docs
+    instead: exit 0 when nothing certain is wrong); schema reads only the manifest and no profile."""
+    from helpers.held_file import duckdb_held
+
+    sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {sp.tmp / 'files'}\n")
+    sp.build({f"u{i}": person(i) for i in range(2)},
+             [{"name": "to_files", "destination": "out", "mode": "mirror", "mappings": MAPPINGS}])
+    database = sp.p.root / "target" / "warehouse.duckdb"
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "profiles.yml").write_text(BROKEN_PROFILE.format(path=database.as_posix()), encoding="utf-8")
+    reason = (f"cannot use the warehouse of {sp.p.root} (target duckdb): Credentials in profile \"plant_store\", "
+              "target \"duckdb\" invalid: Could not find adapter type duckbd!")
+    for command in ("plan", "sync", "status"):
+        result = cli(sp.p, command, "--profiles-dir", str(broken))
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert reason in result.stderr and "Traceback" not in result.stderr, (command, result.stderr)
+    checked = cli(sp.p, "validate", "--profiles-dir", str(broken))
+    assert checked.returncode == 2 and checked.stderr.splitlines() == [f"error: {broken}/profiles.yml: {reason}"]
+    schema = cli(sp.p, "schema")
+    assert schema.returncode == 0 and "people" in schema.stdout and schema.stderr == ""
+
+    sp.p.release()
+    with duckdb_held(database):
+        for command in ("plan", "sync", "status"):
+            result = cli(sp.p, command)
+            assert result.returncode == 1, (command, result.stdout, result.stderr)
+            assert f"cannot use the warehouse of {sp.p.root} (target duckdb): IO Error" in result.stderr
+            assert "Traceback" not in result.stderr
+        checked = cli(sp.p, "validate")
+    assert checked.returncode == 0 and checked.stderr == "", checked.stderr
+    assert "note: columns checked against the YAML docs only (what they miss is a warning): cannot use the " \
+        "warehouse of" in checked.stdout
+
+
+def test_a_destination_per_target_through_dbt_s_own_jinja(new_project, tmp_path):
+    """docs/sync.md, destinations per target: dbt renders a sync's `destination` in the model's YAML with the target
+    of the build (`"crm_{{ target.name }}"`), and dbt_studio.yml declares one destination per target; each target's
+    build and sync send to its own destination, and validate checks the name the manifest holds."""
+    from sync_runner.project.target import DbtTarget, run_dbt
+
+    project = new_project("duckdb", name="per_target", source=PROJECT)
+    sp = SyncProject(project, tmp_path)
+    profile = project.root / "profiles.yml"
+    prod = (project.root / "target" / "prod.duckdb").as_posix()
+    output = f"    prod:\n      type: duckdb\n      path: \"{prod}\"\n      schema: main\n      threads: 1\n"
+    profile.write_text(profile.read_text(encoding="utf-8") + output, encoding="utf-8")
+    sp.destinations(f"destinations:\n  files_duckdb: {{type: file, path: {tmp_path / 'dev'}}}\n"
+                    f"  files_prod: {{type: file, path: {tmp_path / 'prod'}}}\n")
+    sp.build({f"u{i}": person(i) for i in range(3)},
+             [{"name": "to_files", "destination": "files_{{ target.name }}", "mode": "mirror", "mappings": MAPPINGS}])
+    dev = cli(project, "sync", "--json")
+    assert dev.returncode == 0, dev.stderr
+    assert [r["destination"] for r in json.loads(dev.stdout)["syncs"]] == ["files_duckdb"]
+    assert list(file_ops(tmp_path / "dev", "to_files")[-1]) == ["u0", "u1", "u2"]
+
+    run_dbt(["build"], DbtTarget(project.root, project.root, "prod"))
+    project.release()
+    assert cli(project, "validate", "--target", "prod").returncode == 0
+    on_prod = cli(project, "sync", "--target", "prod", "--json")
+    assert on_prod.returncode == 0, on_prod.stderr
+    assert [r["destination"] for r in json.loads(on_prod.stdout)["syncs"]] == ["files_prod"]
+    assert list(file_ops(tmp_path / "prod", "to_files")[-1]) == ["u0", "u1", "u2"]
+    assert len(file_ops(tmp_path / "dev", "to_files")) == 1  # the dev destination got nothing more
