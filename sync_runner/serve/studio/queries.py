@@ -97,6 +97,7 @@ class Worker:
         self._start_error: BaseException | None = None
         self.adapter_type = ""
         self._session: Any = None
+        self.warehouse: Any = None  # opened by the thread; None while it cannot be opened again after a job
         self.epoch = 0  # counts the sessions opened: what a session kept (temporary tables) ends with it
         self._thread = threading.Thread(target=self._loop, name="studio-warehouse", daemon=True)
         self._thread.start()
@@ -122,14 +123,17 @@ class Worker:
         self._ready.set()
         while True:
             task = self._next()
-            if task is None or task.fn is _RELEASE:
-                self._end_session()
-                if task is None:
-                    self.warehouse.close()
-                    return
+            if task is None:
+                self._let_go()
+                return
+            if task.fn is _RELEASE:
                 self._released(task)
                 continue
-            self._ensure_session()
+            try:
+                self._ensure_session()
+            except Exception as exc:  # the warehouse cannot be opened now (a profile edited meanwhile, a held file):
+                self._finish(task, exc)  # this question says why; the thread lives on for the next one
+                continue
             self._run(task)
 
     def _next(self) -> _Task | None:
@@ -141,15 +145,21 @@ class Worker:
             return self._queue.get(timeout=self.release_after)
         except queue.Empty:
             self.idle_releases += 1  # counted first: whoever sees the file free sees the count that freed it
-            self._end_session()
             self._let_go()
             return self._queue.get()
 
     def _let_go(self) -> None:
-        """Close every connection and dbt-duckdb's database, so another process can open the file."""
-        self.warehouse.close()
+        """End the session and close every connection and dbt-duckdb's database, so another process can open the
+        file. A connection already gone (an adapter's error handler closed it) has nothing left to let go of: an
+        error closing it must not end the thread, which every later question waits on."""
+        with suppress(Exception):
+            self._end_session()
+        if self.warehouse is not None:
+            with suppress(Exception):
+                self.warehouse.close()
         if self.adapter_type == "duckdb":  # dbt-duckdb keeps the database open between connections
-            release_dbt_duckdb()
+            with suppress(Exception):
+                release_dbt_duckdb()
         self._cursor = None
         gc.collect()  # DuckDB closes its file when the last object that holds the database is gone
 
@@ -159,6 +169,8 @@ class Worker:
         if self._session is not None and self._connected():
             return
         self._end_session()
+        if self.warehouse is None:  # reopening after a job failed: once more, for this question
+            self.warehouse = self._open()
         self._session = self.warehouse.session()
         self._session.__enter__()
         self.epoch += 1
@@ -177,6 +189,8 @@ class Worker:
         self.epoch += 1
 
     def _connected(self) -> bool:
+        if self.warehouse is None:
+            return False
         try:
             self.warehouse.adapter.connections.get_thread_connection()
         except Exception:
@@ -201,21 +215,33 @@ class Worker:
                 self._ensure_session()  # the connection went away under the task: once more on a new one
                 task.result = task.fn(self)
         except BaseException as exc:
-            task.error = Cancelled("replaced by a newer request") if task.cancelled else exc
+            task.error = exc
         finally:
-            with self._lock:
-                self._running = None
-                self._cursor = None
-                if task.key is not None and self._keys.get(task.key) is task:
-                    del self._keys[task.key]
-            task.done.set()
+            self._finish(task, task.error)
+
+    def _finish(self, task: _Task, error: BaseException | None) -> None:
+        """Hand `task` its outcome and forget it."""
+        task.error = Cancelled("replaced by a newer request") if error is not None and task.cancelled else error
+        with self._lock:
+            self._running = None
+            self._cursor = None
+            if task.key is not None and self._keys.get(task.key) is task:
+                del self._keys[task.key]
+        task.done.set()
 
     def _released(self, task: _Task) -> None:
-        """Close every connection (a dbt build in another process needs DuckDB's file), wait, then reopen."""
-        self._let_go()
-        task.done.set()
+        """Close every connection (a dbt build in another process needs DuckDB's file), wait, then reopen. A
+        warehouse that cannot be opened again (its profile edited meanwhile) is opened by the next question, which
+        says why if it still cannot."""
+        try:
+            self._let_go()
+        finally:
+            task.done.set()
         task.result.wait()  # the event the releasing job sets when it is done
-        self.warehouse = self._open()
+        try:
+            self.warehouse = self._open()
+        except Exception:
+            self.warehouse = None
 
     # -- the callers' side --------------------------------------------------------------------------------------
 
@@ -257,7 +283,9 @@ class Worker:
         finished = threading.Event()
         task = _Task(None, _RELEASE, result=finished)
         self._queue.put(task)
-        task.done.wait()
+        while not task.done.wait(1.0):
+            if not self._thread.is_alive():  # never wait forever on a thread that is gone
+                raise RuntimeError("the studio's warehouse thread has stopped")
         try:
             yield
         finally:

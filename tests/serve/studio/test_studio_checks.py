@@ -5,6 +5,8 @@ test_studio_browser.py."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from starlette.testclient import TestClient
 
@@ -152,3 +154,29 @@ def test_a_breakdown_by_a_merged_column_whose_one_side_repeats_a_key_is_refused_
     # people.sql: gold 1, 2, 5; silver 3, 4; bronze 6 (not a member)
     assert sorted((r["value"], r["parent_rows"], r["members"]) for r in rows) == [
         ("Bronze", 1, 0), ("Gold", 3, 3), ("Silver", 2, 2)]
+
+
+def test_a_profile_broken_while_a_job_ran_is_said_by_the_next_question_and_then_mended(checks):
+    """The studio lets go of the warehouse while a job (a build, a sync) runs and opens it again after. A profile
+    that cannot be read then (edited meanwhile) used to end the warehouse thread: every later question waited out
+    its timeout, and the next job hung. Now the next question says why, and once the profile is mended the one
+    after answers, and a job can let go again."""
+    project, studio, client = checks
+    profiles = project.root / "profiles.yml"
+    text = profiles.read_text(encoding="utf-8")
+    spec = {"parent": "people", "where": {"column": "tier_code", "op": "=", "value": "gold"}}
+    try:
+        with studio.queries.worker.released():
+            profiles.write_text("this: [is not, a profile", encoding="utf-8")
+        started = time.monotonic()
+        broken = post(client, "/api/funnel", {"spec": spec})
+        assert broken.status_code == 400 and "profiles.yml" in broken.json()["error"], broken.json()
+        assert time.monotonic() - started < 10  # said at once, not after the question's timeout
+    finally:
+        profiles.write_text(text, encoding="utf-8")
+    mended = post(client, "/api/funnel", {"spec": spec})
+    assert mended.status_code == 200, mended.json()
+    assert mended.json()["size"] == len(project.query("select 1 from " + project.relation("people")
+                                                      + " where tier_code = 'gold'"))
+    with studio.queries.worker.released():
+        pass
