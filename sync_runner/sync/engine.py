@@ -462,7 +462,7 @@ class SyncRunner:
             if not report.run_id and report.status in ("failed", "skipped") and not self.options.dry_run:
                 self._log_stopped(sync.name, sync.model.name, sync.destination.name, sync.mode,
                                   sync.state_schema or default_schema, report)
-            if report.status in ("success", "failed"):
+            if report.status in ("success", "failed") and not self.options.dry_run:  # a plan tells no one
                 self._alert(sync, report)
             reports.append(report)
         for unusable in self.unusable:
