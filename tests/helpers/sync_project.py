@@ -27,6 +27,13 @@ class SyncProject:
     def destinations(self, yaml_text: str) -> None:
         (self.p.root / "dbt_studio.yml").write_text(yaml_text, encoding="utf-8")
 
+    def add_prod_target(self, path: Path) -> None:
+        """A second DuckDB target, `prod`, in the project's profile, whose warehouse is the file at `path`."""
+        profile = self.p.root / "profiles.yml"
+        output = (f"    prod:\n      type: duckdb\n      path: \"{path.as_posix()}\"\n"
+                  "      schema: main\n      threads: 1\n")
+        profile.write_text(profile.read_text(encoding="utf-8") + output, encoding="utf-8")
+
     def build(self, rows: dict[str, dict], syncs: list[dict], primary_key="user_id") -> None:
         with (self.p.root / "seeds" / "people_rows.csv").open("w", newline="", encoding="utf-8") as fh:
             out = csv.writer(fh)

@@ -252,10 +252,7 @@ def test_a_plan_on_the_default_target_after_a_build_of_another_says_which_target
 
     project = new_project("duckdb", name="other_target", source=PROJECT)
     sp = SyncProject(project, tmp_path)
-    profile = project.root / "profiles.yml"
-    prod = (project.root / "target" / "prod.duckdb").as_posix()
-    output = f"    prod:\n      type: duckdb\n      path: \"{prod}\"\n      schema: main\n      threads: 1\n"
-    profile.write_text(profile.read_text(encoding="utf-8") + output, encoding="utf-8")
+    sp.add_prod_target(project.root / "target" / "prod.duckdb")
     sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {tmp_path / 'files'}\n")
     sp.declare([{"name": "to_files", "destination": "out", "mode": "mirror", "mappings": MAPPINGS}])
     run_dbt(["build"], DbtTarget(project.root, project.root, "prod"))
@@ -286,11 +283,8 @@ def test_a_failed_build_of_another_target_does_not_stop_this_target_s_syncs(new_
 
     project = new_project("duckdb", name="other_target_failed", source=PROJECT)
     sp = SyncProject(project, tmp_path)
-    profile = project.root / "profiles.yml"
     (project.root / "target" / "prod").mkdir(parents=True)  # the same file name: the same relation names
-    prod = (project.root / "target" / "prod" / "warehouse.duckdb").as_posix()
-    output = f"    prod:\n      type: duckdb\n      path: \"{prod}\"\n      schema: main\n      threads: 1\n"
-    profile.write_text(profile.read_text(encoding="utf-8") + output, encoding="utf-8")
+    sp.add_prod_target(project.root / "target" / "prod" / "warehouse.duckdb")
     model = project.root / "models" / "people.sql"  # prod's build of the model fails, the default target's does not
     model.write_text(model.read_text(encoding="utf-8") + "\n{% if target.name == 'prod' %}where no_such_column"
                      "{% endif %}\n", encoding="utf-8")
@@ -454,10 +448,7 @@ def test_a_destination_per_target_through_dbt_s_own_jinja(new_project, tmp_path)
 
     project = new_project("duckdb", name="per_target", source=PROJECT)
     sp = SyncProject(project, tmp_path)
-    profile = project.root / "profiles.yml"
-    prod = (project.root / "target" / "prod.duckdb").as_posix()
-    output = f"    prod:\n      type: duckdb\n      path: \"{prod}\"\n      schema: main\n      threads: 1\n"
-    profile.write_text(profile.read_text(encoding="utf-8") + output, encoding="utf-8")
+    sp.add_prod_target(project.root / "target" / "prod.duckdb")
     sp.destinations(f"destinations:\n  files_duckdb: {{type: file, path: {tmp_path / 'dev'}}}\n"
                     f"  files_prod: {{type: file, path: {tmp_path / 'prod'}}}\n")
     sp.build({f"u{i}": person(i) for i in range(3)},
