@@ -181,8 +181,10 @@ class Catalog:
         """The names a new or renamed audience cannot take, as the project's files are now: every model of the
         manifest but this project's audiences whose file is no longer where the last build found it (renamed or
         deleted since, by the studio or by hand), and the name of every .sql file under the model paths (a
-        disabled model, an audience saved or renamed since the build). `own`: the file the caller is about to
-        write, whose existence it checks itself."""
+        disabled model, an audience saved or renamed since the build), in lower case: the warehouse folds
+        unquoted names, so a new `customers` would build onto a hand-written `Customers` model's relation (and the
+        studio's names are lower case). `own`: the file the caller is about to write, whose existence it checks
+        itself."""
         self._refresh()
         project, names = self.project_name(), set()
         for name, node in self._nodes.items():
@@ -191,10 +193,11 @@ class Catalog:
             if node.get("audience") and file and raw.get("package_name") == project \
                     and not (self.project_dir / file).is_file():
                 continue
-            names.add(name)
+            names.add(name.lower())
         mine = own.resolve() if own is not None else None
         for folder in model_paths(self.project_dir):
-            names |= {p.stem for p in (folder.rglob("*.sql") if folder.is_dir() else ()) if p.resolve() != mine}
+            names |= {p.stem.lower() for p in (folder.rglob("*.sql") if folder.is_dir() else ())
+                      if p.resolve() != mine}
         return names
 
     def open_file(self, name: str) -> AudienceFile:

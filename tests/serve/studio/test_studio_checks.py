@@ -180,3 +180,23 @@ def test_a_profile_broken_while_a_job_ran_is_said_by_the_next_question_and_then_
                                                       + " where tier_code = 'gold'"))
     with studio.queries.worker.released():
         pass
+
+
+def test_a_name_that_only_differs_in_case_from_a_hand_written_model_is_taken(checks):
+    """A real project's model file may be `Legacy_People.sql`: the warehouse folds the unquoted name, so an audience
+    saved or renamed to `legacy_people` would build onto its relation. Both are refused, and no file is written."""
+    project, studio, client = checks
+    legacy = project.root / "models" / "Legacy_People.sql"
+    legacy.write_text("select 1 as user_id\n", encoding="utf-8")
+    try:
+        gold = {"parent": "people", "where": {"column": "tier_code", "op": "=", "value": "gold"}}
+        refused = post(client, "/api/save", {"name": "legacy_people", "folder": "models/audiences",
+                                             "arguments": gold})
+        assert refused.json() == {"error": "a model named 'legacy_people' already exists in the project; pick "
+                                           "another name"}
+        assert not (project.root / "models" / "audiences" / "legacy_people.sql").exists()
+        renamed = post(client, "/api/audience/south_people/rename", {"new_name": "legacy_people"})
+        assert (renamed.status_code, renamed.json()["error"]) == (
+            400, "south_people: a model named 'legacy_people' already exists in the project; pick another name")
+    finally:
+        legacy.unlink()
