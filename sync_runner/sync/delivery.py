@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from sync_runner.core.mapping import Template
 from sync_runner.core.ratelimit import RateLimiter
-from sync_runner.sync.destinations.base import Batch, BatchResult, Destination, Terminal, Transient
+from sync_runner.sync.destinations.base import Batch, BatchResult, Destination, JsonRecords, Terminal, Transient
 from sync_runner.sync.destinations.capture import capturing
 from sync_runner.sync.destinations.values import dumps
 
@@ -64,6 +64,40 @@ def _python_values(column: pa.ChunkedArray | pa.Array) -> list[Any]:
     return column.to_pylist()
 
 
+def json_fields(schema: pa.Schema, mappings: Mapping[str, str], key_columns: tuple[str, ...]
+                ) -> list[list[Any]] | None:
+    """The `fields` of sync_plan_records_sql (macros/sync/records.sql) for a plan of this Arrow schema: each
+    mapped field with its plan column and how the warehouse writes its values so that they read as
+    `_python_values` gives them. None when a column is of a type it does not write that way (decimals, lists,
+    structs, time zones, other timestamp units...): the runner then converts the rows itself."""
+    columns = {name.lower(): name for name in schema.names}
+    keys = {k.lower() for k in key_columns}
+    out: list[list[Any]] = []
+    for dest, source in mappings.items():
+        column = columns.get(source.lower())
+        if column is None:
+            return None
+        kind = _json_kind(schema.field(column).type)
+        if kind is None:
+            return None
+        out.append([dest, column, kind, source.lower() in keys])
+    return out
+
+
+def _json_kind(kind: pa.DataType) -> str | None:
+    if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+        return "value"
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return "text"
+    if pa.types.is_float64(kind):
+        return "float"
+    if pa.types.is_timestamp(kind) and kind.unit == "us" and kind.tz is None:
+        return "timestamp"
+    if pa.types.is_date32(kind):
+        return "date"
+    return None
+
+
 def plan_pages(read: Callable[[int, int], pa.Table], total: int, page_rows: int,
                first_rows: int = 0) -> Iterator[pa.RecordBatch]:
     """Plan rows 1..`total` read `page_rows` at a time (`read(first_seq, last_seq)`), each page fetched whole:
@@ -92,7 +126,7 @@ def _runs(ops: list[str], max_rows: int) -> Iterator[tuple[int, int]]:
 def make_batches(batches: Iterable[pa.RecordBatch], mappings: dict[str, str], max_rows: int,
                  max_bytes: int | None, on_oversize: Callable[[int, str], None],
                  key_columns: tuple[str, ...] = (), with_table: bool = False,
-                 templates: Mapping[str, Template] | None = None) -> Iterator[Batch]:
+                 templates: Mapping[str, Template] | None = None, json_records: bool = False) -> Iterator[Batch]:
     """Group plan rows into request batches of one op each, never over `max_rows` or `max_bytes`.
 
     Records carry the mapped fields. A delete carries the values the destination last acknowledged (so it
@@ -103,25 +137,30 @@ def make_batches(batches: Iterable[pa.RecordBatch], mappings: dict[str, str], ma
     the page (no per-row work beyond building each record); the typed Arrow table of a batch is only cut
     out for destinations that load tables (`with_table`). A batch never spans two pages.
     `templates` are fields rendered from the row's columns (core/mapping.py), after the mapped ones; a table
-    destination gets them as JSON text.
+    destination gets them as JSON text. With `json_records` the pages are sync_plan_records_sql's: each row's
+    record is already its JSON text (`_json_record`), and batches carry JsonRecords.
     """
     dests = list(mappings)
     sources = [src.lower() for src in mappings.values()]
     key_names = {k.lower() for k in key_columns}
     key_positions = [i for i, src in enumerate(sources) if src in key_names]
 
+    def read(rb: pa.RecordBatch) -> _Page:
+        if json_records:
+            return _Page.read_json(rb)
+        return _Page.read(rb, dests, sources, key_positions, with_table, templates or {})
+
     for rb in batches:
         if not max_bytes:  # each batch converted as it is cut: the first request leaves before the page is read
             ops = rb.column([name.lower() for name in rb.schema.names].index("_op")).to_pylist()
             for lo, hi in _runs(ops, max_rows):
-                part = _Page.read(rb.slice(lo, hi - lo), dests, sources, key_positions, with_table, templates or {})
-                yield part.cut(slice(0, hi - lo))
+                yield read(rb.slice(lo, hi - lo)).cut(slice(0, hi - lo))
             continue
-        page = _Page.read(rb, dests, sources, key_positions, with_table, templates or {})
+        page = read(rb)
         rows: list[int] = []
         size = 0
         for i, op in enumerate(page.ops):
-            record_size = _record_size(page.records[i])
+            record_size = page.sizes[i] + 1 if page.sizes is not None else _record_size(page.records[i])
             if record_size > max_bytes:
                 on_oversize(page.seqs[i], f"record of {record_size} bytes is over the destination's limit of "
                                           f"{max_bytes} bytes")
@@ -142,8 +181,18 @@ class _Page:
     ops: list[str]
     keys: list[str]
     seqs: list[int]
-    records: list[dict[str, Any]]
+    records: list[dict[str, Any]] | JsonRecords
     typed: pa.Table
+    sizes: list[int] | None = None  # each record's bytes of JSON, when the warehouse wrote it
+
+    @classmethod
+    def read_json(cls, rb: pa.RecordBatch) -> _Page:
+        """A page of sync_plan_records_sql: the records are the warehouse's JSON texts."""
+        lower = {name.lower(): i for i, name in enumerate(rb.schema.names)}
+        texts = rb.column(lower["_json_record"])
+        return cls(rb.column(lower["_op"]).to_pylist(), pc.cast(rb.column(lower["_key"]), pa.string()).to_pylist(),
+                   rb.column(lower["_seq"]).to_pylist(), JsonRecords(texts.to_pylist()), _EMPTY,
+                   pc.binary_length(texts).to_pylist())
 
     @classmethod
     def read(cls, rb: pa.RecordBatch, dests: list[str], sources: list[str], key_positions: list[int],
@@ -175,8 +224,10 @@ class _Page:
         if isinstance(rows, slice):
             return Batch(self.ops[rows.start], self.keys[rows], self.seqs[rows], self.records[rows],
                          self.typed.slice(rows.start, rows.stop - rows.start) if self.typed.num_columns else _EMPTY)
+        records = self.records
         return Batch(self.ops[rows[0]], [self.keys[i] for i in rows], [self.seqs[i] for i in rows],
-                     [self.records[i] for i in rows],
+                     JsonRecords([records.texts[i] for i in rows]) if isinstance(records, JsonRecords)
+                     else [records[i] for i in rows],
                      self.typed.take(pa.array(rows, pa.int64())) if self.typed.num_columns else _EMPTY)
 
 

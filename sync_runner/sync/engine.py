@@ -54,11 +54,11 @@ from sync_runner.sync.config import (
     load_syncs,
     unusable_syncs,
 )
-from sync_runner.sync.delivery import Outcome, deliver, make_batches, plan_pages
+from sync_runner.sync.delivery import Outcome, deliver, json_fields, make_batches, plan_pages
 from sync_runner.sync.destinations import REGISTRY, Terminal, Transient
 from sync_runner.sync.destinations.base import Batch, BatchResult
 from sync_runner.sync.destinations.capture import capped
-from sync_runner.sync.destinations.values import dumps
+from sync_runner.sync.destinations.values import dumps, dumps_records
 from sync_runner.sync.safeguards import limits_for, stop_reason
 from sync_runner.sync.state import DbtSteps, KeptSteps, Steps, decide, key_problems, left_behind_rows
 
@@ -754,18 +754,23 @@ class SyncRunner:
             if due and not destination.commits_on_close:
                 commit()
 
+        sources = {f.dest: f.tracked for f in sync.fields if f.template is None}
+        templates = {f.dest: Template(f.template) for f in sync.fields if f.template is not None}
+        fields = None  # the records as the warehouse writes them in JSON, for a destination that sends them as is
+        if total and destination.sends_json_records() and not templates and steps.writes_json(args):
+            fields = json_fields(steps.page(args, 1, 0).schema, sources, sync.key_columns)
+
         def read(first: int, last: int) -> Any:
             with _plan_refusals(sync):  # a plan written in parts (state.py) writes its second part here
-                return steps.page(args, first, last)
+                return steps.page(args, first, last, fields)
 
         success = False
         stopped: BaseException | None = None  # what stopped delivery, if anything did
         try:
             stream = plan_pages(read, total, self.options.page_rows, first_rows=max_rows)
-            sources = {f.dest: f.tracked for f in sync.fields if f.template is None}
-            templates = {f.dest: Template(f.template) for f in sync.fields if f.template is not None}
             deliver(destination, make_batches(stream, sources, max_rows, max_bytes, oversize, sync.key_columns,
-                                              with_table=destination.wants_table, templates=templates),
+                                              with_table=destination.wants_table, templates=templates,
+                                              json_records=fields is not None),
                     on_outcome, self.options.max_attempts, self.options.base_delay,
                     captures.observe if captures is not None else None)
             success = True
@@ -805,7 +810,8 @@ class _Captures:
             request = "\n\n".join(e["request"] for e in exchanges)
             response = "\n\n".join(e["response"] for e in exchanges)
         else:  # a warehouse, file or table destination: the records it was handed, and what it said
-            request = dumps({"op": batch.op, "records": batch.records}).decode("utf-8", "replace")
+            sent = b'{"op":%s,"records":%s}' % (dumps(batch.op), dumps_records(batch.records))
+            request = sent.decode("utf-8", "replace")
             response = error or dumps({"rejected": {batch.keys[i]: r for i, r in (result.rejected.items()
                                                                                   if result else [])}}).decode()
         rows = [[None, batch.op, "batch", first, attempt, error and REDACT(error), None,

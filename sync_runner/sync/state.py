@@ -52,7 +52,9 @@ class Steps(Protocol):
                    acknowledged: int, rejected: int, error: str | None) -> None: ...
     def commit(self, args: dict[str, Any], run_id: str, acked: list[list[int]],
                rejected: list[list[Any]]) -> None: ...
-    def page(self, args: dict[str, Any], first_seq: int, last_seq: int) -> pa.Table: ...
+    def page(self, args: dict[str, Any], first_seq: int, last_seq: int,
+             fields: list[list[Any]] | None = None) -> pa.Table: ...
+    def writes_json(self, args: dict[str, Any]) -> bool: ...
     def snapshot_rows(self, args: dict[str, Any]) -> int: ...
     def refused_rows(self, args: dict[str, Any]) -> int: ...
 
@@ -116,9 +118,16 @@ class DbtSteps:
     def commit(self, args: dict[str, Any], run_id: str, acked: list[list[int]], rejected: list[list[Any]]) -> None:
         self.wh.call("sync_commit", sync=args, run_id=run_id, acked=acked, rejected=rejected)
 
-    def page(self, args: dict[str, Any], first_seq: int, last_seq: int) -> pa.Table:
+    def page(self, args: dict[str, Any], first_seq: int, last_seq: int,
+             fields: list[list[Any]] | None = None) -> pa.Table:
+        if fields is not None:  # the records as JSON (sync_plan_records_sql)
+            return self.wh.fetch_arrow(self.wh.call("sync_plan_records_sql", sync=args, fields=fields,
+                                                    first_seq=first_seq, last_seq=last_seq))
         return self.wh.fetch_arrow(self.wh.call("sync_plan_rows_sql", sync=args, first_seq=first_seq,
                                                 last_seq=last_seq))
+
+    def writes_json(self, args: dict[str, Any]) -> bool:
+        return self.wh.call("sync_plan_records_sql", sync=args, fields=[], first_seq=1, last_seq=0) is not None
 
     def snapshot_rows(self, args: dict[str, Any]) -> int:
         return int(self.wh.call("sync_snapshot_rows", sync=args))
@@ -279,18 +288,26 @@ class KeptSteps:
         words = self.c.value("sync_transaction_sql")
         self.c.transaction(statements, words["begin"], words["commit"], words["rollback"])
 
-    def page(self, args: dict[str, Any], first_seq: int, last_seq: int) -> pa.Table:
-        """Plan rows first_seq..last_seq; a plan written in parts gets its other rows first when they are asked
-        for (in the thread that reads pages and commits, so no commit runs while they are written)."""
+    def page(self, args: dict[str, Any], first_seq: int, last_seq: int,
+             fields: list[list[Any]] | None = None) -> pa.Table:
+        """Plan rows first_seq..last_seq (with `fields`, as JSON records: sync_plan_records_sql); a plan written in
+        parts gets its other rows first when they are asked for (in the thread that reads pages and commits, so
+        no commit runs while they are written)."""
         pending = self._rest.get(args["name"])
         if pending is not None and last_seq > pending[0]:
             del self._rest[args["name"]]
             for statement in pending[1]:
                 self._run(statement, first_rows=pending[0])
-        sql = self.c.value("sync_plan_rows_sql", sync=args, first_seq=self._p("first_seq"),
-                           last_seq=self._p("last_seq"))
+        bounds = {"first_seq": self._p("first_seq"), "last_seq": self._p("last_seq")}
+        sql = (self.c.value("sync_plan_records_sql", sync=args, fields=fields, **bounds) if fields is not None
+               else self.c.value("sync_plan_rows_sql", sync=args, **bounds))
         table: pa.Table = self.c.arrow(sql, self._bound(sql, {"first_seq": first_seq, "last_seq": last_seq}))
         return table
+
+    def writes_json(self, args: dict[str, Any]) -> bool:
+        """Whether this warehouse writes a page's records as JSON (sync_plan_records_sql is not none here)."""
+        return self.c.value("sync_plan_records_sql", sync=args, fields=[], first_seq=self._p("first_seq"),
+                            last_seq=self._p("last_seq")) is not None
 
     def snapshot_rows(self, args: dict[str, Any]) -> int:
         sql = self.c.value("sync_snapshot_rows_sql", sync=args)

@@ -8,10 +8,10 @@ retrying cannot fix (auth, configuration): the sync then stops without committin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 if TYPE_CHECKING:  # annotations only: reading the destinations' options (validate) does not import Arrow
     import pyarrow as pa
@@ -39,19 +39,57 @@ class Terminal(Exception):
     """Retrying cannot fix it (auth, configuration): the sync fails with this one-line reason."""
 
 
+class JsonRecords(Sequence[dict[str, Any]]):
+    """Records as the warehouse wrote them, each one's compact JSON text (macros/sync/records.sql), for a
+    destination that sends them unchanged (`Destination.sends_json_records`): `json()` joins the texts into one
+    array without a value passing through Python. Reading a record decodes them all, once, into the dicts the
+    runner would have built (the warehouse writes each value as the runner does)."""
+
+    __slots__ = ("texts", "_decoded")
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+        self._decoded: list[dict[str, Any]] | None = None
+
+    def json(self) -> bytes:
+        """The records as one JSON array."""
+        return ("[" + ",".join(self.texts) + "]").encode("utf-8")
+
+    def _records(self) -> list[dict[str, Any]]:
+        if self._decoded is None:
+            import orjson
+
+            self._decoded = [orjson.loads(text) for text in self.texts]
+        return self._decoded
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> JsonRecords: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | JsonRecords:
+        if isinstance(index, slice):
+            return JsonRecords(self.texts[index])
+        return self._records()[index]
+
+
 @dataclass(frozen=True)
 class Batch:
     """One request's worth of plan rows of a single operation.
 
-    `records` are dicts keyed by destination field; `keys` the primary keys as strings; `seqs` the plan row
-    numbers the runner commits by; `table` the same rows as typed Arrow (destination field names), filled only
-    for destinations that set `wants_table`.
+    `records` are dicts keyed by destination field (JsonRecords when the warehouse wrote them as JSON for a
+    destination that sends them unchanged); `keys` the primary keys as strings; `seqs` the plan row numbers the
+    runner commits by; `table` the same rows as typed Arrow (destination field names), filled only for
+    destinations that set `wants_table`.
     """
 
     op: str
     keys: list[str]
     seqs: list[int]
-    records: list[dict[str, Any]]
+    records: Sequence[dict[str, Any]]
     table: pa.Table
 
 
@@ -117,6 +155,11 @@ class Destination:
         size, rate = self.setting("max_bytes"), self.setting("rate_per_second")
         return (int(self.setting("batch_size")), int(size) if size else None, int(self.setting("concurrency")),
                 float(rate) if rate else None)
+
+    def sends_json_records(self) -> bool:
+        """Whether `send` (as configured, after `open`) writes each record as its JSON object and nothing else:
+        then a batch may carry JsonRecords the warehouse wrote, and the runner converts no value itself."""
+        return False
 
     def open(self) -> None:
         """Check config and credentials before anything is sent (raise Terminal on failure)."""

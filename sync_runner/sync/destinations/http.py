@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import threading
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import requests
@@ -18,7 +19,7 @@ from sync_runner.core.fields import Choice, MapOf, Number, Option, Text, Url
 from sync_runner.sync.destinations import capture
 
 from .base import POSITIVE, ROWS, Batch, BatchResult, Destination, Terminal, Transient
-from .values import dumps
+from .values import dumps, dumps_records
 
 METHODS = ("POST", "PUT", "PATCH", "DELETE", "GET")
 
@@ -43,8 +44,8 @@ class _DefaultBody:
     """The default batch body, {"op": ..., "records": [...]}, written without Jinja or a round trip through a str."""
 
     @staticmethod
-    def encode(op: str, records: list[dict[str, Any]]) -> bytes:
-        return b'{"op":"%s","records":%s}' % (op.encode(), dumps(records))
+    def encode(op: str, records: Sequence[dict[str, Any]]) -> bytes:
+        return b'{"op":"%s","records":%s}' % (op.encode(), dumps_records(records))
 
     def render(self, **context: Any) -> str:
         return self.encode(context["op"], context["records"]).decode("utf-8")
@@ -148,6 +149,9 @@ class HttpDestination(Destination):
                                                                 (self.config.get("headers") or {}).items()}}
         self.timeout = float(self.setting("timeout"))
 
+    def sends_json_records(self) -> bool:
+        return not self.row_mode and not self.templated  # the default body: {"op": ..., "records": [...]}
+
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
         if session is None:  # one keep-alive session per worker thread, not one client per batch
@@ -193,7 +197,7 @@ class HttpDestination(Destination):
             else:
                 body = _DefaultBody.encode(batch.op, batch.records)
             response = self._request(batch.op, body)
-            return BatchResult(self._rejections(response, len(batch.records)))
+            return BatchResult(self._rejections(response, len(batch.seqs)))
         rejected = {}
         for i, (record, key) in enumerate(zip(batch.records, batch.keys, strict=True)):
             response = self._request(batch.op, self.body.render(op=batch.op, record=record, key=key),

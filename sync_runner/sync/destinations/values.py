@@ -7,9 +7,14 @@ import datetime as dt
 import decimal
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+from .base import JsonRecords
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 def json_default(value: Any) -> Any:
@@ -41,3 +46,9 @@ def dumps(document: Any) -> bytes:
         return orjson.dumps(document, default=json_default)
     except (orjson.JSONEncodeError, TypeError):
         return json.dumps(document, default=json_default, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def dumps_records(records: Sequence[dict[str, Any]]) -> bytes:
+    """Records as one JSON array: the warehouse's texts joined when it wrote them (destinations/base.py,
+    JsonRecords), else `dumps`."""
+    return records.json() if isinstance(records, JsonRecords) else dumps(list(records))
