@@ -758,7 +758,7 @@ class SyncRunner:
         templates = {f.dest: Template(f.template) for f in sync.fields if f.template is not None}
         fields = None  # the records as the warehouse writes them in JSON, for a destination that sends them as is
         if total and destination.sends_json_records() and not templates and steps.writes_json(args):
-            fields = json_fields(steps.page(args, 1, 0).schema, sources, sync.key_columns)
+            fields = json_fields(steps.plan_schema(args), sources, sync.key_columns)
 
         def read(first: int, last: int) -> Any:
             with _plan_refusals(sync):  # a plan written in parts (state.py) writes its second part here

@@ -55,6 +55,7 @@ class Steps(Protocol):
     def page(self, args: dict[str, Any], first_seq: int, last_seq: int,
              fields: list[list[Any]] | None = None) -> pa.Table: ...
     def writes_json(self, args: dict[str, Any]) -> bool: ...
+    def plan_schema(self, args: dict[str, Any]) -> pa.Schema: ...
     def snapshot_rows(self, args: dict[str, Any]) -> int: ...
     def refused_rows(self, args: dict[str, Any]) -> int: ...
 
@@ -128,6 +129,9 @@ class DbtSteps:
 
     def writes_json(self, args: dict[str, Any]) -> bool:
         return self.wh.call("sync_plan_records_sql", sync=args, fields=[], first_seq=1, last_seq=0) is not None
+
+    def plan_schema(self, args: dict[str, Any]) -> pa.Schema:
+        return self.wh.fetch_arrow(self.wh.call("sync_plan_rows_sql", sync=args, first_seq=1, last_seq=0)).schema
 
     def snapshot_rows(self, args: dict[str, Any]) -> int:
         return int(self.wh.call("sync_snapshot_rows", sync=args))
@@ -308,6 +312,12 @@ class KeptSteps:
         """Whether this warehouse writes a page's records as JSON (sync_plan_records_sql is not none here)."""
         return self.c.value("sync_plan_records_sql", sync=args, fields=[], first_seq=self._p("first_seq"),
                             last_seq=self._p("last_seq")) is not None
+
+    def plan_schema(self, args: dict[str, Any]) -> pa.Schema:
+        """The plan's columns and their types (a page of no rows)."""
+        sql = self.c.value("sync_plan_rows_sql", sync=args, first_seq=self._p("first_seq"),
+                           last_seq=self._p("last_seq"))
+        return self.c.arrow(sql, self._bound(sql, {"first_seq": 1, "last_seq": 0})).schema
 
     def snapshot_rows(self, args: dict[str, Any]) -> int:
         sql = self.c.value("sync_snapshot_rows_sql", sync=args)

@@ -551,6 +551,67 @@ def test_a_commit_the_warehouse_refuses_fails_the_run_in_one_line_and_the_next_r
     assert list(http_sink.store) == ["c01"] and http_sink.store["c01"]["plan"] == "pro"
 
 
+def test_commit_windows_record_each_row_once_and_a_refused_one_mid_run_stops_the_run(sp, http_sink):
+    """Commit windows of 10 rows (batches of 5): every acknowledged row is recorded once. When the warehouse refuses
+    a window mid-run (its changelog renamed away after the fourth request), the run fails with the one line and the
+    windows before it stay recorded, whole; the next run sends exactly the rows that were not recorded, ending with
+    the destination equal to the model."""
+    http_sink.reset()
+    sp.destinations(_http_yaml(http_sink, batch_size=5, concurrency=2))
+    rows = {f"w{i:02d}": person(i) for i in range(60)}
+    sync = {"name": "windowed", "destination": "hook", "mode": "upsert", "mappings": MAPPINGS}
+    sp.build(rows, [sync])
+    report = sp.sync(select=("windowed",), commit_rows=10)["windowed"]
+    assert (report.status, report.acknowledged) == ("success", 60), report.message
+    changelog = sp.state_relation("windowed", "sync_changelog")
+    logged = sp.p.query(f"select _key, count(*) from {changelog} where sync_name = 'windowed' group by _key")
+    assert sorted(logged) == [(k, 1) for k in sorted(rows)]
+    assert sorted(r[0] for r in sp.state("windowed", "snapshot")) == sorted(rows)
+
+    for key in rows:
+        rows[key]["plan"] = "moved"
+    sp.build(rows, [sync])
+    sp.p.release()
+    http_sink.reset()
+    away = changelog.replace("sync_changelog", "sync_changelog_away")
+    posts: list[int] = []
+
+    def rename(source: str, target: str) -> None:
+        sql = f"alter table {source} rename to {target.rsplit('.', 1)[1]}"
+        if sp.p.adapter == "duckdb":  # the sync's own database (one instance per file in a process)
+            with duckdb.connect(str(sp.p.root / "target" / "warehouse.duckdb")) as con:
+                con.execute(sql)
+        else:
+            import snowflake.connector
+
+            output = yaml.safe_load((sp.p.root / "profiles.yml").read_text())["plant_store"]["outputs"]["snowflake"]
+            keys = ("account", "user", "password", "host", "port", "protocol", "database", "warehouse", "schema")
+            with snowflake.connector.connect(**{k: output[k] for k in keys}) as con:
+                con.cursor().execute(sql)
+
+    def away_after_four() -> None:
+        posts.append(1)
+        if len(posts) == 5:
+            rename(changelog, away)
+
+    http_sink.on_post = away_after_four
+    try:
+        failed = sp.sync(select=("windowed",), commit_rows=10)["windowed"]
+    finally:
+        http_sink.on_post = None
+    assert failed.status == "failed" and "could not be recorded in the warehouse" in failed.message, failed.message
+    assert "\n" not in failed.message and "Traceback" not in failed.message
+    recorded = {k for k, *values in sp.state("windowed", "snapshot") if "moved" in values}
+    assert len(recorded) < 60 and len(recorded) % 10 == 0  # whole windows, those committed before the refusal
+    sp.p.release()
+    rename(away, changelog)
+    http_sink.reset()
+    again = sp.sync(select=("windowed",), commit_rows=10)["windowed"]
+    assert again.status == "success", again.message
+    assert {r["id"] for body in http_sink.requests for r in body["records"]} == set(rows) - recorded
+    assert {k: v["plan"] for k, v in http_sink.store.items()} == dict.fromkeys(set(rows) - recorded, "moved")
+
+
 def test_a_sync_asks_once_which_state_tables_exist_and_creates_the_missing_ones(sp):
     """Preparing a sync's state is one metadata query for its five tables, and the plan's probe one for its three
     (on Snowflake each query is a round trip); a state table dropped since is created again, and when none is
