@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 from sync_runner.serve.studio.app import Studio, build_app
 from sync_runner.serve.studio.files import parse_audience
 
-from conftest import ADAPTERS
+from helpers import ADAPTERS
 from helpers.cli_process import ForkedProcess
 from helpers.held_file import duckdb_held
 from helpers.studio_projects import HOSTILE, settings
