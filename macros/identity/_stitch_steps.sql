@@ -517,7 +517,13 @@ from {{ upserts }};
 drop table {{ upserts }}
 {%- endmacro %}
 
-{#- The reads id_edges chose (its marker comment in the model's SQL): {sources, read_keys, since}. -#}
+{#- The row of `<model>__screening_rules`: the digest of the screening rules the graph was built under. -#}
+{% macro _stitch_rules_sql(rules) -%}
+select cast('{{ rules }}' as {{ dbt.type_string() }}) as rules,
+       cast({{ dbt.current_timestamp() }} as {{ dbt.type_timestamp() }}) as recorded_at
+{%- endmacro %}
+
+{#- The reads id_edges chose (its marker comment in the model's SQL): {sources, read_keys, since, caps, rules}. -#}
 {% macro _stitch_reads(model_sql) %}
     {%- set found = modules.re.search('/\\* dbt_studio.id_edges reads: (.*?) \\*/', model_sql) -%}
     {{ return(fromjson(found.group(1)) if found else {'sources': [], 'read_keys': {}, 'since': {}}) }}

@@ -19,7 +19,7 @@
 {% macro default__id_edges(sources, id_types={}) %}
     {%- set specs = dbt_studio._id_source_specs(sources, id_types) -%}
     {%- set string = dbt.type_string() -%}
-    {%- set reads = dbt_studio._id_source_reads(specs) -%}
+    {%- set reads = dbt_studio._id_source_reads(specs, id_types) -%}
 {{ dbt_studio._id_reads_marker(reads) }}
 with
 {%- for spec in specs %}
@@ -180,14 +180,15 @@ where {{ pair.a }}__reject_reason is null and {{ pair.a }}__value is not null
     rows loaded after the newest row the last run read (and rows whose loaded_at is null). The watermark is kept
     in `<model>__watermarks` with the source's relation and loaded_at expression (`read_key`): when either changed,
     the source is read in full. Returns {sources: [name], read_keys: {name: read_key}, since: {name: watermark},
-    caps: whether any linked pair is under a `max_edges` cap}. -#}
-{% macro _id_source_reads(specs) %}
+    caps: whether any linked pair is under a `max_edges` cap, rules: the digest of the screening rules}. -#}
+{% macro _id_source_reads(specs, id_types) %}
     {%- set keys = {} -%}
     {%- for spec in specs if spec.read_key is not none -%}
         {%- do keys.update({spec.name: spec.read_key}) -%}
     {%- endfor -%}
+    {%- set rules = dbt_studio._id_rules_digest(specs, id_types) -%}
     {%- set since = {} -%}
-    {%- if keys and execute and dbt_studio._stitch_is_incremental() -%}
+    {%- if keys and execute and dbt_studio._stitch_is_incremental(rules) -%}
         {%- set watermarks = dbt_studio._sibling(this, '__watermarks') -%}
         {%- if load_cached_relation(watermarks) is not none -%}
             {%- set found = run_query('select source_name, read_key, loaded_at from ' ~ watermarks
@@ -204,7 +205,29 @@ where {{ pair.a }}__reject_reason is null and {{ pair.a }}__value is not null
         {%- endfor -%}
     {%- endfor -%}
     {{ return({'sources': specs | map(attribute='name') | list, 'read_keys': keys, 'since': since,
-               'caps': caps | length > 0}) }}
+               'caps': caps | length > 0, 'rules': rules}) }}
+{% endmacro %}
+
+{#- A digest of everything that decides which identifiers a row yields and which pairs it links: each source's
+    relation, id expressions, timestamp and linked pairs with their caps, and each id type's screening as the SQL
+    it compiles to (the package's default blocklist and normalisation included). A graph built under other rules
+    is rebuilt from all rows (the materialization). How a source is read (`loaded_at`) is not part of it: the
+    watermarks follow that. -#}
+{% macro _id_rules_digest(specs, id_types) %}
+    {%- set parts = [] -%}
+    {%- for spec in specs -%}
+        {%- set ids = [] -%}
+        {%- for id in spec.ids -%}
+            {%- do ids.append([id.type, dbt_studio._normalized_id(id.type, id.expr, id_types),
+                               dbt_studio._id_reject_reason(id.type, id.type ~ '__value', id_types)]) -%}
+        {%- endfor -%}
+        {%- set pairs = [] -%}
+        {%- for pair in spec.pairs -%}
+            {%- do pairs.append([pair.a, pair.b, pair.cap, pair.cap_reverse]) -%}
+        {%- endfor -%}
+        {%- do parts.append([spec.name, spec.relation | string, spec.timestamp, ids, pairs]) -%}
+    {%- endfor -%}
+    {{ return(local_md5(tojson(parts))) }}
 {% endmacro %}
 
 {#- The reads as a comment the materialization reads back (and users see in target/compiled). Every '*' is written
@@ -213,9 +236,28 @@ where {{ pair.a }}__reject_reason is null and {{ pair.a }}__value is not null
 /* dbt_studio.id_edges reads: {{ reads | tojson | replace('*', '\\u002a') }} */
 {%- endmacro %}
 
-{#- Whether an id_stitcher run is incremental: its output exists as a table and no full refresh is asked for. The
-    materialization and id_edges decide with this same macro, so a full build never runs on a partial read. -#}
-{% macro _stitch_is_incremental() %}
+{#- Whether an id_stitcher run is incremental: its output exists as a table, no full refresh is asked for, and it
+    was built under the same screening rules (`rules`, the digest id_edges computes; a graph whose rules were never
+    recorded is taken as built under them). The materialization and id_edges decide with this same macro, so a full
+    build never runs on a partial read. -#}
+{% macro _stitch_is_incremental(rules=none) %}
     {%- set existing = load_cached_relation(this) -%}
-    {{ return(existing is not none and existing.is_table and not should_full_refresh()) }}
+    {%- if existing is none or not existing.is_table or should_full_refresh() -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {{ return(rules is none or dbt_studio._stitch_recorded_rules() in (none, rules)) }}
+{% endmacro %}
+
+{#- The digest of the screening rules the graph was built under (`<model>__screening_rules`), or none when none was
+    recorded (a graph built before they were). Read once per invocation: id_edges and the materialization ask. -#}
+{% macro _stitch_recorded_rules() %}
+    {%- set cache = dbt_studio._invocation_cache('stitch_rules') -%}
+    {%- set key = this | string -%}
+    {%- if key not in cache -%}
+        {%- set table = dbt_studio._sibling(this, '__screening_rules') -%}
+        {%- set rows = run_query('select rules from ' ~ table).rows if load_cached_relation(table) is not none
+                       else [] -%}
+        {%- do cache.update({key: rows[0][0] if rows | length > 0 else none}) -%}
+    {%- endif -%}
+    {{ return(cache[key]) }}
 {% endmacro %}

@@ -2,18 +2,20 @@
     materialized='id_stitcher': one row per identifier with the `main_id` of the person it belongs to.
 
     The model's SQL is `dbt_studio.id_edges(...)`. A run screens identifiers, caps over-linked ones, finds
-    connected components, and writes three relations:
-      <model>                  main_id, id_type, id_value, first_seen_at, last_seen_at
-      <model>__id_changes      append-only log of main_id merges (old_main_id, new_main_id, reason, changed_at)
-      <model>__rejected_ids    what screening and caps dropped, why, and how often
-      <model>__cap_links       (caps and loaded_at or a lookback) every link under a cap read so far
+    connected components, and writes these relations:
+      <model>                   main_id, id_type, id_value, first_seen_at, last_seen_at
+      <model>__id_changes       append-only log of main_id merges (old_main_id, new_main_id, reason, changed_at)
+      <model>__rejected_ids     what screening and caps dropped, why, and how often
+      <model>__cap_links        (caps and loaded_at or a lookback) every link under a cap read so far
+      <model>__screening_rules  the digest of the screening rules the graph was built under
     Incremental by default: every source row is read and compared with the output (a scan and anti-joins),
     so rows that arrive late, whatever their timestamps, are never missed; only rows that add an identifier,
     link two clusters or move a first/last seen enter the graph, and every prior cluster they touch enters
     as one node, so a run can merge clusters but never split them. The output's changed rows are written in
     the run's transaction (a MERGE; on DuckDB a delete and an append, cheaper than updates in place). A new
     cluster's main_id derives from its earliest-seen identifier; on a merge the earliest prior main_id
-    survives. `--full-refresh` rebuilds from all rows (the way to split after changing the screening rules). A
+    survives. `--full-refresh` rebuilds from all rows, and so does a run whose screening rules (ids, normalize,
+    blocklists, caps, trust) changed since the graph was built: an incremental run never splits a cluster. A
     run that newly caps an identifier (max_edges) whose links had merged people rebuilds from all rows in the same
     run, or, reading from watermarks, stops before writing and asks for --full-refresh.
     A source with `loaded_at` is read from its watermark instead (rows loaded after the newest one the last run
@@ -39,11 +41,18 @@
 
     {%- set target = this.incorporate(type='table') -%}
     {%- set existing = load_cached_relation(this) -%}
-    {%- set incremental = dbt_studio._stitch_is_incremental() -%}
+    {%- set reads = dbt_studio._stitch_reads(sql) -%}
+    {%- set incremental = dbt_studio._stitch_is_incremental(reads.get('rules')) -%}
+    {%- set rules_changed = not incremental and existing is not none and existing.is_table
+                            and not should_full_refresh() -%}
     {%- if existing is not none and not existing.is_table -%}
         {%- do adapter.drop_relation(existing) -%}
     {%- endif -%}
-    {%- set reads = dbt_studio._stitch_reads(sql) -%}
+    {%- if rules_changed -%}
+        {%- do log("dbt_studio: " ~ this.name ~ ": the screening rules changed since the id graph was built (ids, "
+                   ~ "normalize, blocklists, include / exclude, max_edges, trust); rebuilding it from all rows, as "
+                   ~ "--full-refresh would", info=true) -%}
+    {%- endif -%}
     {%- if reads.since and not incremental -%}
         {{ exceptions.raise_compiler_error("id_stitcher model '" ~ this.name ~ "': a full build on rows read "
                                            ~ "since a watermark (nothing was written)") }}
@@ -145,6 +154,11 @@
             {{ dbt_studio._create_table_as(staged, dbt_studio._stitch_output_sql(result_sql)) }}
         {%- endcall -%}
         {%- do dbt_studio._replace_table(staged, target) -%}
+    {%- endif -%}
+    {#- the rules after the output: a run that fails before here is still a rebuild next time -#}
+    {%- if reads.get('rules') and not (incremental and dbt_studio._stitch_recorded_rules() == reads.rules) -%}
+        {%- do run_query(dbt_studio._create_table_as(dbt_studio._sibling(target, '__screening_rules'),
+                         dbt_studio._stitch_rules_sql(reads.rules))) -%}
     {%- endif -%}
     {#- the cap history after the output: a run that fails before here counts its links again next time -#}
     {%- if keeps_history and history is not none -%}

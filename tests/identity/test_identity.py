@@ -571,6 +571,43 @@ def test_a_cap_reached_over_runs_read_from_watermarks_stops_and_asks_for_a_full_
     assert stitching.query(history) == [("p9", "q9")]
 
 
+def test_a_change_of_the_screening_rules_rebuilds_the_graph_from_all_rows(stitching):
+    """A junk value links two people until it is blocklisted: the next run, without --full-refresh, finds the rules
+    changed since the graph was built and rebuilds it from all rows, so the two part, as a full build would (an
+    incremental run never splits a cluster). Under unchanged rules a run stays incremental. A graph read from
+    watermarks (`loaded_at`) reads every row for it, new rows or not."""
+    junk = {"c": {"blocklist": ["shared-junk"]}}
+    rows = [("p1", "q1", "shared-junk", None, BASE), ("p2", "q2", "shared-junk", None, BASE + timedelta(minutes=1))]
+    parted = [(a, b, None, d, ts) for a, b, _, d, ts in rows]
+    build(stitching, rows, "--full-refresh", vars={"id_types": {}})
+    assert out_partition(stitching) == partition(reference(rows)[0])  # one person through the junk value
+    rules = f"select rules from {stitching.relation('stitched', '__screening_rules')}"
+    built_under = stitching.query(rules)
+
+    stitching.messages.clear()
+    build(stitching, rows, vars={"id_types": junk})
+    assert out_partition(stitching) == partition(reference(parted)[0])  # two people
+    assert any("stitched: the screening rules changed since the id graph was built" in m
+               and "rebuilding it from all rows" in m for m in stitching.messages), stitching.messages
+    assert len(stitching.query(rules)) == 1 and stitching.query(rules) != built_under
+
+    stitching.messages.clear()
+    rows.append(("p3", "q3", None, None, BASE + timedelta(minutes=2)))
+    parted.append(rows[-1])
+    build(stitching, rows, vars={"id_types": junk})
+    assert out_partition(stitching) == partition(reference(parted)[0])
+    assert not any("rebuilding" in m for m in stitching.messages), stitching.messages
+
+    on = {"loaded_at": "loaded_at"}
+    loaded = [(*row, BASE + timedelta(days=30)) for row in rows]
+    build(stitching, loaded, "--full-refresh", vars={"id_types": {}, **on})
+    assert out_partition(stitching) == partition(reference(rows)[0])
+    stitching.messages.clear()
+    build(stitching, loaded, vars={"id_types": junk, **on})  # no row loaded since: every row read for the rules
+    assert out_partition(stitching) == partition(reference(parted)[0])
+    assert not any("read from loaded_at >" in m for m in stitching.messages), stitching.messages
+
+
 def test_cluster_size_data_test_warns_then_errors(stitching):
     """A 30-identifier cluster: above warn_above the package's data test warns, above error_above it fails."""
     rows = [(f"w{i:03d}", f"w{i + 1:03d}" if i % 2 == 0 else f"w{i - 1:03d}", None, None, BASE) for i in range(30)]
