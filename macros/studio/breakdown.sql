@@ -7,12 +7,12 @@
     `merged_columns` does. `sets`: the kept condition sets of the top-level conditions (see studio_funnel_sql).
     Returns SQL.
 -#}
-{% macro studio_breakdown_sql(nodes, spec, column, limit=20, sets=none) %}
-    {{ return(adapter.dispatch('studio_breakdown_sql', 'dbt_studio')(nodes, spec, column, limit, sets)) }}
+{% macro studio_breakdown_sql(nodes, spec, column, limit=20, sets=none, disabled=none) %}
+    {{ return(adapter.dispatch('studio_breakdown_sql', 'dbt_studio')(nodes, spec, column, limit, sets, disabled)) }}
 {% endmacro %}
 
-{% macro default__studio_breakdown_sql(nodes, spec, column, limit, sets) %}
-    {%- set schema = dbt_studio._schema(nodes) -%}
+{% macro default__studio_breakdown_sql(nodes, spec, column, limit, sets, disabled) %}
+    {%- set schema = dbt_studio._schema(nodes, disabled=disabled) -%}
     {%- set ctx = dbt_studio._studio_ctx(schema, spec) -%}
     {%- set parent = schema.models[spec.parent] -%}
     {%- set scope = {'alias': 'p', 'model': spec.parent, 'joins': []} -%}

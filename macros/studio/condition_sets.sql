@@ -10,13 +10,13 @@
 
     The sets live as long as the studio's warehouse session; the studio drops them at the next build.
 -#}
-{% macro studio_condition_sets_sql(nodes, spec) %}
-    {{ return(adapter.dispatch('studio_condition_sets_sql', 'dbt_studio')(nodes, spec)) }}
+{% macro studio_condition_sets_sql(nodes, spec, disabled=none) %}
+    {{ return(adapter.dispatch('studio_condition_sets_sql', 'dbt_studio')(nodes, spec, disabled)) }}
 {% endmacro %}
 
 {#- A list: for each top-level condition of `spec`, the SQL of the parent keys that satisfy it. -#}
-{% macro default__studio_condition_sets_sql(nodes, spec) %}
-    {%- set schema = dbt_studio._schema(nodes) -%}
+{% macro default__studio_condition_sets_sql(nodes, spec, disabled) %}
+    {%- set schema = dbt_studio._schema(nodes, disabled=disabled) -%}
     {%- set parent = schema.models[spec.parent] -%}
     {%- set keys = [] -%}
     {%- for k in parent.primary_key -%}{%- do keys.append('p.' ~ k) -%}{%- endfor -%}

@@ -6,14 +6,16 @@
         {{ dbt_studio.studio_funnel_sql(nodes, {'parent': 'stg_users', 'where': {...}, 'splits': {...}}) }}
 
     `nodes` is the shape `_schema_nodes()` builds (the studio reads it from manifest.json); `sets`, the kept
-    condition sets of the top-level conditions (condition_sets.sql), read instead of evaluating them. Returns SQL.
+    condition sets of the top-level conditions (condition_sets.sql), read instead of evaluating them; `disabled`,
+    the project's disabled models (name -> "model 'x' is disabled (enabled: false, <file>)", from manifest.json),
+    so a relationship to one says so rather than "unknown model" (every studio macro takes it). Returns SQL.
 -#}
-{% macro studio_funnel_sql(nodes, spec, sets=none) %}
-    {{ return(adapter.dispatch('studio_funnel_sql', 'dbt_studio')(nodes, spec, sets)) }}
+{% macro studio_funnel_sql(nodes, spec, sets=none, disabled=none) %}
+    {{ return(adapter.dispatch('studio_funnel_sql', 'dbt_studio')(nodes, spec, sets, disabled)) }}
 {% endmacro %}
 
-{% macro default__studio_funnel_sql(nodes, spec, sets) %}
-    {%- set schema = dbt_studio._schema(nodes) -%}
+{% macro default__studio_funnel_sql(nodes, spec, sets, disabled) %}
+    {%- set schema = dbt_studio._schema(nodes, disabled=disabled) -%}
     {%- set ctx = dbt_studio._studio_ctx(schema, spec) -%}
     {%- set parent = schema.models[spec.parent] -%}
     {%- set scope = {'alias': 'p', 'model': spec.parent, 'joins': []} -%}

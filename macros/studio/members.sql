@@ -3,12 +3,12 @@
     (ordered by primary key), straight from the tree (the audience need not be built), or from the kept condition
     sets of its top-level conditions (`sets`, see studio_funnel_sql). Returns SQL.
 -#}
-{% macro studio_members_sql(nodes, spec, limit=10, sets=none) %}
-    {{ return(adapter.dispatch('studio_members_sql', 'dbt_studio')(nodes, spec, limit, sets)) }}
+{% macro studio_members_sql(nodes, spec, limit=10, sets=none, disabled=none) %}
+    {{ return(adapter.dispatch('studio_members_sql', 'dbt_studio')(nodes, spec, limit, sets, disabled)) }}
 {% endmacro %}
 
-{% macro default__studio_members_sql(nodes, spec, limit, sets) %}
-    {%- set schema = dbt_studio._schema(nodes) -%}
+{% macro default__studio_members_sql(nodes, spec, limit, sets, disabled) %}
+    {%- set schema = dbt_studio._schema(nodes, disabled=disabled) -%}
     {%- set ctx = dbt_studio._studio_ctx(schema, spec) -%}
     {%- set parent = schema.models[spec.parent] -%}
     {%- set shown = [] -%}

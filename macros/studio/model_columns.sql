@@ -4,12 +4,12 @@
     and passes each list back in its node as `actual`, so that compiling a question asks the warehouse nothing
     (without them every compile read the columns of each model it touched: two metadata queries a model).
 -#}
-{% macro studio_model_columns(nodes) %}
-    {{ return(adapter.dispatch('studio_model_columns', 'dbt_studio')(nodes)) }}
+{% macro studio_model_columns(nodes, disabled=none) %}
+    {{ return(adapter.dispatch('studio_model_columns', 'dbt_studio')(nodes, disabled)) }}
 {% endmacro %}
 
-{% macro default__studio_model_columns(nodes) %}
-    {%- set schema = dbt_studio._schema(nodes) -%}
+{% macro default__studio_model_columns(nodes, disabled) %}
+    {%- set schema = dbt_studio._schema(nodes, disabled=disabled) -%}
     {%- set out = {} -%}
     {%- for name, m in schema.models.items() -%}
         {%- do dbt_studio._model_columns(schema, name) -%}

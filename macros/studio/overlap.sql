@@ -3,12 +3,12 @@
     {'in audience': name} for a built audience); the query returns `n0` (the parent's rows) and `o<i>_<j>`
     (i <= j, 1-based): the rows in both audience i and audience j (`o<i>_<i>` is audience i's size). Returns SQL.
 -#}
-{% macro studio_overlap_sql(nodes, parent, trees, as_of=none) %}
-    {{ return(adapter.dispatch('studio_overlap_sql', 'dbt_studio')(nodes, parent, trees, as_of)) }}
+{% macro studio_overlap_sql(nodes, parent, trees, as_of=none, disabled=none) %}
+    {{ return(adapter.dispatch('studio_overlap_sql', 'dbt_studio')(nodes, parent, trees, as_of, disabled)) }}
 {% endmacro %}
 
-{% macro default__studio_overlap_sql(nodes, parent, trees, as_of) %}
-    {%- set schema = dbt_studio._schema(nodes) -%}
+{% macro default__studio_overlap_sql(nodes, parent, trees, as_of, disabled) %}
+    {%- set schema = dbt_studio._schema(nodes, disabled=disabled) -%}
     {%- set ctx = dbt_studio._studio_ctx(schema, {'parent': parent, 'as_of': as_of, 'name': 'overlap'}) -%}
     {%- set scope = {'alias': 'p', 'model': parent, 'joins': []} -%}
     {%- set flags = [] -%}

@@ -66,7 +66,7 @@ class Studio:
         self.catalog = Catalog(settings.where.project_dir)
         self.catalog.nodes()  # a missing manifest is a one-line error before the server starts
         self.queries = Queries(settings.where, self.catalog.nodes, self.catalog.generation, settings.query_timeout,
-                               settings.release_after)
+                               settings.release_after, disabled=self.catalog.disabled_phrases)
         self.jobs = Jobs(self.queries.worker.released, spawn=spawn)
         self.templates = Environment(loader=FileSystemLoader(HERE / "templates"),
                                      autoescape=select_autoescape(["html"]))

@@ -98,13 +98,17 @@ class Catalog:
 
     def disabled(self, name: Any) -> str | None:
         """"model 'x' is disabled (enabled: false, models/x.sql); enable it ..." when `name` is a model (seed,
-        snapshot) the manifest keeps under "disabled" (Manifest.disabled_phrase), else None. The manifest is read
-        for it once a build, when first asked (a name no model has is rare: the studio offers the project's)."""
+        snapshot) the manifest keeps under "disabled" (Manifest.disabled_phrase), else None."""
+        phrase = self.disabled_phrases().get(name) if isinstance(name, str) else None
+        return f"{phrase}; {ENABLE}" if phrase else None
+
+    def disabled_phrases(self) -> dict[str, str]:
+        """Every disabled model's phrase by name (what the package's macros say of a relationship to one). The
+        manifest is read for them once a build, when first asked."""
         self._refresh()
         if self._disabled is None:
             self._disabled = load_manifest(self.project_dir).disabled_phrases()
-        phrase = self._disabled.get(name) if isinstance(name, str) else None
-        return f"{phrase}; {ENABLE}" if phrase else None
+        return self._disabled
 
     def unknown_model(self, name: Any) -> str:
         """Why `name` is no model of the studio: disabled (and how to enable it), or unknown."""

@@ -330,9 +330,12 @@ class Queries:
     """The studio's questions to the warehouse, each a package macro compiled then run (and cached)."""
 
     def __init__(self, where: DbtTarget, nodes: Callable[[], dict[str, dict[str, Any]]],
-                 generation: Callable[[], Any], timeout: float = 30.0, release_after: float | None = None) -> None:
+                 generation: Callable[[], Any], timeout: float = 30.0, release_after: float | None = None,
+                 disabled: Callable[[], dict[str, str]] = dict) -> None:
+        """`disabled`: the project's disabled models by name, with what messages say of each (Catalog)."""
         self.worker = Worker(where, where.project_dir / "target" / "manifest.json", release_after)
         self.nodes = nodes
+        self.disabled = disabled
         self.generation = generation
         self.timeout = timeout
         self._cache: dict[str, Table] = {}
@@ -382,7 +385,8 @@ class Queries:
             self._drop_sets(worker)
             self._sets_key = key
         names = []
-        for sql in worker.call("studio_condition_sets_sql", nodes=self._nodes_with_columns(worker), spec=spec):
+        for sql in worker.call("studio_condition_sets_sql", nodes=self._nodes_with_columns(worker), spec=spec,
+                               disabled=self.disabled()):
             name = self._sets.pop(sql, None)  # popped and put back: the dict's order is the order of use
             if name is None:
                 name = f"dbt_studio_set_{sha1(sql.encode('utf-8')).hexdigest()[:16]}"
@@ -409,7 +413,7 @@ class Queries:
         generation = self.generation()
         if self._compiled_nodes is None or generation != self._nodes_generation:
             nodes = self.nodes()
-            columns = worker.call("studio_model_columns", nodes=nodes) or {}
+            columns = worker.call("studio_model_columns", nodes=nodes, disabled=self.disabled()) or {}
             self._compiled_nodes = {name: {**node, "actual": list(columns.get(name) or [])}
                                     for name, node in nodes.items()}
             self._nodes_generation = generation
@@ -434,7 +438,7 @@ class Queries:
             if macro in _READS_SETS:
                 kwargs["sets"] = self._condition_sets(worker, kwargs["spec"])
             if "nodes" in _NEEDS_NODES.get(macro, ()):
-                sql = worker.call(macro, nodes=self._nodes_with_columns(worker), **kwargs)
+                sql = worker.call(macro, nodes=self._nodes_with_columns(worker), disabled=self.disabled(), **kwargs)
             else:
                 sql = worker.call(macro, **kwargs)
             if sql is None:

@@ -200,3 +200,30 @@ def test_a_name_that_only_differs_in_case_from_a_hand_written_model_is_taken(che
             400, "south_people: a model named 'legacy_people' already exists in the project; pick another name")
     finally:
         legacy.unlink()
+
+
+def test_a_relationship_to_a_disabled_model_says_it_is_disabled_in_every_question(checks):
+    """people declares a relationship to `retired`, which is disabled: the package's macros see only enabled models,
+    and the studio hands them the disabled ones (from manifest.json), so a question about people names the cause
+    and the way out, not "unknown model"."""
+    project, studio, client = checks
+    schema = project.root / "models" / "_schema.yml"
+    original = schema.read_text(encoding="utf-8")
+    extra = ("            - {name: old_self, to: retired, cardinality: '1:1', "
+             "join: {person_id: person_id}}\n")
+    anchor = "merge_columns: true}\n"
+    assert anchor in original
+    schema.write_text(original.replace(anchor, anchor + extra, 1), encoding="utf-8")
+    project.dbt("parse")
+    try:
+        answers = [post(client, "/api/funnel", {"spec": {"parent": "people"}}),
+                   post(client, "/api/breakdown", {"spec": {"parent": "people"}, "column": "name"})]
+        for r in answers:
+            assert r.status_code == 400, r.text
+            error = r.json()["error"]
+            assert "model 'retired' is disabled (enabled: false, models/retired.sql)" in error, error
+            assert "enable it or remove the relationship" in error and "unknown model" not in error, error
+    finally:
+        schema.write_text(original, encoding="utf-8")
+        project.dbt("parse")
+    assert post(client, "/api/funnel", {"spec": {"parent": "people"}}).status_code == 200
