@@ -25,6 +25,7 @@ from sync_runner.project.warehouse import Warehouse
 from helpers import ADAPTERS
 from helpers.cli_process import GC_THRESHOLDS
 from helpers.profiles import write_profile
+from helpers.threads import thread_stacks
 
 
 def _behavior_flag_source_from_frames() -> None:
@@ -139,6 +140,17 @@ _macro_namespaces_built_with_fewer_calls()
 # CPU (measured: 1.60-1.94 s a plant-store build without it against 1.72-2.06 s with it, runs side by side), and no
 # test reads it but the secrets test, which keeps it (tests/reliability/test_secrets.py, `_dbt_log_file_on`).
 os.environ.setdefault("DBT_LOG_LEVEL_FILE", "none")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A studio test that fails has every thread's stack in its report, taken as it failed: a page that waited in
+    vain for an answer (a studio question stuck for 20 s where it takes 1, seen once in a few loaded runs) shows
+    where the studio's warehouse thread was."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed and "serve/studio/" in item.nodeid:
+        report.sections.append(("every thread as the test failed", thread_stacks()))
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
