@@ -144,13 +144,20 @@ os.environ.setdefault("DBT_LOG_LEVEL_FILE", "none")
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """A studio test that fails has every thread's stack in its report, taken as it failed: a page that waited in
-    vain for an answer (a studio question stuck for 20 s where it takes 1, seen once in a few loaded runs) shows
-    where the studio's warehouse thread was."""
+    """A studio test that fails has every thread's stack and its page's text in its report, taken as it failed: a
+    page that waited in vain for an answer (split sizes awaited 20 s where they take 1, seen in a few loaded runs,
+    with the studio's warehouse thread idle) shows what the page said and where each thread was."""
     outcome = yield
     report = outcome.get_result()
     if report.when == "call" and report.failed and "serve/studio/" in item.nodeid:
         report.sections.append(("every thread as the test failed", thread_stacks()))
+        page = getattr(item, "funcargs", {}).get("page")
+        if page is not None:  # what the page said (an error line where an answer was awaited)
+            try:
+                text = page.evaluate("document.body.innerText")
+            except Exception as exc:  # a page already closed or crashed says so instead
+                text = f"(the page could not be read: {exc})"
+            report.sections.append((f"the page as the test failed: {page.url}", str(text)[:4000]))
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
