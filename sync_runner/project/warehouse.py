@@ -37,7 +37,7 @@ class Warehouse:
     def __init__(self, where: DbtTarget, manifest_path: Path | None = None) -> None:
         """`manifest_path`: a manifest.json whose macros may be used instead of parsing every macro file again
         (a second of a sync's start-up), when nothing they came from changed since (see `_macros_of`)."""
-        from dbt.adapters.factory import FACTORY, get_adapter, register_adapter
+        from dbt.adapters.factory import get_adapter, register_adapter, reset_adapters
         from dbt.config.runtime import RuntimeConfig
         from dbt.context.providers import generate_runtime_macro_context
         from dbt.context.query_header import generate_query_header_context
@@ -66,13 +66,9 @@ class Warehouse:
         with DBT_LOCK, working_directory(where.project_dir):
             set_from_args(args, None)
             self.config = RuntimeConfig.from_args(args)
-            # dbt keeps one adapter per type per process and `register_adapter` keeps an existing one: without this,
-            # a second project in the same process (tests, `serve`) would reuse the first one's credentials. Only
-            # the registration is dropped: dbt's reset_adapters() also closes every connection of every adapter, so
-            # a Warehouse made anywhere in the process closed the studio's connection under a question it was
-            # answering ("Connection already closed!" on the page). The other Warehouse keeps its adapter.
-            with FACTORY.lock:
-                FACTORY.adapters.pop(self.config.credentials.type, None)
+            # dbt keeps one adapter per type per process and `register_adapter` keeps an existing one: without a
+            # reset, a second project in the same process (tests, `serve`) would reuse the first one's credentials
+            reset_adapters()
             register_adapter(self.config, get_mp_context())
             self.adapter = get_adapter(self.config)
             files, digest = _macro_files(self.config)
@@ -118,7 +114,6 @@ class Warehouse:
     def session(self) -> Iterator[Warehouse]:
         """Hold one connection open for several macro calls (state tables, streams, transactions)."""
         if self._depth:
-            self._claim_adapter()  # another Warehouse made since (in this process) took dbt's registry over
             self._depth += 1
             try:
                 yield self

@@ -5,9 +5,7 @@ test_studio_browser.py."""
 
 from __future__ import annotations
 
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from starlette.testclient import TestClient
@@ -229,31 +227,3 @@ def test_a_relationship_to_a_disabled_model_says_it_is_disabled_in_every_questio
         schema.write_text(original, encoding="utf-8")
         project.dbt("parse")
     assert post(client, "/api/funnel", {"spec": {"parent": "people"}}).status_code == 200
-
-
-def test_a_warehouse_opened_elsewhere_in_the_process_leaves_the_studio_s_question_its_connection(checks):
-    """While the studio answers a question, another part of the same process opens the warehouse (a test's query,
-    a second studio, a sync that compiles): the question keeps its connection and ends with its answer, and the
-    next question runs on the studio's own adapter, not on the one dbt's registry was handed meanwhile. Each new
-    Warehouse used to reset dbt's adapters, which closes every connection of every adapter, the studio's included
-    (the page once said "Connection already closed!" in a loaded run of the browser tests)."""
-    project, studio, client = checks
-    asked, opened = threading.Event(), threading.Event()
-
-    def question(warehouse):
-        first = warehouse.fetch_arrow("select 1 as one").column(0).to_pylist()
-        asked.set()
-        assert opened.wait(30)
-        return first, warehouse.fetch_arrow("select 2 as two").column(0).to_pylist()
-
-    with ThreadPoolExecutor(1) as pool:
-        answer = pool.submit(studio.queries.adapter_call, question)
-        assert asked.wait(30)
-        other = project.warehouse()  # opened in this thread while the question waits in the studio's
-        try:
-            opened.set()
-            assert answer.result(60) == ([1], [2])
-        finally:
-            other.close()
-    after = post(client, "/api/funnel", {"spec": {"parent": "people"}})
-    assert after.status_code == 200, after.text
