@@ -175,6 +175,19 @@ class Worker:
         self._session.__enter__()
         self.epoch += 1
 
+    def _reconnect(self) -> None:
+        """A new session on a new connection, after the old one was closed under the worker. dbt-duckdb keeps one
+        database per process: whatever closes it (`release_dbt_duckdb` when another studio in the process lets go of
+        its file, a connection opened with other credentials) closes this thread's connection too, which dbt still
+        holds as open, so every question failed with "Connection already closed!" until the studio went idle."""
+        with suppress(Exception):
+            self._end_session()
+        self._session = None
+        if self.warehouse is not None:
+            with suppress(Exception):
+                self.warehouse.close()
+        self._ensure_session()
+
     def _end_session(self) -> None:
         if self._session is not None:
             session, self._session = self._session, None
@@ -208,11 +221,11 @@ class Worker:
         try:
             try:
                 task.result = task.fn(self)
-            except Exception:
-                if task.cancelled or self._connected():
+            except Exception as exc:
+                if task.cancelled or (self._connected() and not _connection_closed(exc)):
                     self.recover()
                     raise
-                self._ensure_session()  # the connection went away under the task: once more on a new one
+                self._reconnect()  # the connection went away under the task: once more on a new one
                 task.result = task.fn(self)
         except BaseException as exc:
             task.error = exc
@@ -320,6 +333,17 @@ class Worker:
         with self._lock:
             self._cursor = cursor
         cursor.execute(sql)
+
+
+def _connection_closed(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps) is DuckDB saying its connection was closed under the statement."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        kind = type(seen)
+        if kind.__name__ == "ConnectionException" and kind.__module__.split(".")[0] in ("duckdb", "_duckdb"):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _RELEASE(_: Worker) -> None:  # noqa: N802 - a marker, never called

@@ -11,6 +11,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from sync_runner.core.errors import UserError
+from sync_runner.project.target import release_dbt_duckdb
 from sync_runner.serve.studio.app import Studio, build_app
 from sync_runner.serve.studio.files import parse_audience
 
@@ -227,3 +228,22 @@ def test_a_relationship_to_a_disabled_model_says_it_is_disabled_in_every_questio
         schema.write_text(original, encoding="utf-8")
         project.dbt("parse")
     assert post(client, "/api/funnel", {"spec": {"parent": "people"}}).status_code == 200
+
+
+def test_a_connection_closed_under_the_studio_is_opened_again_for_the_next_question(checks):
+    """dbt-duckdb keeps one database per process, and letting go of it (what another studio in the same process does
+    when it goes idle, `release_dbt_duckdb`) closes the connection the studio holds, which dbt still holds as open.
+    The next question reconnects and answers, instead of failing with DuckDB's "Connection already closed!" until
+    the studio goes idle itself (seen in loaded runs of the browser tests, where two studios share a process)."""
+    project, studio, client = checks
+    worker = studio.queries.worker
+    previous, worker.release_after = worker.release_after, None  # the studio keeps its connection meanwhile
+    try:
+        assert post(client, "/api/funnel", {"spec": {"parent": "people"}}).status_code == 200
+        release_dbt_duckdb()  # as another studio's idle release does, from another thread
+        fresh = {"parent": "people", "where": {"column": "name", "op": "is not null"}}  # no answer kept from before
+        after = post(client, "/api/funnel", {"spec": fresh})
+        assert after.status_code == 200, after.text
+        assert after.json()["size"] == 6
+    finally:
+        worker.release_after = previous
