@@ -756,9 +756,8 @@ class SyncRunner:
 
         sources = {f.dest: f.tracked for f in sync.fields if f.template is None}
         templates = {f.dest: Template(f.template) for f in sync.fields if f.template is not None}
-        fields = None  # the records as the warehouse writes them in JSON, for a destination that sends them as is
-        if total and destination.sends_json_records() and not templates and steps.writes_json(args):
-            fields = json_fields(steps.plan_schema(args), sources, sync.key_columns)
+        # how the warehouse writes the records in JSON, for a destination that sends them as they are (below)
+        fields: list[list[Any]] | None = None
 
         def read(first: int, last: int) -> Any:
             with _plan_refusals(sync):  # a plan written in parts (state.py) writes its second part here
@@ -766,7 +765,9 @@ class SyncRunner:
 
         success = False
         stopped: BaseException | None = None  # what stopped delivery, if anything did
-        try:
+        try:  # the destination is open: from here it is closed, and what it acknowledged committed, whatever fails
+            if total and destination.sends_json_records() and not templates and steps.writes_json(args):
+                fields = json_fields(steps.plan_schema(args), sources, sync.key_columns)
             stream = plan_pages(read, total, self.options.page_rows, first_rows=max_rows)
             deliver(destination, make_batches(stream, sources, max_rows, max_bytes, oversize, sync.key_columns,
                                               with_table=destination.wants_table, templates=templates,
