@@ -119,6 +119,18 @@ def held_elsewhere(exc: BaseException) -> str | None:
     return f"{who} has the DuckDB file open"
 
 
+def connection_closed(exc: BaseException) -> bool:
+    """Whether `exc`, or what it wraps, is DuckDB saying the connection was closed under the statement (dbt-duckdb
+    keeps one database per process, and whatever closes it closes every connection to it)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        kind = type(seen)
+        if kind.__name__ == "ConnectionException" and kind.__module__.split(".")[0] in ("duckdb", "_duckdb"):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class WarehouseUnusable(UserError):
     """The warehouse of the profile cannot be used. Every command exits the same way for it (docs/cli.md, exit
     codes): 2 when the profile is at fault (dbt cannot read it or refuses it: an unknown adapter type or target, a

@@ -10,7 +10,7 @@ import pytest
 from dbt_common.exceptions import CompilationError, DbtRuntimeError
 
 from sync_runner.core.redact import REDACT
-from sync_runner.project.target import DbtTarget, from_warehouse, held_elsewhere, unreachable
+from sync_runner.project.target import DbtTarget, connection_closed, from_warehouse, held_elsewhere, unreachable
 
 from helpers.held_file import duckdb_held
 
@@ -95,3 +95,17 @@ def test_who_holds_a_duckdb_file_in_words_a_person_can_act_on(tmp_path):
     assert held_elsewhere(duckdb.CatalogException("Table with name people does not exist!")) is None
     assert held_elsewhere(duckdb.IOException('Could not set lock on file "x": Conflicting lock is held')) == \
         "another process has the DuckDB file open"
+
+
+def test_a_duckdb_connection_closed_under_a_statement_is_told_apart_through_what_wraps_it():
+    con = duckdb.connect()
+    cursor = con.cursor()
+    con.close()  # what closing dbt-duckdb's one database does to every connection to it
+    with pytest.raises(duckdb.Error) as closed:
+        cursor.execute("select 1")
+    try:
+        raise DbtRuntimeError(str(closed.value)) from closed.value  # as dbt-duckdb's handler wraps it
+    except DbtRuntimeError as wrapped:
+        assert connection_closed(closed.value) and connection_closed(wrapped)
+    assert not connection_closed(DbtRuntimeError("Connection already closed!"))  # the words alone are not enough
+    assert not connection_closed(duckdb.CatalogException("Table with name t does not exist"))

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from sync_runner.core.errors import UserError
-from sync_runner.project.target import DbtTarget, release_dbt_duckdb
+from sync_runner.project.target import DbtTarget, connection_closed, release_dbt_duckdb
 
 
 class QueryTimeout(UserError):
@@ -222,7 +222,7 @@ class Worker:
             try:
                 task.result = task.fn(self)
             except Exception as exc:
-                if task.cancelled or (self._connected() and not _connection_closed(exc)):
+                if task.cancelled or (self._connected() and not connection_closed(exc)):
                     self.recover()
                     raise
                 self._reconnect()  # the connection went away under the task: once more on a new one
@@ -333,17 +333,6 @@ class Worker:
         with self._lock:
             self._cursor = cursor
         cursor.execute(sql)
-
-
-def _connection_closed(exc: BaseException) -> bool:
-    """Whether `exc` (or what it wraps) is DuckDB saying its connection was closed under the statement."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        kind = type(seen)
-        if kind.__name__ == "ConnectionException" and kind.__module__.split(".")[0] in ("duckdb", "_duckdb"):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def _RELEASE(_: Worker) -> None:  # noqa: N802 - a marker, never called
