@@ -9,6 +9,9 @@ import csv
 import json
 from pathlib import Path
 
+import duckdb
+import yaml
+
 from sync_runner.sync.engine import Options, run_syncs
 
 PROJECT = Path(__file__).resolve().parents[1] / "projects" / "sync"
@@ -64,6 +67,22 @@ class SyncProject:
             if added:
                 manager.callbacks.remove(self.p._collect)
         return {r.sync: r for r in reports}
+
+    def rename_table(self, source: str, target: str) -> None:
+        """`alter table <source> rename to <target's name>` as another client would: on DuckDB through the file's
+        database in this process (the one a running sync uses: one instance per file in a process), on Snowflake in
+        a session of its own (not dbt's adapter, which the sync is using)."""
+        sql = f"alter table {source} rename to {target.rsplit('.', 1)[1]}"
+        if self.p.adapter == "duckdb":
+            with duckdb.connect(str(self.p.root / "target" / "warehouse.duckdb")) as con:
+                con.execute(sql)
+            return
+        import snowflake.connector
+
+        output = yaml.safe_load((self.p.root / "profiles.yml").read_text())["plant_store"]["outputs"]["snowflake"]
+        keys = ("account", "user", "password", "host", "port", "protocol", "database", "warehouse", "schema")
+        with snowflake.connector.connect(**{k: output[k] for k in keys}) as con:
+            con.cursor().execute(sql)
 
     def state(self, sync: str, table: str) -> list[tuple]:
         return self.p.query(f"select * from {self.state_relation(sync, table)}")

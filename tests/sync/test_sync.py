@@ -501,19 +501,6 @@ def test_a_commit_the_warehouse_refuses_fails_the_run_in_one_line_and_the_next_r
     changelog = sp.state_relation("unrecorded", "sync_changelog")
     away = changelog.replace("sync_changelog", "sync_changelog_away")
 
-    def rename(source: str, target: str) -> None:
-        sql = f"alter table {source} rename to {target.rsplit('.', 1)[1]}"
-        if sp.p.adapter == "duckdb":  # the sync's own connection to the file (dbt is not loaded by a kept run)
-            with duckdb.connect(str(sp.p.root / "target" / "warehouse.duckdb")) as con:
-                con.execute(sql)
-        else:  # another session, as another client would (not dbt's adapter, which the sync is using)
-            import snowflake.connector
-
-            output = yaml.safe_load((sp.p.root / "profiles.yml").read_text())["plant_store"]["outputs"]["snowflake"]
-            keys = ("account", "user", "password", "host", "port", "protocol", "database", "warehouse", "schema")
-            with snowflake.connector.connect(**{k: output[k] for k in keys}) as con:
-                con.cursor().execute(sql)
-
     assert sp.sync(select=("unrecorded",))["unrecorded"].status == "success"  # the state tables exist
     rows["c01"]["plan"] = "pro"
     sp.build(rows, [sync])
@@ -524,7 +511,7 @@ def test_a_commit_the_warehouse_refuses_fails_the_run_in_one_line_and_the_next_r
     def away_once() -> None:
         if not renamed:
             renamed.append(True)
-            rename(changelog, away)
+            sp.rename_table(changelog, away)
 
     snapshot = sorted(sp.state("unrecorded", "snapshot"))
     sp.p.release()
@@ -544,7 +531,7 @@ def test_a_commit_the_warehouse_refuses_fails_the_run_in_one_line_and_the_next_r
     assert sp.state("unrecorded", "sync_locks") == []
     assert sorted(sp.state("unrecorded", "snapshot")) == snapshot
     sp.p.release()
-    rename(away, changelog)
+    sp.rename_table(away, changelog)
     http_sink.reset()
     again = sp.sync(select=("unrecorded",))["unrecorded"]
     assert (again.status, again.acknowledged) == ("success", 1)  # the same row again
@@ -576,23 +563,10 @@ def test_commit_windows_record_each_row_once_and_a_refused_one_mid_run_stops_the
     away = changelog.replace("sync_changelog", "sync_changelog_away")
     posts: list[int] = []
 
-    def rename(source: str, target: str) -> None:
-        sql = f"alter table {source} rename to {target.rsplit('.', 1)[1]}"
-        if sp.p.adapter == "duckdb":  # the sync's own database (one instance per file in a process)
-            with duckdb.connect(str(sp.p.root / "target" / "warehouse.duckdb")) as con:
-                con.execute(sql)
-        else:
-            import snowflake.connector
-
-            output = yaml.safe_load((sp.p.root / "profiles.yml").read_text())["plant_store"]["outputs"]["snowflake"]
-            keys = ("account", "user", "password", "host", "port", "protocol", "database", "warehouse", "schema")
-            with snowflake.connector.connect(**{k: output[k] for k in keys}) as con:
-                con.cursor().execute(sql)
-
     def away_after_four() -> None:
         posts.append(1)
         if len(posts) == 5:
-            rename(changelog, away)
+            sp.rename_table(changelog, away)
 
     http_sink.on_post = away_after_four
     try:
@@ -604,7 +578,7 @@ def test_commit_windows_record_each_row_once_and_a_refused_one_mid_run_stops_the
     recorded = {k for k, *values in sp.state("windowed", "snapshot") if "moved" in values}
     assert len(recorded) < 60 and len(recorded) % 10 == 0  # whole windows, those committed before the refusal
     sp.p.release()
-    rename(away, changelog)
+    sp.rename_table(away, changelog)
     http_sink.reset()
     again = sp.sync(select=("windowed",), commit_rows=10)["windowed"]
     assert again.status == "success", again.message
