@@ -598,6 +598,13 @@ def test_a_change_of_the_screening_rules_rebuilds_the_graph_from_all_rows(stitch
     assert out_partition(stitching) == partition(reference(parted)[0])
     assert not any("rebuilding" in m for m in stitching.messages), stitching.messages
 
+    # a graph built before the rules were recorded: taken as built under the rules it meets, which are recorded
+    under_junk = stitching.query(rules)
+    stitching.query(f"drop table {stitching.relation('stitched', '__screening_rules')}")
+    build(stitching, rows, vars={"id_types": junk})
+    assert not any("rebuilding" in m for m in stitching.messages), stitching.messages
+    assert stitching.query(rules) == under_junk
+
     on = {"loaded_at": "loaded_at"}
     loaded = [(*row, BASE + timedelta(days=30)) for row in rows]
     build(stitching, loaded, "--full-refresh", vars={"id_types": {}, **on})
