@@ -255,10 +255,11 @@ def test_changes_delivered_before_a_kill_are_resent_when_the_model_reverts(rig, 
 
 @pytest.mark.parametrize("statement", (2, 3))
 def test_a_full_resync_killed_as_its_plan_s_second_part_is_written_loses_nothing(rig, statement):
-    """On DuckDB a reset plan is written a page first and the rest when delivery reads past that page (the second
-    page read: 1 sets the compression, 2 appends the rest, 3 resets it, 4 reads the page). Killed just before the
-    rest is written (2) or just after (3), the run leaves what it committed of the first page; the next run (no
-    reset: the fingerprint was recorded) sends what the destination may lack, and it ends equal to the model."""
+    """On DuckDB a reset plan is written a page first and the rest when delivery reads past that page (the third
+    read, after the first request's rows and the rest of the first page: 1 sets the compression, 2 appends the
+    rest, 3 resets it, 4 reads the page). Killed just before the rest is written (2) or just after (3), the run
+    leaves what it committed of the first page; the next run (no reset: the fingerprint was recorded) sends what
+    the destination may lack, and it ends equal to the model."""
     fp, sinks, server = rig
     sink, sync = sinks["mirror"], "kill_mirror"
     first = fp.rerun(sync, allow_large_changes=True)  # in step with whatever an earlier test left
@@ -270,7 +271,7 @@ def test_a_full_resync_killed_as_its_plan_s_second_part_is_written_loses_nothing
     child = server.start(["sync", "-s", sync, "--full-resync", "--project-dir", str(fp.p.root), "--profiles-dir",
                           str(fp.p.root)], {"FAULT_SINK_TOKEN": sink.token},
                          {"options": {"page_rows": page, "commit_rows": 5, "commit_seconds": 60},
-                          "pause": {"macro": "sync_plan_rows", "call": 2, "statement": statement}},
+                          "pause": {"macro": "sync_plan_rows", "call": 3, "statement": statement}},
                          f"second_part_{statement}")
     point = child.wait_marker()
     assert point and ("insert into" if statement == 2 else "reset force_compression") in point, child.log_text()

@@ -134,17 +134,24 @@ def test_outcomes_are_handed_over_as_batches_finish_not_when_the_window_fills():
 
 
 def test_plan_pages_read_the_plan_a_page_at_a_time_and_the_first_request_s_rows_on_their_own():
-    """Every plan row once, in order, a page of `page_rows` per read; the first `first_rows` come out alone."""
+    """Every plan row once, in order, a page of `page_rows` per read, but the first `first_rows` are read alone,
+    then the rest of the first page: later pages stay aligned, so a plan's second part is written when the third
+    read asks past the first page (a plan of no more rows than `first_rows` is read whole)."""
     reads: list[tuple[int, int]] = []
+    plan = {"rows": 0}
 
     def read(first: int, last: int) -> pa.Table:
         reads.append((first, last))
-        seqs = list(range(first, min(last, 2500) + 1))
+        seqs = list(range(first, min(last, plan["rows"]) + 1))
         return pa.table({"_seq": seqs, "_op": ["insert"] * len(seqs)})
 
-    for first_rows, sizes in ((0, [1000, 1000, 500]), (300, [300, 700, 1000, 500]), (1000, [1000, 1000, 500])):
+    whole = [(1, 1000), (1001, 2000), (2001, 3000)]
+    for total, first_rows, expected in ((2500, 0, whole), (2500, 1000, whole), (2500, 3000, whole),
+                                        (2500, 300, [(1, 300), (301, 1000), (1001, 2000), (2001, 3000)]),
+                                        (300, 300, [(1, 1000)]), (200, 300, [(1, 1000)]),
+                                        (301, 300, [(1, 300), (301, 1000)])):
         reads.clear()
-        pages = list(plan_pages(read, 2500, 1000, first_rows))
-        assert [p.num_rows for p in pages] == sizes
-        assert [s for p in pages for s in p.column("_seq").to_pylist()] == list(range(1, 2501))
-        assert reads == [(1, 1000), (1001, 2000), (2001, 3000)]
+        plan["rows"] = total
+        pages = list(plan_pages(read, total, 1000, first_rows))
+        assert reads == expected, (total, first_rows)
+        assert [s for p in pages for s in p.column("_seq").to_pylist()] == list(range(1, total + 1))
