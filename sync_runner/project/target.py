@@ -281,18 +281,25 @@ def dbt_target_dir(project_dir: Path, dbt_args: Sequence[str] = ()) -> Path:
     return path if path.is_absolute() else Path(project_dir) / path
 
 
-def release_dbt_duckdb() -> None:
+def release_dbt_duckdb(credentials: Any = None) -> None:
     """Close the DuckDB database dbt opened in this process, so other processes can open the file.
 
     dbt-duckdb keeps its database open (and its file locked) after an invocation returns, for as long as the
     process lives. A one-shot command exits soon after, but `dbt-studio serve` runs for days: between its jobs
     a `dbt build` by hand, the studio or `dbt-studio status` must be able to open the file. The next
-    invocation opens it again. Nothing to do when dbt-duckdb was never imported."""
+    invocation opens it again. Nothing to do when dbt-duckdb was never imported.
+
+    With `credentials`, only the database those credentials opened: dbt-duckdb keeps one database per process,
+    so when another warehouse of the process has opened its own file since, this one's is already closed, and
+    closing the current one would pull the connection from under whoever uses it now (a second studio in the
+    process going idle closed the first one's database mid-question)."""
     connections = sys.modules.get("dbt.adapters.duckdb.connections")
     if connections is None:
         return
     manager = connections.DuckDBConnectionManager
     with DBT_LOCK:
+        if credentials is not None and (manager._ENV is None or manager._ENV.creds != credentials):
+            return
         if manager._ENV is not None:
             manager._ENV.close()
         manager.close_all_connections()

@@ -3,10 +3,15 @@ plant-store example, each built once per adapter and opened by the studio."""
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sync_runner.serve.studio.app import Settings, Studio
+from sync_runner.serve.studio.app import Settings, Studio, build_app
 from sync_runner.serve.studio.files import render_file
 
 from .audience_reference import Evaluator, make_data, read_back, write_seeds
@@ -68,3 +73,32 @@ def settings(root: Path, adapter: str, **kwargs: Any) -> Settings:
     from sync_runner.project.target import DbtTarget
 
     return Settings(DbtTarget(root, root, adapter), allowed_hosts=("testserver",), **kwargs)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def served_studio(root: Path, adapter: str) -> Iterator[tuple[Studio, str]]:
+    """The studio on a built project, served by uvicorn in a thread as `dbt-studio studio` serves it: (the studio,
+    its URL)."""
+    import uvicorn
+
+    port = free_port()
+    config = settings(root, adapter, port=port)
+    studio = Studio(config)
+    server = uvicorn.Server(uvicorn.Config(build_app(config, studio), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        yield studio, f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        studio.close()

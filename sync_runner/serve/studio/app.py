@@ -17,13 +17,15 @@ import hmac
 import json
 import secrets
 import subprocess
-from collections.abc import Callable
+import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -73,6 +75,7 @@ class Studio:
         self.templates.filters["redact"] = REDACT
         self.templates.globals["tojson"] = lambda v: json.dumps(v, default=str)
         self._columns: dict[tuple[Any, str], list[tuple[str, str]]] = {}
+        self.editing = threading.Lock()  # one save, rename or delete of the project's files at a time
 
     def close(self) -> None:
         self.queries.close()
@@ -198,11 +201,22 @@ def _question_error(exc: Exception) -> JSONResponse:
     return _error(Exception(pages.one_line(exc)))
 
 
-async def _json(request: Request, *keys: str) -> dict[str, Any]:
+def _with_body(handler: Callable[[Request, bytes], Response]) -> Callable[[Request], Awaitable[Response]]:
+    """A route whose handler blocks (a warehouse question waits for the studio's one connection, a save writes
+    files): the body is read on the event loop, the handler runs in Starlette's thread pool. On the loop, one slow
+    funnel held every other request, the pages and their static files included, until it answered."""
+    async def endpoint(request: Request) -> Response:
+        body = await request.body()
+        return await run_in_threadpool(handler, request, body)
+
+    return endpoint
+
+
+def _json(request: Request, raw: bytes, *keys: str) -> dict[str, Any]:
     """The request's JSON object, whose keys must be among `keys` (a key the route does not read is refused, not
     ignored: a typo such as `confrim` would otherwise do something else than asked)."""
     try:  # a key given twice is kept as such (files.json_object), for the save to refuse it, not read it
-        body = json.loads(await request.body(), object_pairs_hook=json_object)
+        body = json.loads(raw, object_pairs_hook=json_object)
     except ValueError:
         raise UserError("the request body is not JSON") from None
     if not isinstance(body, dict):
@@ -226,12 +240,12 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
     async def home(request: Request) -> Response:
         return RedirectResponse("/audiences", status_code=302)
 
-    async def schema_page(request: Request) -> Response:
+    def schema_page(request: Request) -> Response:
         graph = studio.catalog.graph()
         return studio.render(request, "schema.html", page="schema", svg=pages.schema_svg(graph),
                              models=pages.schema_models(studio.catalog.nodes(), graph))
 
-    async def schema_model(request: Request) -> Response:
+    def schema_model(request: Request) -> Response:
         name = request.path_params["name"]
         node = studio.catalog.nodes().get(name)
         if node is None:
@@ -246,22 +260,22 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
         return studio.render(request, "_model_columns.html", name=name, columns=columns, sample=sample,
                              error=error)
 
-    async def audiences_page(request: Request) -> Response:
+    def audiences_page(request: Request) -> Response:
         return studio.render(request, "audiences.html", page="audiences", audiences=studio.catalog.audiences())
 
-    async def audiences_sizes(request: Request) -> Response:
+    def audiences_sizes(request: Request) -> Response:
         rows = pages.audience_sizes(studio)
         return studio.render(request, "_audience_sizes.html", rows=rows)
 
-    async def builder_page(request: Request) -> Response:
+    def builder_page(request: Request) -> Response:
         name = request.query_params.get("audience")
         # an audience being edited is one of the Audiences; "New audience" is the builder on a blank draft
         return studio.render(request, "builder.html", page="audiences" if name else "builder", audience=name or "")
 
-    async def api_schema(request: Request) -> Response:
+    def api_schema(request: Request) -> Response:
         return JSONResponse(pages.builder_schema(studio))
 
-    async def api_audience(request: Request) -> Response:
+    def api_audience(request: Request) -> Response:
         name = request.path_params["name"]
         try:
             info = studio.catalog.audience(name)
@@ -277,9 +291,10 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
                                     "deleted since the last build? build the project again"), 404)
         return JSONResponse(pages.opened_audience(studio, info, opened))
 
-    async def api_funnel(request: Request) -> Response:
+    @_with_body
+    def api_funnel(request: Request, raw: bytes) -> Response:
         try:
-            body = await _json(request, "spec", "session", "limit")
+            body = _json(request, raw, "spec", "session", "limit")
             spec = checked(body.get("spec"))
             key = f"funnel:{body.get('session', '')}"
             funnel = studio.queries.funnel(spec, key=key)
@@ -291,17 +306,19 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
         return JSONResponse({**funnel, "steps": steps, "members": {"columns": list(members.columns),
                                                                    "rows": [list(r) for r in members.rows]}})
 
-    async def api_overlap(request: Request) -> Response:
+    @_with_body
+    def api_overlap(request: Request, raw: bytes) -> Response:
         try:
-            body = await _json(request, "spec", "others", "label", "session")
+            body = _json(request, raw, "spec", "others", "label", "session")
             result = pages.overlap(studio, body, checked)
         except Exception as exc:
             return _question_error(exc)
         return JSONResponse(result)
 
-    async def api_breakdown(request: Request) -> Response:
+    @_with_body
+    def api_breakdown(request: Request, raw: bytes) -> Response:
         try:
-            body = await _json(request, "spec", "column", "limit", "session")
+            body = _json(request, raw, "spec", "column", "limit", "session")
             spec = checked(body.get("spec"))
             column = body.get("column")
             builder.check_name("column", column)
@@ -311,7 +328,7 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
             return _question_error(exc)
         return JSONResponse({"rows": table.dicts()})
 
-    async def api_values(request: Request) -> Response:
+    def api_values(request: Request) -> Response:
         model = request.query_params.get("model", "")
         column = request.query_params.get("column", "")
         node = studio.catalog.nodes().get(model)
@@ -325,15 +342,18 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
             return _question_error(exc)
         return JSONResponse({"values": [{"value": r[0], "occurrences": r[1]} for r in table.rows]})
 
-    async def api_save(request: Request) -> Response:
+    @_with_body
+    def api_save(request: Request, raw: bytes) -> Response:
         try:
-            body = await _json(request, "name", "folder", "arguments", "description", "opened", "digest", "as_of",
-                               "overwrite")
-            return JSONResponse(pages.save(studio, body, checked))
+            body = _json(request, raw, "name", "folder", "arguments", "description", "opened", "digest", "as_of",
+                         "overwrite")
+            with studio.editing:
+                return JSONResponse(pages.save(studio, body, checked))
         except UserError as exc:
             return _error(exc, 409 if "confirm to overwrite" in str(exc) else 400)
 
-    async def api_manage(request: Request) -> Response:
+    @_with_body
+    def api_manage(request: Request, raw: bytes) -> Response:
         """Rename (`{"new_name": ...}`) or delete (`{"confirm": true}`) an audience of the project."""
         action = pages.rename if request.url.path.endswith("/rename") else pages.delete
         name = request.path_params["name"]
@@ -343,16 +363,19 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
             return _error(exc, 404)
         try:
             keys = ("new_name",) if action is pages.rename else ("confirm",)
-            return JSONResponse(action(studio, name, await _json(request, *keys)))
+            body = _json(request, raw, *keys)
+            with studio.editing:
+                return JSONResponse(action(studio, name, body))
         except UserError as exc:
             return _error(exc)
 
     async def favicon(request: Request) -> Response:
         return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")
 
-    async def api_build(request: Request) -> Response:
+    @_with_body
+    def api_build(request: Request, raw: bytes) -> Response:
         try:
-            body = await _json(request, "name", "new")
+            body = _json(request, raw, "name", "new")
             name = check_name(body.get("name"))
             if name not in studio.catalog.models() and not body.get("new"):
                 raise UserError(studio.catalog.unknown_model(name))
@@ -362,13 +385,13 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
             return _error(exc)
         return JSONResponse({"job": job.id, "url": f"/jobs/{job.id}"})
 
-    async def job_page(request: Request) -> Response:
+    def job_page(request: Request) -> Response:
         job = studio.jobs.jobs.get(int(request.path_params["id"]))
         if job is None:
             return PlainTextResponse("no such job", status_code=404)
         return studio.render(request, "job.html", page="job", job=job)
 
-    async def job_log(request: Request) -> Response:
+    def job_log(request: Request) -> Response:
         job = studio.jobs.jobs.get(int(request.path_params["id"]))
         if job is None:
             return PlainTextResponse("no such job", status_code=404)
@@ -376,15 +399,15 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
             return JSONResponse(job_json(job))
         return studio.render(request, "_job_log.html", job=job)
 
-    async def syncs_page(request: Request) -> Response:
+    def syncs_page(request: Request) -> Response:
         syncs, problem = studio.syncs()
         return studio.render(request, "syncs.html", page="syncs", syncs=syncs, problem=problem)
 
-    async def syncs_runs(request: Request) -> Response:
+    def syncs_runs(request: Request) -> Response:
         runs, error = pages.recent_runs(studio, limit=200)
         return studio.render(request, "_runs.html", runs=runs[:50], error=error, sync=None)
 
-    async def sync_page(request: Request) -> Response:
+    def sync_page(request: Request) -> Response:
         name = request.path_params["name"]
         syncs, problem = studio.syncs()
         sync = next((s for s in syncs if s.name == name), None)
@@ -392,7 +415,7 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
             return PlainTextResponse(problem or "no such sync", status_code=404)
         return studio.render(request, "sync.html", page="syncs", sync=sync)
 
-    async def sync_details(request: Request) -> Response:
+    def sync_details(request: Request) -> Response:
         name = request.path_params["name"]
         syncs, _ = studio.syncs()
         sync = next((s for s in syncs if s.name == name), None)
@@ -403,7 +426,7 @@ def build_app(settings: Settings, studio: Studio | None = None) -> Starlette:
         return studio.render(request, "_sync_details.html", sync=sync, runs=runs, error=error,
                              rejections=rejections)
 
-    async def sync_job(request: Request) -> Response:
+    def sync_job(request: Request) -> Response:
         name = request.path_params["name"]
         kind = request.path_params["kind"]
         syncs, _ = studio.syncs()

@@ -7,6 +7,7 @@ is what the query cache keys its lifetime on.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,9 @@ class Catalog:
         self._gone: set[str] = set()  # audiences the studio renamed or deleted since the manifest was written
         self._renamed: dict[str, AudienceInfo] = {}  # new name -> an audience the studio renamed since then
         self._disabled: dict[str, str] | None = None  # name -> what messages say of it (read when first asked)
+        # the studio's routes run in a thread pool: one thread reads the artifacts again after a build while the
+        # others go on with the fields they hold (each is replaced whole, never changed in place, but here)
+        self._lock = threading.RLock()
 
     @property
     def target(self) -> Path:
@@ -63,30 +67,34 @@ class Catalog:
         stamp = self.generation()
         if stamp == self._stamp:
             return
-        data = read_manifest(self.project_dir)  # parsed once for the nodes and the fields below
-        self._nodes = manifest_nodes(data)
-        self._raw = {raw["name"]: raw for raw in (data.get("nodes") or {}).values()
-                     if raw.get("resource_type") == "model"}
-        self._results = {}
-        self._children = {k: list(v) for k, v in (data.get("child_map") or {}).items()}
-        self._files = {}
-        for section in ("nodes", "exposures", "metrics", "semantic_models", "saved_queries"):
-            for uid, raw in (data.get(section) or {}).items():
-                attached = raw.get("attached_node") or ""
-                self._files[uid] = "" if attached else str(raw.get("original_file_path") or uid)
-                if attached:  # a test declared on a model: it moves (or goes) with that model's entry
-                    self._files[uid] = "@" + attached
-        self._gone = set()
-        self._renamed = {}
-        self._disabled = None
-        path = self.target / "run_results.json"
-        if path.exists():
-            results = json.loads(path.read_text(encoding="utf-8"))
-            finished = (results.get("metadata") or {}).get("generated_at")
-            for r in results.get("results") or []:
-                self._results[r.get("unique_id")] = {"status": r.get("status"), "completed_at": finished,
-                                                      "execution_time": r.get("execution_time")}
-        self._stamp = stamp
+        with self._lock:
+            if stamp == self._stamp:  # another thread read them meanwhile
+                return
+            data = read_manifest(self.project_dir)  # parsed once for the nodes and the fields below
+            self._nodes = manifest_nodes(data)
+            self._raw = {raw["name"]: raw for raw in (data.get("nodes") or {}).values()
+                         if raw.get("resource_type") == "model"}
+            self._children = {k: list(v) for k, v in (data.get("child_map") or {}).items()}
+            files: dict[str, str] = {}
+            for section in ("nodes", "exposures", "metrics", "semantic_models", "saved_queries"):
+                for uid, raw in (data.get(section) or {}).items():
+                    attached = raw.get("attached_node") or ""
+                    # a test declared on a model: it moves (or goes) with that model's entry
+                    files[uid] = "@" + attached if attached else str(raw.get("original_file_path") or uid)
+            self._files = files
+            self._gone = set()
+            self._renamed = {}
+            self._disabled = None
+            results: dict[str, dict[str, Any]] = {}
+            path = self.target / "run_results.json"
+            if path.exists():
+                run = json.loads(path.read_text(encoding="utf-8"))
+                finished = (run.get("metadata") or {}).get("generated_at")
+                for r in run.get("results") or []:
+                    results[r.get("unique_id")] = {"status": r.get("status"), "completed_at": finished,
+                                                   "execution_time": r.get("execution_time")}
+            self._results = results
+            self._stamp = stamp
 
     def nodes(self) -> dict[str, dict[str, Any]]:
         self._refresh()
@@ -106,9 +114,10 @@ class Catalog:
         """Every disabled model's phrase by name (what the package's macros say of a relationship to one). The
         manifest is read for them once a build, when first asked."""
         self._refresh()
-        if self._disabled is None:
-            self._disabled = load_manifest(self.project_dir).disabled_phrases()
-        return self._disabled
+        with self._lock:
+            if self._disabled is None:
+                self._disabled = load_manifest(self.project_dir).disabled_phrases()
+            return self._disabled
 
     def unknown_model(self, name: Any) -> str:
         """Why `name` is no model of the studio: disabled (and how to enable it), or unknown."""
@@ -173,13 +182,14 @@ class Catalog:
         """Leave audience `name` out of the listings until the next build writes a manifest (its file was renamed
         or deleted by the studio). `renamed`: its new name, file and YAML file, under which it is found (to open,
         rename again or delete) before the build that lists it."""
-        info = self.audience(name)
-        self._gone.add(name)
-        self._renamed.pop(name, None)
-        if renamed is not None:
-            new_name, sql_path, yml_path = renamed
-            self._renamed[new_name] = replace(info, name=new_name, sql_path=sql_path, yml_path=yml_path,
-                                              last_build=None)
+        with self._lock:
+            info = self.audience(name)
+            self._gone.add(name)
+            self._renamed.pop(name, None)
+            if renamed is not None:
+                new_name, sql_path, yml_path = renamed
+                self._renamed[new_name] = replace(info, name=new_name, sql_path=sql_path, yml_path=yml_path,
+                                                  last_build=None)
 
     def taken(self, own: Path | None = None) -> set[str]:
         """The names a new or renamed audience cannot take, as the project's files are now: every model of the

@@ -32,6 +32,10 @@ from typing import Any
 from sync_runner.core.errors import UserError
 from sync_runner.project.target import DbtTarget, connection_closed, release_dbt_duckdb
 
+# How many times a question runs when its connection is closed under it (see Worker._reconnect): more than once,
+# since another warehouse of the process may open its own DuckDB file again while the question runs the second time
+_ATTEMPTS = 3
+
 
 class QueryTimeout(UserError):
     """A warehouse query ran longer than the studio's per-query timeout."""
@@ -154,12 +158,14 @@ class Worker:
         error closing it must not end the thread, which every later question waits on."""
         with suppress(Exception):
             self._end_session()
+        credentials = None
         if self.warehouse is not None:
+            credentials = self.warehouse.adapter.config.credentials
             with suppress(Exception):
                 self.warehouse.close()
-        if self.adapter_type == "duckdb":  # dbt-duckdb keeps the database open between connections
-            with suppress(Exception):
-                release_dbt_duckdb()
+        if self.adapter_type == "duckdb":  # dbt-duckdb keeps the database open between connections: ours, if
+            with suppress(Exception):  # no other warehouse of the process has opened its own since
+                release_dbt_duckdb(credentials)
         self._cursor = None
         gc.collect()  # DuckDB closes its file when the last object that holds the database is gone
 
@@ -219,14 +225,16 @@ class Worker:
             task.started = True
             self._running = task
         try:
-            try:
-                task.result = task.fn(self)
-            except Exception as exc:
-                if task.cancelled or (self._connected() and not connection_closed(exc)):
-                    self.recover()
-                    raise
-                self._reconnect()  # the connection went away under the task: once more on a new one
-                task.result = task.fn(self)
+            for attempt in range(1, _ATTEMPTS + 1):
+                try:
+                    task.result = task.fn(self)
+                    break
+                except Exception as exc:
+                    closed = connection_closed(exc) or not self._connected()
+                    if task.cancelled or not closed or attempt == _ATTEMPTS:
+                        self.recover()
+                        raise
+                    self._reconnect()  # the connection went away under the task: again, on a new one
         except BaseException as exc:
             task.error = exc
         finally:

@@ -12,18 +12,14 @@ audience, see its size, add a condition with a suggested value and see the new s
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from sync_runner.serve.studio.app import Studio, build_app
 from sync_runner.serve.studio.files import parse_audience
 
 from helpers.held_file import duckdb_held
-from helpers.studio_projects import CHECKS, DISABLED, settings
+from helpers.studio_projects import CHECKS, DISABLED, served_studio
 
 CHROMIUM = "/usr/bin/chromium"
 WINDOW = 3650
@@ -77,12 +73,6 @@ def every_kind_reference(project, start: str, times: int) -> int:
         "< '2000-01-01', false))")[0][0]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(new_project):
     project = new_project("duckdb", name="studio_browser")
@@ -116,21 +106,8 @@ def served(new_project):
 
 def serve(project):
     """The studio on `project` in a uvicorn thread; yields (studio, its URL)."""
-    import uvicorn
-
-    port = free_port()
-    config = settings(project.root, project.adapter, port=port)
-    studio = Studio(config)
-    server = uvicorn.Server(uvicorn.Config(build_app(config, studio), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield studio, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-    studio.close()
+    with served_studio(project.root, project.adapter) as (studio, url):
+        yield studio, url
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ test_studio_browser.py."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -15,7 +16,7 @@ from sync_runner.project.target import release_dbt_duckdb
 from sync_runner.serve.studio.app import Studio, build_app
 from sync_runner.serve.studio.files import parse_audience
 
-from helpers.studio_projects import CHECKS, DISABLED, settings
+from helpers.studio_projects import CHECKS, DISABLED, served_studio, settings
 
 
 @pytest.fixture(scope="module")
@@ -231,8 +232,8 @@ def test_a_relationship_to_a_disabled_model_says_it_is_disabled_in_every_questio
 
 
 def test_a_connection_closed_under_the_studio_is_opened_again_for_the_next_question(checks):
-    """dbt-duckdb keeps one database per process, and letting go of it (what another studio in the same process does
-    when it goes idle, `release_dbt_duckdb`) closes the connection the studio holds, which dbt still holds as open.
+    """dbt-duckdb keeps one database per process, and letting go of it (`release_dbt_duckdb`, or another warehouse of
+    the process opening its own file) closes the connection the studio holds, which dbt still holds as open.
     The next question reconnects and answers, instead of failing with DuckDB's "Connection already closed!" until
     the studio goes idle itself (seen in loaded runs of the browser tests, where two studios share a process)."""
     project, studio, client = checks
@@ -240,10 +241,106 @@ def test_a_connection_closed_under_the_studio_is_opened_again_for_the_next_quest
     previous, worker.release_after = worker.release_after, None  # the studio keeps its connection meanwhile
     try:
         assert post(client, "/api/funnel", {"spec": {"parent": "people"}}).status_code == 200
-        release_dbt_duckdb()  # as another studio's idle release does, from another thread
+        release_dbt_duckdb()  # as a `serve` job letting go of the file does, from another thread
         fresh = {"parent": "people", "where": {"column": "name", "op": "is not null"}}  # no answer kept from before
         after = post(client, "/api/funnel", {"spec": fresh})
         assert after.status_code == 200, after.text
         assert after.json()["size"] == 6
     finally:
         worker.release_after = previous
+
+
+def test_a_question_whose_connection_is_closed_again_while_it_reruns_still_answers(checks):
+    """Under load another warehouse of the process can open its own file (closing this one's database) while the
+    question runs again on its new connection: it runs once more, up to three times in all, and then answers."""
+    project, studio, client = checks
+    worker = studio.queries.worker
+    runs: list[int] = []
+
+    def closed_under_it_twice(w):
+        runs.append(w.epoch)
+        w.fetch("select 1")  # the connection open
+        if len(runs) <= 2:
+            release_dbt_duckdb()  # mid-question, as another studio opening its file does
+        return w.fetch("select 6 * 7 as answer")
+
+    previous, worker.release_after = worker.release_after, None
+    try:
+        assert worker.submit(closed_under_it_twice).rows == ((42,),)
+    finally:
+        worker.release_after = previous
+    assert len(runs) == 3 and runs[0] < runs[1] < runs[2]  # each run on a new session
+
+
+def test_another_studio_of_the_process_going_idle_leaves_this_one_s_connection(checks, new_project):
+    """Two studios of one process on two DuckDB files (the browser tests have three): the second one letting go of
+    its file when idle must not close the first one's database, which dbt-duckdb holds as the one of the process
+    by then; else the first studio's next question loses its connection and every condition set it kept."""
+    project, studio, client = checks
+    other = new_project("duckdb", name="studio_checks_other", source=CHECKS)
+    other.dbt("build")
+    other.release()
+    worker = studio.queries.worker
+    previous, worker.release_after = worker.release_after, None
+    second = Studio(settings(other.root, other.adapter))
+    try:
+        second.queries.worker.release_after = 0.2
+        other_client = TestClient(build_app(second.settings, second))
+        other_client.get("/healthz")
+        assert post(other_client, "/api/funnel", {"spec": {"parent": "people"}}).status_code == 200
+        spec = {"parent": "people", "where": {"column": "person_id", "op": ">", "value": 0}}
+        assert post(client, "/api/funnel", {"spec": spec}).status_code == 200  # this studio's file is open again
+        epoch, releases = worker.epoch, second.queries.worker.idle_releases
+        deadline = time.monotonic() + 20
+        while second.queries.worker.idle_releases == releases and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert second.queries.worker.idle_releases > releases
+        fresh = {"parent": "people", "where": {"column": "person_id", "op": ">", "value": 1}}
+        after = post(client, "/api/funnel", {"spec": fresh})
+        assert after.status_code == 200, after.text
+        assert worker.epoch == epoch  # the same session: nothing closed under it
+    finally:
+        second.close()
+        worker.release_after = previous
+
+
+def test_pages_answer_while_a_question_waits_for_the_warehouse(checks):
+    """The studio has one warehouse connection, so a question waits while another runs (a funnel of 20M events
+    takes seconds). The server itself must not wait with it: the audiences page and the static files answer
+    meanwhile, and the question answers once the warehouse is free."""
+    import requests
+
+    project = checks[0]
+    with served_studio(project.root, project.adapter) as (studio, url):
+        worker = studio.queries.worker
+        free, busy = threading.Event(), threading.Event()
+
+        def slow_question(_):
+            busy.set()
+            free.wait(60)
+
+        holder = threading.Thread(target=worker.submit, args=(slow_question,), kwargs={"timeout": 90})
+        holder.start()
+        answers: dict[str, requests.Response] = {}
+        with requests.Session() as session:
+            session.get(f"{url}/healthz", timeout=10)  # the CSRF cookie
+            token = session.cookies.get("studio_csrf")
+            asking = threading.Thread(target=lambda: answers.setdefault("funnel", session.post(
+                f"{url}/api/funnel", json={"spec": {"parent": "people"}}, headers={"X-CSRF-Token": token},
+                timeout=90)))
+            try:
+                assert busy.wait(30)
+                asking.start()
+                deadline = time.monotonic() + 30
+                while worker._queue.qsize() == 0 and time.monotonic() < deadline:  # the funnel waits its turn
+                    time.sleep(0.01)
+                assert worker._queue.qsize() == 1
+                page = requests.get(f"{url}/audiences", timeout=10)
+                script = requests.get(f"{url}/static/builder.js", timeout=10)
+                assert (page.status_code, script.status_code) == (200, 200)
+                assert "funnel" not in answers  # still waiting for the warehouse
+            finally:
+                free.set()
+                holder.join(60)
+                asking.join(60)
+        assert answers["funnel"].status_code == 200 and answers["funnel"].json()["size"] == 6
