@@ -191,27 +191,29 @@ class Catalog:
                 self._renamed[new_name] = replace(info, name=new_name, sql_path=sql_path, yml_path=yml_path,
                                                   last_build=None)
 
-    def taken(self, own: Path | None = None) -> set[str]:
-        """The names a new or renamed audience cannot take, as the project's files are now: every model of the
-        manifest but this project's audiences whose file is no longer where the last build found it (renamed or
-        deleted since, by the studio or by hand), and the name of every .sql file under the model paths (a
-        disabled model, an audience saved or renamed since the build), in lower case: the warehouse folds
-        unquoted names, so a new `customers` would build onto a hand-written `Customers` model's relation (and the
-        studio's names are lower case). `own`: the file the caller is about to write, whose existence it checks
-        itself."""
+    def taken(self, own: Path | None = None) -> dict[str, str]:
+        """The names a new or renamed audience cannot take, as the project's files are now, each with the file
+        that holds it (what a refusal names): every model of the manifest but this project's audiences whose file
+        is no longer where the last build found it (renamed or deleted since, by the studio or by hand), and the
+        name of every .sql file under the model paths (a disabled model, an audience saved or renamed since the
+        build), in lower case: the warehouse folds unquoted names, so a new `customers` would build onto a
+        hand-written `Customers` model's relation (and the studio's names are lower case). `own`: the file the
+        caller is about to write, whose existence it checks itself."""
         self._refresh()
-        project, names = self.project_name(), set()
+        project, names = self.project_name(), {}
         for name, node in self._nodes.items():
             raw = self._raw.get(name) or {}
             file = raw.get("original_file_path")
-            if node.get("audience") and file and raw.get("package_name") == project \
-                    and not (self.project_dir / file).is_file():
+            package = raw.get("package_name")
+            if node.get("audience") and file and package == project and not (self.project_dir / file).is_file():
                 continue
-            names.add(name.lower())
+            names[name.lower()] = str(file or name) if package == project else f"package {package}"
         mine = own.resolve() if own is not None else None
+        root = self.project_dir
         for folder in model_paths(self.project_dir):
-            names |= {p.stem.lower() for p in (folder.rglob("*.sql") if folder.is_dir() else ())
-                      if p.resolve() != mine}
+            for path in (folder.rglob("*.sql") if folder.is_dir() else ()):
+                if path.resolve() != mine:  # the file as it is named now
+                    names[path.stem.lower()] = path.resolve().relative_to(root).as_posix()
         return names
 
     def open_file(self, name: str) -> AudienceFile:

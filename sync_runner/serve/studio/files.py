@@ -15,9 +15,10 @@ import ast
 import hashlib
 import json
 import re
-from collections.abc import Set
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -29,6 +30,8 @@ CALL = re.compile(r"\{\{-?\s*dbt_studio\.audience\s*\(")
 ARG_ORDER = ("parent", "where", "columns", "traits", "splits", "as_of")
 WIDTH = 116
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # written as \xNN: Jinja and Python read them back
+
+_NONE: Mapping[str, str] = MappingProxyType({})  # no name taken
 
 
 @dataclass(frozen=True)
@@ -254,7 +257,7 @@ def yaml_entry(name: str, description: str | None, primary_key: list[str]) -> st
 
 def save_audience(project_dir: Path, folder: Path, name: str, arguments: dict[str, Any], *,
                   original: AudienceFile | None, overwrite: bool, description: str | None = None,
-                  primary_key: list[str] | None = None, taken: Set[str] = frozenset()) -> SaveResult:
+                  primary_key: list[str] | None = None, taken: Mapping[str, str] = _NONE) -> SaveResult:
     """Write `<folder>/<name>.sql` (and `<name>.yml` for a new audience).
 
     `original`: the file the builder opened (None for a new audience). Refuses a path outside the model paths, an
@@ -264,7 +267,7 @@ def save_audience(project_dir: Path, folder: Path, name: str, arguments: dict[st
     sql_path = confined(project_dir, folder / f"{name}.sql")
     is_same = original is not None and original.path.resolve() == sql_path
     if not is_same and name in taken:  # a model of the project (its file here or elsewhere) is never overwritten
-        raise UserError(f"a model named {name!r} already exists in the project; pick another name")
+        raise UserError(f"a model named {name!r} already exists in the project ({taken[name]}); pick another name")
     if sql_path.exists() and not is_same and not overwrite:
         raise UserError(f"{sql_path.relative_to(project_dir.resolve())} exists: confirm to overwrite it")
     if is_same and original is not None and sql_path.read_text(encoding="utf-8") != original.text:
@@ -566,7 +569,7 @@ def _yaml_renamed(text: str, path: Path, name: str, new_name: str) -> str:
 
 
 def rename_audience(project_dir: Path, sql_path: Path, yml_path: Path | None, name: str, new_name: str, *,
-                    taken: Set[str] = frozenset(), referred_by: list[str] | None = None) -> Moved:
+                    taken: Mapping[str, str] = _NONE, referred_by: list[str] | None = None) -> Moved:
     """Rename audience `name` (its file `sql_path`, documented in `yml_path` if any) to `new_name`: the file moves
     to `<new_name>.sql` in the same folder and its YAML entry is renamed in place (a `<name>.yml` that documents
     it alone moves to `<new_name>.yml`). `new_name` is checked like a new audience's name and must be no model of
@@ -582,7 +585,8 @@ def rename_audience(project_dir: Path, sql_path: Path, yml_path: Path | None, na
     if new_name == name:
         raise UserError(f"{name}: the new name is the same as the old one; nothing renamed")
     if new_name in taken:
-        raise UserError(f"{name}: a model named {new_name!r} already exists in the project; pick another name")
+        raise UserError(f"{name}: a model named {new_name!r} already exists in the project ({taken[new_name]}); "
+                        "pick another name")
     target = confined(project_dir, sql_path.parent / f"{new_name}.sql")
     if target.exists():
         raise UserError(f"{name}: {target.relative_to(root)} exists; pick another name")

@@ -325,7 +325,7 @@ def save(studio: Studio, body: dict[str, Any], checked: Any) -> dict[str, Any]:
                         "another name for this one")
     parent = studio.catalog.graph().models.get(arguments.get("parent"), {})
     pk = parent.get("primary_key")
-    taken = studio.catalog.taken(own=folder / f"{name}.sql") - ({opened_name} if opened_name else set())
+    taken = {n: f for n, f in studio.catalog.taken(own=folder / f"{name}.sql").items() if n != opened_name}
     result = save_audience(studio.settings.where.project_dir, folder, name, arguments,
                            original=original if original is not None and original.path.parent.resolve() == folder
                            and name == opened_name else None,

@@ -506,7 +506,8 @@ def test_a_split_group_given_twice_and_refused_renames_and_deletes_answer_400_an
         "models/audiences/high_value_buyers.sql: splits: two groups named 'holdout'; rename one of them (nothing saved)"
     renamed = post(client, "/api/audience/high_value_buyers/rename", {"new_name": "viewed_not_bought"})
     assert renamed.status_code == 400 and renamed.json()["error"] == \
-        "high_value_buyers: a model named 'viewed_not_bought' already exists in the project; pick another name"
+        "high_value_buyers: a model named 'viewed_not_bought' already exists in the project " \
+        "(models/audiences/viewed_not_bought.sql); pick another name"
     assert post(client, "/api/audience/high_value_buyers/rename", {"new_name": "Bad Name"}).status_code == 400
     deleted = post(client, "/api/audience/high_value_buyers/delete", {})
     assert deleted.status_code == 400 and deleted.json()["error"] == \

@@ -462,7 +462,8 @@ def test_rename_and_delete_an_audience(served, page):
     page.click("#rename")
     page.wait_for_selector("#manage-status.error")
     assert page.inner_text("#manage-status") == \
-        "rename_me: a model named 'high_value_buyers' already exists in the project; pick another name"
+        "rename_me: a model named 'high_value_buyers' already exists in the project " \
+        "(models/audiences/high_value_buyers.sql); pick another name"
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     page.fill("#new-name", "renamed_in_browser")
     page.click("#rename")

@@ -120,19 +120,20 @@ def test_a_name_renamed_away_or_deleted_is_free_at_once_and_a_name_written_since
     assert rename("south_people", "south_two") == (200, "models/audiences/south_two.sql")
     assert rename("silver_people", "south_people") == (200, "models/audiences/south_people.sql")  # freed above
     assert rename("south_two", "south_people") == (  # taken again, by silver's file
-        400, "south_two: a model named 'south_people' already exists in the project; pick another name")
+        400, "south_two: a model named 'south_people' already exists in the project "
+             "(models/audiences/south_people.sql); pick another name")
     assert rename("south_two", "silver_people") == (200, "models/audiences/silver_people.sql")  # freed above
     assert post(client, "/api/audience/gold_people/delete", {"confirm": True}).status_code == 200
     gold = {"parent": "people", "where": {"column": "tier_code", "op": "=", "value": "gold"}}
     saved = post(client, "/api/save", {"name": "gold_people", "folder": "models", "arguments": gold})
     assert (saved.status_code, saved.json()["sql"]) == (200, "models/gold_people.sql")  # deleted above
-    for name, why in (("gold_people", "written since"), ("tiers", "a model of the manifest"),
-                      ("retired", "a disabled model")):
-        assert rename("south_people", name) == (
-            400, f"south_people: a model named {name!r} already exists in the project; pick another name"), why
+    for name, file, why in (("gold_people", "models/gold_people.sql", "written since"),
+                            ("tiers", "models/tiers.sql", "a model of the manifest"),
+                            ("retired", "models/retired.sql", "a disabled model")):
+        said = f"a model named {name!r} already exists in the project ({file}); pick another name"
+        assert rename("south_people", name) == (400, f"south_people: {said}"), why
         refused = post(client, "/api/save", {"name": name, "folder": "models/audiences", "arguments": gold})
-        assert refused.json() == {"error": f"a model named {name!r} already exists in the project; pick another "
-                                           "name"}, why
+        assert refused.json() == {"error": said}, why
     assert sorted(p.name for p in folder.glob("*.sql")) == ["silver_people.sql", "south_people.sql"]
     assert parse_audience(folder / "south_people.sql").arguments["where"]["value"] == "silver"
     with studio.queries.worker.released():
@@ -194,12 +195,13 @@ def test_a_name_that_only_differs_in_case_from_a_hand_written_model_is_taken(che
         gold = {"parent": "people", "where": {"column": "tier_code", "op": "=", "value": "gold"}}
         refused = post(client, "/api/save", {"name": "legacy_people", "folder": "models/audiences",
                                              "arguments": gold})
-        assert refused.json() == {"error": "a model named 'legacy_people' already exists in the project; pick "
-                                           "another name"}
+        said = "a model named 'legacy_people' already exists in the project (models/Legacy_People.sql); pick " \
+               "another name"
+        assert refused.json() == {"error": said}
         assert not (project.root / "models" / "audiences" / "legacy_people.sql").exists()
         renamed = post(client, "/api/audience/south_people/rename", {"new_name": "legacy_people"})
         assert (renamed.status_code, renamed.json()["error"]) == (
-            400, "south_people: a model named 'legacy_people' already exists in the project; pick another name")
+            400, f"south_people: {said}")
     finally:
         legacy.unlink()
 

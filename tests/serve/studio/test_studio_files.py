@@ -125,8 +125,9 @@ def test_names_and_paths_are_confined_to_the_model_paths(tmp_path):
     before = existing.read_bytes()
     with pytest.raises(UserError, match="confirm"):
         save_audience(project, folder, "high_value_buyers", args, original=None, overwrite=False)
-    with pytest.raises(UserError, match="already exists"):
-        save_audience(project, folder, "stg_users", args, original=None, overwrite=True, taken={"stg_users"})
+    with pytest.raises(UserError, match=r"already exists in the project \(models/staging/stg_users.sql\)"):
+        save_audience(project, folder, "stg_users", args, original=None, overwrite=True,
+                      taken={"stg_users": "models/staging/stg_users.sql"})
     assert existing.read_bytes() == before
     written = save_audience(project, folder, "new_one", args, original=None, overwrite=False,
                             description="{{ exec('rm -rf /') }} -- it's", primary_key=["user_id"])

@@ -79,7 +79,8 @@ def test_a_rename_moves_the_file_and_renames_its_yaml_entry_in_place(tmp_path):
 @pytest.mark.parametrize("name, new_name, taken, referred_by, message", [
     ("first_one", "Bad-Name", (), (), "audience name 'Bad-Name': use lower-case letters"),
     ("first_one", "first_one", (), (), "first_one: the new name is the same as the old one; nothing renamed"),
-    ("first_one", "stg_users", {"stg_users"}, (), "first_one: a model named 'stg_users' already exists"),
+    ("first_one", "stg_users", {"stg_users": "package shop"}, (),
+     "first_one: a model named 'stg_users' already exists in the project (package shop); pick another name"),
     ("first_one", "third_one", (), (), "first_one: models/audiences/third_one.sql exists; pick another name"),
     ("second_one", "fine_name", (), (), "second_one: models/audiences/uses_second.sql refers to it; change that "
                                         "first (nothing renamed)"),
@@ -92,7 +93,7 @@ def test_a_refused_rename_says_why_in_one_line_and_changes_nothing(tmp_path, nam
     before = snapshot(tmp_path)
     with pytest.raises(UserError) as refused:
         rename_audience(tmp_path, folder / f"{name}.sql", folder / "_audiences.yml", name, new_name,
-                        taken=set(taken), referred_by=list(referred_by))
+                        taken=dict(taken), referred_by=list(referred_by))
     assert str(refused.value).startswith(message) and "\n" not in str(refused.value)
     assert snapshot(tmp_path) == before
 
