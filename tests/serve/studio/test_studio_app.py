@@ -345,7 +345,9 @@ def test_save_and_build_a_new_audience_with_hostile_values(example):
         "sql": "models/audiences/studio_hostile.sql", "yml": "models/audiences/studio_hostile.yml", "changed": True,
         "created": True, "digest": hashlib.sha256(sql.read_bytes()).hexdigest()[:16]}
     assert parse_audience(project.root / saved.json()["sql"]).arguments == args
-    funnel = post(client, "/api/funnel", {"spec": args}).json()
+    asked = post(client, "/api/funnel", {"spec": args})
+    assert asked.status_code == 200, asked.text
+    funnel = asked.json()
     templates = project.root / "target" / "dbt_studio_cache" / "templates"
     kept = set(templates.iterdir()) if templates.is_dir() else set()
     job = post(client, "/api/build", {"name": "studio_hostile", "new": True}).json()
