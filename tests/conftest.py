@@ -25,7 +25,7 @@ from sync_runner.project.warehouse import Warehouse
 from helpers import ADAPTERS
 from helpers.cli_process import GC_THRESHOLDS
 from helpers.profiles import write_profile
-from helpers.threads import thread_stacks
+from helpers.threads import studio_failures, thread_stacks
 
 
 def _behavior_flag_source_from_frames() -> None:
@@ -151,6 +151,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = outcome.get_result()
     if report.when == "call" and report.failed and "serve/studio/" in item.nodeid:
         report.sections.append(("every thread as the test failed", thread_stacks()))
+        failures = studio_failures()
+        if failures:  # where the studio's last questions failed (a page shows one line)
+            report.sections.append(("the studio's last failed questions", failures))
         page = getattr(item, "funcargs", {}).get("page")
         if page is not None:  # what the page said (an error line where an answer was awaited)
             try:

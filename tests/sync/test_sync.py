@@ -256,10 +256,12 @@ def test_transient_errors_are_retried_and_rejections_retried_until_they_succeed(
 
 def test_a_thousand_rejected_rows_are_recorded_as_fast_as_rows_that_go_through(sp, http_sink):
     """Rejections are recorded in the same few statements whatever their number: a window that rejects 1,000 rows
-    once took six statements a row (18 s for 3,000 rejected rows against 0.5 s for a sync that succeeds)."""
+    once took six statements a row (18 s for 3,000 rejected rows against 0.5 s for a sync that succeeds). The time
+    is compared on DuckDB; on Snowflake (fakesnow, 20 ms a statement) a tenth of the rows checks what is recorded."""
     http_sink.reset()
     sp.destinations(_http_yaml(http_sink, batch_size=100))
-    rows = {f"u{i:04d}": person(i) for i in range(2000)}
+    n = 2000 if sp.p.adapter == "duckdb" else 200
+    rows = {f"u{i:04d}": person(i) for i in range(n)}
     refused = {k for i, k in enumerate(sorted(rows)) if i % 2}
     for k in refused:
         rows[k]["email"] = f"invalid-{k}"
@@ -268,14 +270,14 @@ def test_a_thousand_rejected_rows_are_recorded_as_fast_as_rows_that_go_through(s
     started = time.perf_counter()
     report = sp.sync()["refusals"]
     rejecting = time.perf_counter() - started
-    assert report.acknowledged == 1000 and report.rejected == 1000
+    assert report.acknowledged == n // 2 and report.rejected == n // 2
     assert {r[0]: (r[1], r[2]) for r in sp.state("refusals", "rejections")} == \
         {k: ("invalid email", 1) for k in refused}
     assert {r[0] for r in sp.state("refusals", "snapshot")} == set(rows) - refused == set(http_sink.store)
     started = time.perf_counter()
     again = sp.sync(full_resync=True)["refusals"]  # the same rows, none of them recorded as new rejections
     resending = time.perf_counter() - started
-    assert again.rejected == 1000 and {r[0]: r[2] for r in sp.state("refusals", "rejections")} == \
+    assert again.rejected == n // 2 and {r[0]: r[2] for r in sp.state("refusals", "rejections")} == \
         {k: 2 for k in refused}
     for k in refused:
         rows[k]["email"] = f"{k}@mail.com"
@@ -283,7 +285,7 @@ def test_a_thousand_rejected_rows_are_recorded_as_fast_as_rows_that_go_through(s
     started = time.perf_counter()
     fixed = sp.sync(full_resync=True)["refusals"]
     accepted = time.perf_counter() - started
-    assert fixed.acknowledged == 2000 and fixed.rejected == 0 and sp.state("refusals", "rejections") == []
+    assert fixed.acknowledged == n and fixed.rejected == 0 and sp.state("refusals", "rejections") == []
     if sp.p.adapter == "duckdb":  # the kept path; Snowflake's commit is one statement group through dbt
         assert max(rejecting, resending) < 3 * accepted + 1.0, (rejecting, resending, accepted)
 

@@ -23,6 +23,8 @@ import json
 import queue
 import threading
 import time
+import traceback
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -92,6 +94,7 @@ class Worker:
         self.manifest_path = manifest_path
         self.release_after = release_after
         self.idle_releases = 0  # how many times the file was let go for being idle
+        self.failures: deque[str] = deque(maxlen=10)  # the last questions that failed, with their tracebacks
         self._queue: queue.Queue[_Task | None] = queue.Queue()
         self._keys: dict[str, _Task] = {}
         self._lock = threading.Lock()
@@ -136,6 +139,7 @@ class Worker:
             try:
                 self._ensure_session()
             except Exception as exc:  # the warehouse cannot be opened now (a profile edited meanwhile, a held file):
+                self._failed(exc, "opening a session")
                 self._finish(task, exc)  # this question says why; the thread lives on for the next one
                 continue
             self._run(task)
@@ -174,7 +178,8 @@ class Worker:
         adapter's error handler, another adapter registered in this process)."""
         if self._session is not None and self._connected():
             return
-        self._end_session()
+        with suppress(Exception):  # ending a session whose connection is gone may fail (a rollback on it): it is
+            self._end_session()  # replaced all the same
         if self.warehouse is None:  # reopening after a job failed: once more, for this question
             self.warehouse = self._open()
         self._session = self.warehouse.session()
@@ -185,13 +190,10 @@ class Worker:
         """A new session on a new connection, after the old one was closed under the worker. dbt-duckdb keeps one
         database per process: whatever closes it (`release_dbt_duckdb` when another studio in the process lets go of
         its file, a connection opened with other credentials) closes this thread's connection too, which dbt still
-        holds as open, so every question failed with "Connection already closed!" until the studio went idle."""
-        with suppress(Exception):
-            self._end_session()
-        self._session = None
-        if self.warehouse is not None:
-            with suppress(Exception):
-                self.warehouse.close()
+        holds as open, so every question failed with "Connection already closed!" until the studio went idle.
+        Its own database is let go of too (when it is still dbt-duckdb's): the next connection opens a new one,
+        rather than a cursor of one that may be closed under dbt-duckdb itself."""
+        self._let_go()
         self._ensure_session()
 
     def _end_session(self) -> None:
@@ -230,6 +232,7 @@ class Worker:
                     task.result = task.fn(self)
                     break
                 except Exception as exc:
+                    self._failed(exc, f"attempt {attempt} of {_ATTEMPTS}")
                     closed = connection_closed(exc) or not self._connected()
                     if task.cancelled or not closed or attempt == _ATTEMPTS:
                         self.recover()
@@ -239,6 +242,14 @@ class Worker:
             task.error = exc
         finally:
             self._finish(task, task.error)
+
+    def _failed(self, exc: BaseException, when: str) -> None:
+        """Keep the last failures with their tracebacks (redacted): a page shows one line, and whoever finds a
+        question failing (a test's report, a debugger) needs where it failed."""
+        from sync_runner.core.redact import REDACT
+
+        trace = "".join(traceback.format_exception(exc))
+        self.failures.append(REDACT(f"{time.strftime('%H:%M:%S')} {when}: {trace}"))
 
     def _finish(self, task: _Task, error: BaseException | None) -> None:
         """Hand `task` its outcome and forget it."""

@@ -272,6 +272,9 @@ def test_a_question_whose_connection_is_closed_again_while_it_reruns_still_answe
     finally:
         worker.release_after = previous
     assert len(runs) == 3 and runs[0] < runs[1] < runs[2]  # each run on a new session
+    kept = list(worker.failures)[-2:]  # each failed run kept with where it failed, for whoever investigates
+    assert [f.split(": ", 1)[0].split(" ", 1)[1] for f in kept] == ["attempt 1 of 3", "attempt 2 of 3"]
+    assert all("Connection already closed" in f and "Traceback" in f for f in kept), kept
 
 
 def test_another_studio_of_the_process_going_idle_leaves_this_one_s_connection(checks, new_project):
