@@ -401,6 +401,36 @@ plant_store:
 """
 
 
+ENV_PROFILE = """\
+plant_store:
+  target: duckdb
+  outputs:
+    duckdb:
+      type: duckdb
+      path: "{path}"
+      threads: "{{{{ env_var('STUDIO_SYNC_THREADS') | as_number }}}}"
+"""
+
+
+def test_a_profile_error_met_only_when_a_kept_sync_needs_dbt_exits_2(sp, tmp_path):
+    """A sync whose SQL is kept opens the DuckDB file without dbt, so a profile dbt cannot read (an env var it
+    needs, gone since the last run) is met only when a run needs dbt again (here a test sync of a few keys): that
+    is the user's configuration all the same, exit 2, in one line naming the env var, without a traceback."""
+    sp.destinations(f"destinations:\n  out:\n    type: file\n    path: {sp.tmp / 'mid_files'}\n")
+    sp.build({f"u{i}": person(i) for i in range(3)},
+             [{"name": "to_files", "destination": "out", "mode": "mirror", "mappings": MAPPINGS}])
+    profiles = tmp_path / "env_profile"
+    profiles.mkdir()
+    database = sp.p.root / "target" / "warehouse.duckdb"
+    (profiles / "profiles.yml").write_text(ENV_PROFILE.format(path=database.as_posix()), encoding="utf-8")
+    first = cli(sp.p, "sync", "--profiles-dir", str(profiles), env={"STUDIO_SYNC_THREADS": "1"})
+    assert first.returncode == 0, first.stderr
+    assert "STUDIO_SYNC_THREADS" not in os.environ
+    later = cli(sp.p, "sync", "-s", "to_files", "--keys", "u1", "--profiles-dir", str(profiles))
+    assert later.returncode == 2, (later.stdout, later.stderr)
+    assert "STUDIO_SYNC_THREADS" in later.stderr and "Traceback" not in later.stderr, later.stderr
+
+
 def test_a_broken_profile_exits_2_and_a_warehouse_that_cannot_be_opened_exits_1_in_every_command(sp, tmp_path):
     """One rule for every command (docs/cli.md): a profile dbt cannot read or refuses is the user's configuration,
     exit 2; a warehouse the profile describes that cannot be opened this time (a DuckDB file another process holds)
