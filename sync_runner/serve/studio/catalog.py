@@ -48,7 +48,8 @@ class Catalog:
         self._renamed: dict[str, AudienceInfo] = {}  # new name -> an audience the studio renamed since then
         self._disabled: dict[str, str] | None = None  # name -> what messages say of it (read when first asked)
         # the studio's routes run in a thread pool: one thread reads the artifacts again after a build while the
-        # others go on with the fields they hold (each is replaced whole, never changed in place, but here)
+        # others go on with the fields they hold (a refresh replaces each whole; forget() changes _gone and
+        # _renamed in place, under the same lock)
         self._lock = threading.RLock()
 
     @property
@@ -212,8 +213,9 @@ class Catalog:
         root = self.project_dir
         for folder in model_paths(self.project_dir):
             for path in (folder.rglob("*.sql") if folder.is_dir() else ()):
-                if path.resolve() != mine:  # the file as it is named now
-                    names[path.stem.lower()] = path.resolve().relative_to(root).as_posix()
+                if path.resolve() != mine:  # the file as it is named in the project (a link's own name and place)
+                    names[path.stem.lower()] = path.relative_to(root).as_posix() if path.is_relative_to(root) \
+                        else str(path)  # a model path that links outside the project
         return names
 
     def open_file(self, name: str) -> AudienceFile:

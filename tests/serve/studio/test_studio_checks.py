@@ -206,6 +206,38 @@ def test_a_name_that_only_differs_in_case_from_a_hand_written_model_is_taken(che
         legacy.unlink()
 
 
+def test_a_name_taken_by_a_linked_model_file_names_the_link(checks, tmp_path):
+    """Monorepos link shared model files (or a whole model path) into a project from outside it: a name they take
+    is refused like any other, naming the file where the project has it (the link), not failing on a path outside
+    the project."""
+    project, studio, client = checks
+    shared, folder = tmp_path / "shared", tmp_path / "shared_folder"
+    for where, file in ((shared, "Shared_People.sql"), (folder, "also_shared.sql")):
+        where.mkdir()
+        (where / file).write_text("select 1 as user_id\n", encoding="utf-8")
+    link = project.root / "models" / "Shared_People.sql"
+    link.symlink_to(shared / "Shared_People.sql")
+    linked_path = project.root / "linked"
+    linked_path.symlink_to(folder)
+    config = project.root / "dbt_project.yml"
+    before = config.read_text(encoding="utf-8")
+    assert 'model-paths: ["models"]' in before
+    config.write_text(before.replace('model-paths: ["models"]', 'model-paths: ["models", "linked"]'), encoding="utf-8")
+    gold = {"parent": "people", "where": {"column": "tier_code", "op": "=", "value": "gold"}}
+    try:
+        for name, file in (("shared_people", "models/Shared_People.sql"),
+                           ("also_shared", str(folder.resolve() / "also_shared.sql"))):
+            refused = post(client, "/api/save", {"name": name, "folder": "models/audiences", "arguments": gold})
+            assert (refused.status_code, refused.json()) == (400, {"error": f"a model named {name!r} already exists "
+                                                                            f"in the project ({file}); pick another "
+                                                                            "name"}), name
+            assert not (project.root / "models" / "audiences" / f"{name}.sql").exists()
+    finally:
+        config.write_text(before, encoding="utf-8")
+        link.unlink()
+        linked_path.unlink()
+
+
 def test_a_relationship_to_a_disabled_model_says_it_is_disabled_in_every_question(checks):
     """people declares a relationship to `retired`, which is disabled: the package's macros see only enabled models,
     and the studio hands them the disabled ones (from manifest.json), so a question about people names the cause
