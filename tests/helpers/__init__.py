@@ -14,3 +14,12 @@ def package_macros() -> dict:
                                                          "macro_sql": (root / path).read_text(encoding="utf-8")}
             for path in ("macros/schema/schema.sql", "macros/audiences/_check_references.sql",
                          "macros/utils/_keys.sql")}
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 free now, for a server a test starts (uvicorn, `dbt-studio studio`, `serve`)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

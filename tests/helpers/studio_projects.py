@@ -3,7 +3,6 @@ plant-store example, each built once per adapter and opened by the studio."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from typing import Any
 from sync_runner.serve.studio.app import Settings, Studio, build_app
 from sync_runner.serve.studio.files import render_file
 
+from . import free_port
 from .audience_reference import Evaluator, make_data, read_back, write_seeds
 
 AS_OF = "2026-01-01"
@@ -73,12 +73,6 @@ def settings(root: Path, adapter: str, **kwargs: Any) -> Settings:
     from sync_runner.project.target import DbtTarget
 
     return Settings(DbtTarget(root, root, adapter), allowed_hosts=("testserver",), **kwargs)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,6 +14,7 @@ import time
 
 import pytest
 
+from helpers import free_port
 from helpers.cli_process import CLI
 from helpers.sync_project import MAPPINGS, PROJECT, SyncProject, person
 
@@ -30,12 +30,6 @@ def sp(new_project, tmp_path_factory):
     return sp
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _serve_until_the_job_ran(sp: SyncProject, config: str) -> tuple[int, list[str], str]:
     """Start serve with `config` after dbt_studio.yml's destinations (the schedule's slot is due: the state file
     says the last one ran in 2020), wait for the job's line and, with webhooks, for /healthz; then SIGTERM.
@@ -46,7 +40,7 @@ def _serve_until_the_job_ran(sp: SyncProject, config: str) -> tuple[int, list[st
     (root / "target" / "dbt_studio_schedules.json").write_text(
         json.dumps({"every_minute": "2020-01-01T00:00:00+00:00"}), encoding="utf-8")
     sp.p.release()
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DBT_CLOUD_API_TOKEN": "token", "DBT_CLOUD_WEBHOOK_SECRET": "secret"}
     process = subprocess.Popen([sys.executable, "-c", CLI, "serve", "--project-dir", str(root), "--port", str(port)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

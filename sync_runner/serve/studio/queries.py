@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from sync_runner.core.errors import UserError
+from sync_runner.core.redact import REDACT
 from sync_runner.project.target import DbtTarget, connection_closed, release_dbt_duckdb
 
 # How many times a question runs when its connection is closed under it (see Worker._reconnect): more than once,
@@ -157,9 +158,10 @@ class Worker:
             return self._queue.get()
 
     def _let_go(self) -> None:
-        """End the session and close every connection and dbt-duckdb's database, so another process can open the
-        file. A connection already gone (an adapter's error handler closed it) has nothing left to let go of: an
-        error closing it must not end the thread, which every later question waits on."""
+        """End the session and close this warehouse's connections and, when dbt-duckdb still holds it, its
+        database, so another process can open the file. A connection already gone (an adapter's error handler
+        closed it) has nothing left to let go of: an error closing it must not end the thread, which every later
+        question waits on."""
         with suppress(Exception):
             self._end_session()
         credentials = None
@@ -188,11 +190,11 @@ class Worker:
 
     def _reconnect(self) -> None:
         """A new session on a new connection, after the old one was closed under the worker. dbt-duckdb keeps one
-        database per process: whatever closes it (`release_dbt_duckdb` when another studio in the process lets go of
-        its file, a connection opened with other credentials) closes this thread's connection too, which dbt still
-        holds as open, so every question failed with "Connection already closed!" until the studio went idle.
-        Its own database is let go of too (when it is still dbt-duckdb's): the next connection opens a new one,
-        rather than a cursor of one that may be closed under dbt-duckdb itself."""
+        database per process: whatever closes it (another warehouse of the process opening its own file, a `serve`
+        job letting go of this one) closes this thread's connection too, which dbt still holds as open, so every
+        question failed with "Connection already closed!" until the studio went idle. Its own database is let go
+        of too (when it is still dbt-duckdb's): the next connection opens a new one, rather than a cursor of one
+        that may be closed under dbt-duckdb itself."""
         self._let_go()
         self._ensure_session()
 
@@ -246,8 +248,6 @@ class Worker:
     def _failed(self, exc: BaseException, when: str) -> None:
         """Keep the last failures with their tracebacks (redacted): a page shows one line, and whoever finds a
         question failing (a test's report, a debugger) needs where it failed."""
-        from sync_runner.core.redact import REDACT
-
         trace = "".join(traceback.format_exception(exc))
         self.failures.append(REDACT(f"{time.strftime('%H:%M:%S')} {when}: {trace}"))
 
