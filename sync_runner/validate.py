@@ -223,7 +223,7 @@ def relation_columns(manifest: Manifest, where: DbtTarget) -> dict[str, list[tup
         out: dict[str, list[tuple[str, str, bool]]] = {}
         for node in nodes:
             relation = {"database": node.database, "schema": node.schema, "identifier": node.alias}
-            _, rows = compiled.rows(compiled.value("relation_columns_sql", relation=relation))
+            rows = compiled.relation_columns(relation)
             if rows:
                 out[node.unique_id] = [(str(r[0]), str(r[1]), bool(r[2])) for r in rows]
         return out

@@ -54,3 +54,22 @@ where lower(table_catalog) = lower({{ dbt_studio.string_literal(relation.databas
   and lower(table_name) = lower({{ dbt_studio.string_literal(relation.identifier) }})
 order by ordinal_position
 {%- endmacro %}
+
+{#- The same columns from a statement that reads the one relation instead of listing the catalog, or none where
+    the portable query is the only one: the first catalog listing of a DuckDB process builds every system view
+    (10-20 ms, the largest single statement of a kept 10k-row sync), DESCRIBE reads one entry. It fails when the
+    relation does not exist; the runner then asks relation_columns_sql, whose empty answer says so. -#}
+{% macro relation_columns_read_sql(relation) %}
+    {{ return(adapter.dispatch('relation_columns_read_sql', 'dbt_studio')(relation)) }}
+{% endmacro %}
+
+{% macro default__relation_columns_read_sql(relation) %}
+    {{ return(none) }}
+{% endmacro %}
+
+{% macro duckdb__relation_columns_read_sql(relation) -%}
+    {%- set named = api.Relation.create(database=relation.database, schema=relation.schema,
+                                        identifier=relation.identifier) -%}
+select column_name, column_type as data_type, {{ dbt_studio._is_number_type_sql('column_type') }} as is_number
+from (describe {{ named }})
+{%- endmacro %}

@@ -62,7 +62,8 @@
     `tables` returns the name of each of the sync's `sync_configs`, snapshot and plan tables that exists (one
     metadata query for the three), `names` their lower-cased names; `fingerprint` reads the sync's recorded
     fingerprint (ask once `sync_configs` exists); `plan_rows` returns a row when the last plan has rows (ask once
-    the plan exists). -#}
+    the plan exists); `snapshot_probe` runs when the snapshot exists. A runner on its own connection may run the
+    reads first and list the tables only when one fails (CompiledSql.existing_rows). -#}
 {% macro sync_plan_probe_sql(sync) %}
     {{ return(adapter.dispatch('sync_plan_probe_sql', 'dbt_studio')(sync)) }}
 {% endmacro %}
@@ -78,6 +79,7 @@
         'fingerprint': 'select fingerprint from ' ~ configs ~ ' where sync_name = '
                        ~ dbt_studio.string_literal(sync.name),
         'plan_rows': 'select 1 from ' ~ plan ~ ' limit 1',
+        'snapshot_probe': 'select 1 from ' ~ snapshot ~ ' limit 0',
     }) }}
 {% endmacro %}
 

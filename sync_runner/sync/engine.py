@@ -488,8 +488,8 @@ class SyncRunner:
         builds: dict[str, Any] = {}
         if not self.options.only_built:
             sql = c.value("sync_model_builds_sql")
-            if c.rows(sql["exists"])[1]:
-                builds = {str(r[0]): [r[1], r[2], r[3]] for r in c.rows(sql["query"])[1]}
+            recorded = c.existing_rows(sql["exists"], {"builds": sql["query"]})["builds"]
+            builds = {str(r[0]): [r[1], r[2], r[3]] for r in recorded[1]} if recorded is not None else {}
         return default_schema, builds
 
     def _package_version(self, c: CompiledSql) -> str | None:
@@ -666,7 +666,7 @@ class SyncRunner:
         source = node.relation_name
         state_schema = sync.state_schema or c.value("sync_default_state_schema")
         where = {"database": node.database, "schema": node.schema, "identifier": node.alias}
-        _, stored = c.rows(c.value("relation_columns_sql", relation=where))
+        stored = c.relation_columns(where)
         args = _with_stored_names(sync, sync.macro_args(state_schema), [r[0] for r in stored],
                                   self._built_for_another_target)
         args["only_keys"] = list(self.options.keys)

@@ -39,8 +39,9 @@ def recent_runs(project_dir: Path | str, profiles_dir: Path | str | None = None,
         runs: list[dict[str, Any]] = []
         for schema in sorted(schemas_named | {default}):
             sql = compiled.value("sync_recent_runs_sql", state_schema=schema, limit=limit)
-            if compiled.rows(sql["exists"])[1]:
-                columns, rows = compiled.rows(sql["query"])
+            recorded = compiled.existing_rows(sql["exists"], {"runs": sql["query"]})["runs"]
+            if recorded is not None:
+                columns, rows = recorded
                 names = [c.lower() for c in columns]  # Snowflake reports unquoted names upper-cased
                 runs += [dict(zip(names, row, strict=True)) for row in rows]
     runs.sort(key=lambda r: str(r.get("started_at")), reverse=True)

@@ -170,7 +170,7 @@ class KeptSteps:
 
     def stored_columns(self, source: Any, database: str | None, schema: str, identifier: str) -> list[str]:
         relation = {"database": database, "schema": schema, "identifier": identifier}
-        return [str(r[0]) for r in self.c.rows(self.c.value("relation_columns_sql", relation=relation))[1]]
+        return [str(r[0]) for r in self.c.relation_columns(relation)]
 
     def key_problems(self, args: dict[str, Any], source: Any) -> dict[str, Any]:
         return key_problems(self.c.rows(self.c.value("sync_check_keys_sql", sync=args, source=source))[1])
@@ -321,7 +321,8 @@ class KeptSteps:
 
     def snapshot_rows(self, args: dict[str, Any]) -> int:
         sql = self.c.value("sync_snapshot_rows_sql", sync=args)
-        return int(self.c.rows(sql["query"])[1][0][0]) if self.c.rows(sql["exists"])[1] else 0
+        counted = self.c.existing_rows(sql["exists"], {"count": sql["query"]})["count"]
+        return int(counted[1][0][0]) if counted is not None else 0
 
     def refused_rows(self, args: dict[str, Any]) -> int:
         return int(self.c.rows(self.c.value("sync_refused_rows_sql", sync=args))[1][0][0])
@@ -334,16 +335,17 @@ def decide(c: CompiledSql, args: dict[str, Any], full_resync: bool) -> dict[str,
     is passed as '': the decision stays kept across a sync's runs (a first run, a reset, after a success or a
     failure) instead of compiling once per fingerprint."""
     probe = c.value("sync_plan_probe_sql", sync=args)
-    existing = {str(row[0]).lower() for row in c.rows(probe["tables"])[1]}
-    names = probe["names"]
+    got = c.existing_rows(probe["tables"], {"configs": probe["fingerprint"], "plan": probe["plan_rows"]},
+                          probe["names"], probes={"snapshot": probe["snapshot_probe"]})
     known = None
-    if names["configs"] in existing:
-        rows = c.rows(probe["fingerprint"])[1]
+    if got["configs"] is not None:
+        rows = got["configs"][1]
         known = None if not rows else (rows[0][0] if rows[0][0] == args["fingerprint"] else "")
-    plan_has_rows = names["plan"] in existing and bool(c.rows(probe["plan_rows"])[1])
+    plan_has_rows = got["plan"] is not None and bool(got["plan"][1])
+    snapshot_exists = got["snapshot"] is not None
     decided = dict(c.value("sync_plan_decision", sync=args, full_resync=full_resync, known_fingerprint=known,
-                           snapshot_exists=names["snapshot"] in existing, plan_has_rows=plan_has_rows))
-    return {**decided, "snapshot_exists": names["snapshot"] in existing}
+                           snapshot_exists=snapshot_exists, plan_has_rows=plan_has_rows))
+    return {**decided, "snapshot_exists": snapshot_exists}
 
 
 def left_behind_rows(c: CompiledSql, args: dict[str, Any], source: Any, decided: dict[str, Any]) -> int | None:

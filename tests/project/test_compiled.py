@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import sys
 from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pytest
 
 from sync_runner.project.artifacts import load_manifest
-from sync_runner.project.compiled import CACHE_FILE, CompiledSql, fingerprint
+from sync_runner.project.compiled import _DISTRIBUTIONS, CACHE_FILE, CompiledSql, _versions, fingerprint
 from sync_runner.sync.config import find_config
 from sync_runner.sync.engine import Options, SyncRunner
 from sync_runner.sync.runs import recent_runs
@@ -139,6 +141,112 @@ def test_changed_inputs_change_the_fingerprint(sp, tmp_path):
         finally:
             path.write_text(original)
     assert fingerprint(where, manifest, [config]) == before
+
+
+def test_installed_versions_are_read_as_importlib_metadata_reads_them(tmp_path, monkeypatch):
+    """The fingerprint's versions come from the dist-info folders' names; each equals what importlib.metadata
+    says, a distribution that is not installed reads "-", and a folder earlier on sys.path wins (as imports do)."""
+    def expected(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "-"
+
+    names = (*_DISTRIBUTIONS, "surely-not-installed-dist")
+    assert _versions(names) == {name: expected(name) for name in names}
+    assert _versions(names)["dbt-core"] != "-" and _versions(names)["surely-not-installed-dist"] == "-"
+    (tmp_path / "DuckDB-9.9.9.dist-info").mkdir()  # another spelling of the same name
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    assert _versions(names)["duckdb"] == "9.9.9"
+
+
+def test_reads_of_tables_that_may_not_exist(sp):
+    """existing_rows: a read of a table that is there gives its rows, of one that is not None, a probe ([], [])
+    or None; a read that fails while its table exists raises its own error. On DuckDB's own connection the reads
+    run first and the tables are listed only when one fails (a listing that cannot run is never asked); through
+    Snowflake's adapter the listing runs first."""
+    def calls(c: CompiledSql) -> dict:
+        schema = c.value("sync_default_state_schema")
+        db = sp.p.query("select current_database()")[0][0]
+        runs, gone = ({"database": db, "schema": schema, "identifier": name} for name in ("sync_runs", "no_such"))
+        return {"exists": c.value("_relations_exist_sql", relations=[runs, gone]),
+                "exists_runs": c.value("_relations_exist_sql", relations=[runs]),
+                "exists_gone": c.value("_relations_exist_sql", relations=[gone])}
+
+    first = compiled_sql(sp)
+    try:
+        sql = calls(first)  # compiled through dbt, kept
+    finally:
+        first.close()
+    sp.p.release()
+    c = compiled_sql(sp)
+    try:
+        assert calls(c) == sql and c.compiled == [] and c.direct is (sp.p.adapter == "duckdb")
+        names = {"runs": "sync_runs", "gone": "no_such", "runs_probe": "sync_runs", "gone_probe": "no_such",
+                 "bad": "sync_runs"}
+        runs_table = sp.state_relation("to_files", "sync_runs")
+        sql = {**sql, "runs": f"select count(*) from {runs_table}",
+               "gone": f"select count(*) from {runs_table.replace('sync_runs', 'no_such')}"}
+        recorded = len(sp.p.query(f"select * from {runs_table}"))
+        assert recorded >= 2
+        got = c.existing_rows(sql["exists"], {"runs": sql["runs"], "gone": sql["gone"]}, names,
+                              probes={"runs_probe": sql["runs"], "gone_probe": sql["gone"]})
+        assert {k: None if v is None else v[1] for k, v in got.items()} == {
+            "runs": [(recorded,)], "gone": None, "runs_probe": [], "gone_probe": None}
+        # the one-table form: any row of the listing means the read's table exists
+        assert c.existing_rows(sql["exists_gone"], {"gone": sql["gone"]}) == {"gone": None}
+        assert c.existing_rows(sql["exists_runs"], {"runs": sql["runs"]})["runs"][1] == [(recorded,)]
+        with pytest.raises(Exception, match="(?i)no_such_column"):
+            c.existing_rows(sql["exists"], {"bad": sql["runs"].replace("count(*)", "no_such_column")}, names)
+        unlistable = "select table_name from no_such_catalog_listing"
+        if sp.p.adapter == "duckdb":  # every read ran: the listing was never asked
+            assert c.existing_rows(unlistable, {"runs": sql["runs"]}, names)["runs"][1] == [(recorded,)]
+        else:
+            with pytest.raises(Exception, match="(?i)no_such_catalog_listing"):
+                c.existing_rows(unlistable, {"runs": sql["runs"]}, names)
+    finally:
+        c.close()
+
+
+def test_a_relations_columns_read_on_its_own_equal_the_catalogs(sp):
+    """relation_columns: on DuckDB's own connection DESCRIBE of the one relation, equal to what
+    information_schema says (relation_columns_sql: names, types as text, whether a number) for every kind of
+    column and a quoted mixed-case name, and nothing for a relation that does not exist; the same on Snowflake."""
+    db = sp.p.query("select current_database()")[0][0]
+    schema = sp.p.query("select current_schema()")[0][0]
+    odd = '"Odd Table"'
+    kinds = ("id integer, \"Mixed Name\" varchar, price decimal(18,3), ratio double, seen timestamp, day date, "
+             "flag boolean, big bigint")
+    if sp.p.adapter == "duckdb":
+        kinds += ", tags varchar[], info struct(x integer, y varchar), seen_tz timestamp with time zone, h hugeint"
+    sp.p.execute(f"create or replace table {odd} ({kinds})")
+    try:
+        relations = [{"database": db, "schema": schema, "identifier": name}
+                     for name in ("Odd Table", "people", "no_such_relation")]
+        first = compiled_sql(sp)
+        try:
+            for relation in relations:  # compiled through dbt, kept
+                first.relation_columns(relation)
+        finally:
+            first.close()
+        sp.p.release()
+        c = compiled_sql(sp)
+        try:
+            assert c.direct is (sp.p.adapter == "duckdb")
+            # DuckDB reads each relation on its own (DESCRIBE); Snowflake has only the portable query
+            assert (c.value("relation_columns_read_sql", relation=relations[0]) is None) is (sp.p.adapter != "duckdb")
+            for relation in relations:
+                portable = c.rows(c.value("relation_columns_sql", relation=relation))[1]
+                assert c.relation_columns(relation) == portable, relation
+            assert c.compiled == []
+            odd_columns = c.relation_columns(relations[0])
+            assert [r[0].lower() for r in odd_columns][:3] == ["id", "mixed name", "price"]
+            assert [bool(r[2]) for r in odd_columns][:4] == [True, False, True, True]
+            assert c.relation_columns(relations[2]) == []
+        finally:
+            c.close()
+    finally:
+        sp.p.execute(f"drop table if exists {odd}")
 
 
 def test_a_changed_var_recompiles(sp):
