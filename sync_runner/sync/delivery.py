@@ -109,9 +109,15 @@ def plan_pages(read: Callable[[int, int], pa.Table], total: int, page_rows: int,
     for first in range(1, total + 1, page_rows):
         last = first + page_rows - 1
         if first == 1 and 0 < first_rows < min(page_rows, total):
-            yield from read(1, first_rows).to_batches()
+            yield from _whole(read(1, first_rows))
             first = first_rows + 1
-        yield from read(first, last).to_batches()
+        yield from _whole(read(first, last))
+
+
+def _whole(page: pa.Table) -> list[pa.RecordBatch]:
+    """A page as one record batch: requests are cut within a batch, so a page the warehouse returned in chunks
+    (DuckDB cuts at each thread's share, or at 122,880 rows) would send a short request at every seam."""
+    return page.combine_chunks().to_batches() if page.num_rows else []
 
 
 def _runs(ops: list[str], max_rows: int) -> Iterator[tuple[int, int]]:

@@ -249,6 +249,33 @@ def test_a_relations_columns_read_on_its_own_equal_the_catalogs(sp):
         sp.p.execute(f"drop table if exists {odd}")
 
 
+def test_a_page_read_on_the_direct_connection_comes_in_one_record_batch(sp):
+    """arrow() hands a page's rows over as one record batch (up to DuckDB's row group, 122,880 rows), however many
+    threads DuckDB sorted them with, and without the copy of the DB-API result."""
+    if sp.p.adapter != "duckdb":
+        pytest.skip("the direct connection is DuckDB's")
+    sp.p.execute("create or replace table paged as select i, md5(i::varchar) as h from range(200000) t(i)")
+    first = compiled_sql(sp)
+    try:
+        first.value("sync_default_state_schema")  # kept: the next instance runs on its own connection
+    finally:
+        first.close()
+    sp.p.release()
+    c = compiled_sql(sp)
+    try:
+        c.value("sync_default_state_schema")
+        assert c.direct
+        sql = "select i, h from paged where i between $first and $last order by h"
+        page = c.arrow(sql, {"first": 1000, "last": 100999})  # a page within one of DuckDB's row groups
+        assert page.num_rows == 100000 and len(page.to_batches()) == 1
+        assert page.column("i").to_pylist() == sorted(range(1000, 101000), key=lambda i: hashlib.md5(
+            str(i).encode()).hexdigest())
+        assert len(c.arrow("select * from paged where i < 50000 order by h desc").to_batches()) == 1
+    finally:
+        c.close()
+        sp.p.execute("drop table if exists paged")
+
+
 def test_a_changed_var_recompiles(sp):
     """A project var the macros read (the state schema's suffix) changes what they return."""
     runs(sp)

@@ -136,14 +136,18 @@ def test_outcomes_are_handed_over_as_batches_finish_not_when_the_window_fills():
 def test_plan_pages_read_the_plan_a_page_at_a_time_and_the_first_request_s_rows_on_their_own():
     """Every plan row once, in order, a page of `page_rows` per read, but the first `first_rows` are read alone,
     then the rest of the first page: later pages stay aligned, so a plan's second part is written when the third
-    read asks past the first page (a plan of no more rows than `first_rows` is read whole)."""
+    read asks past the first page (a plan of no more rows than `first_rows` is read whole). A page the warehouse
+    returns in chunks is one record batch: requests are cut within one, never at a chunk's seam."""
     reads: list[tuple[int, int]] = []
     plan = {"rows": 0}
 
     def read(first: int, last: int) -> pa.Table:
         reads.append((first, last))
         seqs = list(range(first, min(last, plan["rows"]) + 1))
-        return pa.table({"_seq": seqs, "_op": ["insert"] * len(seqs)})
+        half = len(seqs) // 2  # in two chunks, as DuckDB returns a page sorted by two threads
+        schema = pa.schema([("_seq", pa.int64()), ("_op", pa.string())])
+        return pa.Table.from_batches([pa.record_batch([part, ["insert"] * len(part)], schema=schema)
+                                      for part in (seqs[:half], seqs[half:])])
 
     whole = [(1, 1000), (1001, 2000), (2001, 3000)]
     for total, first_rows, expected in ((2500, 0, whole), (2500, 1000, whole), (2500, 3000, whole),
@@ -154,4 +158,5 @@ def test_plan_pages_read_the_plan_a_page_at_a_time_and_the_first_request_s_rows_
         plan["rows"] = total
         pages = list(plan_pages(read, total, 1000, first_rows))
         assert reads == expected, (total, first_rows)
+        assert len(pages) == len(expected)  # each read one record batch, whatever its chunks
         assert [s for p in pages for s in p.column("_seq").to_pylist()] == list(range(1, total + 1))
