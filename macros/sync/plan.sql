@@ -333,6 +333,11 @@ in_doubt as (
 ),
 {%- endif %}
 ops as (
+    {%- if reset %}
+    {#- a reset plan runs after its snapshot was emptied: every row is new to it, no join can find one #}
+    select {{ "'update'" if sync.mode == 'update' else "'insert'" }} as _op, changed.*
+    from changed
+    {%- else %}
     select
         {%- if sync.mode == 'update' %}
         'update' as _op,
@@ -344,6 +349,7 @@ ops as (
     left join (select _key from {{ snapshot }}) as acknowledged on acknowledged._key = changed._key
     {%- if sync.mode == 'insert' %}
     where acknowledged._key is null
+    {%- endif %}
     {%- endif %}
     {%- if with_deletes %}
     union all

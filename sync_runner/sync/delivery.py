@@ -307,7 +307,7 @@ def deliver(destination: Destination, batches: Iterable[Batch], on_outcome: Call
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="dbt-studio-send") as pool:
         try:
-            for batch in batches:
+            for batch in _handing_over_on_error(batches, in_flight, stop, settle):
                 settle([f for f in in_flight if f.done()])  # progress and commits as batches finish, not later
                 while len(in_flight) >= 2 * max(1, concurrency):
                     done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
@@ -320,3 +320,23 @@ def deliver(destination: Destination, batches: Iterable[Batch], on_outcome: Call
             for future in in_flight:
                 future.cancel()
             raise
+
+
+def _handing_over_on_error(batches: Iterable[Batch], in_flight: set[Future], stop: threading.Event,
+                           settle: Callable[..., None]) -> Iterator[Batch]:
+    """The batches; when making the next one fails (a page the warehouse refused, e.g. the second part of a plan
+    written in two), the ones not started are never sent, and what those on the wire got acknowledged is handed
+    over before the error goes on, so that it is committed (a Terminal error of theirs adds nothing to it)."""
+    iterator = iter(batches)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except Exception:
+            stop.set()
+            for future in in_flight:
+                future.cancel()
+            settle(list(in_flight), raising=False)
+            raise
+        yield batch

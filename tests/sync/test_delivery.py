@@ -133,6 +133,33 @@ def test_outcomes_are_handed_over_as_batches_finish_not_when_the_window_fills():
     assert sorted(seen) == [[1], [2], [3], [4], [5], [6]]
 
 
+class _SlowLedger(_Ledger):
+    """Acknowledges each batch a moment after it arrives: batches are still on the wire when the next is cut."""
+
+    def send(self, batch: Batch) -> BatchResult:
+        time.sleep(0.2)
+        return super().send(batch)
+
+
+def test_a_page_that_cannot_be_read_hands_over_what_the_batches_on_the_wire_got_acknowledged():
+    """When cutting the next batch fails (the warehouse refuses a page: the second part of a plan written in two),
+    the error goes on, but only after the outcomes of the batches already sent were handed over (so the caller
+    commits what the destination acknowledged), and nothing is sent after it."""
+    ledger = _SlowLedger("ledger", {}, "s", "run", Path("."))
+    ledger.open()
+    seen: list[list[int]] = []
+
+    def batches():
+        for i in range(3):
+            yield Batch("insert", [f"k{i}"], [i + 1], [{"i": i}], pa.table({}))
+        raise RuntimeError("Conversion Error: could not convert string 'forty' to INT32")
+
+    with pytest.raises(RuntimeError, match="forty"):
+        deliver(ledger, batches(), lambda outcome: seen.append(outcome.batch.seqs))
+    assert sorted(ledger.sent) == [[1], [2], [3]]  # all three reached the destination
+    assert sorted(seen) == sorted(ledger.sent)  # and each acknowledgement was handed over before the error
+
+
 def test_plan_pages_read_the_plan_a_page_at_a_time_and_the_first_request_s_rows_on_their_own():
     """Every plan row once, in order, a page of `page_rows` per read, but the first `first_rows` are read alone,
     then the rest of the first page: later pages stay aligned, so a plan's second part is written when the third

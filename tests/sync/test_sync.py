@@ -771,9 +771,9 @@ def test_a_first_sync_on_duckdb_sends_every_row_once_from_a_plan_written_in_part
 @pytest.mark.parametrize("sp", ["duckdb"], indirect=True)
 def test_a_value_the_second_part_of_a_plan_refuses_fails_the_sync_in_one_line(sp, http_sink):
     """A plan in two parts and a value a mapping's cast refuses on its last key: DuckDB computes the first part only
-    for its first rows, so the refusal comes from the counts (today: nothing is sent) or, were they to skip the
-    cast, from the second part after the first page went out. Either way the sync fails with the same one line as a
-    plan refused whole, at most the first part was sent, and the snapshot holds what the destination acknowledged."""
+    for its first rows, and a reset plan's counts read no value, so the refusal comes from the second part after
+    the first part went out. The sync fails with the same one line as a plan refused whole, at most the first part
+    was sent, and the snapshot holds what the destination acknowledged for it."""
     http_sink.reset()
     sp.destinations(_http_yaml(http_sink, batch_size=4, concurrency=2))
     rows = {f"u{i:03d}": person(i, note=str(i)) for i in range(41)}
@@ -788,7 +788,7 @@ def test_a_value_the_second_part_of_a_plan_refuses_fails_the_sync_in_one_line(sp
                                      "refused its plan: Conversion Error"), report.message
     assert report.message.endswith("check the transforms of its mappings against the model's values")
     assert "\n" not in report.message and "Traceback" not in report.message
-    assert report.sent <= 3  # at most the first part went out
+    assert report.sent == report.acknowledged == len(http_sink.store) == 3  # the first part (a page) went out
     assert sorted(r[0] for r in sp.state("late_refusal", "snapshot")) == sorted(http_sink.store)
 
 
