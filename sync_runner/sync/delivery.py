@@ -315,10 +315,11 @@ def deliver(destination: Destination, batches: Iterable[Batch], on_outcome: Call
                 in_flight.add(pool.submit(send_with_retries, destination, batch, limiter, max_attempts,
                                           base_delay, stop, observe))
             settle(list(in_flight))
-        except KeyboardInterrupt:
-            stop.set()
+        except KeyboardInterrupt:  # Ctrl-C: nothing more is sent; the pool waits for the requests on the wire
+            stop.set()  # anyway, so what they got acknowledged is handed over too (a second Ctrl-C stops at once)
             for future in in_flight:
                 future.cancel()
+            settle(list(in_flight), raising=False)
             raise
 
 

@@ -160,6 +160,25 @@ def test_a_page_that_cannot_be_read_hands_over_what_the_batches_on_the_wire_got_
     assert sorted(seen) == sorted(ledger.sent)  # and each acknowledgement was handed over before the error
 
 
+def test_ctrl_c_sends_nothing_more_and_hands_over_what_was_acknowledged():
+    """A KeyboardInterrupt while batches are cut: no further batch is sent, and the acknowledgements of those on
+    the wire are handed over before it goes on (committed, so an insert-only destination does not get them twice
+    from the next run)."""
+    ledger = _SlowLedger("ledger", {}, "s", "run", Path("."))
+    ledger.open()
+    seen: list[list[int]] = []
+
+    def batches():
+        for i in range(2):
+            yield Batch("insert", [f"k{i}"], [i + 1], [{"i": i}], pa.table({}))
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        deliver(ledger, batches(), lambda outcome: seen.append(outcome.batch.seqs))
+    assert sorted(ledger.sent) == [[1], [2]]
+    assert sorted(seen) == [[1], [2]]
+
+
 def test_plan_pages_read_the_plan_a_page_at_a_time_and_the_first_request_s_rows_on_their_own():
     """Every plan row once, in order, a page of `page_rows` per read, but the first `first_rows` are read alone,
     then the rest of the first page: later pages stay aligned, so a plan's second part is written when the third
