@@ -179,6 +179,34 @@ def test_artifacts_are_written_with_the_same_text_as_dbt_writes_them(tmp_path):
     assert (tmp_path / "new" / "manifest.json").read_bytes() == (tmp_path / "dbt" / "manifest.json").read_bytes()
 
 
+def test_a_behavior_flag_s_source_is_the_module_dbt_common_would_name(tmp_path, monkeypatch):
+    """A flag without a `source` is named after the module that declared it: read from the frames' globals, the
+    same module dbt-common's own lookup (`inspect.stack()`) names, for a module of its own file and for this one."""
+    from dbt_common.behavior_flags import BehaviorFlagRendered
+
+    dbt_runtime.name_flag_sources_from_frames()
+    original = dbt_runtime._Shared.originals["default_source"].__func__
+    (tmp_path / "declaring_adapter.py").write_text(textwrap.dedent("""
+        from dbt_common.behavior_flags import BehaviorFlagRendered
+
+        def rendered(flag):
+            return BehaviorFlagRendered(flag, {})
+
+        def named_by(lookup):
+            return lookup()
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import declaring_adapter
+
+    flag = {"name": "some_flag", "default": False, "description": "what it changes"}
+    assert declaring_adapter.rendered(flag)._behavior_change_event.flag_source == "declaring_adapter"
+    assert BehaviorFlagRendered(flag, {})._behavior_change_event.flag_source == __name__
+    assert declaring_adapter.named_by(original) == declaring_adapter.named_by(dbt_runtime._calling_module) == (
+        "declaring_adapter")
+    assert BehaviorFlagRendered(dict(flag, source="dbt-duckdb"), {})._behavior_change_event.flag_source == (
+        "dbt-duckdb")
+
+
 @pytest.fixture(autouse=True)
 def _dbt_lets_go_of_the_files():
     yield
