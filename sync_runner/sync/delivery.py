@@ -305,9 +305,33 @@ def deliver(destination: Destination, batches: Iterable[Batch], on_outcome: Call
             settle(list(in_flight), raising=False)  # those already sending finish; another Terminal adds nothing
             raise error
 
+    def wind_down() -> None:
+        """Nothing more is sent: the batches not started are cancelled, and what those on the wire got
+        acknowledged is handed over (the pool waits for them anyway), so that it is committed (a Terminal error
+        of theirs adds nothing to the error on its way)."""
+        stop.set()
+        for future in in_flight:
+            future.cancel()
+        settle(list(in_flight), raising=False)
+
+    def cut() -> Iterator[Batch]:
+        """The batches; when making the next one fails (a page the warehouse refused, e.g. the second part of a
+        plan written in two), delivery winds down before the error goes on. Errors of settle and on_outcome are
+        not caught here: they were handled where they arose."""
+        iterator = iter(batches)
+        while True:
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            except Exception:
+                wind_down()
+                raise
+            yield batch
+
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="dbt-studio-send") as pool:
         try:
-            for batch in _handing_over_on_error(batches, in_flight, stop, settle):
+            for batch in cut():
                 settle([f for f in in_flight if f.done()])  # progress and commits as batches finish, not later
                 while len(in_flight) >= 2 * max(1, concurrency):
                     done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
@@ -315,29 +339,6 @@ def deliver(destination: Destination, batches: Iterable[Batch], on_outcome: Call
                 in_flight.add(pool.submit(send_with_retries, destination, batch, limiter, max_attempts,
                                           base_delay, stop, observe))
             settle(list(in_flight))
-        except KeyboardInterrupt:  # Ctrl-C: nothing more is sent; the pool waits for the requests on the wire
-            stop.set()  # anyway, so what they got acknowledged is handed over too (a second Ctrl-C stops at once)
-            for future in in_flight:
-                future.cancel()
-            settle(list(in_flight), raising=False)
+        except KeyboardInterrupt:  # Ctrl-C (a second one stops at once)
+            wind_down()
             raise
-
-
-def _handing_over_on_error(batches: Iterable[Batch], in_flight: set[Future], stop: threading.Event,
-                           settle: Callable[..., None]) -> Iterator[Batch]:
-    """The batches; when making the next one fails (a page the warehouse refused, e.g. the second part of a plan
-    written in two), the ones not started are never sent, and what those on the wire got acknowledged is handed
-    over before the error goes on, so that it is committed (a Terminal error of theirs adds nothing to it)."""
-    iterator = iter(batches)
-    while True:
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            return
-        except Exception:
-            stop.set()
-            for future in in_flight:
-                future.cancel()
-            settle(list(in_flight), raising=False)
-            raise
-        yield batch

@@ -141,10 +141,13 @@ class _SlowLedger(_Ledger):
         return super().send(batch)
 
 
-def test_a_page_that_cannot_be_read_hands_over_what_the_batches_on_the_wire_got_acknowledged():
-    """When cutting the next batch fails (the warehouse refuses a page: the second part of a plan written in two),
-    the error goes on, but only after the outcomes of the batches already sent were handed over (so the caller
-    commits what the destination acknowledged), and nothing is sent after it."""
+@pytest.mark.parametrize("stop", [RuntimeError("Conversion Error: could not convert string 'forty' to INT32"),
+                                  KeyboardInterrupt()], ids=["a_page_refused", "ctrl_c"])
+def test_when_the_batches_stop_nothing_more_is_sent_and_what_was_acknowledged_is_handed_over(stop):
+    """When cutting the next batch fails (the warehouse refuses a page: the second part of a plan written in two)
+    or Ctrl-C comes, the error goes on, but only after the outcomes of the batches already sent were handed over
+    (so the caller commits what the destination acknowledged, and an insert-only destination does not get those
+    rows twice from the next run), and nothing is sent after it."""
     ledger = _SlowLedger("ledger", {}, "s", "run", Path("."))
     ledger.open()
     seen: list[list[int]] = []
@@ -152,31 +155,12 @@ def test_a_page_that_cannot_be_read_hands_over_what_the_batches_on_the_wire_got_
     def batches():
         for i in range(3):
             yield Batch("insert", [f"k{i}"], [i + 1], [{"i": i}], pa.table({}))
-        raise RuntimeError("Conversion Error: could not convert string 'forty' to INT32")
+        raise stop
 
-    with pytest.raises(RuntimeError, match="forty"):
+    with pytest.raises(type(stop)):
         deliver(ledger, batches(), lambda outcome: seen.append(outcome.batch.seqs))
-    assert sorted(ledger.sent) == [[1], [2], [3]]  # all three reached the destination
+    assert sorted(ledger.sent) == [[1], [2], [3]]  # all three reached the destination, nothing after them
     assert sorted(seen) == sorted(ledger.sent)  # and each acknowledgement was handed over before the error
-
-
-def test_ctrl_c_sends_nothing_more_and_hands_over_what_was_acknowledged():
-    """A KeyboardInterrupt while batches are cut: no further batch is sent, and the acknowledgements of those on
-    the wire are handed over before it goes on (committed, so an insert-only destination does not get them twice
-    from the next run)."""
-    ledger = _SlowLedger("ledger", {}, "s", "run", Path("."))
-    ledger.open()
-    seen: list[list[int]] = []
-
-    def batches():
-        for i in range(2):
-            yield Batch("insert", [f"k{i}"], [i + 1], [{"i": i}], pa.table({}))
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        deliver(ledger, batches(), lambda outcome: seen.append(outcome.batch.seqs))
-    assert sorted(ledger.sent) == [[1], [2]]
-    assert sorted(seen) == [[1], [2]]
 
 
 def test_plan_pages_read_the_plan_a_page_at_a_time_and_the_first_request_s_rows_on_their_own():
