@@ -1,5 +1,6 @@
 """project/dbt_runtime.py: dbt's compiled templates and JSON schemas kept between runs never run old code for new
-source, and dbt's artifacts are written with the same text as dbt writes them."""
+source, dbt's artifacts are written with the same text as dbt writes them, and the collector's settings during a
+run are undone after it."""
 
 from __future__ import annotations
 
@@ -205,6 +206,36 @@ def test_a_behavior_flag_s_source_is_the_module_dbt_common_would_name(tmp_path, 
         "declaring_adapter")
     assert BehaviorFlagRendered(dict(flag, source="dbt-duckdb"), {})._behavior_change_event.flag_source == (
         "dbt-duckdb")
+
+
+class _Cycle:
+    """An object in a reference cycle: only the cycle collector frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_during_a_run_the_collector_leaves_older_objects_alone_and_afterwards_collects_them(tmp_path):
+    """While dbt runs, what existed before is frozen and young objects are collected every YOUNG_THRESHOLD
+    allocations; after it, nothing is frozen, the thresholds are the process's own, and a cycle that was garbage
+    when the run began is collected by the next pass: the run never keeps an object alive."""
+    import gc
+    import weakref
+
+    where = _project(tmp_path, "hello")
+    threshold = gc.get_threshold()
+    garbage = _Cycle()
+    gone = weakref.ref(garbage)
+    del garbage
+    seen: list[tuple[int, tuple[int, int, int]]] = []
+    run_dbt(["run"], where, callbacks=[lambda event: seen.append((gc.get_freeze_count(), gc.get_threshold()))])
+    assert seen and all(frozen > 0 for frozen, _ in seen)
+    assert {during for _, during in seen} == {(dbt_runtime.YOUNG_THRESHOLD, *threshold[1:])}
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == threshold
+    assert gone() is not None  # nothing has collected it yet (a pass during the run would have, unfrozen)
+    gc.collect()
+    assert gone() is None
+    assert _greeting(tmp_path) == "hello, world"
 
 
 @pytest.fixture(autouse=True)
