@@ -1,6 +1,6 @@
 """What dbt does again in every process, done once or faster in the dbt runs dbt-studio makes.
 
-These cost a fresh `dbt run` half a second or more around the SQL; the first four come out the same from one
+These cost a fresh `dbt run` half a second or more around the SQL; all but the last come out the same from one
 process to the next while nothing they come from changes:
 
 - **Compiled templates.** dbt compiles every macro it calls from its source once per process (Jinja parses the
@@ -12,6 +12,13 @@ process to the next while nothing they come from changes:
 - **Artifacts.** dbt writes manifest.json twice a run (after parsing and at the end) and run_results.json once
   with `json.dump`, whose streaming encoder is pure Python; `json.dumps` encodes in C, the same text 3-4 times
   as fast (25 ms against 7 ms a write for a 1.1 MB manifest).
+- **Serializers.** mashumaro generates the Python code that reads and writes each of dbt's classes the first time
+  a process needs it (dbt asks for it lazily): about 120 builds, 0.18 s, in a fresh incremental stitch run, for
+  reading the partial-parse file and the project and for writing manifest.json. What a build executes (each piece
+  of generated code, and the attributes it sets on the class: a field's serialization strategy, a lambda from a
+  field's metadata) is kept as compiled code with the names of everything its namespaces hold, and replayed by
+  the next process; a build that holds something that cannot be named in another process (a class defined in a
+  function, a strategy object with state) is not kept.
 - **Behavior flags' source.** Building the adapter names, for each of its behavior flags, the module that
   declared it, and dbt-common finds it with `inspect.stack()`, which reads the source lines of every frame on the
   stack (some fifty under dbt's command wrappers) even when the flag names its source: 51-54 ms a run for
@@ -23,20 +30,23 @@ process to the next while nothing they come from changes:
   collected every 10,000 allocations instead of 700; at the end both come back as they were (`gc.unfreeze`), so
   nothing set aside is kept longer than the run: 15 ms of collection a run.
 
-Inside `run_dbt` only (a plain `dbt run` is untouched), templates and schemas are kept in
+Inside `run_dbt` only (a plain `dbt run` is untouched), templates, schemas and serializers are kept in
 `<target>/dbt_studio_cache/`: templates as marshalled code under a hash of the source and of everything the
 generated code depends on (the environment's class, code generator, extensions and syntax options; the versions
 of Python, Jinja and dbt-common), schemas under a hash of the class's name and of the files that define it and
-dbt-core's, dbt-common's, dbt-adapters' and mashumaro's versions of it. A changed macro, or an upgraded package,
-is a new key: old code is never run for new source. A file that cannot be read is built again; a folder that
-cannot be written is no cache at all. `dbt clean` removes it with the rest of target/; DBT_STUDIO_DBT_CACHE=0
-turns the cache off (the artifacts are still written in one call, the same bytes, and the collector is still kept
-to the run's objects).
+dbt-core's, dbt-common's, dbt-adapters' and mashumaro's versions of it, serializers under a hash of the class,
+every argument of the build, and the files of the class, its bases and mashumaro's code generators, with the
+files of every module their namespaces name checked again before a replay. A changed macro or class, or an
+upgraded package, is a new key: old code is never run for new source. A file that cannot be read is built again;
+a folder that cannot be written is no cache at all. `dbt clean` removes it with the rest of target/;
+DBT_STUDIO_DBT_CACHE=0 turns the cache off (the artifacts are still written in one call, the same bytes, and the
+collector is still kept to the run's objects).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import gc
 import hashlib
@@ -48,7 +58,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from types import CodeType
+from types import CodeType, MethodType, ModuleType
 from typing import Any
 
 FOLDER_NAME = "dbt_studio_cache"
@@ -64,7 +74,9 @@ class _Shared:
 
     folder: Path | None = None
     originals: dict[str, Any] = {}
-    counts = {"template_hits": 0, "template_misses": 0, "schema_hits": 0, "schema_misses": 0}
+    stamps: dict[str, str] = {}  # module files seen in the dbt run in progress
+    counts = {"template_hits": 0, "template_misses": 0, "schema_hits": 0, "schema_misses": 0,
+              "serializer_hits": 0, "serializer_misses": 0, "serializer_unkept": 0}
 
 
 _lock = threading.Lock()
@@ -220,6 +232,288 @@ def name_flag_sources_from_frames() -> None:
     BehaviorFlagRendered._default_source = staticmethod(_calling_module)  # type: ignore[method-assign]
 
 
+# -- serializers ---------------------------------------------------------------------------------------------------
+
+# mashumaro's code generators: their files, with the class's own, decide a serializer's code
+_SERIALIZER_MODULES = ("mashumaro.core.meta.code.builder", "mashumaro.core.meta.types.common",
+                       "mashumaro.core.meta.types.pack", "mashumaro.core.meta.types.unpack", "dbt.version",
+                       "dbt_common.__about__", "dbt_common.dataclass_schema", "dbt.adapters.__about__")
+_MISSING = object()
+_recording = threading.local()  # the serializer being built on this thread: what its builders execute
+
+
+def _reference(value: Any, builder: Any = None) -> tuple[Any, ...] | None:
+    """How to find `value` again in another process: the class (or attribute holder) of the build being kept, a
+    module by name, a class or function by module and qualified name (only if that finds this very object), a
+    plain constant as itself; None when neither. The build's own class is named through its builder because
+    mashumaro builds some classes (dbt-duckdb's credentials) while their module runs, before the name is bound."""
+    if builder is not None:
+        for attribute in ("cls", "attrs"):
+            if value is getattr(builder, attribute):
+                return ("builder", attribute)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return ("value", value)
+    if isinstance(value, ModuleType):
+        return ("module", value.__name__)
+    module, qualname = getattr(value, "__module__", None), getattr(value, "__qualname__", None)
+    if isinstance(module, str) and isinstance(qualname, str) and "<" not in qualname:
+        with contextlib.suppress(Exception):
+            if _resolve(("object", module, qualname)) is value:
+                return ("object", module, qualname)
+    return None
+
+
+def _resolve(reference: tuple[Any, ...], builder: Any = None) -> Any:
+    kind = reference[0]
+    if kind == "value":
+        return reference[1]
+    if kind == "builder":
+        return getattr(builder, reference[1])
+    module = sys.modules.get(reference[1]) or importlib.import_module(reference[1])
+    if kind == "module":
+        return module
+    found: Any = module
+    for part in reference[2].split("."):
+        found = getattr(found, part)
+    return found
+
+
+def _run_stamp(module_name: str) -> str:
+    """`_file_stamp`, looked up once per module in a dbt run (a run's serializers name the same few dozen modules
+    over a thousand times); each run starts afresh, so a file changed between runs is seen."""
+    stamps = _Shared.stamps
+    if _Shared.folder is None:  # not inside a run
+        return _file_stamp(module_name)
+    if module_name not in stamps:
+        stamps[module_name] = _file_stamp(module_name)
+    return stamps[module_name]
+
+
+def _named_for_good(cls: type) -> bool:
+    """Whether `cls`'s module and qualified name can only mean this class: they find it, or its module is running
+    and has not bound the name yet (the class is being built as the module defines it)."""
+    if "<" in cls.__qualname__:
+        return False
+    module = sys.modules.get(cls.__module__)
+    if module is None:
+        return False
+    try:
+        return _resolve(("object", cls.__module__, cls.__qualname__)) is cls
+    except AttributeError:
+        return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
+
+
+def serializer_key(builder: Any, kind: str) -> str | None:
+    """The cache key of what mashumaro's CodeBuilder `builder` generates for `kind` ("pack" or "unpack"): the
+    class, every argument the builder was made with, and the files of the class, its bases and mashumaro's code
+    generators; None when an argument cannot be named across processes (then it is built as usual)."""
+    if builder.get_config().debug:
+        return None
+    arguments = ("nailed" if builder.is_nailed else builder.attrs, builder.initial_type_args,
+                 builder.dialect, builder.default_dialect, builder.allow_postponed_evaluation, builder.format_name,
+                 builder.decoder, builder.encoder, sorted(builder.encoder_kwargs.items()))
+    if not _named_for_good(builder.cls):
+        return None
+    named: list[Any] = [("class", builder.cls.__module__, builder.cls.__qualname__)]
+    for argument in arguments:
+        items = argument if isinstance(argument, (tuple, list)) else (argument,)
+        for item in items:
+            for value in (item if isinstance(item, tuple) else (item,)):
+                reference = _reference(value)
+                if reference is None:
+                    return None
+                named.append(reference)
+        named.append(("end",))
+    modules = sorted({c.__module__ for c in builder.cls.__mro__ if c.__module__ != "builtins"}
+                     | set(_SERIALIZER_MODULES))
+    stamp = [sys.version, kind, named, *(_run_stamp(m) for m in modules)]
+    return hashlib.sha256(repr(stamp).encode()).hexdigest()
+
+
+def _exec(source: Any, globals_: dict[str, Any], locals_: dict[str, Any] | None = None) -> None:
+    """`exec` as mashumaro's code generators see it: while a serializer is recorded on this thread, each piece of
+    generated code is compiled here and kept with the namespaces it ran in, in order."""
+    steps = getattr(_recording, "steps", None)
+    if steps is None or locals_ is None or not isinstance(source, str):
+        if steps is not None:
+            steps.append(("unkeepable",))  # a form this module does not know how to replay
+        exec(source, globals_, locals_)
+        return
+    code = compile(source, "<string>", "exec")
+    steps.append((code, globals_, locals_, dict(locals_)))
+    exec(code, globals_, locals_)
+
+
+def _setattr(target: Any, name: str, value: Any) -> None:
+    """`setattr` as mashumaro's code generators see it: while a serializer is recorded on this thread, the
+    attributes they set on a class (a field's serialization strategy, which the generated code calls) are kept."""
+    steps = getattr(_recording, "steps", None)
+    if steps is not None:
+        steps.append(("setattr", target, name, value))
+    setattr(target, name, value)
+
+
+def _attribute_value(value: Any, target: Any, builder: Any) -> tuple[Any, ...] | None:
+    """An attribute a generator set on `target`, named for another process: a module-level object, a function
+    in the metadata of one of the class's fields (dbt's `deserialize` lambdas), a staticmethod of either, or a
+    method of a strategy object that holds no state (dbt's datetime and bool strategies), made again there."""
+    if isinstance(value, staticmethod):
+        inner = _attribute_value(value.__func__, target, builder)
+        return None if inner is None else ("static", inner)
+    owner_reference = _reference(target, builder)
+    if isinstance(target, type) and dataclasses.is_dataclass(target) and owner_reference is not None:
+        for field in dataclasses.fields(target):
+            for key, held in field.metadata.items():
+                if held is value and isinstance(key, str):
+                    return ("field_metadata", owner_reference, field.name, key)
+    if isinstance(value, MethodType):
+        owner = value.__self__
+        kind = _reference(type(owner))
+        stateless = not getattr(owner, "__dict__", {}) and not getattr(type(owner), "__slots__", ())
+        if kind is not None and kind[0] == "object" and stateless and type(owner).__init__ is object.__init__:
+            return ("method", kind, value.__name__)
+        return None
+    return _reference(value, builder)
+
+
+def _made_again(value: tuple[Any, ...], builder: Any) -> Any:
+    if value[0] == "static":
+        return staticmethod(_made_again(value[1], builder))
+    if value[0] == "method":
+        kind = _resolve(value[1])
+        return getattr(object.__new__(kind), value[2])
+    if value[0] == "field_metadata":
+        owner = _resolve(value[1], builder)
+        return next(f for f in dataclasses.fields(owner) if f.name == value[2]).metadata[value[3]]
+    return _resolve(value, builder)
+
+
+def _transcript(steps: list[tuple[Any, ...]], builder: Any) -> list[Any] | None:
+    """What replaying `steps` in another process needs, as marshal can write it: each step's code, the index of
+    its builder, and per builder the names its globals and the locals it started with hold (beyond the code
+    generator module's own globals), with the files of their modules; None when one cannot be named again."""
+    from mashumaro.core.meta.code import builder as code_builder
+
+    base = vars(code_builder)
+    builders: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = []
+    index: dict[int, int] = {}
+    order = []
+    attributes = []
+    for step in steps:
+        if step[0] == "unkeepable":
+            return None
+        if step[0] == "setattr":
+            _, target, name, value = step
+            named = (_reference(target, builder), name, _attribute_value(value, target, builder))
+            if named[0] is None or named[2] is None:
+                return None
+            attributes.append(named)
+            continue
+        code, globals_, locals_, locals_first = step
+        if id(locals_) not in index:
+            index[id(locals_)] = len(builders)
+            builders.append((globals_, locals_first, {}))
+        started_with, needed = builders[index[id(locals_)]][1:]
+        for name in code.co_names:  # names the code's top level reads or writes; the builder's own are locals
+            if name in started_with and name not in needed:
+                needed[name] = started_with[name]
+        order.append((code, index[id(locals_)]))
+    named_builders = []
+    for globals_, _, needed in builders:
+        named_globals: dict[str, Any] = {}
+        named_locals: dict[str, Any] = {}
+        modules: set[str] = set()
+        for source, target in ((((n, v) for n, v in globals_.items() if base.get(n, _MISSING) is not v),
+                                named_globals), (needed.items(), named_locals)):
+            for name, value in source:
+                reference = _reference(value, builder)
+                if reference is None:
+                    return None
+                target[name] = reference
+                if reference[0] not in ("value", "builder"):
+                    modules.add(reference[1])
+        named_builders.append((named_globals, named_locals, {m: _run_stamp(m) for m in sorted(modules)}))
+    return [attributes, order, named_builders]
+
+
+def _replay(path: Path, builder: Any) -> bool:
+    """Run a kept transcript: every namespace is found again and every module file is as it was, or nothing runs."""
+    from mashumaro.core.meta.code import builder as code_builder
+
+    try:
+        named_attributes, order, named_builders = marshal.loads(path.read_bytes())
+        attributes = [(_resolve(target, builder), name, _made_again(value, builder))
+                      for target, name, value in named_attributes]
+        namespaces = []
+        for named_globals, named_locals, stamps in named_builders:
+            if any(_run_stamp(module) != stamp for module, stamp in stamps.items()):
+                return False
+            globals_ = dict(vars(code_builder))
+            globals_.update({name: _resolve(reference, builder) for name, reference in named_globals.items()})
+            locals_ = {name: _resolve(reference, builder) for name, reference in named_locals.items()}
+            namespaces.append((globals_, locals_))
+        steps = [(code, namespaces[i]) for code, i in order if isinstance(code, CodeType)]
+        if len(steps) != len(order):
+            return False
+    except Exception:  # unreadable, from another layout, or a name that is gone: built as usual
+        return False
+    try:
+        for target, name, value in attributes:
+            setattr(target, name, value)
+        for code, (globals_, locals_) in steps:
+            exec(code, globals_, locals_)
+    except Exception:  # whatever it set is set again by the build that follows
+        return False
+    return True
+
+
+def _serializer_builder(kind: str) -> Any:
+    """CodeBuilder.add_pack_method or add_unpack_method through the cache."""
+    original = _Shared.originals[f"add_{kind}_method"]
+
+    def build(self: Any) -> None:
+        folder = _Shared.folder
+        if folder is None or getattr(_recording, "steps", None) is not None:
+            original(self)  # no cache, or a builder inside one being recorded: part of its transcript
+            return
+        key = serializer_key(self, kind)
+        if key is None:
+            original(self)
+            _Shared.counts["serializer_unkept"] += 1
+            return
+        path = folder / "serializers" / f"{key}.bin"
+        if path.is_file() and _replay(path, self):
+            _Shared.counts["serializer_hits"] += 1
+            return
+        _recording.steps = []
+        try:
+            original(self)
+            transcript = _transcript(_recording.steps, self)
+        finally:
+            _recording.steps = None
+        if transcript is None:  # something it set cannot be found again in another process
+            _Shared.counts["serializer_unkept"] += 1
+            return
+        _write(path, marshal.dumps(transcript))
+        _Shared.counts["serializer_misses"] += 1
+
+    return build
+
+
+def keep_serializers() -> None:
+    """Route mashumaro's serializer builds through the cache (see the module doc)."""
+    from mashumaro.core.meta.code import builder as code_builder
+    from mashumaro.core.meta.types import common, pack, unpack
+
+    for kind in ("pack", "unpack"):
+        _Shared.originals.setdefault(f"add_{kind}_method", getattr(code_builder.CodeBuilder, f"add_{kind}_method"))
+        setattr(code_builder.CodeBuilder, f"add_{kind}_method", _serializer_builder(kind))
+    for module in (code_builder, common, pack, unpack):
+        module.exec = _exec  # type: ignore[attr-defined]  # shadows the builtin in these modules only
+    for module in (common, pack, unpack):
+        module.setattr = _setattr  # type: ignore[attr-defined]
+
+
 # -- the cycle collector -------------------------------------------------------------------------------------------
 
 YOUNG_THRESHOLD = 10_000  # allocations between collections of the youngest generation during a run (CPython: 700)
@@ -255,6 +549,7 @@ def _install() -> None:
         dbtClassMixin.json_schema = classmethod(_json_schema)  # type: ignore[method-assign,assignment]
         write_artifacts_in_one_call()
         name_flag_sources_from_frames()
+        keep_serializers()
 
 
 def enabled() -> bool:
@@ -263,21 +558,23 @@ def enabled() -> bool:
 
 @contextlib.contextmanager
 def speedups(target_dir: Path) -> Iterator[None]:
-    """Keep dbt's compiled templates and JSON schemas in `target_dir` while the block runs (`run_dbt` runs one
-    dbt command at a time, so one folder is in use at once), write its artifacts in one call, name behavior
-    flags' sources from the frames and keep the cycle collector to the run's own objects."""
+    """Keep dbt's compiled templates, JSON schemas and serializers in `target_dir` while the block runs (`run_dbt`
+    runs one dbt command at a time, so one folder is in use at once), write its artifacts in one call, name
+    behavior flags' sources from the frames and keep the cycle collector to the run's own objects."""
     _install()
     with collector_on_the_runs_objects():
         if not enabled():
             yield
             return
         previous, _Shared.folder = _Shared.folder, target_dir / FOLDER_NAME
+        _Shared.stamps = {}
         try:
             yield
         finally:
-            _Shared.folder = previous
+            _Shared.folder, _Shared.stamps = previous, {}
 
 
 def counts() -> dict[str, int]:
-    """Templates and schemas read from the cache (hits) and built into it (misses) in this process so far."""
+    """Templates, schemas and serializers read from the cache (hits) and built into it (misses) in this process
+    so far, and serializers built that cannot be kept (unkept)."""
     return dict(_Shared.counts)

@@ -158,6 +158,158 @@ def test_a_new_process_reads_the_json_schemas_and_still_refuses_a_bad_project(tm
     assert cached["error"] and cached["error"] == uncached["error"]
 
 
+def _artifacts(root: Path) -> tuple[dict, list]:
+    """manifest.json without what differs between any two runs (when, which invocation), and each result's node
+    and status from run_results.json."""
+    manifest = json.loads((root / "target" / "manifest.json").read_text(encoding="utf-8"))
+    for key in ("generated_at", "invocation_id", "invocation_started_at"):
+        manifest["metadata"].pop(key, None)
+    results = json.loads((root / "target" / "run_results.json").read_text(encoding="utf-8"))
+    return manifest, [(r["unique_id"], r["status"]) for r in results["results"]]
+
+
+def test_a_new_process_replays_the_serializers_an_earlier_one_built_and_writes_the_same_artifacts(tmp_path):
+    """mashumaro's generated serializers (the partial-parse read, manifest.json) are kept by one process and
+    replayed by the next, which reads the partial-parse file and writes the same manifest.json as a process that
+    builds them (kept) and one that never keeps anything (cache off)."""
+    _project(tmp_path, "hello")
+    first = _in_a_new_process(tmp_path, "run", "run")  # the second run reads the partial-parse file
+    assert first["success"] and first["serializer_misses"] > 0
+    kept = sorted((tmp_path / "target" / dbt_runtime.FOLDER_NAME / "serializers").glob("*.bin"))
+    assert len(kept) == first["serializer_misses"]
+    built = _artifacts(tmp_path)
+    second = _in_a_new_process(tmp_path, "run")
+    assert second["success"] and second["serializer_misses"] == 0 and second["serializer_hits"] >= len(kept) // 2
+    assert _artifacts(tmp_path) == built
+    uncached = _in_a_new_process(tmp_path, "run", **{dbt_runtime.OFF: "0"})
+    assert uncached["success"] and uncached["serializer_hits"] == uncached["serializer_misses"] == 0
+    assert _artifacts(tmp_path) == built
+    assert _greeting(tmp_path) == "hello, world"
+
+
+_SERIALIZED = """
+import datetime, enum, json, sys
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+from dbt_common.dataclass_schema import dbtClassMixin
+from mashumaro.types import SerializationStrategy
+from sync_runner.project import dbt_runtime
+
+class Kind(str, enum.Enum):
+    MODEL = "model"
+    SEED = "seed"
+
+@dataclass
+class Inner(dbtClassMixin):
+    when: datetime.datetime
+    flag: bool = False
+
+@dataclass
+class Outer(dbtClassMixin):
+    name: str
+    kind: Literal[Kind.MODEL]
+    inner: Inner
+    inners: list[Inner] = field(default_factory=list)
+    maybe: Optional[int] = None
+    cached: Optional[dict] = field(default=None, metadata={"serialize": lambda x: None, "deserialize": lambda x: None})
+
+class Scaled(SerializationStrategy):
+    def __init__(self, factor):
+        self.factor = factor
+
+    def serialize(self, value):
+        return value * self.factor
+
+    def deserialize(self, value):
+        return value / self.factor
+
+@dataclass
+class Priced(dbtClassMixin):
+    price: float = field(metadata={"serialization_strategy": Scaled(100)})
+
+def local_class():
+    @dataclass
+    class Local(dbtClassMixin):
+        size: int
+    return Local
+
+folder = sys.argv[1]
+with dbt_runtime.speedups(__import__("pathlib").Path(folder)):
+    outer = Outer("a", Kind.MODEL, Inner(datetime.datetime(2026, 12, 4, 23, 59, 1), True),
+                  [Inner(datetime.datetime(2026, 1, 2))], 7, {"dropped": 1})
+    as_dict = outer.to_dict(omit_none=False)
+    back = Outer.from_dict(json.loads(json.dumps(as_dict)))
+    packed = outer.to_msgpack()
+    unpacked = Outer.from_msgpack(packed)
+    local = local_class()(3).to_dict()
+    priced = [Priced(1.5).to_dict(), repr(Priced.from_dict({"price": 250}))]
+print(json.dumps({"dict": as_dict, "back": repr(back), "packed": packed.hex(), "unpacked": repr(unpacked),
+                  "local": local, "priced": priced, **dbt_runtime.counts()}))
+"""
+
+
+def _serialized(folder: Path, **env: str) -> dict:
+    proc = subprocess.run([sys.executable, "-c", _SERIALIZED, str(folder)], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, **env})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_replayed_serializers_give_what_mashumaro_s_own_give(tmp_path):
+    """A class with what dbt's classes carry (datetime and bool strategies, a Literal of an enum, nested and listed
+    dataclasses, a field whose metadata holds lambdas) serializes and reads back the same in a process that
+    replays kept serializers as in one that builds them and one with the cache off; a class defined inside a
+    function, or one whose field has a strategy object with state, cannot be named in another process and is
+    never kept."""
+    folder = tmp_path / "target"
+    built = _serialized(folder)
+    assert built["serializer_misses"] > 0 and built["serializer_hits"] == 0
+    kept = list((folder / dbt_runtime.FOLDER_NAME / "serializers").glob("*.bin"))
+    replayed = _serialized(folder)
+    assert replayed["serializer_hits"] == len(kept) == built["serializer_misses"] > 0
+    assert replayed["serializer_misses"] == 0 and replayed["serializer_unkept"] == built["serializer_unkept"] > 0
+    off = _serialized(folder, **{dbt_runtime.OFF: "0"})
+    assert off["serializer_hits"] == off["serializer_misses"] == off["serializer_unkept"] == 0
+    fields = ("dict", "back", "packed", "unpacked", "local", "priced")
+    assert {k: replayed[k] for k in fields} == {k: built[k] for k in fields} == {k: off[k] for k in fields}
+    assert built["dict"]["inner"] == {"when": "2026-12-04T23:59:01Z", "flag": True}
+    assert built["dict"]["cached"] is None and "cached=None" in built["back"]
+    assert built["priced"] == [{"price": 150.0}, "Priced(price=2.5)"]  # a strategy with state: built each time
+
+
+def test_unreadable_kept_serializers_are_built_again(tmp_path):
+    folder = tmp_path / "target"
+    built = _serialized(folder)
+    for kept in (folder / dbt_runtime.FOLDER_NAME / "serializers").glob("*.bin"):
+        kept.write_bytes(b"not marshal data")
+    again = _serialized(folder)
+    assert again["serializer_hits"] == 0 and again["serializer_misses"] == built["serializer_misses"]
+    assert again["dict"] == built["dict"] and again["unpacked"] == built["unpacked"]
+
+
+def test_a_serializer_s_key_changes_with_the_file_of_its_class_and_with_how_it_is_built(tmp_path, monkeypatch):
+    from mashumaro.core.meta.code.builder import CodeBuilder
+
+    module = tmp_path / "kept_serializer_module.py"
+    code = ("from dataclasses import dataclass\nfrom dbt_common.dataclass_schema import dbtClassMixin\n\n"
+            "@dataclass\nclass Thing(dbtClassMixin):\n    name: str\n")
+    module.write_text(code, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    try:
+        first = importlib.import_module("kept_serializer_module")
+        key = dbt_runtime.serializer_key(CodeBuilder(first.Thing), "pack")
+        assert key == dbt_runtime.serializer_key(CodeBuilder(first.Thing), "pack")
+        assert key != dbt_runtime.serializer_key(CodeBuilder(first.Thing), "unpack")
+        assert key != dbt_runtime.serializer_key(CodeBuilder(first.Thing, format_name="msgpack"), "pack")
+        module.write_text(code + "    size: int = 0\n", encoding="utf-8")
+        second = importlib.reload(first)
+        assert dbt_runtime.serializer_key(CodeBuilder(second.Thing), "pack") != key
+    finally:
+        sys.modules.pop("kept_serializer_module", None)
+
+
 class _HasDict:
     def to_dict(self, omit_none: bool = True) -> dict:
         return {"kept": 1} if omit_none else {"kept": 1, "none": None}
