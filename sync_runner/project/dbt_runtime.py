@@ -388,10 +388,18 @@ def _made_again(value: tuple[Any, ...], builder: Any) -> Any:
     return _resolve(value, builder)
 
 
+def _modules_named(reference: tuple[Any, ...]) -> set[str]:
+    """The modules a reference or an attribute value (which may nest one) finds its object in."""
+    if reference[0] in ("module", "object"):
+        return {reference[1]}
+    return set().union(*(_modules_named(part) for part in reference[1:] if isinstance(part, tuple)))
+
+
 def _transcript(steps: list[tuple[Any, ...]], builder: Any) -> list[Any] | None:
-    """What replaying `steps` in another process needs, as marshal can write it: each step's code, the index of
-    its builder, and per builder the names its globals and the locals it started with hold (beyond the code
-    generator module's own globals), with the files of their modules; None when one cannot be named again."""
+    """What replaying `steps` in another process needs, as marshal can write it: the attributes set on classes and
+    the files of the modules they name; each step's code and the index of its builder; per builder the names its
+    globals and the locals it started with hold (beyond the code generator module's own globals), with the files
+    of their modules. None when one cannot be named again."""
     from mashumaro.core.meta.code import builder as code_builder
 
     base = vars(code_builder)
@@ -399,6 +407,7 @@ def _transcript(steps: list[tuple[Any, ...]], builder: Any) -> list[Any] | None:
     index: dict[int, int] = {}
     order = []
     attributes = []
+    attribute_modules: set[str] = set()
     for step in steps:
         if step[0] == "unkeepable":
             return None
@@ -408,6 +417,7 @@ def _transcript(steps: list[tuple[Any, ...]], builder: Any) -> list[Any] | None:
             if named[0] is None or named[2] is None:
                 return None
             attributes.append(named)
+            attribute_modules.update(_modules_named(named[0]) | _modules_named(named[2]))
             continue
         code, globals_, locals_, locals_first = step
         if id(locals_) not in index:
@@ -433,7 +443,7 @@ def _transcript(steps: list[tuple[Any, ...]], builder: Any) -> list[Any] | None:
                 if reference[0] not in ("value", "builder"):
                     modules.add(reference[1])
         named_builders.append((named_globals, named_locals, {m: _run_stamp(m) for m in sorted(modules)}))
-    return [attributes, order, named_builders]
+    return [attributes, {m: _run_stamp(m) for m in sorted(attribute_modules)}, order, named_builders]
 
 
 def _replay(path: Path, builder: Any) -> bool:
@@ -441,7 +451,9 @@ def _replay(path: Path, builder: Any) -> bool:
     from mashumaro.core.meta.code import builder as code_builder
 
     try:
-        named_attributes, order, named_builders = marshal.loads(path.read_bytes())
+        named_attributes, attribute_stamps, order, named_builders = marshal.loads(path.read_bytes())
+        if any(_run_stamp(module) != stamp for module, stamp in attribute_stamps.items()):
+            return False
         attributes = [(_resolve(target, builder), name, _made_again(value, builder))
                       for target, name, value in named_attributes]
         namespaces = []
