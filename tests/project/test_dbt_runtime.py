@@ -103,8 +103,11 @@ def test_the_same_source_in_a_native_environment_is_another_template():
     assert dbt_runtime.template_key(text, source) != dbt_runtime.template_key(text, source + " ")
 
 
-def test_a_schema_s_key_changes_when_the_file_that_defines_its_class_changes(tmp_path, monkeypatch):
-    module = tmp_path / "kept_schema_module.py"
+def test_a_schema_s_and_a_serializer_s_keys_change_with_the_file_that_defines_the_class(tmp_path, monkeypatch):
+    """Both keys follow the class's file; a serializer's also follows how it is built (pack or unpack, format)."""
+    from mashumaro.core.meta.code.builder import CodeBuilder
+
+    module = tmp_path / "kept_class_module.py"
     code = ("from dataclasses import dataclass\nfrom dbt_common.dataclass_schema import dbtClassMixin\n\n"
             "@dataclass\nclass Thing(dbtClassMixin):\n    name: str\n")
     module.write_text(code, encoding="utf-8")
@@ -112,14 +115,19 @@ def test_a_schema_s_key_changes_when_the_file_that_defines_its_class_changes(tmp
     import importlib
 
     try:
-        first = importlib.import_module("kept_schema_module")
-        key = dbt_runtime.schema_key(first.Thing)
-        assert key == dbt_runtime.schema_key(first.Thing)
+        first = importlib.import_module("kept_class_module")
+        schema = dbt_runtime.schema_key(first.Thing)
+        serializer = dbt_runtime.serializer_key(CodeBuilder(first.Thing), "pack")
+        assert schema == dbt_runtime.schema_key(first.Thing)
+        assert serializer == dbt_runtime.serializer_key(CodeBuilder(first.Thing), "pack")
+        assert serializer != dbt_runtime.serializer_key(CodeBuilder(first.Thing), "unpack")
+        assert serializer != dbt_runtime.serializer_key(CodeBuilder(first.Thing, format_name="msgpack"), "pack")
         module.write_text(code + "    size: int = 0\n", encoding="utf-8")
         second = importlib.reload(first)
-        assert dbt_runtime.schema_key(second.Thing) != key
+        assert dbt_runtime.schema_key(second.Thing) != schema
+        assert dbt_runtime.serializer_key(CodeBuilder(second.Thing), "pack") != serializer
     finally:
-        sys.modules.pop("kept_schema_module", None)
+        sys.modules.pop("kept_class_module", None)
 
 
 _RUN = """
@@ -285,29 +293,6 @@ def test_unreadable_kept_serializers_are_built_again(tmp_path):
     again = _serialized(folder)
     assert again["serializer_hits"] == 0 and again["serializer_misses"] == built["serializer_misses"]
     assert again["dict"] == built["dict"] and again["unpacked"] == built["unpacked"]
-
-
-def test_a_serializer_s_key_changes_with_the_file_of_its_class_and_with_how_it_is_built(tmp_path, monkeypatch):
-    from mashumaro.core.meta.code.builder import CodeBuilder
-
-    module = tmp_path / "kept_serializer_module.py"
-    code = ("from dataclasses import dataclass\nfrom dbt_common.dataclass_schema import dbtClassMixin\n\n"
-            "@dataclass\nclass Thing(dbtClassMixin):\n    name: str\n")
-    module.write_text(code, encoding="utf-8")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    import importlib
-
-    try:
-        first = importlib.import_module("kept_serializer_module")
-        key = dbt_runtime.serializer_key(CodeBuilder(first.Thing), "pack")
-        assert key == dbt_runtime.serializer_key(CodeBuilder(first.Thing), "pack")
-        assert key != dbt_runtime.serializer_key(CodeBuilder(first.Thing), "unpack")
-        assert key != dbt_runtime.serializer_key(CodeBuilder(first.Thing, format_name="msgpack"), "pack")
-        module.write_text(code + "    size: int = 0\n", encoding="utf-8")
-        second = importlib.reload(first)
-        assert dbt_runtime.serializer_key(CodeBuilder(second.Thing), "pack") != key
-    finally:
-        sys.modules.pop("kept_serializer_module", None)
 
 
 class _HasDict:
