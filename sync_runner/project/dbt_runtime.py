@@ -488,7 +488,10 @@ def _serializer_builder(kind: str) -> Any:
         if folder is None or getattr(_recording, "steps", None) is not None:
             original(self)  # no cache, or a builder inside one being recorded: part of its transcript
             return
-        key = serializer_key(self, kind)
+        try:
+            key = serializer_key(self, kind)
+        except Exception:  # a mashumaro whose builders look otherwise: built as usual, never kept
+            key = None
         if key is None:
             original(self)
             _Shared.counts["serializer_unkept"] += 1
@@ -500,9 +503,13 @@ def _serializer_builder(kind: str) -> Any:
         _recording.steps = []
         try:
             original(self)
-            transcript = _transcript(_recording.steps, self)
+            steps = _recording.steps
         finally:
             _recording.steps = None
+        try:
+            transcript = _transcript(steps, self)
+        except Exception:  # what cannot be named is never kept
+            transcript = None
         if transcript is None:  # something it set cannot be found again in another process
             _Shared.counts["serializer_unkept"] += 1
             return
@@ -513,9 +520,16 @@ def _serializer_builder(kind: str) -> Any:
 
 
 def keep_serializers() -> None:
-    """Route mashumaro's serializer builds through the cache (see the module doc)."""
-    from mashumaro.core.meta.code import builder as code_builder
-    from mashumaro.core.meta.types import common, pack, unpack
+    """Route mashumaro's serializer builds through the cache (see the module doc); a mashumaro without these modules
+    and methods is left as it is, and a build whose builder looks otherwise is built as usual."""
+    try:
+        from mashumaro.core.meta.code import builder as code_builder
+        from mashumaro.core.meta.types import common, pack, unpack
+
+        for kind in ("pack", "unpack"):
+            getattr(code_builder.CodeBuilder, f"add_{kind}_method")
+    except (ImportError, AttributeError):
+        return
 
     for kind in ("pack", "unpack"):
         _Shared.originals.setdefault(f"add_{kind}_method", getattr(code_builder.CodeBuilder, f"add_{kind}_method"))
