@@ -73,6 +73,7 @@ class _Shared:
     originals of what is patched, and this process's counts (tests read them)."""
 
     folder: Path | None = None
+    installed = False
     originals: dict[str, Any] = {}
     stamps: dict[str, str] = {}  # module files seen in the dbt run in progress
     counts = {"template_hits": 0, "template_misses": 0, "schema_hits": 0, "schema_misses": 0,
@@ -564,7 +565,7 @@ def collector_on_the_runs_objects() -> Iterator[None]:
 
 def _install() -> None:
     with _lock:
-        if _Shared.originals:
+        if _Shared.installed:  # not `originals`: one piece may have been installed on its own before
             return
         from dbt_common.clients.jinja import MacroFuzzEnvironment
         from dbt_common.dataclass_schema import dbtClassMixin
@@ -576,6 +577,7 @@ def _install() -> None:
         write_artifacts_in_one_call()
         name_flag_sources_from_frames()
         keep_serializers()
+        _Shared.installed = True
 
 
 def enabled() -> bool:

@@ -295,6 +295,22 @@ def test_unreadable_kept_serializers_are_built_again(tmp_path):
     assert again["dict"] == built["dict"] and again["unpacked"] == built["unpacked"]
 
 
+def test_every_speedup_is_installed_after_one_was_installed_on_its_own(tmp_path):
+    """Installing one piece by itself (as the behavior-flag test does) does not keep `run_dbt` from installing the
+    rest: in a new process that does it first, a run still compiles templates and builds serializers into the
+    cache."""
+    _project(tmp_path, "hello")
+    code = ("import json, sys\nfrom pathlib import Path\nfrom sync_runner.project import dbt_runtime\n"
+            "from sync_runner.project.target import DbtTarget, run_dbt\n"
+            "dbt_runtime.name_flag_sources_from_frames()\n"
+            "root = Path(sys.argv[1])\nrun_dbt(['run'], DbtTarget(project_dir=root, profiles_dir=root))\n"
+            "print(json.dumps(dbt_runtime.counts()))\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    counts = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert counts["template_misses"] > 0 and counts["serializer_misses"] > 0 and counts["schema_misses"] > 0
+
+
 class _HasDict:
     def to_dict(self, omit_none: bool = True) -> dict:
         return {"kept": 1} if omit_none else {"kept": 1, "none": None}
