@@ -377,13 +377,25 @@ def test_during_a_run_the_collector_leaves_older_objects_alone_and_afterwards_co
 
     where = _project(tmp_path, "hello")
     threshold = gc.get_threshold()
-    garbage = _Cycle()
-    gone = weakref.ref(garbage)
-    del garbage
-    seen: list[tuple[int, tuple[int, int, int]]] = []
-    run_dbt(["run"], where, callbacks=[lambda event: seen.append((gc.get_freeze_count(), gc.get_threshold()))])
-    assert seen and all(frozen > 0 for frozen, _ in seen)
-    assert {during for _, during in seen} == {(dbt_runtime.YOUNG_THRESHOLD, *threshold[1:])}
+    gc.disable()  # until the run has begun, so no pass collects the cycle before it (the first run installs things)
+    try:
+        garbage = _Cycle()
+        gone = weakref.ref(garbage)
+        del garbage
+        thresholds: set[tuple[int, int, int]] = set()
+        frozen: list[int] = []
+
+        def look(event) -> None:
+            gc.enable()  # the run has begun: from here only the freeze keeps the cycle from a pass
+            thresholds.add(gc.get_threshold())
+            if event.info.name in ("NodeStart", "NodeFinished"):  # counting frozen objects walks them all: twice
+                frozen.append(gc.get_freeze_count())
+
+        run_dbt(["run"], where, callbacks=[look])
+    finally:
+        gc.enable()
+    assert len(frozen) == 2 and all(count > 0 for count in frozen)
+    assert thresholds == {(dbt_runtime.YOUNG_THRESHOLD, *threshold[1:])}
     assert gc.get_freeze_count() == 0 and gc.get_threshold() == threshold
     assert gone() is not None  # nothing has collected it yet (a pass during the run would have, unfrozen)
     gc.collect()
