@@ -308,23 +308,18 @@ def serializer_key(builder: Any, kind: str) -> str | None:
     """The cache key of what mashumaro's CodeBuilder `builder` generates for `kind` ("pack" or "unpack"): the
     class, every argument the builder was made with, and the files of the class, its bases and mashumaro's code
     generators; None when an argument cannot be named across processes (then it is built as usual)."""
-    if builder.get_config().debug:
+    if builder.get_config().debug or not _named_for_good(builder.cls):
         return None
-    arguments = ("nailed" if builder.is_nailed else builder.attrs, builder.initial_type_args,
-                 builder.dialect, builder.default_dialect, builder.allow_postponed_evaluation, builder.format_name,
-                 builder.decoder, builder.encoder, sorted(builder.encoder_kwargs.items()))
-    if not _named_for_good(builder.cls):
-        return None
+    arguments = [["nailed" if builder.is_nailed else builder.attrs], list(builder.initial_type_args),
+                 [builder.dialect], [builder.default_dialect], [builder.allow_postponed_evaluation],
+                 [builder.format_name], [builder.decoder], [builder.encoder],
+                 [part for item in sorted(builder.encoder_kwargs.items()) for part in item]]
     named: list[Any] = [("class", builder.cls.__module__, builder.cls.__qualname__)]
-    for argument in arguments:
-        items = argument if isinstance(argument, (tuple, list)) else (argument,)
-        for item in items:
-            for value in (item if isinstance(item, tuple) else (item,)):
-                reference = _reference(value)
-                if reference is None:
-                    return None
-                named.append(reference)
-        named.append(("end",))
+    for values in arguments:  # one list per argument, so that no two builds' arguments read the same
+        references = [_reference(value) for value in values]
+        if None in references:
+            return None
+        named.append(references)
     modules = sorted({c.__module__ for c in builder.cls.__mro__ if c.__module__ != "builtins"}
                      | set(_SERIALIZER_MODULES))
     stamp = [sys.version, kind, named, *(_run_stamp(m) for m in modules)]
@@ -595,7 +590,6 @@ def speedups(target_dir: Path) -> Iterator[None]:
             yield
             return
         previous, _Shared.folder = _Shared.folder, target_dir / FOLDER_NAME
-        _Shared.stamps = {}
         try:
             yield
         finally:
