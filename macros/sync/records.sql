@@ -55,3 +55,30 @@
         {{ exceptions.raise_compiler_error("sync_plan_records_sql: unknown kind '" ~ kind ~ "'") }}
     {%- endif -%}
 {%- endmacro %}
+
+{#-
+    The kind (above) sync_plan_records_sql writes a plan column of each of `data_types` as, or none for a type it
+    does not write as the runner would (the runner then converts the rows itself). The types are the
+    warehouse's names as the plan stores them (DESCRIBE's, information_schema's); each kind is the one the runner
+    gives the Arrow type the warehouse hands such a column over as, so that the records read the same whether
+    the runner reads a page as rows or as Arrow (sync/delivery.py). A JSON or UUID value comes as text.
+-#}
+{% macro sync_json_kinds(data_types) %}
+    {{ return(adapter.dispatch('sync_json_kinds', 'dbt_studio')(data_types)) }}
+{% endmacro %}
+
+{% macro default__sync_json_kinds(data_types) %}
+    {{ return([none] * (data_types | length)) }}
+{% endmacro %}
+
+{% macro duckdb__sync_json_kinds(data_types) %}
+    {%- set kinds = {'TINYINT': 'value', 'SMALLINT': 'value', 'INTEGER': 'value', 'BIGINT': 'value',
+                     'UTINYINT': 'value', 'USMALLINT': 'value', 'UINTEGER': 'value', 'UBIGINT': 'value',
+                     'BOOLEAN': 'value', 'VARCHAR': 'text', 'JSON': 'text', 'UUID': 'text', 'DOUBLE': 'float',
+                     'TIMESTAMP': 'timestamp', 'DATE': 'date'} -%}
+    {%- set out = [] -%}
+    {%- for data_type in data_types -%}
+        {%- do out.append(kinds.get(data_type | string | trim | upper)) -%}
+    {%- endfor -%}
+    {{ return(out) }}
+{% endmacro %}

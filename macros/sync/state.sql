@@ -18,6 +18,16 @@
                                   type='table')) }}
 {% endmacro %}
 
+{#- A sync's plan table as {database, schema, identifier}, for the runner (which reads its columns). -#}
+{% macro sync_plan_relation(sync) %}
+    {{ return(adapter.dispatch('sync_plan_relation', 'dbt_studio')(sync)) }}
+{% endmacro %}
+
+{% macro default__sync_plan_relation(sync) %}
+    {%- set plan = dbt_studio._state_relation(sync, sync.name ~ '__plan') -%}
+    {{ return({'database': plan.database, 'schema': plan.schema, 'identifier': plan.identifier}) }}
+{% endmacro %}
+
 {#- The state schema's default name, for the runner (it reads the target from the profile). -#}
 {% macro sync_default_state_schema() %}
     {{ return(adapter.dispatch('sync_default_state_schema', 'dbt_studio')()) }}

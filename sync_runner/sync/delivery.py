@@ -64,48 +64,33 @@ def _python_values(column: pa.ChunkedArray | pa.Array) -> list[Any]:
     return column.to_pylist()
 
 
-def json_fields(schema: pa.Schema, mappings: Mapping[str, str], key_columns: tuple[str, ...]
+def json_fields(kinds: Mapping[str, str | None], mappings: Mapping[str, str], key_columns: tuple[str, ...]
                 ) -> list[list[Any]] | None:
-    """The `fields` of sync_plan_records_sql (macros/sync/records.sql) for a plan of this Arrow schema: each
-    mapped field with its plan column and how the warehouse writes its values so that they read as
-    `_python_values` gives them. None when a column is of a type it does not write that way (decimals, lists,
-    structs, time zones, other timestamp units...): the runner then converts the rows itself."""
-    columns = {name.lower(): name for name in schema.names}
+    """The `fields` of sync_plan_records_sql (macros/sync/records.sql): each mapped field with its plan column and
+    how the warehouse writes its values so that they read as `_python_values` gives them, from each plan column's
+    kind (`kinds`: the column's name -> sync_json_kinds' answer for its type). None when a mapped column is of a
+    type the warehouse does not write that way (decimals, lists, structs, time zones, other timestamp units...):
+    the runner then converts the rows itself."""
+    columns = {name.lower(): name for name in kinds}
     keys = {k.lower() for k in key_columns}
     out: list[list[Any]] = []
     for dest, source in mappings.items():
         column = columns.get(source.lower())
-        if column is None:
+        if column is None or kinds[column] is None:
             return None
-        kind = _json_kind(schema.field(column).type)
-        if kind is None:
-            return None
-        out.append([dest, column, kind, source.lower() in keys])
+        out.append([dest, column, kinds[column], source.lower() in keys])
     return out
 
 
-def _json_kind(kind: pa.DataType) -> str | None:
-    if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
-        return "value"
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        return "text"
-    if pa.types.is_float64(kind):
-        return "float"
-    if pa.types.is_timestamp(kind) and kind.unit == "us" and kind.tz is None:
-        return "timestamp"
-    if pa.types.is_date32(kind):
-        return "date"
-    return None
-
-
-def plan_pages(read: Callable[[int, int], pa.Table], total: int, page_rows: int,
-               first_rows: int = 0) -> Iterator[pa.RecordBatch]:
+def plan_pages(read: Callable[[int, int], pa.Table | _Page], total: int, page_rows: int,
+               first_rows: int = 0) -> Iterator[pa.RecordBatch | _Page]:
     """Plan rows 1..`total` read `page_rows` at a time (`read(first_seq, last_seq)`), each page fetched whole:
     memory stays bounded by the page size. The first `first_rows` (one request's worth) are read on their own, so
     the first request leaves once its own rows are read, not a whole page's (at a million rows, the first page's
     50,000 records written as JSON took about 80 ms before the first request). The rest of the first page is the
     second read, and pages stay aligned on `page_rows` after it: a plan written in parts (state.py: its first
-    page, then the rest when a read goes past it) writes its rest while the first page's requests are out."""
+    page, then the rest when a read goes past it) writes its rest while the first page's requests are out.
+    A page read as Arrow comes as one record batch, one read as rows (records_page) as it is."""
     for first in range(1, total + 1, page_rows):
         last = first + page_rows - 1
         if first == 1 and 0 < first_rows < min(page_rows, total):
@@ -114,10 +99,23 @@ def plan_pages(read: Callable[[int, int], pa.Table], total: int, page_rows: int,
         yield from _whole(read(first, last))
 
 
-def _whole(page: pa.Table) -> list[pa.RecordBatch]:
+def _whole(page: pa.Table | _Page) -> list[pa.RecordBatch] | list[_Page]:
     """A page as one record batch: requests are cut within a batch, so a page the warehouse returned in chunks
     (DuckDB cuts at each thread's share, or at 122,880 rows) would send a short request at every seam."""
+    if isinstance(page, _Page):
+        return [page] if page.ops else []
     return page.combine_chunks().to_batches() if page.num_rows else []
+
+
+def records_page(names: list[str], values: list[tuple[Any, ...]]) -> _Page:
+    """A page of sync_plan_records_sql read as rows: the same lists _Page.read_json takes from Arrow (each
+    record's size in UTF-8 bytes, as Arrow's binary_length gives it), with neither Arrow nor DuckDB's Arrow
+    layer loaded (see the engine's `_deliver`)."""
+    lower = {name.lower(): i for i, name in enumerate(names)}
+    op, key, seq, text = (lower[name] for name in ("_op", "_key", "_seq", "_json_record"))
+    texts = [row[text] for row in values]
+    return _Page([row[op] for row in values], [str(row[key]) for row in values], [row[seq] for row in values],
+                 JsonRecords(texts), _EMPTY, [len(t) if t.isascii() else len(t.encode("utf-8")) for t in texts])
 
 
 def _runs(ops: list[str], max_rows: int) -> Iterator[tuple[int, int]]:
@@ -130,7 +128,7 @@ def _runs(ops: list[str], max_rows: int) -> Iterator[tuple[int, int]]:
         start = end
 
 
-def make_batches(batches: Iterable[pa.RecordBatch], mappings: dict[str, str], max_rows: int,
+def make_batches(batches: Iterable[pa.RecordBatch | _Page], mappings: dict[str, str], max_rows: int,
                  max_bytes: int | None, on_oversize: Callable[[int, str], None],
                  key_columns: tuple[str, ...] = (), with_table: bool = False,
                  templates: Mapping[str, Template] | None = None, json_records: bool = False) -> Iterator[Batch]:
@@ -158,12 +156,19 @@ def make_batches(batches: Iterable[pa.RecordBatch], mappings: dict[str, str], ma
         return _Page.read(rb, dests, sources, key_positions, with_table, templates or {})
 
     for rb in batches:
-        if not max_bytes:  # each batch converted as it is cut: the first request leaves before the page is read
+        if isinstance(rb, _Page):  # read as rows (records_page): converted already
+            page = rb
+        elif not max_bytes:  # each batch converted as it is cut: the first request leaves before the page is read
             ops = rb.column([name.lower() for name in rb.schema.names].index("_op")).to_pylist()
             for lo, hi in _runs(ops, max_rows):
                 yield read(rb.slice(lo, hi - lo)).cut(slice(0, hi - lo))
             continue
-        page = read(rb)
+        else:
+            page = read(rb)
+        if not max_bytes:
+            for lo, hi in _runs(page.ops, max_rows):
+                yield page.cut(slice(lo, hi))
+            continue
         rows: list[int] = []
         size = 0
         for i, op in enumerate(page.ops):

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
-from sync_runner.project.compiled import CompiledSql
+from sync_runner.project.compiled import CompiledSql, Rows
 from sync_runner.project.warehouse import Warehouse
 
 OPS = ("insert", "update", "delete", "clear")
@@ -54,8 +54,9 @@ class Steps(Protocol):
                rejected: list[list[Any]]) -> None: ...
     def page(self, args: dict[str, Any], first_seq: int, last_seq: int,
              fields: list[list[Any]] | None = None) -> pa.Table: ...
+    def records(self, args: dict[str, Any], first_seq: int, last_seq: int, fields: list[list[Any]]) -> Rows: ...
     def writes_json(self, args: dict[str, Any]) -> bool: ...
-    def plan_schema(self, args: dict[str, Any]) -> pa.Schema: ...
+    def plan_kinds(self, args: dict[str, Any]) -> dict[str, str | None]: ...
     def snapshot_rows(self, args: dict[str, Any]) -> int: ...
     def refused_rows(self, args: dict[str, Any]) -> int: ...
 
@@ -127,11 +128,23 @@ class DbtSteps:
         return self.wh.fetch_arrow(self.wh.call("sync_plan_rows_sql", sync=args, first_seq=first_seq,
                                                 last_seq=last_seq))
 
+    def records(self, args: dict[str, Any], first_seq: int, last_seq: int, fields: list[list[Any]]) -> Rows:
+        table = self.page(args, first_seq, last_seq, fields)
+        return list(table.column_names), [tuple(r.values()) for r in table.to_pylist()]
+
     def writes_json(self, args: dict[str, Any]) -> bool:
         return self.wh.call("sync_plan_records_sql", sync=args, fields=[], first_seq=1, last_seq=0) is not None
 
-    def plan_schema(self, args: dict[str, Any]) -> pa.Schema:
-        return self.wh.fetch_arrow(self.wh.call("sync_plan_rows_sql", sync=args, first_seq=1, last_seq=0)).schema
+    def plan_kinds(self, args: dict[str, Any]) -> dict[str, str | None]:
+        """(The columns' query is fetched as the pages are: dbt's own metadata query would leave a transaction
+        open on the connection, which the commit then joins.)"""
+        plan = self.wh.call("sync_plan_relation", sync=args)
+        sql = (self.wh.call("relation_columns_read_sql", relation=plan)
+               or self.wh.call("relation_columns_sql", relation=plan))
+        table = self.wh.fetch_arrow(sql)
+        columns = [(str(n), str(t)) for n, t in zip(table.column(0).to_pylist(), table.column(1).to_pylist(),
+                                                     strict=True)]
+        return _kinds(columns, self.wh.call("sync_json_kinds", data_types=[t for _, t in columns]))
 
     def snapshot_rows(self, args: dict[str, Any]) -> int:
         return int(self.wh.call("sync_snapshot_rows", sync=args))
@@ -294,9 +307,19 @@ class KeptSteps:
 
     def page(self, args: dict[str, Any], first_seq: int, last_seq: int,
              fields: list[list[Any]] | None = None) -> pa.Table:
-        """Plan rows first_seq..last_seq (with `fields`, as JSON records: sync_plan_records_sql); a plan written in
-        parts gets its other rows first when they are asked for (in the thread that reads pages and commits, so
-        no commit runs while they are written)."""
+        """Plan rows first_seq..last_seq as Arrow (with `fields`, as JSON records: sync_plan_records_sql)."""
+        sql, bound = self._page_sql(args, first_seq, last_seq, fields)
+        table: pa.Table = self.c.arrow(sql, bound)
+        return table
+
+    def records(self, args: dict[str, Any], first_seq: int, last_seq: int, fields: list[list[Any]]) -> Rows:
+        """The same JSON records as rows, without Arrow (see the engine's `_deliver` for when)."""
+        return self.c.rows(*self._page_sql(args, first_seq, last_seq, fields))
+
+    def _page_sql(self, args: dict[str, Any], first_seq: int, last_seq: int,
+                  fields: list[list[Any]] | None) -> tuple[str, dict[str, Any]]:
+        """A page's statement and its values; a plan written in parts gets its other rows first when they are
+        asked for (in the thread that reads pages and commits, so no commit runs while they are written)."""
         pending = self._rest.get(args["name"])
         if pending is not None and last_seq > pending[0]:
             del self._rest[args["name"]]
@@ -305,19 +328,19 @@ class KeptSteps:
         bounds = {"first_seq": self._p("first_seq"), "last_seq": self._p("last_seq")}
         sql = (self.c.value("sync_plan_records_sql", sync=args, fields=fields, **bounds) if fields is not None
                else self.c.value("sync_plan_rows_sql", sync=args, **bounds))
-        table: pa.Table = self.c.arrow(sql, self._bound(sql, {"first_seq": first_seq, "last_seq": last_seq}))
-        return table
+        return sql, self._bound(sql, {"first_seq": first_seq, "last_seq": last_seq})
 
     def writes_json(self, args: dict[str, Any]) -> bool:
         """Whether this warehouse writes a page's records as JSON (sync_plan_records_sql is not none here)."""
         return self.c.value("sync_plan_records_sql", sync=args, fields=[], first_seq=self._p("first_seq"),
                             last_seq=self._p("last_seq")) is not None
 
-    def plan_schema(self, args: dict[str, Any]) -> pa.Schema:
-        """The plan's columns and their types (a page of no rows)."""
-        sql = self.c.value("sync_plan_rows_sql", sync=args, first_seq=self._p("first_seq"),
-                           last_seq=self._p("last_seq"))
-        return self.c.arrow(sql, self._bound(sql, {"first_seq": 1, "last_seq": 0})).schema
+    def plan_kinds(self, args: dict[str, Any]) -> dict[str, str | None]:
+        """The kind sync_plan_records_sql writes each plan column as (none: the runner converts it), from the
+        plan's stored types: DESCRIBE reads them without a page, and without DuckDB's Arrow layer."""
+        columns = [(str(r[0]), str(r[1])) for r in self.c.relation_columns(self.c.value("sync_plan_relation",
+                                                                                         sync=args))]
+        return _kinds(columns, self.c.value("sync_json_kinds", data_types=[t for _, t in columns]))
 
     def snapshot_rows(self, args: dict[str, Any]) -> int:
         sql = self.c.value("sync_snapshot_rows_sql", sync=args)
@@ -367,3 +390,8 @@ def key_problems(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
             if len(out["examples"]) < 5:
                 out["examples"].append(example)
     return out
+
+
+def _kinds(columns: list[tuple[str, str]], kinds: list[str | None]) -> dict[str, str | None]:
+    """Each plan column's kind (sync_json_kinds' answer for its type, in the same order)."""
+    return {name: kind for (name, _), kind in zip(columns, kinds, strict=True)}

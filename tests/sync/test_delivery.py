@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 
 from sync_runner.core.mapping import Template
-from sync_runner.sync.delivery import _python_values, deliver, make_batches, plan_pages
+from sync_runner.sync.delivery import _python_values, deliver, make_batches, plan_pages, records_page
 from sync_runner.sync.destinations.base import Batch, BatchResult, Destination, JsonRecords
 from sync_runner.sync.destinations.values import dumps_records
 
@@ -35,36 +35,47 @@ def test_timestamps_become_rfc3339_text_like_python_isoformat():
     assert _python_values(pa.array([1.5, math.nan, math.inf, None])) == [1.5, None, None, None]
 
 
+def _value(i: int) -> str:
+    """Row i's value: some of them not ASCII (a record's size is its bytes in UTF-8)."""
+    return ("é" if i % 5 == 0 else "x") * (i % 7)
+
+
 def _plan(ops: list[str], as_json: bool = False) -> pa.RecordBatch:
     """Plan rows with one column `v`; `as_json`: as sync_plan_records_sql pages them, each record as JSON text."""
     n = len(ops)
-    values = [("x" * (i % 7)) for i in range(n)]
+    values = [_value(i) for i in range(n)]
     last = {"_json_record": [f'{{"value":"{v}"}}' for v in values]} if as_json else {"v": values}
     return pa.record_batch({"_seq": list(range(1, n + 1)), "_op": ops, "_key": [f"k{i}" for i in range(n)], **last})
 
 
-@pytest.mark.parametrize("as_json", [False, True], ids=["converted", "written_as_json"])
-def test_batches_are_runs_of_one_op_within_row_and_byte_limits(as_json):
+@pytest.mark.parametrize("read", ["converted", "written_as_json", "written_as_json_read_as_rows"])
+def test_batches_are_runs_of_one_op_within_row_and_byte_limits(read):
+    """The same batches whichever way the page was read: converted by the runner, written as JSON by the warehouse
+    and read as Arrow, or read as rows (records_page, a plan of one page)."""
     rng = random.Random(3)
     ops = sorted(rng.choice(["insert", "update", "delete"]) for _ in range(500))
+    as_json = read != "converted"
     for max_rows, max_bytes in ((7, None), (50, None), (1000, None), (10, 60), (100, 200), (20, 16)):
         oversize: list[int] = []
-        batches = list(make_batches([_plan(ops, as_json)], {"value": "v"}, max_rows, max_bytes,
+        page = _plan(ops, as_json)
+        pages = [records_page(page.schema.names, list(zip(*page.to_pydict().values(), strict=True)))] \
+            if read == "written_as_json_read_as_rows" else [page]
+        batches = list(make_batches(pages, {"value": "v"}, max_rows, max_bytes,
                                     lambda seq, _reason, out=oversize: out.append(seq), json_records=as_json))
         seen = [s for b in batches for s in b.seqs]
         assert sorted(seen + oversize) == list(range(1, 501)) and len(seen) == len(set(seen))
         for b in batches:
             assert len(b.seqs) <= max_rows and {ops[s - 1] for s in b.seqs} == {b.op}
             assert isinstance(b.records, JsonRecords) == as_json
-            assert list(b.records) == [{"value": "x" * ((s - 1) % 7)} for s in b.seqs]
+            assert list(b.records) == [{"value": _value(s - 1)} for s in b.seqs]
             assert json.loads(dumps_records(b.records)) == list(b.records)
             assert b.keys == [f"k{s - 1}" for s in b.seqs]
             if max_bytes:
-                assert sum(len(f'{{"value":"{r["value"]}"}}') + 1 for r in b.records) <= max_bytes
+                assert sum(len(f'{{"value":"{r["value"]}"}}'.encode()) + 1 for r in b.records) <= max_bytes
         # a reference cut: consecutive rows of one op, a new batch when the op changes or a limit is reached
         expected, size = [[]], 0
         for i, op in enumerate(ops):
-            record = len(f'{{"value":"{"x" * (i % 7)}"}}') + 1
+            record = len(f'{{"value":"{_value(i)}"}}'.encode()) + 1
             if max_bytes and record > max_bytes:  # never sent: rejected as over the limit
                 assert i + 1 in oversize
                 continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+import pyarrow as pa
 import pytest
 import yaml
 
@@ -90,15 +91,16 @@ def _received(sink, how: str) -> list[tuple[str, str]]:
     return sorted((body["op"], json.dumps(r, sort_keys=True)) for body in _bodies(sink, how) for r in body["records"])
 
 
-def _run(typed: SyncProject, sink, changed: bool, model: str, columns: dict) -> None:
-    """Build `model` of `columns` and run both its syncs; every column is mapped (MAPPINGS' names, else its own)."""
+def _run(typed: SyncProject, sink, changed: bool, model: str, columns: dict, page_rows: int = 50_000) -> None:
+    """Build `model` of `columns` and run both its syncs; every column is mapped (MAPPINGS' names, else its own).
+    A plan of one page at most is read as rows, a longer one (`page_rows` below the plan's rows) as Arrow."""
     (typed.p.root / "models" / f"{model}.sql").write_text(
         MODEL.format(model=model, rows=_model_sql(columns, changed)), encoding="utf-8")
     named = {col: dest for dest, col in MAPPINGS.items()}
     mappings = {"id": "id", **{named.get(col, col): col for col in columns}}
     typed.p.dbt("build", "-s", model, vars={f"{model}_syncs": _syncs(model, mappings)})
     sink.reset()
-    reports = typed.sync(select=(f"{model}_json", f"{model}_python"))
+    reports = typed.sync(select=(f"{model}_json", f"{model}_python"), page_rows=page_rows)
     assert all(r.status == "success" for r in reports.values()), [r.message for r in reports.values()]
 
 
@@ -119,10 +121,12 @@ def _kept_fields(typed: SyncProject, sync: str) -> list:
             and c[1]["fields"]]
 
 
-def test_the_warehouse_writes_each_record_as_the_runner_would(typed, http_sink):
+@pytest.mark.parametrize(("model", "page_rows"), [("typed_values", 50_000), ("typed_values_paged", 2)],
+                         ids=["read-as-rows", "read-as-arrow"])
+def test_the_warehouse_writes_each_record_as_the_runner_would(typed, http_sink, model, page_rows):
     _destinations(typed, http_sink)
     for changed in (False, True):  # a first full send, then an update, a clear and rows left alone
-        _run(typed, http_sink, changed, "typed_values", COLUMNS)
+        _run(typed, http_sink, changed, model, COLUMNS, page_rows)
         assert _received(http_sink, "json") == _received(http_sink, "python")
         records = {r["id"]: (body["op"], r) for body in _bodies(http_sink, "json") for r in body["records"]}
         if not changed:
@@ -139,9 +143,9 @@ def test_the_warehouse_writes_each_record_as_the_runner_would(typed, http_sink):
             assert {k: op for k, (op, _) in records.items()} == {2: "clear", 4: "update"}
             assert records[2][1] == {field: (2 if field == "id" else None) for field in MAPPINGS}
             assert records[4][1]["big"] == -1 and records[4][1]["small"] == -1
-    assert [f[2] for f in _kept_fields(typed, "typed_values_json")[0]] == [
+    assert [f[2] for f in _kept_fields(typed, f"{model}_json")[0]] == [
         "value", "value", "value", "value", "value", "text", "text", "text", "float", "float", "timestamp", "date"]
-    assert not _kept_fields(typed, "typed_values_python")  # a body template: the runner converts
+    assert not _kept_fields(typed, f"{model}_python")  # a body template: the runner converts
 
 
 def test_a_type_the_warehouse_does_not_write_as_the_runner_does_is_converted_by_the_runner(typed, http_sink):
@@ -152,3 +156,94 @@ def test_a_type_the_warehouse_does_not_write_as_the_runner_does_is_converted_by_
     assert records[1]["amount"] == 1.5 and records[4]["amount"] == "12345678901234.5678"  # exact digits as text
     assert records[1]["weight"] == pytest.approx(0.1) and records[3]["weight"] is None
     assert not _kept_fields(typed, "typed_other_json")
+
+
+# one value of each DuckDB type (a column whose type DuckDB cannot make here is left out)
+TYPES = ["tinyint", "smallint", "integer", "bigint", "hugeint", "utinyint", "usmallint", "uinteger", "ubigint",
+         "uhugeint", "boolean", "varchar", "json", "uuid", "blob", "bit", "float", "double", "decimal(18, 4)",
+         "decimal(38, 0)", "date", "time", "timetz", "timestamp", "timestamp_s", "timestamp_ms", "timestamp_ns",
+         "timestamptz", "interval", "integer[]", "integer[3]", "struct(a integer)", "map(varchar, integer)",
+         "enum('a', 'b')", "union(n integer, s varchar)", "varint", "varchar collate nocase"]
+
+
+def _arrow_kind(kind: pa.DataType) -> str | None:
+    """The reference: what the runner writes exactly as the warehouse does, by the Arrow type it reads."""
+    if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+        return "value"
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return "text"
+    if pa.types.is_float64(kind):
+        return "float"
+    if pa.types.is_timestamp(kind) and kind.unit == "us" and kind.tz is None:
+        return "timestamp"
+    if pa.types.is_date32(kind):
+        return "date"
+    return None
+
+
+def test_each_type_gets_the_kind_its_arrow_type_would(typed):
+    """sync_json_kinds decides from a plan column's stored type (read without a page, without Arrow) what the
+    runner would decide from the Arrow type DuckDB hands the column over as: otherwise a plan read as rows and
+    one read as Arrow could write the same record two ways."""
+    import duckdb
+
+    con = duckdb.connect()
+    made = []
+    for i, kind in enumerate(TYPES):
+        try:
+            con.execute(f"create table t{i} as select cast(null as {kind}) as c")
+        except duckdb.Error:
+            continue
+        made.append(i)
+    assert len(made) >= 30  # (the few a DuckDB version lacks aside)
+    stored = [con.execute(f"select column_type from (describe t{i})").fetchall()[0][0] for i in made]
+    expected = [_arrow_kind(con.sql(f"select * from t{i}").to_arrow_table().schema.field(0).type) for i in made]
+    typed.p.dbt("debug")  # (opens the project's warehouse file, which the macro's compilation wants)
+    wh = typed.p.warehouse()
+    try:
+        kinds = wh.compile("sync_json_kinds", data_types=stored)
+    finally:
+        wh.close()
+    assert dict(zip(stored, kinds, strict=True)) == dict(zip(stored, expected, strict=True))
+    assert {k for k in kinds if k} == {"value", "text", "float", "timestamp", "date"}
+
+
+# `dbt-studio sync -s <sync>` in a process of its own; then whether DuckDB's Python package was imported
+SYNC_AND_TELL = """
+import sys
+from sync_runner.cli import main
+project, sync = sys.argv[1], sys.argv[2]
+sys.argv = ["dbt-studio", "sync", "-s", sync, "--project-dir", project, "--profiles-dir", project]
+try:
+    main()
+    print("EXIT 0")
+except SystemExit as exc:
+    print("EXIT", exc.code)
+print("DUCKDB_PACKAGE", "duckdb" in sys.modules, "CORE", "_duckdb" in sys.modules)
+"""
+
+
+def test_a_plan_of_one_page_is_sent_without_duckdbs_arrow_layer(typed, http_sink):
+    """A kept sync whose plan fits in one page reads its records as rows on DuckDB's compiled core: the `duckdb`
+    package (its relation API and Arrow, 30-35 ms of imports) is never imported, and the records are those the
+    runner's own conversion gives."""
+    import subprocess
+    import sys
+
+    _destinations(typed, http_sink)
+    _run(typed, http_sink, False, "typed_light", COLUMNS)  # a first run and a second keep the statements
+    light = typed.p.relation("typed_light")  # the rows change, the project does not: the statements stay kept
+    typed.p.execute(f"update {light} set big = 1 where id = 5")
+    assert typed.sync(select=("typed_light_json", "typed_light_python"))["typed_light_json"].acknowledged == 1
+    typed.p.execute(f"update {light} set big = -1, small = -1 where id = 4")
+    typed.p.execute(f"delete from {light} where id = 2")
+    typed.p.release()
+    http_sink.reset()
+    for sync in ("typed_light_json", "typed_light_python"):
+        done = subprocess.run([sys.executable, "-c", SYNC_AND_TELL, str(typed.p.root), sync],
+                              capture_output=True, text=True, timeout=300)
+        assert "EXIT 0" in done.stdout, done.stdout + done.stderr
+        if sync == "typed_light_json":
+            assert "DUCKDB_PACKAGE False CORE True" in done.stdout, done.stdout
+    assert _received(http_sink, "json") == _received(http_sink, "python")
+    assert sorted(op for op, _ in _received(http_sink, "json")) == ["clear", "update"]
