@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from sync_runner.core import yaml_text
 from sync_runner.core.errors import UserError
 from sync_runner.core.fields import closest
 
@@ -302,7 +303,7 @@ def edited_after_manifest(project_dir: Path | str, target_path: str = "target") 
         return []
     paths = ["models"]
     with contextlib.suppress(OSError, yaml.YAMLError, AttributeError):
-        project = yaml.safe_load((root / "dbt_project.yml").read_text(encoding="utf-8")) or {}
+        project = yaml_text.safe_load((root / "dbt_project.yml").read_text(encoding="utf-8")) or {}
         configured = project.get("model-paths") or project.get("source-paths")
         if isinstance(configured, list) and all(isinstance(p, str) for p in configured):
             paths = configured

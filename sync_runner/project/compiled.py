@@ -36,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from sync_runner.core import yaml_text
 from sync_runner.core.errors import UserError
 from sync_runner.project.target import DbtTarget, from_warehouse, missing_duckdb_file, unreachable
 
@@ -86,7 +87,7 @@ def _normalized(name: str) -> str:
 
 def _yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml_text.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return {}
     return data if isinstance(data, dict) else {}

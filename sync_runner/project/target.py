@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from sync_runner.core import yaml_text
 from sync_runner.core.errors import DbtFailed, UserError
 from sync_runner.core.redact import REDACT
 from sync_runner.project.artifacts import load_run_results
@@ -172,8 +173,8 @@ def default_target(where: DbtTarget) -> str | None:
     if os.environ.get("DBT_TARGET"):
         return os.environ["DBT_TARGET"]
     try:
-        profile = yaml.safe_load((where.project_dir / "dbt_project.yml").read_text(encoding="utf-8"))["profile"]
-        profiles = yaml.safe_load(((where.profiles_dir or where.project_dir) / "profiles.yml").read_text(
+        profile = yaml_text.safe_load((where.project_dir / "dbt_project.yml").read_text(encoding="utf-8"))["profile"]
+        profiles = yaml_text.safe_load(((where.profiles_dir or where.project_dir) / "profiles.yml").read_text(
             encoding="utf-8"))
         name = profiles[os.environ.get("DBT_PROFILE") or profile]["target"]
     except (OSError, yaml.YAMLError, KeyError, TypeError):

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from sync_runner.core import yaml_text
 from sync_runner.core.errors import UserError
 from sync_runner.core.fields import (
     AnyOf,
@@ -416,7 +417,7 @@ def _yaml_where(exc: yaml.YAMLError) -> str:
 def _read_config(path: Path) -> dict[str, Any]:
     """dbt_studio.yml as parsed YAML (not rendered), its top-level keys checked against `STUDIO_FILE`."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml_text.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: not valid YAML{_yaml_where(exc)}") from None
     if not isinstance(raw, dict):
