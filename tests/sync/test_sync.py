@@ -792,6 +792,74 @@ def test_a_value_the_second_part_of_a_plan_refuses_fails_the_sync_in_one_line(sp
     assert sorted(r[0] for r in sp.state("late_refusal", "snapshot")) == sorted(http_sink.store)
 
 
+def test_a_model_of_one_row_group_is_synced_on_one_duckdb_thread(sp):
+    """DuckDB shares a query's work between its threads by row group (122,880 rows): a sync whose model fits in
+    one runs on one thread (the others would only hand work to each other), a larger model's on DuckDB's default.
+    The setting belongs to the whole database, so it is DuckDB's default again when the sync ends, and a profile
+    that sets `threads` itself keeps its own."""
+    from sync_runner.sync.engine import Options, run_syncs
+
+    if sp.p.adapter != "duckdb":  # the runner fits no session of a warehouse it does not open itself
+        wh = sp.p.warehouse()
+        try:
+            assert wh.compile("sync_model_session_sql", source="people") is None
+        finally:
+            wh.close()
+        return
+    rows = 123_000  # one row group and a little more
+    model = sp.p.root / "models" / "more_people.sql"
+    declared = sp.p.root / "models" / "_more_people.yml"
+    model.write_text(f"select 'm' || i as user_id, 'm' || i || '@x.com' as email, 'pro' as plan, i % 97 as score "
+                     f"from range({rows}) as t(i)", encoding="utf-8")
+    syncs = {"small_one_thread": "people", "large_default_threads": "more_people"}
+    sync = {"destination": "out", "mode": "upsert", "mappings": MAPPINGS}
+    meta = {"dbt_studio": {"primary_key": "user_id", "syncs": [{"name": "large_default_threads", **sync}]}}
+    declared.write_text(json.dumps({"version": 2, "models": [{"name": "more_people", "config": {"meta": meta}}]}),
+                        encoding="utf-8")
+    try:
+        sp.destinations(f"destinations:\n  out: {{type: file, path: {sp.tmp}}}\n")
+        sp.build({f"u{i}": person(i) for i in range(5)}, [{"name": "small_one_thread", **sync}])
+        sp.p.release()
+        database = sp.p.query("select path from duckdb_databases() where database_name = current_database()")[0][0]
+        sp.p.release()
+        held = duckdb.connect(database)  # the same database as the runner's connection in this process
+        try:
+            [(default,)] = held.execute("select current_setting('threads')").fetchall()
+            seen: dict[str, set[int]] = {}
+
+            def progress(name: str, _done: int, _total: int) -> None:
+                [(threads,)] = held.execute("select current_setting('threads')").fetchall()
+                seen.setdefault(name, set()).add(int(threads))
+
+            for name, table in syncs.items():
+                reports = run_syncs(sp.p.root, sp.p.root, options=Options(select=(name,)), progress=progress)
+                assert reports[0].status == "success" and reports[0].acknowledged == (5 if table == "people"
+                                                                                      else rows), reports
+                assert held.execute("select current_setting('threads')").fetchall() == [(default,)]
+            assert seen == {"small_one_thread": {1}, "large_default_threads": {int(default)}}, seen
+            assert int(default) > 1  # (else the two would read the same)
+        finally:
+            held.close()
+
+        profile = sp.p.root / "profiles.yml"
+        original = profile.read_text()
+        profile.write_text(original.replace("threads: 2", "threads: 2\n      settings: {threads: 3}"))
+        try:
+            wh = sp.p.warehouse()
+            try:
+                assert wh.compile("sync_model_session_sql", source="people") is None
+                assert "reset threads" not in wh.compile("sync_session_end_sql")
+            finally:
+                wh.close()
+        finally:
+            profile.write_text(original)
+    finally:
+        model.unlink()
+        declared.unlink()
+        sp.declare([])
+        sp.p.release()
+
+
 # DuckDB only: a DuckDB storage setting; Snowflake plans are written as any table
 @pytest.mark.parametrize("sp", ["duckdb"], indirect=True)
 def test_duckdb_writes_the_plan_uncompressed_and_resets_the_setting(sp):
