@@ -792,6 +792,27 @@ def test_a_value_the_second_part_of_a_plan_refuses_fails_the_sync_in_one_line(sp
     assert sorted(r[0] for r in sp.state("late_refusal", "snapshot")) == sorted(http_sink.store)
 
 
+def _range_model(sp: SyncProject, name: str, rows: int, syncs: list[dict]) -> tuple:
+    """A model `name` of `rows` generated people, its `syncs` declared in a YAML file of its own (both files,
+    for the test to remove)."""
+    model = sp.p.root / "models" / f"{name}.sql"
+    declared = sp.p.root / "models" / f"_{name}.yml"
+    model.write_text(f"select 'm' || i as user_id, 'm' || i || '@x.com' as email, 'pro' as plan, i % 97 as score "
+                     f"from range({rows}) as t(i)", encoding="utf-8")
+    meta = {"dbt_studio": {"primary_key": "user_id", "syncs": syncs}}
+    declared.write_text(json.dumps({"version": 2, "models": [{"name": name, "config": {"meta": meta}}]}),
+                        encoding="utf-8")
+    return model, declared
+
+
+def _same_database(sp: SyncProject) -> duckdb.DuckDBPyConnection:
+    """A connection to the project's DuckDB database in this process: DuckDB opens one database per file in a
+    process, so this is the one the runner's own connection uses, and its settings are the runner's."""
+    database = sp.p.query("select path from duckdb_databases() where database_name = current_database()")[0][0]
+    sp.p.release()
+    return duckdb.connect(database)
+
+
 def test_a_model_of_one_row_group_is_synced_on_one_duckdb_thread(sp):
     """DuckDB shares a query's work between its threads by row group (122,880 rows): a sync whose model fits in
     one runs on one thread (the others would only hand work to each other), a larger model's on DuckDB's default.
@@ -807,22 +828,14 @@ def test_a_model_of_one_row_group_is_synced_on_one_duckdb_thread(sp):
             wh.close()
         return
     rows = 123_000  # one row group and a little more
-    model = sp.p.root / "models" / "more_people.sql"
-    declared = sp.p.root / "models" / "_more_people.yml"
-    model.write_text(f"select 'm' || i as user_id, 'm' || i || '@x.com' as email, 'pro' as plan, i % 97 as score "
-                     f"from range({rows}) as t(i)", encoding="utf-8")
     syncs = {"small_one_thread": "people", "large_default_threads": "more_people"}
     sync = {"destination": "out", "mode": "upsert", "mappings": MAPPINGS}
-    meta = {"dbt_studio": {"primary_key": "user_id", "syncs": [{"name": "large_default_threads", **sync}]}}
-    declared.write_text(json.dumps({"version": 2, "models": [{"name": "more_people", "config": {"meta": meta}}]}),
-                        encoding="utf-8")
+    model, declared = _range_model(sp, "more_people", rows, [{"name": "large_default_threads", **sync}])
     try:
         sp.destinations(f"destinations:\n  out: {{type: file, path: {sp.tmp}}}\n")
         sp.build({f"u{i}": person(i) for i in range(5)}, [{"name": "small_one_thread", **sync}])
         sp.p.release()
-        database = sp.p.query("select path from duckdb_databases() where database_name = current_database()")[0][0]
-        sp.p.release()
-        held = duckdb.connect(database)  # the same database as the runner's connection in this process
+        held = _same_database(sp)
         try:
             [(default,)] = held.execute("select current_setting('threads')").fetchall()
             seen: dict[str, set[int]] = {}
@@ -868,26 +881,18 @@ def test_duckdb_writes_the_plan_uncompressed_and_resets_the_setting(sp):
     `dbt-studio build`) must find them as they were after the sync: the compression back at DuckDB's default, the
     sync's memory cap lifted, also after a plan write that failed half way."""
     rows = 130_000  # more than one row group (122,880 rows): DuckDB writes those straight to the file
-    model = sp.p.root / "models" / "many_people.sql"
-    declared = sp.p.root / "models" / "_many_people.yml"
-    model.write_text(f"select 'm' || i as user_id, 'm' || i || '@x.com' as email, 'pro' as plan, i % 97 as score "
-                     f"from range({rows}) as t(i)", encoding="utf-8")
     sync = {"name": "many_uncompressed", "destination": "hook", "mode": "upsert", "mappings": MAPPINGS}
     # its plan write fails after the compression was set: no email casts to an integer
     failing = {"name": "many_failing", "destination": "hook", "mode": "upsert",
                "mappings": {"id": "user_id", "email": {"column": "email", "transform": [{"cast": "integer"}]}}}
-    meta = {"dbt_studio": {"primary_key": "user_id", "syncs": [sync, failing]}}
-    declared.write_text(json.dumps({"version": 2, "models": [{"name": "many_people", "config": {"meta": meta}}]}),
-                        encoding="utf-8")
+    model, declared = _range_model(sp, "many_people", rows, [sync, failing])
     try:
         # nothing listens there: the run fails after its plan is written, so the plan stays to be looked at
         sp.destinations("destinations:\n  hook:\n    type: http\n    url: http://127.0.0.1:9/records\n")
         sp.declare([])  # the syncs earlier tests declared on `people` name destinations not listed here
         sp.p.dbt("build", "-s", "many_people")
         sp.p.release()
-        database = sp.p.query("select path from duckdb_databases() where database_name = current_database()")[0][0]
-        sp.p.release()
-        held = duckdb.connect(database)  # the same database as the runner's connection in this process
+        held = _same_database(sp)
         try:
             [(memory_before,)] = held.execute("select current_setting('memory_limit')").fetchall()
             report = sp.sync(select=("many_uncompressed",), max_attempts=1, base_delay=0.01)["many_uncompressed"]
