@@ -556,7 +556,7 @@ class SyncRunner:
             stored = steps.stored_columns(source, node.database, node.schema, node.alias)
             args = _with_stored_names(sync, args, stored, self._built_for_another_target)
             args["only_keys"] = list(self.options.keys)
-            steps.fit_session(source)
+            steps.fit_session(source, node.materialized)
             if not self.options.dry_run:
                 steps.prepare(args)
             with _plan_refusals(sync):  # the check reads the sync's rows: its filter can be refused too

@@ -35,7 +35,7 @@ class Steps(Protocol):
     def session(self) -> contextlib.AbstractContextManager[Any]: ...
     def source(self, database: str | None, schema: str, identifier: str, relation_name: str) -> Any: ...
     def stored_columns(self, source: Any, database: str | None, schema: str, identifier: str) -> list[str]: ...
-    def fit_session(self, source: Any) -> None: ...
+    def fit_session(self, source: Any, materialized: str | None) -> None: ...
     def key_problems(self, args: dict[str, Any], source: Any) -> dict[str, Any]: ...
     def prepare(self, args: dict[str, Any]) -> None: ...
     def lock(self, args: dict[str, Any], holder: str, steal_from: str | None = None
@@ -77,7 +77,7 @@ class DbtSteps:
     def stored_columns(self, source: Any, database: str | None, schema: str, identifier: str) -> list[str]:
         return list(self.wh.call("relation_columns", relation=source, lower=False))
 
-    def fit_session(self, source: Any) -> None:
+    def fit_session(self, source: Any, materialized: str | None) -> None:
         """Nothing: dbt's connection is the profile's (sync_model_session_sql is for the runner's own)."""
 
     def key_problems(self, args: dict[str, Any], source: Any) -> dict[str, Any]:
@@ -189,10 +189,10 @@ class KeptSteps:
         relation = {"database": database, "schema": schema, "identifier": identifier}
         return [str(r[0]) for r in self.c.relation_columns(relation)]
 
-    def fit_session(self, source: Any) -> None:
+    def fit_session(self, source: Any, materialized: str | None) -> None:
         """The session's settings for this sync's model (sync_model_session_sql: on DuckDB, one thread for a
-        model of one row group or fewer), before anything reads the model."""
-        fit = self.c.value("sync_model_session_sql", source=source)
+        table of one row group or fewer), before anything reads the model."""
+        fit = self.c.value("sync_model_session_sql", source=source, materialized=materialized)
         if fit:
             rows = int(self._run(fit["count"])[0][0])
             for sql in fit["small" if rows <= int(fit["up_to"]) else "other"]:

@@ -792,12 +792,13 @@ def test_a_value_the_second_part_of_a_plan_refuses_fails_the_sync_in_one_line(sp
     assert sorted(r[0] for r in sp.state("late_refusal", "snapshot")) == sorted(http_sink.store)
 
 
-def _range_model(sp: SyncProject, name: str, rows: int, syncs: list[dict]) -> tuple:
+def _range_model(sp: SyncProject, name: str, rows: int, syncs: list[dict], materialized: str = "view") -> tuple:
     """A model `name` of `rows` generated people, its `syncs` declared in a YAML file of its own (both files,
     for the test to remove)."""
     model = sp.p.root / "models" / f"{name}.sql"
     declared = sp.p.root / "models" / f"_{name}.yml"
-    model.write_text(f"select 'm' || i as user_id, 'm' || i || '@x.com' as email, 'pro' as plan, i % 97 as score "
+    model.write_text(f"{{{{ config(materialized='{materialized}') }}}}\n"
+                     f"select 'm' || i as user_id, 'm' || i || '@x.com' as email, 'pro' as plan, i % 97 as score "
                      f"from range({rows}) as t(i)", encoding="utf-8")
     meta = {"dbt_studio": {"primary_key": "user_id", "syncs": syncs}}
     declared.write_text(json.dumps({"version": 2, "models": [{"name": name, "config": {"meta": meta}}]}),
@@ -814,23 +815,25 @@ def _same_database(sp: SyncProject) -> duckdb.DuckDBPyConnection:
 
 
 def test_a_model_of_one_row_group_is_synced_on_one_duckdb_thread(sp):
-    """DuckDB shares a query's work between its threads by row group (122,880 rows): a sync whose model fits in
-    one runs on one thread (the others would only hand work to each other), a larger model's on DuckDB's default.
-    The setting belongs to the whole database, so it is DuckDB's default again when the sync ends, and a profile
-    that sets `threads` itself keeps its own."""
+    """DuckDB shares a query's work between its threads by row group (122,880 rows): a sync whose model is a table
+    of one row group or fewer runs on one thread (the others would only hand work to each other), a larger
+    table's and a view's (never counted: that would run its query) on DuckDB's default. The setting belongs to the
+    whole database, so it is DuckDB's default again when the sync ends, and a profile that sets `threads` itself
+    keeps its own."""
     from sync_runner.sync.engine import Options, run_syncs
 
     if sp.p.adapter != "duckdb":  # the runner fits no session of a warehouse it does not open itself
         wh = sp.p.warehouse()
         try:
-            assert wh.compile("sync_model_session_sql", source="people") is None
+            assert wh.compile("sync_model_session_sql", source="people", materialized="table") is None
         finally:
             wh.close()
         return
     rows = 123_000  # one row group and a little more
-    syncs = {"small_one_thread": "people", "large_default_threads": "more_people"}
+    syncs = {"small_one_thread": "people", "large_default_threads": "more_people", "view_default_threads": "few"}
     sync = {"destination": "out", "mode": "upsert", "mappings": MAPPINGS}
-    model, declared = _range_model(sp, "more_people", rows, [{"name": "large_default_threads", **sync}])
+    model, declared = _range_model(sp, "more_people", rows, [{"name": "large_default_threads", **sync}], "table")
+    view, view_declared = _range_model(sp, "few", 3, [{"name": "view_default_threads", **sync}])
     try:
         sp.destinations(f"destinations:\n  out: {{type: file, path: {sp.tmp}}}\n")
         sp.build({f"u{i}": person(i) for i in range(5)}, [{"name": "small_one_thread", **sync}])
@@ -846,10 +849,11 @@ def test_a_model_of_one_row_group_is_synced_on_one_duckdb_thread(sp):
 
             for name, table in syncs.items():
                 reports = run_syncs(sp.p.root, sp.p.root, options=Options(select=(name,)), progress=progress)
-                assert reports[0].status == "success" and reports[0].acknowledged == (5 if table == "people"
-                                                                                      else rows), reports
+                expected = {"people": 5, "few": 3}.get(table, rows)
+                assert reports[0].status == "success" and reports[0].acknowledged == expected, reports
                 assert held.execute("select current_setting('threads')").fetchall() == [(default,)]
-            assert seen == {"small_one_thread": {1}, "large_default_threads": {int(default)}}, seen
+            assert seen == {"small_one_thread": {1}, "large_default_threads": {int(default)},
+                            "view_default_threads": {int(default)}}, seen
             assert int(default) > 1  # (else the two would read the same)
         finally:
             held.close()
@@ -860,15 +864,15 @@ def test_a_model_of_one_row_group_is_synced_on_one_duckdb_thread(sp):
         try:
             wh = sp.p.warehouse()
             try:
-                assert wh.compile("sync_model_session_sql", source="people") is None
+                assert wh.compile("sync_model_session_sql", source="people", materialized="table") is None
                 assert "reset threads" not in wh.compile("sync_session_end_sql")
             finally:
                 wh.close()
         finally:
             profile.write_text(original)
     finally:
-        model.unlink()
-        declared.unlink()
+        for path in (model, declared, view, view_declared):
+            path.unlink()
         sp.declare([])
         sp.p.release()
 
