@@ -13,9 +13,7 @@ from argparse import Namespace
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from sync_runner import __version__
 from sync_runner.core.errors import UserError
@@ -29,6 +27,9 @@ from sync_runner.project.target import (
     working_directory,
 )
 from sync_runner.project.versions import check_versions
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class Warehouse:
@@ -188,6 +189,8 @@ class Warehouse:
         run on the connection. The fetch API differs by driver, not the SQL: DuckDB results convert to Arrow
         directly, Snowflake's connector fetches Arrow batches.
         """
+        import pyarrow as pa
+
         with self.session():
             handle = self.adapter.connections.get_thread_connection().handle
             cursor = handle.cursor()

@@ -14,16 +14,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING, Any
 
 from sync_runner.core.mapping import Template
 from sync_runner.core.ratelimit import RateLimiter
 from sync_runner.sync.destinations.base import Batch, BatchResult, Destination, JsonRecords, Terminal, Transient
 from sync_runner.sync.destinations.capture import capturing
 from sync_runner.sync.destinations.values import dumps
+
+if TYPE_CHECKING:  # Arrow is imported where a page is read as Arrow: a sync read as rows never loads it
+    import pyarrow as pa
 
 
 @dataclass
@@ -49,6 +49,9 @@ def _record_size(record: dict[str, Any]) -> int:
 def _python_values(column: pa.ChunkedArray | pa.Array) -> list[Any]:
     """A column's values ready for JSON, converted in Arrow rather than value by value in Python: NaN and
     infinities become null, timestamps ISO 8601 text (with the offset when the column has a time zone)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     kind = column.type
     if pa.types.is_floating(kind):
         bad = pc.or_(pc.is_nan(column), pc.is_inf(column))
@@ -115,7 +118,7 @@ def records_page(names: list[str], values: list[tuple[Any, ...]]) -> _Page:
     op, key, seq, text = (lower[name] for name in ("_op", "_key", "_seq", "_json_record"))
     texts = [row[text] for row in values]
     return _Page([row[op] for row in values], [str(row[key]) for row in values], [row[seq] for row in values],
-                 JsonRecords(texts), _EMPTY, [len(t) if t.isascii() else len(t.encode("utf-8")) for t in texts])
+                 JsonRecords(texts), None, [len(t) if t.isascii() else len(t.encode("utf-8")) for t in texts])
 
 
 def _runs(ops: list[str], max_rows: int) -> Iterator[tuple[int, int]]:
@@ -188,30 +191,36 @@ def make_batches(batches: Iterable[pa.RecordBatch | _Page], mappings: dict[str, 
 
 @dataclass
 class _Page:
-    """One page of plan rows as Python lists (and, for table destinations, typed Arrow)."""
+    """One page of plan rows as Python lists (and, for table destinations, typed Arrow; None for the others)."""
 
     ops: list[str]
     keys: list[str]
     seqs: list[int]
     records: list[dict[str, Any]] | JsonRecords
-    typed: pa.Table
+    typed: pa.Table | None
     sizes: list[int] | None = None  # each record's bytes of JSON, when the warehouse wrote it
 
     @classmethod
     def read_json(cls, rb: pa.RecordBatch) -> _Page:
         """A page of sync_plan_records_sql: the records are the warehouse's JSON texts."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         lower = {name.lower(): i for i, name in enumerate(rb.schema.names)}
         texts = rb.column(lower["_json_record"])
         return cls(rb.column(lower["_op"]).to_pylist(), pc.cast(rb.column(lower["_key"]), pa.string()).to_pylist(),
-                   rb.column(lower["_seq"]).to_pylist(), JsonRecords(texts.to_pylist()), _EMPTY,
+                   rb.column(lower["_seq"]).to_pylist(), JsonRecords(texts.to_pylist()), None,
                    pc.binary_length(texts).to_pylist())
 
     @classmethod
     def read(cls, rb: pa.RecordBatch, dests: list[str], sources: list[str], key_positions: list[int],
              with_table: bool, templates: Mapping[str, Template]) -> _Page:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         lower = {name.lower(): i for i, name in enumerate(rb.schema.names)}
         typed = (pa.Table.from_batches([rb]).select([lower[s] for s in sources]).rename_columns(dests)
-                 if with_table else _EMPTY)
+                 if with_table else None)
         ops = rb.column(lower["_op"]).to_pylist()
         values = [_python_values(rb.column(lower[s])) for s in sources]
         records = ([dict(zip(dests, row, strict=True)) for row in zip(*values, strict=True)] if values
@@ -220,7 +229,7 @@ class _Page:
             read = {name: _python_values(rb.column(lower[name.lower()])) for name in template.columns}
             for i, record in enumerate(records):
                 record[dest] = template.render({name: column[i] for name, column in read.items()})
-            if with_table:
+            if typed is not None:
                 typed = typed.append_column(dest, pa.array([None if r[dest] is None else dumps(r[dest]).decode()
                                                              for r in records], pa.string()))
         for i, op in enumerate(ops):
@@ -235,15 +244,12 @@ class _Page:
         """The batch of these rows (all of one op)."""
         if isinstance(rows, slice):
             return Batch(self.ops[rows.start], self.keys[rows], self.seqs[rows], self.records[rows],
-                         self.typed.slice(rows.start, rows.stop - rows.start) if self.typed.num_columns else _EMPTY)
+                         None if self.typed is None else self.typed.slice(rows.start, rows.stop - rows.start))
         records = self.records
         return Batch(self.ops[rows[0]], [self.keys[i] for i in rows], [self.seqs[i] for i in rows],
                      JsonRecords([records.texts[i] for i in rows]) if isinstance(records, JsonRecords)
                      else [records[i] for i in rows],
-                     self.typed.take(pa.array(rows, pa.int64())) if self.typed.num_columns else _EMPTY)
-
-
-_EMPTY = pa.table({})
+                     None if self.typed is None else self.typed.take(rows))
 
 
 # the record debugger's callback: (batch, attempt, HTTP exchanges, the result or None, the error or None)

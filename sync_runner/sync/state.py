@@ -16,12 +16,13 @@ Both answer in the same terms (dicts of counts, lists of column names), so the e
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Protocol
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sync_runner.project.compiled import CompiledSql, Rows
 from sync_runner.project.warehouse import Warehouse
+
+if TYPE_CHECKING:  # (annotations: a page read as rows needs no Arrow)
+    import pyarrow as pa
 
 OPS = ("insert", "update", "delete", "clear")
 # A reset plan is written in two parts (KeptSteps.plan) only above this many pages: the second part sorts the rows

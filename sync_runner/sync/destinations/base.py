@@ -82,15 +82,21 @@ class Batch:
 
     `records` are dicts keyed by destination field (JsonRecords when the warehouse wrote them as JSON for a
     destination that sends them unchanged); `keys` the primary keys as strings; `seqs` the plan row numbers the
-    runner commits by; `table` the same rows as typed Arrow (destination field names), filled only for
-    destinations that set `wants_table`.
+    runner commits by; `table` the same rows as typed Arrow (destination field names), only for destinations
+    that set `wants_table` (None for the others: a sync whose destination takes records may never load Arrow).
     """
 
     op: str
     keys: list[str]
     seqs: list[int]
     records: Sequence[dict[str, Any]]
-    table: pa.Table
+    table: pa.Table | None
+
+    def typed(self) -> pa.Table:
+        """`table`, for a destination that sets `wants_table` (the runner fills it for every such batch)."""
+        if self.table is None:
+            raise TypeError("this batch has no table: its destination does not set wants_table")
+        return self.table
 
 
 @dataclass

@@ -48,7 +48,7 @@ class DuckDBDestination(TableDestination):
     def send(self, batch: Batch) -> BatchResult:
         import pyarrow as pa  # (a sync has it loaded: the runner's pages are Arrow)
 
-        table = batch.table
+        table = batch.typed()
         if self.key in table.column_names:
             table = table.drop_columns([self.key])
         table = table.add_column(0, self.key, pa.array(batch.keys, pa.string()))

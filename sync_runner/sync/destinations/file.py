@@ -51,9 +51,10 @@ class FileDestination(Destination):
                 line = {"_op": batch.op, "_key": key, **record}
                 self._fh.write(json.dumps(line, default=json_default, ensure_ascii=False) + "\n")
             return BatchResult()
-        import pyarrow as pa  # (a sync has it loaded: the runner's pages are Arrow)
+        import pyarrow as pa  # (loaded by now: a table destination's pages are read as Arrow)
 
-        table = batch.table.append_column("_op", pa.array([batch.op] * batch.table.num_rows, pa.string()))
+        typed = batch.typed()
+        table = typed.append_column("_op", pa.array([batch.op] * typed.num_rows, pa.string()))
         table = table.append_column("_key", pa.array(batch.keys, pa.string()))
         if self.fmt == "csv":
             if self._writer is None:

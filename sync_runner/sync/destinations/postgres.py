@@ -90,17 +90,17 @@ class PostgresDestination(TableDestination):
         from psycopg2.extras import execute_values
 
         conn = self._connection()
-        fields = [c for c in batch.table.column_names if c != self.key]
+        fields = [c for c in batch.typed().column_names if c != self.key]
         try:
             with conn, conn.cursor() as cur:
-                self._ensure_table(cur, batch.table)
+                self._ensure_table(cur, batch.typed())
                 if batch.op == "delete":
                     cur.execute(f"delete from {self.qualified} where {quote(self.key)} = any(%s)", (batch.keys,))
                 elif batch.op == "clear":
                     sets = ", ".join(f"{quote(c)} = null" for c in fields) or f"{quote(self.key)} = {quote(self.key)}"
                     cur.execute(f"update {self.qualified} set {sets} where {quote(self.key)} = any(%s)", (batch.keys,))
                 else:
-                    kinds = {f.name: pg_type(f.type) for f in batch.table.schema}
+                    kinds = {f.name: pg_type(f.type) for f in batch.typed().schema}
                     rows = [[key] + [self._value(record.get(c), kinds[c]) for c in fields]
                             for key, record in zip(batch.keys, batch.records, strict=True)]
                     names = ", ".join(quote(c) for c in [self.key, *fields])
