@@ -103,8 +103,9 @@ def plan_pages(read: Callable[[int, int], pa.Table | _Page], total: int, page_ro
 
 
 def _whole(page: pa.Table | _Page) -> list[pa.RecordBatch] | list[_Page]:
-    """A page as one record batch: requests are cut within a batch, so a page the warehouse returned in chunks
-    (DuckDB cuts at each thread's share, or at 122,880 rows) would send a short request at every seam."""
+    """An Arrow page as one record batch: requests are cut within a batch, so a page the warehouse returned in
+    chunks (DuckDB cuts at each thread's share, or at 122,880 rows) would send a short request at every seam. A
+    page read as rows is one piece already; an empty page of either kind is none."""
     if isinstance(page, _Page):
         return [page] if page.ops else []
     return page.combine_chunks().to_batches() if page.num_rows else []
@@ -146,7 +147,8 @@ def make_batches(batches: Iterable[pa.RecordBatch | _Page], mappings: dict[str, 
     out for destinations that load tables (`with_table`). A batch never spans two pages.
     `templates` are fields rendered from the row's columns (core/mapping.py), after the mapped ones; a table
     destination gets them as JSON text. With `json_records` the pages are sync_plan_records_sql's: each row's
-    record is already its JSON text (`_json_record`), and batches carry JsonRecords.
+    record is already its JSON text (`_json_record`), and batches carry JsonRecords; such a page may come read
+    as rows already (records_page), and is then only cut.
     """
     dests = list(mappings)
     sources = [src.lower() for src in mappings.values()]

@@ -201,3 +201,19 @@ def test_plan_pages_read_the_plan_a_page_at_a_time_and_the_first_request_s_rows_
         assert reads == expected, (total, first_rows)
         assert len(pages) == len(expected)  # each read one record batch, whatever its chunks
         assert [s for p in pages for s in p.column("_seq").to_pylist()] == list(range(1, total + 1))
+
+
+def test_plan_pages_read_as_rows_come_as_they_were_read_and_an_empty_one_not_at_all():
+    """A page read as rows (records_page, a plan of one page of JSON records) is one piece already, cut by the
+    same ranges as an Arrow page; a read that finds fewer rows than asked gives those, and one that finds none
+    gives nothing to cut."""
+    names = ["_seq", "_op", "_key", "_json_record"]
+
+    def read(first: int, last: int):
+        seqs = range(first, min(last, 1500) + 1)  # 1,600 rows were planned, 1,500 are there
+        return records_page(names, [(s, "insert", f"k{s}", f'{{"n":{s}}}') for s in seqs])
+
+    pages = list(plan_pages(read, 1600, 1000, 1000))
+    assert [p.seqs[0] for p in pages] == [1, 1001]
+    assert [s for p in pages for s in p.seqs] == list(range(1, 1501))
+    assert list(plan_pages(lambda _first, _last: records_page(names, []), 10, 1000)) == []
