@@ -235,7 +235,7 @@ def name_flag_sources_from_frames() -> None:
 
 # -- serializers ---------------------------------------------------------------------------------------------------
 
-# mashumaro's code generators: their files, with the class's own, decide a serializer's code
+# mashumaro's code generators and dbt's version modules: their files, with the class's own, decide a serializer's code
 _SERIALIZER_MODULES = ("mashumaro.core.meta.code.builder", "mashumaro.core.meta.types.common",
                        "mashumaro.core.meta.types.pack", "mashumaro.core.meta.types.unpack", "dbt.version",
                        "dbt_common.__about__", "dbt_common.dataclass_schema", "dbt.adapters.__about__")
