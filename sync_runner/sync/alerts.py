@@ -16,14 +16,9 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
-import smtplib
-import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from email.message import EmailMessage
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from sync_runner.core.fields import (
     Boolean,
@@ -41,6 +36,9 @@ from sync_runner.core.fields import (
     join_path,
 )
 from sync_runner.core.redact import REDACT
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger("dbt_studio.alerts")
 
@@ -226,6 +224,8 @@ class AlertNotDelivered(Exception):
 
 
 def _post(channel: Channel, body: dict[str, Any], headers: Mapping[str, str]) -> requests.Response:
+    import requests
+
     timeout = float(channel.options.get("timeout", 10))
     try:
         response = requests.post(str(channel.options["url"]), json=body, headers=dict(headers), timeout=timeout)
@@ -248,6 +248,10 @@ def send_webhook(channel: Channel, event: Event) -> None:
 
 def send_email(channel: Channel, event: Event) -> None:
     """SMTP with STARTTLS (certificate verified) and login when a username is set."""
+    import smtplib  # (with ssl and email, 15 ms of imports: only a run that emails pays them)
+    import ssl
+    from email.message import EmailMessage
+
     o = channel.options
     to = [o["to"]] if isinstance(o["to"], str) else list(o["to"])
     message = EmailMessage()

@@ -18,9 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from sync_runner import __version__
 from sync_runner.core.errors import UserError
@@ -56,11 +54,14 @@ from sync_runner.sync.config import (
 )
 from sync_runner.sync.delivery import Outcome, deliver, json_fields, make_batches, plan_pages, records_page
 from sync_runner.sync.destinations import REGISTRY, Terminal, Transient
-from sync_runner.sync.destinations.base import Batch, BatchResult
+from sync_runner.sync.destinations.base import Batch, BatchResult, request_error
 from sync_runner.sync.destinations.capture import capped
 from sync_runner.sync.destinations.values import dumps, dumps_records
 from sync_runner.sync.safeguards import limits_for, stop_reason
 from sync_runner.sync.state import DbtSteps, KeptSteps, Steps, decide, key_problems, left_behind_rows
+
+if TYPE_CHECKING:
+    pass
 
 LOCK_TTL = timedelta(hours=6)
 _ORPHANED: set[str] = set()  # locks of this process's runs whose unlock failed (e.g. the warehouse went away)
@@ -454,7 +455,7 @@ class SyncRunner:
                     report.status, report.message, report.problem = "failed", _failure(report, exc), "data"
                 except UserError as exc:  # a safeguard, a lock held by another run, a model not built yet
                     report.status, report.message = "failed", _failure(report, exc)
-                except requests.RequestException as exc:  # e.g. a URL whose scheme requests cannot send to
+                except request_error() as exc:  # e.g. a URL whose scheme requests cannot send to
                     report.status, report.message = "failed", _request_failure(sync.destination.name, exc)
                 if report.status in ("success", "planned") and not report.message:
                     report.message = _keys_left_out(self.options.keys, report.planned)
@@ -612,7 +613,7 @@ class SyncRunner:
                 except (Terminal, UserError) as exc:
                     error = REDACT(exc)
                     raise
-                except requests.RequestException as exc:
+                except request_error() as exc:
                     error = _request_failure(sync.destination.name, exc)
                     raise
                 except Exception as exc:  # a bug: the run log must still say the run failed
@@ -889,7 +890,7 @@ def _refused_session(exc: BaseException) -> UserError:
                      f"{REDACT(error_line(exc))}")
 
 
-def _request_failure(destination: str, exc: requests.RequestException) -> str:
+def _request_failure(destination: str, exc: Exception) -> str:
     """A request that could not be made at all (a bad URL or scheme, a bad header): one line, no traceback."""
     return REDACT(f"destination '{destination}': the request could not be sent ({exc.__class__.__name__}: "
                   f"{error_line(exc)})")

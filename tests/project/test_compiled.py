@@ -158,6 +158,21 @@ def test_installed_versions_are_read_as_importlib_metadata_reads_them(tmp_path, 
     (tmp_path / "DuckDB-9.9.9.dist-info").mkdir()  # another spelling of the same name
     monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
     assert _versions(names)["duckdb"] == "9.9.9"
+    # an egg-info install names no version the listing can read: importlib.metadata reads its PKG-INFO
+    egg = tmp_path / "Shiny_Dist-2.0.1-py3.11.egg-info"
+    egg.mkdir()
+    (egg / "PKG-INFO").write_text("Metadata-Version: 1.1\nName: shiny-dist\nVersion: 2.0.1\n")
+    assert _versions(("shiny-dist", "surely-not-installed-dist")) == {"shiny-dist": "2.0.1",
+                                                                      "surely-not-installed-dist": "-"}
+    # a sys.path entry that cannot be listed (a zip of packages) may hold any distribution: importlib.metadata
+    # is asked, and reads what the zip holds
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "bundle.zip", "w") as bundle:
+        bundle.writestr("zipped_dist-3.1.dist-info/METADATA", "Metadata-Version: 2.1\nName: zipped-dist\n"
+                                                              "Version: 3.1\n")
+    monkeypatch.setattr(sys, "path", [str(tmp_path / "bundle.zip"), *sys.path])
+    assert _versions(("zipped-dist",)) == {"zipped-dist": "3.1"}
 
 
 def test_reads_of_tables_that_may_not_exist(sp):
@@ -537,8 +552,9 @@ try:
     print("EXIT 0")
 except SystemExit as exc:
     print("EXIT", exc.code)
+WATCHED = ("dbt.adapters", "pyarrow", "requests", "sync_runner.sync.engine")
 print("LOADED", sorted({m.split(".")[0] + (".engine" if m == "sync_runner.sync.engine" else "")
-                        for m in sys.modules if m.startswith(("dbt.adapters", "pyarrow", "sync_runner.sync.engine"))}))
+                        for m in sys.modules if m.startswith(WATCHED)}))
 print("COMPILED", [name for name in compiled if str(name).startswith("dbt_studio:")])  # the rules (not dbt's own)
 """
 
@@ -546,8 +562,8 @@ print("COMPILED", [name for name in compiled if str(name).startswith("dbt_studio
 def test_a_kept_validate_or_status_loads_neither_dbt_nor_arrow_nor_the_engine(sp):
     """Once a validation without problems kept its SQL and the schema rules' compiled code, the next `dbt-studio
     validate` runs the rules without compiling their Jinja; on DuckDB it also reads the columns on its own
-    connection and the destinations' options without importing dbt's adapters, Arrow or the sync engine, and so
-    does a kept `dbt-studio status`."""
+    connection and the destinations' options without importing dbt's adapters, Arrow, requests or the sync
+    engine, and so does a kept `dbt-studio status`."""
     import subprocess
     import sys
 

@@ -219,7 +219,8 @@ try:
     print("EXIT 0")
 except SystemExit as exc:
     print("EXIT", exc.code)
-print("DUCKDB_PACKAGE", "duckdb" in sys.modules, "CORE", "_duckdb" in sys.modules, "ARROW", "pyarrow" in sys.modules)
+print("DUCKDB_PACKAGE", "duckdb" in sys.modules, "CORE", "_duckdb" in sys.modules, "ARROW", "pyarrow" in sys.modules,
+      "REQUESTS", "requests" in sys.modules)
 """
 
 
@@ -244,6 +245,12 @@ def test_a_plan_of_one_page_is_sent_without_duckdbs_arrow_layer(typed, http_sink
                               capture_output=True, text=True, timeout=300)
         assert "EXIT 0" in done.stdout, done.stdout + done.stderr
         if sync == "typed_light_json":
-            assert "DUCKDB_PACKAGE False CORE True ARROW False" in done.stdout, done.stdout
+            assert "DUCKDB_PACKAGE False CORE True ARROW False REQUESTS True" in done.stdout, done.stdout
     assert _received(http_sink, "json") == _received(http_sink, "python")
     assert sorted(op for op, _ in _received(http_sink, "json")) == ["clear", "update"]
+    # nothing changed since: the run sends nothing, and does not import the HTTP client (requests, 60 ms) either
+    requests_before = len(http_sink.requests)
+    done = subprocess.run([sys.executable, "-c", SYNC_AND_TELL, str(typed.p.root), "typed_light_json"],
+                          capture_output=True, text=True, timeout=300)
+    assert "EXIT 0" in done.stdout and "REQUESTS False" in done.stdout, done.stdout + done.stderr
+    assert len(http_sink.requests) == requests_before

@@ -12,14 +12,15 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar
-
-import requests
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sync_runner.sync.destinations import capture
 
 from .base import Batch, BatchResult, Destination, Terminal, Transient
 from .values import dumps
+
+if TYPE_CHECKING:
+    import requests
 
 
 def api_message(response: requests.Response, limit: int = 300) -> str:
@@ -66,6 +67,8 @@ class ApiDestination(Destination):
         return {}
 
     def _session(self) -> requests.Session:
+        import requests
+
         session = getattr(self._local, "session", None)
         if session is None:  # one keep-alive session per worker thread
             session = self._local.session = requests.Session()
@@ -75,6 +78,8 @@ class ApiDestination(Destination):
     def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
                 ok_statuses: Iterable[int] = ()) -> requests.Response:
         """Send one request; raise Transient / Terminal as the answer says, return any other answer."""
+        import requests
+
         all_headers = {"Content-Type": "application/json", "Accept": "application/json", **self.auth(),
                        **(headers or {})}
         data = body if isinstance(body, bytes) or body is None else dumps(body)  # bytes: already encoded

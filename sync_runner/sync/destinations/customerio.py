@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from sync_runner.core.fields import Choice, Number, Option, Text, Url
 
 from ._api import CallListDestination, api_message
 from .base import POSITIVE, ROWS, Batch, Terminal
+
+if TYPE_CHECKING:
+    import requests
 
 IDENTIFIERS = ("id", "email")
 

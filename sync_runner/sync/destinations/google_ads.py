@@ -37,15 +37,16 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from sync_runner.core.fields import Choice, Number, Option, Text, Url
 
 from . import _identifiers as ids
 from ._api import ApiDestination, api_message
 from .base import CALLING_CODE, POSITIVE, ROWS, Batch, BatchResult, Terminal, Transient
+
+if TYPE_CHECKING:
+    import requests
 
 IDENTIFIERS_PER_REQUEST = 100_000
 ROWS_PER_JOB = 100_000
@@ -149,6 +150,8 @@ class GoogleAdsCustomerMatchDestination(ApiDestination):
 
     def _refresh(self) -> str:
         cfg = self.config
+        import requests
+
         url = str(self.setting("token_url"))
         try:
             response = requests.post(url, data={"grant_type": "refresh_token", "refresh_token": cfg["refresh_token"],

@@ -11,15 +11,16 @@ import functools
 import json
 import threading
 from collections.abc import Sequence
-from typing import Any, Protocol
-
-import requests
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sync_runner.core.fields import Choice, MapOf, Number, Option, Text, Url
 from sync_runner.sync.destinations import capture
 
 from .base import POSITIVE, ROWS, Batch, BatchResult, Destination, Terminal, Transient
 from .values import dumps, dumps_records
+
+if TYPE_CHECKING:
+    import requests
 
 METHODS = ("POST", "PUT", "PATCH", "DELETE", "GET")
 
@@ -153,6 +154,8 @@ class HttpDestination(Destination):
         return not self.row_mode and not self.templated  # the default body: {"op": ..., "records": [...]}
 
     def _session(self) -> requests.Session:
+        import requests
+
         session = getattr(self._local, "session", None)
         if session is None:  # one keep-alive session per worker thread, not one client per batch
             session = self._local.session = requests.Session()
@@ -160,6 +163,8 @@ class HttpDestination(Destination):
         return session
 
     def _request(self, op: str, body: str | bytes, **context: Any) -> requests.Response:
+        import requests
+
         method = self.delete_method if op == "delete" else self.method
         data = body if isinstance(body, bytes) else body.encode("utf-8")
         try:

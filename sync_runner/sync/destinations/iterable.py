@@ -17,16 +17,17 @@ Options, required fields, modes and caveats, for users: docs/destinations.md.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
-
-import requests
 
 from sync_runner.core.fields import Number, Option, Text, Url
 from sync_runner.core.ratelimit import RateLimiter
 
 from ._api import ApiDestination, api_message, dumps
 from .base import POSITIVE, ROWS, Batch, BatchResult, Terminal
+
+if TYPE_CHECKING:
+    import requests
 
 USER_LIMIT = 1000
 REQUEST_LIMIT = 4_000_000

@@ -27,15 +27,16 @@ Options, required fields, modes and caveats, for users: docs/destinations.md.
 from __future__ import annotations
 
 import secrets
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from sync_runner.core.fields import Number, Option, Text, Url
 
 from . import _identifiers as ids
 from ._api import ApiDestination, api_message
 from .base import CALLING_CODE, POSITIVE, ROWS, Batch, BatchResult, Terminal, Transient
+
+if TYPE_CHECKING:
+    import requests
 
 ROWS_PER_REQUEST = 10_000
 VERSION = "v25.0"

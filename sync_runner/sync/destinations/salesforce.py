@@ -46,15 +46,16 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterable
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from sync_runner.core.fields import Number, Option, Text, Url
 
 from ._api import ApiDestination
-from .base import POSITIVE, ROWS, Batch, BatchResult, Terminal, Transient
+from .base import POSITIVE, ROWS, Batch, BatchResult, Terminal, Transient, request_error
 from .values import json_default
+
+if TYPE_CHECKING:
+    import requests
 
 API_VERSION = "62.0"
 NULL = "#N/A"  # Bulk API 2.0: an empty value is ignored on update, #N/A sets the field to null
@@ -195,6 +196,8 @@ class SalesforceDestination(ApiDestination):
             else:
                 form["grant_type"] = "client_credentials"
             url = str(cfg.get("login_url") or self.base_url).rstrip("/") + "/services/oauth2/token"
+            import requests
+
             try:
                 response = requests.post(url, data=form, headers={"Accept": "application/json"},
                                          timeout=self.timeout)
@@ -417,7 +420,7 @@ class SalesforceDestination(ApiDestination):
 
     def _abort(self, job_id: str) -> None:
         """Best effort: an open or unfinished job should not linger (or apply later) once we send the rows again."""
-        with contextlib.suppress(Transient, Terminal, requests.RequestException):
+        with contextlib.suppress(Transient, Terminal, request_error()):
             self.request("PATCH", f"{self.api}/jobs/ingest/{job_id}", {"state": "Aborted"}, ok_statuses=_ALL_STATUSES)
 
 
