@@ -15,3 +15,8 @@ class DbtFailed(UserError):
     """A dbt command the runner invoked did not succeed (its own output already said why)."""
 
     exit_code = 1
+
+
+class Unsendable(ValueError):
+    """An HTTP request that cannot be made at all (a URL without an http(s) scheme or a host, a header with a line
+    break): the sync or alert it was for fails with this one-line reason."""

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sync_runner import __version__
-from sync_runner.core.errors import UserError
+from sync_runner.core.errors import Unsendable, UserError
 from sync_runner.core.fields import closest
 from sync_runner.core.mapping import Template
 from sync_runner.core.redact import REDACT
@@ -54,7 +54,7 @@ from sync_runner.sync.config import (
 )
 from sync_runner.sync.delivery import Outcome, deliver, json_fields, make_batches, plan_pages, records_page
 from sync_runner.sync.destinations import REGISTRY, Terminal, Transient
-from sync_runner.sync.destinations.base import Batch, BatchResult, request_error
+from sync_runner.sync.destinations.base import Batch, BatchResult
 from sync_runner.sync.destinations.capture import capped
 from sync_runner.sync.destinations.values import dumps, dumps_records
 from sync_runner.sync.safeguards import limits_for, stop_reason
@@ -455,7 +455,7 @@ class SyncRunner:
                     report.status, report.message, report.problem = "failed", _failure(report, exc), "data"
                 except UserError as exc:  # a safeguard, a lock held by another run, a model not built yet
                     report.status, report.message = "failed", _failure(report, exc)
-                except request_error() as exc:  # e.g. a URL whose scheme requests cannot send to
+                except Unsendable as exc:  # e.g. a URL without an http(s) scheme
                     report.status, report.message = "failed", _request_failure(sync.destination.name, exc)
                 if report.status in ("success", "planned") and not report.message:
                     report.message = _keys_left_out(self.options.keys, report.planned)
@@ -613,7 +613,7 @@ class SyncRunner:
                 except (Terminal, UserError) as exc:
                     error = REDACT(exc)
                     raise
-                except request_error() as exc:
+                except Unsendable as exc:
                     error = _request_failure(sync.destination.name, exc)
                     raise
                 except Exception as exc:  # a bug: the run log must still say the run failed

@@ -20,10 +20,10 @@ from .base import Batch, BatchResult, Destination, Terminal, Transient
 from .values import dumps
 
 if TYPE_CHECKING:
-    import requests
+    from sync_runner.core.http_client import Client, Response
 
 
-def api_message(response: requests.Response, limit: int = 300) -> str:
+def api_message(response: Response, limit: int = 300) -> str:
     """The API's own reason for a refused request, on one line."""
     try:
         body = response.json()
@@ -66,31 +66,33 @@ class ApiDestination(Destination):
         """Headers that authenticate a request."""
         return {}
 
-    def _session(self) -> requests.Session:
-        import requests
+    def _client(self) -> Client:
+        from sync_runner.core.http_client import Client
 
-        session = getattr(self._local, "session", None)
-        if session is None:  # one keep-alive session per worker thread
-            session = self._local.session = requests.Session()
-            session.hooks["response"].append(capture.record)  # the record debugger's view (sync --debug)
-        return session
+        client: Client | None = getattr(self._local, "client", None)
+        if client is None:  # one keep-alive client per worker thread
+            client = self._local.client = Client(on_response=capture.record)  # the record debugger's view
+        return client
 
     def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
-                ok_statuses: Iterable[int] = ()) -> requests.Response:
+                ok_statuses: Iterable[int] = ()) -> Response:
         """Send one request; raise Transient / Terminal as the answer says, return any other answer."""
-        import requests
+        from sync_runner.core.http_client import Dropped
 
         all_headers = {"Content-Type": "application/json", "Accept": "application/json", **self.auth(),
                        **(headers or {})}
         data = body if isinstance(body, bytes) or body is None else dumps(body)  # bytes: already encoded
         try:
-            response = self._session().request(method, self.base_url + path, data=data, headers=all_headers,
-                                               timeout=self.timeout)
-        except (requests.Timeout, requests.ConnectionError) as exc:
-            raise Transient(f"{self.name}: {exc.__class__.__name__} on {method} {path}") from None
+            response = self._client().request(method, self.base_url + path, data=data, headers=all_headers,
+                                              timeout=self.timeout)
+        except Dropped as exc:
+            raise Transient(f"{self.name}: {exc.kind} on {method} {path}") from None
         status = response.status_code
         if status in ok_statuses:
             return response
+        if 300 <= status < 400:  # one the client does not follow: it would send the records' request as a GET
+            raise Terminal(f"{self.type} destination '{self.name}': {method} {self.base_url}{path} answered "
+                           f"{status}, a redirect to {response.headers.get('Location')}")
         if status in (408, 429) or status >= 500:
             raise Transient(f"{self.name}: HTTP {status} on {method} {path}: {api_message(response, 120)}",
                             self.retry_after(response))
@@ -102,7 +104,7 @@ class ApiDestination(Destination):
                            f"({api_message(response, 200)})")
         return response
 
-    def retry_after(self, response: requests.Response) -> float | None:
+    def retry_after(self, response: Response) -> float | None:
         value = response.headers.get("Retry-After")
         if value is not None:
             try:
@@ -142,7 +144,7 @@ class ApiDestination(Destination):
         return ids, rejected
 
 
-def refused(response: requests.Response, count: int) -> dict[int, str]:
+def refused(response: Response, count: int) -> dict[int, str]:
     """A whole batch refused (400, 413, 422...): every record rejected with the API's reason."""
     reason = f"HTTP {response.status_code}: {api_message(response)}"
     return dict.fromkeys(range(count), reason)

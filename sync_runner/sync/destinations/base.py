@@ -39,14 +39,6 @@ class Terminal(Exception):
     """Retrying cannot fix it (auth, configuration): the sync fails with this one-line reason."""
 
 
-def request_error() -> type[Exception]:
-    """requests' base error, for an `except` clause. The HTTP destinations import requests where they send, not
-    at import: it is 60 ms of every sync process's start, and a sync to a table never needs it."""
-    import requests
-
-    return requests.RequestException
-
-
 class JsonRecords(Sequence[dict[str, Any]]):
     """Records as the warehouse wrote them, each one's compact JSON text (macros/sync/records.sql), for a
     destination that sends them unchanged (`Destination.sends_json_records`): `json()` joins the texts into one

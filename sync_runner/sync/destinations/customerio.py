@@ -27,12 +27,12 @@ from ._api import CallListDestination, api_message
 from .base import POSITIVE, ROWS, Batch, Terminal
 
 if TYPE_CHECKING:
-    import requests
+    from sync_runner.core.http_client import Response
 
 IDENTIFIERS = ("id", "email")
 
 
-def cio_message(response: requests.Response) -> str:
+def cio_message(response: Response) -> str:
     """Customer.io's reason: `{"meta": {"error": ...}}` on the Track API, else what the shared helper finds."""
     try:
         body = response.json()
@@ -78,7 +78,7 @@ class CustomerIoDestination(CallListDestination):
         return {"Authorization": f"Basic {token}"}
 
     def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
-                ok_statuses: Iterable[int] = ()) -> requests.Response:
+                ok_statuses: Iterable[int] = ()) -> Response:
         # 401 / 403 are terminal as everywhere, with Customer.io's reason read from its `meta.error`
         response = super().request(method, path, body, headers, ok_statuses=(*ok_statuses, 401, 403))
         if response.status_code in (401, 403):

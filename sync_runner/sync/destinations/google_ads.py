@@ -46,7 +46,7 @@ from ._api import ApiDestination, api_message
 from .base import CALLING_CODE, POSITIVE, ROWS, Batch, BatchResult, Terminal, Transient
 
 if TYPE_CHECKING:
-    import requests
+    from sync_runner.core.http_client import Response
 
 IDENTIFIERS_PER_REQUEST = 100_000
 ROWS_PER_JOB = 100_000
@@ -71,7 +71,7 @@ def _reason(error: dict) -> str:
     return f"{message} ({enum})" if enum else message
 
 
-def google_message(response: requests.Response) -> str:
+def google_message(response: Response) -> str:
     """Google's reasons for a refused request (the GoogleAdsFailure errors, with their codes), on one line."""
     try:
         errors = _failure_errors(response.json().get("error"))
@@ -149,17 +149,16 @@ class GoogleAdsCustomerMatchDestination(ApiDestination):
                            "'client_id' and 'client_secret' (e.g. \"{{ env_var('GOOGLE_ADS_REFRESH_TOKEN') }}\")")
 
     def _refresh(self) -> str:
-        cfg = self.config
-        import requests
+        from sync_runner.core.http_client import Dropped, post_form
 
+        cfg = self.config
         url = str(self.setting("token_url"))
+        form = {"grant_type": "refresh_token", "refresh_token": str(cfg["refresh_token"]),
+                "client_id": str(cfg["client_id"]), "client_secret": str(cfg["client_secret"])}
         try:
-            response = requests.post(url, data={"grant_type": "refresh_token", "refresh_token": cfg["refresh_token"],
-                                                "client_id": cfg["client_id"], "client_secret": cfg["client_secret"]},
-                                     timeout=self.timeout)
-        except (requests.Timeout, requests.ConnectionError) as exc:
-            raise Terminal(f"{self.type} destination '{self.name}': token endpoint unreachable "
-                           f"({exc.__class__.__name__})") from None
+            response = post_form(url, form, self.timeout)
+        except Dropped as exc:
+            raise Terminal(f"{self.type} destination '{self.name}': token endpoint unreachable ({exc.kind})") from None
         try:
             token = response.json().get("access_token") if response.ok else None
         except ValueError:
@@ -179,7 +178,7 @@ class GoogleAdsCustomerMatchDestination(ApiDestination):
             headers["login-customer-id"] = self.login
         return headers
 
-    def retry_after(self, response: requests.Response) -> float | None:
+    def retry_after(self, response: Response) -> float | None:
         delay = super().retry_after(response)
         if delay is not None:
             return delay
@@ -220,7 +219,7 @@ class GoogleAdsCustomerMatchDestination(ApiDestination):
             rejected.update(self._job(operations))
         return BatchResult(rejected)
 
-    def _call(self, path: str, body: Any) -> requests.Response:
+    def _call(self, path: str, body: Any) -> Response:
         response = self.request("POST", f"/{self.version}/{path}", body)
         if response.status_code == 409:  # ABORTED: concurrent modification of the list, worth retrying
             raise Transient(f"{self.name}: HTTP 409 on {path}: {api_message(response, 120)}", 5.0)

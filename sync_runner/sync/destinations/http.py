@@ -20,7 +20,7 @@ from .base import POSITIVE, ROWS, Batch, BatchResult, Destination, Terminal, Tra
 from .values import dumps, dumps_records
 
 if TYPE_CHECKING:
-    import requests
+    from sync_runner.core.http_client import Client, Response
 
 METHODS = ("POST", "PUT", "PATCH", "DELETE", "GET")
 
@@ -73,7 +73,7 @@ def _template(text: str, destination: str) -> _Renders:
         raise Terminal(f"destination '{destination}': bad template: {exc}") from None
 
 
-def retry_after(response: requests.Response) -> float | None:
+def retry_after(response: Response) -> float | None:
     value = response.headers.get("Retry-After")
     try:
         return max(0.0, float(value)) if value is not None else None
@@ -93,14 +93,17 @@ def dig(document: Any, path: str) -> Any:
     return document
 
 
-def classify(response: requests.Response, destination: str) -> None:
+def classify(response: Response, destination: str) -> None:
     """Raise Transient / Terminal for responses that are not a success."""
     status = response.status_code
     if status == 429 or status >= 500 or status == 408:
         raise Transient(f"{destination}: HTTP {status}", retry_after(response))
     if status in (401, 403):
         raise Terminal(f"destination '{destination}' refused the credentials (HTTP {status})")
-    if status == 404 and response.request is not None and response.request.method != "DELETE":
+    if 300 <= status < 400:  # one the client does not follow: it would send the records' request as a GET
+        raise Terminal(f"destination '{destination}': {response.request.method} {response.url} answered {status}, "
+                       f"a redirect to {response.headers.get('Location')}: set url to the address it points to")
+    if status == 404 and response.request.method != "DELETE":
         raise Terminal(f"destination '{destination}': {response.request.method} {response.url} answered 404")
 
 
@@ -153,29 +156,28 @@ class HttpDestination(Destination):
     def sends_json_records(self) -> bool:
         return not self.row_mode and not self.templated  # the default body: {"op": ..., "records": [...]}
 
-    def _session(self) -> requests.Session:
-        import requests
+    def _client(self) -> Client:
+        from sync_runner.core.http_client import Client
 
-        session = getattr(self._local, "session", None)
-        if session is None:  # one keep-alive session per worker thread, not one client per batch
-            session = self._local.session = requests.Session()
-            session.hooks["response"].append(capture.record)  # the record debugger's view (sync --debug)
-        return session
+        client: Client | None = getattr(self._local, "client", None)
+        if client is None:  # one keep-alive client per worker thread
+            client = self._local.client = Client(on_response=capture.record)  # the record debugger's view
+        return client
 
-    def _request(self, op: str, body: str | bytes, **context: Any) -> requests.Response:
-        import requests
+    def _request(self, op: str, body: str | bytes, **context: Any) -> Response:
+        from sync_runner.core.http_client import Dropped
 
         method = self.delete_method if op == "delete" else self.method
         data = body if isinstance(body, bytes) else body.encode("utf-8")
         try:
-            response = self._session().request(method, self.url.render(op=op, **context), data=data,
-                                               headers=self.headers, timeout=self.timeout)
-        except (requests.Timeout, requests.ConnectionError) as exc:
-            raise Transient(f"{self.name}: {exc.__class__.__name__}") from None
+            response = self._client().request(method, self.url.render(op=op, **context), data=data,
+                                              headers=self.headers, timeout=self.timeout)
+        except Dropped as exc:
+            raise Transient(f"{self.name}: {exc.kind}") from None
         classify(response, self.name)
         return response
 
-    def _rejections(self, response: requests.Response, count: int) -> dict[int, str]:
+    def _rejections(self, response: Response, count: int) -> dict[int, str]:
         if 400 <= response.status_code < 500:
             reason = f"HTTP {response.status_code}: {response.text[:300]}"
             return dict.fromkeys(range(count), reason)

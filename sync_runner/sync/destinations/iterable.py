@@ -27,7 +27,7 @@ from ._api import ApiDestination, api_message, dumps
 from .base import POSITIVE, ROWS, Batch, BatchResult, Terminal
 
 if TYPE_CHECKING:
-    import requests
+    from sync_runner.core.http_client import Response
 
 USER_LIMIT = 1000
 REQUEST_LIMIT = 4_000_000
@@ -42,7 +42,7 @@ FAILURES = {  # failedUpdates lists -> what they mean
 }
 
 
-def iterable_message(response: requests.Response) -> str:
+def iterable_message(response: Response) -> str:
     """Iterable's reason: `{"msg": ..., "code": ...}`, else what the shared helper finds."""
     try:
         body = response.json()
@@ -83,7 +83,7 @@ class IterableDestination(ApiDestination):
         return {"Api-Key": str(self.config["api_key"])}
 
     def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
-                ok_statuses: Iterable[int] = ()) -> requests.Response:
+                ok_statuses: Iterable[int] = ()) -> Response:
         # 401 / 403 are terminal as everywhere, with Iterable's reason read from its `msg`
         response = super().request(method, path, body, headers, ok_statuses=(*ok_statuses, 401, 403))
         if response.status_code in (401, 403):

@@ -36,7 +36,7 @@ from ._api import ApiDestination, api_message
 from .base import CALLING_CODE, POSITIVE, ROWS, Batch, BatchResult, Terminal, Transient
 
 if TYPE_CHECKING:
-    import requests
+    from sync_runner.core.http_client import Response
 
 ROWS_PER_REQUEST = 10_000
 VERSION = "v25.0"
@@ -144,7 +144,7 @@ class MetaCustomAudienceDestination(ApiDestination):
             rejected.update({i: reason for i, _ in rows if i not in rejected})
         return rejected
 
-    def _error(self, response: requests.Response) -> str:
+    def _error(self, response: Response) -> str:
         """Raise for throttling, credentials and a wrong audience; return the reason to reject the rows with."""
         try:
             error = response.json().get("error") or {}

@@ -48,14 +48,15 @@ import urllib.parse
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from sync_runner.core.errors import Unsendable
 from sync_runner.core.fields import Number, Option, Text, Url
 
 from ._api import ApiDestination
-from .base import POSITIVE, ROWS, Batch, BatchResult, Terminal, Transient, request_error
+from .base import POSITIVE, ROWS, Batch, BatchResult, Terminal, Transient
 from .values import json_default
 
 if TYPE_CHECKING:
-    import requests
+    from sync_runner.core.http_client import Response
 
 API_VERSION = "62.0"
 NULL = "#N/A"  # Bulk API 2.0: an empty value is ignored on update, #N/A sets the field to null
@@ -89,7 +90,7 @@ def csv_line(values: Iterable[str]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-def sf_message(response: requests.Response, limit: int = 300) -> str:
+def sf_message(response: Response, limit: int = 300) -> str:
     """Salesforce's reason on one line: errors are a JSON array of {errorCode, message}."""
     try:
         body = response.json()
@@ -107,7 +108,7 @@ def sf_message(response: requests.Response, limit: int = 300) -> str:
     return " ".join(text.split())[:limit]
 
 
-def sf_error_code(response: requests.Response) -> str:
+def sf_error_code(response: Response) -> str:
     try:
         body = response.json()
     except ValueError:
@@ -196,21 +197,20 @@ class SalesforceDestination(ApiDestination):
             else:
                 form["grant_type"] = "client_credentials"
             url = str(cfg.get("login_url") or self.base_url).rstrip("/") + "/services/oauth2/token"
-            import requests
+            from sync_runner.core.http_client import Dropped, post_form
 
             try:
-                response = requests.post(url, data=form, headers={"Accept": "application/json"},
-                                         timeout=self.timeout)
-            except (requests.Timeout, requests.ConnectionError) as exc:
+                response = post_form(url, form, self.timeout)
+            except Dropped as exc:
                 raise Terminal(f"salesforce destination '{self.name}': could not reach {url} for an access token "
-                               f"({exc.__class__.__name__})") from None
+                               f"({exc.kind})") from None
             if response.status_code != 200 or "access_token" not in (body := _json(response) or {}):
                 raise Terminal(f"salesforce destination '{self.name}' could not get an access token (HTTP "
                                f"{response.status_code}: {sf_message(response, 200)})")
             self.token = str(body["access_token"])
 
     def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
-                ok_statuses: Iterable[int] = ()) -> requests.Response:
+                ok_statuses: Iterable[int] = ()) -> Response:
         """One request, with Salesforce's errors mapped: Transient (429, 408, 5xx, concurrent-request limit),
         Terminal (401 / 403 / 404), anything else returned."""
         ok = set(ok_statuses)
@@ -239,7 +239,7 @@ class SalesforceDestination(ApiDestination):
             raise Terminal(f"salesforce destination '{self.name}': {where} answered 404 ({sf_message(response, 200)})")
         return response
 
-    def _read(self, path: str, what: str) -> requests.Response:
+    def _read(self, path: str, what: str) -> Response:
         """A GET that is safe to repeat (job status, results, query pages): transient errors are retried here, so
         a hiccup while waiting never makes the runner submit the job again."""
         attempt = 0
@@ -420,11 +420,11 @@ class SalesforceDestination(ApiDestination):
 
     def _abort(self, job_id: str) -> None:
         """Best effort: an open or unfinished job should not linger (or apply later) once we send the rows again."""
-        with contextlib.suppress(Transient, Terminal, request_error()):
+        with contextlib.suppress(Transient, Terminal, Unsendable):
             self.request("PATCH", f"{self.api}/jobs/ingest/{job_id}", {"state": "Aborted"}, ok_statuses=_ALL_STATUSES)
 
 
-def _json(response: requests.Response) -> Any:
+def _json(response: Response) -> Any:
     try:
         return response.json()
     except ValueError:

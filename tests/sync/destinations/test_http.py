@@ -21,14 +21,16 @@ from sync_runner.sync.destinations.http import HttpDestination, _template
 
 @pytest.fixture()
 def hook() -> Iterator[tuple[str, list[tuple[str, str, Any]]]]:
-    """A local endpoint that notes each request (method, path, JSON body) and answers 200."""
+    """A local endpoint that notes each request (method, path, JSON body) and answers 200; /kept and /moved
+    redirect to /in (307 and 302)."""
     seen: list[tuple[str, str, Any]] = []
 
     class Handler(JsonHandler):
         def _note(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             seen.append((self.command, self.path, json.loads(body) if body else None))
-            self._answer(200, {})
+            moved = {"/kept": 307, "/moved": 302}.get(self.path)
+            self._answer(moved or 200, {}, {"Location": "/in"} if moved else None)
 
         do_POST = do_PUT = do_DELETE = _note  # noqa: N815
 
@@ -69,6 +71,16 @@ def test_a_plain_url_is_sent_as_written_with_the_default_bodies(hook):
     assert seen == [("POST", "/in?a=1&b=x", {"op": "insert", "records": [{"id": 7, "email": "a@x.com"},
                                                                            {"id": 8, "email": "b@x.com"}]}),
                     ("POST", "/one", {"id": 7, "email": "a@x.com"}), ("POST", "/one", {"id": 8, "email": "b@x.com"})]
+
+
+def test_a_redirect_that_keeps_the_records_is_followed_and_one_that_would_drop_them_is_refused(hook):
+    url, seen = hook
+    _open({"url": url + "/kept"}).send(_batch("insert"))
+    records = {"op": "insert", "records": [{"id": 7, "email": "a@x.com"}, {"id": 8, "email": "b@x.com"}]}
+    assert seen == [("POST", "/kept", records), ("POST", "/in", records)]
+    with pytest.raises(Terminal, match=r"POST .*/moved answered 302, a redirect to /in: set url to the address"):
+        _open({"url": url + "/moved"}).send(_batch("insert"))  # a 302 to a POST: the next request would be a GET
+    assert len(seen) == 3
 
 
 @pytest.mark.parametrize("config", [{"url": "https://e.com/{{ key"}, {"url": "https://e.com/{% if %}"},

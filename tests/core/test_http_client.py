@@ -1,0 +1,321 @@
+"""The destinations' and alerts' HTTP client (sync_runner/core/http_client.py) against real local servers: kept-alive
+connections, answers, timeouts, requests that cannot be made, redirects, credentials in the URL, TLS verified
+against the CA bundle, and the environment's proxies (plain HTTP and CONNECT)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import select
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from sync_runner.core import http_client
+from sync_runner.core.errors import Unsendable
+from sync_runner.core.http_client import Client, Dropped, post_form
+
+
+class _Server:
+    """An HTTP/1.1 server on 127.0.0.1 that records what it gets and answers as `answer` says."""
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self.seen: list[dict] = []
+        self.connections = 0
+        self.answer = lambda handler: (200, {"Content-Type": "application/json"}, b'{"ok": true}')
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                server.connections += 1
+                super().setup()
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _any(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                server.seen.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
+                                    "body": body})
+                status, headers, content = server.answer(self)
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_CONNECT = _any  # noqa: N815
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    s = _Server()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def no_proxies(monkeypatch):
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+def test_requests_share_one_kept_alive_connection(server, no_proxies):
+    client = Client()
+    for i in range(5):
+        response = client.request("POST", f"{server.url}/records?i={i}", b'{"a": 1}',
+                                  {"Content-Type": "application/json"}, timeout=5)
+        assert response.status_code == 200 and response.json() == {"ok": True}
+    assert server.connections == 1
+    assert [s["path"] for s in server.seen] == [f"/records?i={i}" for i in range(5)]
+    assert all(s["body"] == b'{"a": 1}' and s["headers"]["Content-Type"] == "application/json" for s in server.seen)
+    assert server.seen[0]["headers"]["User-Agent"].startswith("dbt-studio/")
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced_before_it_is_used(server, no_proxies):
+    def close_after(handler):
+        handler.close_connection = True  # closes once it answered, without saying so in a header
+        return 200, {}, b"done"
+
+    server.answer = close_after
+    client = Client()
+    assert client.request("GET", server.url + "/a", timeout=5).text == "done"
+    time.sleep(0.2)  # the server's close reaches the client's socket
+    assert client.request("GET", server.url + "/b", timeout=5).text == "done"
+    assert server.connections == 2 and [s["path"] for s in server.seen] == ["/a", "/b"]
+
+
+def test_an_answer_is_read_as_requests_reads_it(server, no_proxies):
+    server.answer = lambda h: (422, {"Content-Type": "text/plain; charset=latin-1", "X-Thing": "v"},
+                               "café".encode("latin-1"))
+    response = Client().request("POST", server.url + "/x", b"{}", timeout=5)
+    assert (response.status_code, response.reason, response.ok) == (422, "Unprocessable Entity", False)
+    assert response.headers.get("x-thing") == "v" and response.text == "café"
+    with pytest.raises(ValueError):
+        response.json()
+    assert (response.request.method, response.request.url, response.request.body) == ("POST", server.url + "/x",
+                                                                                      b"{}")
+    server.answer = lambda h: (200, {}, json.dumps({"é": 1}).encode())  # no charset named: UTF-8
+    assert Client().request("GET", server.url, timeout=5).json() == {"é": 1}
+
+
+def test_every_answer_reaches_the_response_hook(server, no_proxies):
+    got = []
+    Client(on_response=got.append).request("PUT", server.url + "/h", b"body", {"Authorization": "x"}, timeout=5)
+    assert [(r.status_code, r.request.method, r.request.body, r.request.headers["Authorization"]) for r in got] == [
+        (200, "PUT", b"body", "x")]
+
+
+def test_no_answer_is_dropped_with_the_kind_requests_names(server, no_proxies):
+    def slow(handler):
+        time.sleep(1.0)
+        return 200, {}, b""
+
+    server.answer = slow
+    with pytest.raises(Dropped) as caught:
+        Client().request("GET", server.url, timeout=0.2)
+    assert caught.value.kind == "ReadTimeout"
+    with socket.socket() as spare:  # a port nothing listens on
+        spare.bind(("127.0.0.1", 0))
+        port = spare.getsockname()[1]
+    with pytest.raises(Dropped) as caught:
+        Client().request("GET", f"http://127.0.0.1:{port}/", timeout=2)
+    assert caught.value.kind == "ConnectionError"
+
+
+@pytest.mark.parametrize("url, headers", [
+    ("ftp://example.com/x", {}),
+    ("http:///no-host", {}),
+    ("example.com/records", {}),
+    ("http://127.0.0.1:notaport/", {}),
+    ("{server}/", {"X-Bad": "line\r\nbreak"}),
+])
+def test_a_request_that_cannot_be_made_is_unsendable(url, headers, server, no_proxies):
+    with pytest.raises(Unsendable):
+        Client().request("POST", url.format(server=server.url), b"{}", headers, timeout=1)
+    assert not server.seen
+
+
+def test_redirects_that_keep_the_body_are_followed_and_others_of_a_post_are_returned(server, no_proxies):
+    def route(handler):
+        if handler.path == "/old":
+            return 307, {"Location": "/new"}, b""
+        if handler.path == "/moved":
+            return 302, {"Location": "/new"}, b""
+        if handler.path == "/loop":
+            return 308, {"Location": "/loop"}, b""
+        return 200, {}, b"here"
+
+    server.answer = route
+    client = Client()
+    response = client.request("POST", server.url + "/old", b"records", timeout=5)
+    assert response.text == "here" and response.url == server.url + "/new"
+    assert [(s["method"], s["path"], s["body"]) for s in server.seen] == [("POST", "/old", b"records"),
+                                                                         ("POST", "/new", b"records")]
+    assert client.request("POST", server.url + "/moved", b"records", timeout=5).status_code == 302
+    assert client.request("GET", server.url + "/moved", timeout=5).text == "here"
+    with pytest.raises(Dropped) as caught:
+        client.request("POST", server.url + "/loop", b"x", timeout=5)
+    assert caught.value.kind == "TooManyRedirects"
+
+
+def test_credentials_in_the_url_are_sent_as_basic_authentication(server, no_proxies):
+    Client().request("GET", f"http://user%40x:p%3Ass@127.0.0.1:{server.port}/", timeout=5)
+    assert server.seen[0]["headers"]["Authorization"] == "Basic " + base64.b64encode(b"user@x:p:ss").decode()
+
+
+def test_a_form_post_is_url_encoded(server, no_proxies):
+    post_form(server.url + "/token", {"grant_type": "refresh_token", "refresh_token": "a b&c"}, timeout=5)
+    seen = server.seen[0]
+    assert seen["body"] == b"grant_type=refresh_token&refresh_token=a+b%26c"
+    assert seen["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
+
+
+# -- TLS and proxies ----------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1 (made by the openssl command)."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out",
+                    str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.fixture
+def tls_server(certificate):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    s = _Server(tls=context)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def fresh_tls():
+    http_client._tls.cache_clear()
+    yield
+    http_client._tls.cache_clear()
+
+
+def test_tls_is_verified_against_the_ca_bundle(tls_server, certificate, monkeypatch, no_proxies, fresh_tls):
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    with pytest.raises(Dropped) as caught:  # certifi's bundle does not know this certificate
+        Client().request("GET", tls_server.url, timeout=5)
+    assert caught.value.kind == "SSLError" and not tls_server.seen
+    http_client._tls.cache_clear()
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate[0]))
+    assert Client().request("GET", tls_server.url + "/secure", timeout=5).json() == {"ok": True}
+    assert tls_server.seen[0]["path"] == "/secure"
+
+
+class _Proxy:
+    """A forward proxy on 127.0.0.1: a plain-HTTP request is answered by the proxy itself (what it got is kept); a
+    CONNECT is tunnelled to the host it names."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str | None]] = []  # (request line, Proxy-Authorization)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn: socket.socket) -> None:
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                head += chunk
+            text, _, rest = head.partition(b"\r\n\r\n")
+            lines = text.decode().split("\r\n")
+            auth = next((ln.split(":", 1)[1].strip() for ln in lines[1:]
+                         if ln.lower().startswith("proxy-authorization:")), None)
+            self.lines.append((lines[0], auth))
+            method, target, _ = lines[0].split(" ")
+            if method != "CONNECT":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\nvia proxy")
+                return
+            host, port = target.rsplit(":", 1)
+            with socket.create_connection((host, int(port))) as upstream:
+                conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                if rest:
+                    upstream.sendall(rest)
+                ends = [conn, upstream]
+                while True:
+                    readable, _, _ = select.select(ends, [], [], 5)
+                    if not readable:
+                        return
+                    for end in readable:
+                        data = end.recv(65536)
+                        if not data:
+                            return
+                        (upstream if end is conn else conn).sendall(data)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def proxy():
+    p = _Proxy()
+    yield p
+    p.close()
+
+
+def test_the_environments_proxies_are_used_unless_no_proxy_names_the_host(server, proxy, monkeypatch, no_proxies):
+    monkeypatch.setenv("HTTP_PROXY", proxy.url.replace("http://", "http://me:s%3Acret@"))
+    response = Client().request("POST", "http://api.example.test:8080/records?a=1", b"{}", timeout=5)
+    assert response.text == "via proxy"
+    assert proxy.lines == [("POST http://api.example.test:8080/records?a=1 HTTP/1.1",
+                            "Basic " + base64.b64encode(b"me:s:cret").decode())]
+    monkeypatch.setenv("no_proxy", "localhost, .test,127.0.0.1")  # a domain, a host
+    assert Client().request("GET", server.url + "/direct", timeout=5).json() == {"ok": True}
+    with pytest.raises(Dropped):  # api.example.test is bypassed too: straight to a host that does not resolve
+        Client().request("GET", "http://api.example.test:8080/", timeout=2)
+    assert len(proxy.lines) == 1 and [s["path"] for s in server.seen] == ["/direct"]
+
+
+def test_https_goes_through_the_proxy_in_a_connect_tunnel(tls_server, certificate, proxy, monkeypatch, no_proxies,
+                                                          fresh_tls):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate[0]))
+    monkeypatch.setenv("https_proxy", proxy.url)
+    client = Client()
+    for _ in range(2):
+        assert client.request("POST", tls_server.url + "/tunnelled", b"{}", timeout=5).json() == {"ok": True}
+    assert proxy.lines == [(f"CONNECT 127.0.0.1:{tls_server.port} HTTP/1.0", None)]  # one tunnel, kept alive
+    assert [s["path"] for s in tls_server.seen] == ["/tunnelled", "/tunnelled"]
