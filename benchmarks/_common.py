@@ -1,17 +1,20 @@
-"""Helpers shared by the benchmarks: medians over runs, peak memory of a child, one JSON line out."""
+"""Helpers shared by the benchmarks: medians over runs, peak memory of a child, one JSON line out.
+
+A contender's process imports this module too, and its time from process start counts every import: modules only
+the driver uses (subprocess, statistics, resource) are imported in the functions that use them.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import resource
-import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 SPAWNED_AT = "DBT_STUDIO_BENCH_SPAWNED_AT"
@@ -52,6 +55,8 @@ def peak_rss_mb() -> float:
                     return int(line.split()[1]) / 1024  # kB
     except OSError:
         pass
+    import resource
+
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
@@ -67,6 +72,8 @@ def run_child(args: list[str], python: str | None = None, timeout: float = 3600)
 
     The child finds the wall-clock time it was spawned at in SPAWNED_AT, to report times from process start."""
     env = {**os.environ, SPAWNED_AT: repr(time.time())}
+    import subprocess
+
     proc = subprocess.run([python or sys.executable, *args], capture_output=True, text=True, timeout=timeout,
                           env=env)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -78,6 +85,8 @@ def run_child(args: list[str], python: str | None = None, timeout: float = 3600)
 
 def median_of(results: list[dict[str, Any]], key: str) -> float | None:
     values = [r[key] for r in results if key in r and r[key] is not None]
+    import statistics
+
     return round(statistics.median(values), 3) if values else None
 
 

@@ -25,10 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -135,6 +132,8 @@ def serve_sink(count_mode: str) -> None:
 
 class SinkProcess:
     def __init__(self, count_mode: str) -> None:
+        import subprocess  # (the driver's: a contender's time from process start counts this script's imports)
+
         self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--contender", "sink",
                                       "--sink-count", count_mode], stdout=subprocess.PIPE, text=True)
         self.url = f"http://127.0.0.1:{json.loads(self.proc.stdout.readline())['port']}"
@@ -321,6 +320,9 @@ def main() -> None:
 
     here = str(Path(__file__).resolve())
     drt_python = args.drt_python if args.drt_python and Path(args.drt_python).exists() else None
+    import shutil
+    import tempfile
+
     work = Path(tempfile.mkdtemp(prefix="sync_bench_"))
     sink = SinkProcess(args.sink_count)
     results: dict[str, list[dict]] = {"ours": [], "drt": []}

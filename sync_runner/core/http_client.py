@@ -14,7 +14,8 @@ and this module does that much the way requests does it:
   credentials in a proxy's or the URL's user part sent as Basic authentication;
 - redirects that keep the method and body (307, 308) followed, and every redirect of a GET; a 301, 302 or 303
   answer to a POST, PUT, PATCH or DELETE is returned as it is, and the destinations refuse it, where requests
-  would send the records' request again as a GET without its body.
+  would send the records' request again as a GET without its body. A redirect to another host drops the
+  `Authorization` header, as requests does.
 
 Errors: `Dropped` when no answer came (its `kind` is the name requests gives the same failure: ConnectTimeout,
 ReadTimeout, SSLError, ConnectionError), `Unsendable` for a request that cannot be made at all.
@@ -111,7 +112,10 @@ class Client:
                 response.status_code in (301, 302, 303) and method in ("GET", "HEAD"))
             if not (location and follow):
                 return response
-            url = urljoin(url, location)
+            target = urljoin(url, location)
+            if _origin(target) != _origin(url):  # credentials are for the host they were written for
+                headers = {k: v for k, v in (headers or {}).items() if k.lower() != "authorization"}
+            url = target
         raise Dropped("TooManyRedirects", f"more than {MAX_REDIRECTS} redirects from {url}")
 
     def close(self) -> None:
@@ -228,6 +232,14 @@ def _dropped(sock: socket.socket) -> bool:
     except (OSError, ValueError):
         return True
     return bool(readable)
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    parts = urlsplit(url)
+    try:
+        return parts.scheme.lower(), parts.hostname, parts.port
+    except ValueError:  # a port that is not a number: the request itself will say so
+        return parts.scheme.lower(), parts.hostname, None
 
 
 def _basic(user: str, password: str) -> str:

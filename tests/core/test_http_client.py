@@ -180,6 +180,22 @@ def test_redirects_that_keep_the_body_are_followed_and_others_of_a_post_are_retu
     assert caught.value.kind == "TooManyRedirects"
 
 
+def test_a_redirect_to_another_host_drops_the_authorization(server, no_proxies):
+    other = _Server()
+    try:
+        server.answer = lambda h: {"/away": (307, {"Location": other.url + "/there"}, b""),
+                                   "/same": (307, {"Location": "/here"}, b"")}.get(h.path, (200, {}, b""))
+        other.answer = lambda h: (200, {}, b"")
+        client = Client()
+        client.request("POST", server.url + "/away", b"x", {"Authorization": "Bearer t", "X-Trace": "1"}, timeout=5)
+        client.request("POST", server.url + "/same", b"x", {"Authorization": "Bearer t"}, timeout=5)
+        there = other.seen[0]["headers"]
+        assert "Authorization" not in there and there["X-Trace"] == "1"
+        assert [s["headers"].get("Authorization") for s in server.seen] == ["Bearer t", "Bearer t", "Bearer t"]
+    finally:
+        other.close()
+
+
 def test_credentials_in_the_url_are_sent_as_basic_authentication(server, no_proxies):
     Client().request("GET", f"http://user%40x:p%3Ass@127.0.0.1:{server.port}/", timeout=5)
     assert server.seen[0]["headers"]["Authorization"] == "Basic " + base64.b64encode(b"user@x:p:ss").decode()
