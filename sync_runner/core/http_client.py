@@ -249,11 +249,17 @@ def _basic(user: str, password: str) -> str:
 def _proxy_for(scheme: str, host: str, port: int) -> Any:
     """The environment's proxy for a URL (urlsplit of it), or None: none set, or NO_PROXY names the host. Read as
     urllib reads them (a lower-case name over its upper-case one; NO_PROXY of '*', or of hosts and domains, with
-    or without a port), without importing urllib.request (10 ms)."""
+    or without a port), without importing urllib.request (10 ms). The proxy itself is spoken to in plain HTTP
+    (an HTTPS destination's requests go through it in a CONNECT tunnel): a proxy URL of another scheme is refused
+    rather than tried."""
     url = _env(f"{scheme}_proxy") or _env("all_proxy")
     if not url or _bypassed(host, port, _env("no_proxy")):
         return None
-    return urlsplit(url if "://" in url else f"http://{url}")
+    proxy = urlsplit(url if "://" in url else f"http://{url}")
+    if proxy.scheme.lower() != "http" or not proxy.hostname:
+        raise Unsendable(f"the proxy set for {scheme}:// in the environment ({scheme.upper()}_PROXY or ALL_PROXY) "
+                         f"is a {proxy.scheme}:// URL: give it as http://host:port")
+    return proxy
 
 
 def _env(name: str) -> str:

@@ -326,6 +326,14 @@ def test_the_environments_proxies_are_used_unless_no_proxy_names_the_host(server
     assert len(proxy.lines) == 1 and [s["path"] for s in server.seen] == ["/direct"]
 
 
+@pytest.mark.parametrize("value", ["socks5://127.0.0.1:1080", "https://user:pw@proxy.example:443"])
+def test_a_proxy_that_is_not_plain_http_is_refused_without_its_credentials(value, server, monkeypatch, no_proxies):
+    monkeypatch.setenv("HTTP_PROXY", value)
+    with pytest.raises(Unsendable, match="give it as http://host:port") as caught:
+        Client().request("GET", server.url, timeout=2)
+    assert "pw" not in str(caught.value) and not server.seen
+
+
 def test_https_goes_through_the_proxy_in_a_connect_tunnel(tls_server, certificate, proxy, monkeypatch, no_proxies,
                                                           fresh_tls):
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate[0]))

@@ -524,3 +524,17 @@ def test_klaviyo_failures_it_does_not_attribute_acknowledge_nothing_of_the_job(k
     assert rejected[2] == "no email, phone_number or external_id: Klaviyo cannot identify the profile"
     assert set(rejected) == {0, 1, 2} and "without saying which" in rejected[0]
     assert dest.send(batch_of("insert", records[:2])).rejected.keys() == {1}  # attributed: only the bad one
+
+
+def test_a_request_that_cannot_be_made_fails_the_sync_in_one_line_and_commits_nothing(dp):
+    """An `http` URL that renders, for a record, into one no request can be made to (here a port that is not a
+    number): the sync fails with one line naming the destination, and no record counts as sent."""
+    dp.destinations(destinations_yaml({"bad_port": {"type": "http", "url": "http://127.0.0.1:{{ key }}/contacts",
+                                                    "format": "row"}}))
+    dp.build({f"u{i}": person(i) for i in range(3)},
+             [{"name": "bad_port_sync", "destination": "bad_port", "mode": "upsert", "mappings": {"email": "email"}}])
+    report = dp.sync(select=("bad_port_sync",))["bad_port_sync"]
+    assert (report.status, report.acknowledged) == ("failed", 0)
+    assert report.message.startswith("destination 'bad_port': the request could not be sent (Unsendable: cannot "
+                                     "send to 'http://127.0.0.1:"), report.message
+    assert "\n" not in report.message and "Traceback" not in report.message
