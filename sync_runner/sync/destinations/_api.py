@@ -1,4 +1,4 @@
-"""What the SaaS destinations (HubSpot, Braze, Segment, Klaviyo, Mailchimp) share: one keep-alive HTTP session
+"""What the SaaS destinations (HubSpot, Braze, Segment, Klaviyo, Mailchimp) share: one keep-alive HTTP client
 per worker thread, a `base_url` override, errors mapped the same way everywhere.
 
 429, 408, 5xx, timeouts and dropped connections raise `Transient` (with the API's `Retry-After`, or a

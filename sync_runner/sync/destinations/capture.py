@@ -1,7 +1,8 @@
 """The record debugger's view of the wire: the HTTP requests a destination makes while one batch is sent.
 
-Destinations that talk HTTP install `record` as a response hook on their sessions; the delivery thread sending a
-batch with the debugger on opens `capturing()` around `send`, and gets each request and its response as text.
+Destinations that talk HTTP install `record` as the response hook of their clients (core/http_client.py); the
+delivery thread sending a batch with the debugger on opens `capturing()` around `send`, and gets each request and
+its response as text.
 Credentials never reach the capture: headers that carry them are replaced with `***` here, and the caller
 redacts every secret value (REDACT) before anything is stored.
 """
@@ -39,7 +40,7 @@ def _headers(headers: Any) -> str:
 
 
 def record(response: Any, *args: Any, **kwargs: Any) -> Any:
-    """A `requests` response hook: keeps the exchange when the current thread is capturing."""
+    """A response hook (`Client(on_response=record)`): keeps the exchange when the current thread is capturing."""
     exchanges = getattr(_local, "exchanges", None)
     if exchanges is not None:
         request = response.request
