@@ -120,6 +120,32 @@ def test_an_answer_is_read_as_requests_reads_it(server, no_proxies):
     assert Client().request("GET", server.url, timeout=5).json() == {"é": 1}
 
 
+def test_a_chunked_answer_and_one_that_ends_with_the_connection_are_read_whole(no_proxies):
+    """Answers without a Content-Length, as APIs behind proxies often send them: chunked (HTTP/1.1), and an
+    HTTP/1.0 body that ends when the server closes the connection."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n3\r\n 1}\r\n0\r\n\r\n"
+    until_close = b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{\"b\": 2}"
+
+    def serve() -> None:  # one connection: the chunked answer keeps it alive, the HTTP/1.0 one ends it
+        conn, _ = listener.accept()
+        with conn:
+            for answer in (chunked, until_close):
+                conn.recv(65536)
+                conn.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    client = Client()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    try:
+        assert client.request("GET", url, timeout=5).json() == {"a": 1}
+        assert client.request("GET", url, timeout=5).json() == {"b": 2}
+    finally:
+        listener.close()
+
+
 def test_every_answer_reaches_the_response_hook(server, no_proxies):
     got = []
     Client(on_response=got.append).request("PUT", server.url + "/h", b"body", {"Authorization": "x"}, timeout=5)
