@@ -271,8 +271,11 @@ def test_tls_is_verified_against_the_ca_bundle(tls_server, certificate, monkeypa
     assert caught.value.kind == "SSLError" and not tls_server.seen
     http_client._tls.cache_clear()
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate[0]))
-    assert Client().request("GET", tls_server.url + "/secure", timeout=5).json() == {"ok": True}
-    assert tls_server.seen[0]["path"] == "/secure"
+    client = Client()
+    for _ in range(3):
+        assert client.request("GET", tls_server.url + "/secure", timeout=5).json() == {"ok": True}
+    assert [s["path"] for s in tls_server.seen] == ["/secure"] * 3
+    assert tls_server.connections == 1  # kept alive (TLS 1.3 session tickets and all); the refused one never got in
 
 
 class _Proxy:
