@@ -148,6 +148,8 @@ def with_value(message: str, value: Any) -> str:
 
 @dataclass(frozen=True)
 class Boolean(Kind):
+    """true or false (or an env_var template that renders to one)."""
+
     def problems(self, value: Any, path: str) -> Problems:
         return [] if isinstance(value, bool) or templated(value) else [(path, with_value("must be true or false",
                                                                                             value))]
@@ -213,6 +215,8 @@ class Url(Kind):
 
 @dataclass(frozen=True)
 class ListOf(Kind):
+    """A list of one kind of item (or, with `single`, one such item alone)."""
+
     item: Kind
     min_items: int = 0
     single: bool = False  # a single item is accepted too (`primary_key: id` or `[id, region]`)
@@ -264,6 +268,8 @@ class MapOf(Kind):
 
 @dataclass(frozen=True)
 class AnyOf(Kind):
+    """A value that is one of several kinds; `what` names them in the error."""
+
     kinds: tuple[Kind, ...]
     what: str
 
@@ -283,6 +289,8 @@ class AnyOf(Kind):
 
 @dataclass(frozen=True)
 class Anything(Kind):
+    """Any value: for keys checked elsewhere (a filter tree) or passed through as they are (a constant)."""
+
     what: str = "any value"
 
     def problems(self, value: Any, path: str) -> Problems:

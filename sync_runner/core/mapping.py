@@ -52,6 +52,8 @@ STEP_HELP = ("trim, lower, upper, email (trim + lower-case), phone or {phone: <d
 
 @dataclass(frozen=True)
 class Step:
+    """One transform of a field spec (a name and its argument), applied in order."""
+
     name: str
     arg: Any = None
 

@@ -77,6 +77,9 @@ class Node:
 
 @dataclass(frozen=True)
 class Manifest:
+    """The fields of manifest.json the runner reads (read from the kept copy while manifest.json's bytes are
+    unchanged)."""
+
     path: Path
     invocation_id: str | None
     project_name: str | None
@@ -149,6 +152,8 @@ class Manifest:
 
 @dataclass(frozen=True)
 class RunResult:
+    """One node's result in run_results.json."""
+
     unique_id: str
     status: str
     relation_name: str | None
@@ -157,6 +162,8 @@ class RunResult:
 
 @dataclass(frozen=True)
 class RunResults:
+    """run_results.json of the last dbt command: which nodes it built, and for which target."""
+
     path: Path
     invocation_id: str | None
     command: str | None

@@ -91,6 +91,8 @@ def channel_problems(spec: Any, path: str) -> Problems:
 
 @dataclass(frozen=True)
 class Channel:
+    """A channel of `alerts.channels`: its name, type (slack, webhook, email) and options, secrets rendered."""
+
     name: str
     type: str
     options: Mapping[str, Any] = field(repr=False)
@@ -98,6 +100,8 @@ class Channel:
 
 @dataclass(frozen=True)
 class Rule:
+    """Which events of which syncs (fnmatch patterns) go to which channels, with the rejection and slowness limits."""
+
     channels: tuple[str, ...]
     syncs: tuple[str, ...] = ("*",)
     on_failure: bool = True
@@ -111,6 +115,8 @@ class Rule:
 
 @dataclass(frozen=True)
 class AlertsConfig:
+    """The `alerts:` block of dbt_studio.yml: channels by name, and the project's rules."""
+
     channels: Mapping[str, Channel] = field(default_factory=dict)
     rules: tuple[Rule, ...] = ()
 
@@ -164,6 +170,8 @@ class RunFacts:
 
 @dataclass(frozen=True)
 class Event:
+    """One event of one run, to be sent once to each channel a rule names."""
+
     kind: str  # one of EVENTS
     facts: RunFacts
     detail: str  # why this event fired, e.g. "12.5% of 80 rows sent were rejected (limit 5%)"

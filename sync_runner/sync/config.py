@@ -135,6 +135,8 @@ def option_problems(spec: Mapping[str, Any], where: str) -> list[tuple[str, str]
 
 @dataclass(frozen=True)
 class DestinationConfig:
+    """A destination of dbt_studio.yml: its name, type and options (env_var already rendered)."""
+
     name: str
     type: str
     options: Mapping[str, Any]

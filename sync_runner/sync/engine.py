@@ -69,6 +69,9 @@ _ORPHANED: set[str] = set()  # locks of this process's runs whose unlock failed 
 
 @dataclass
 class SyncReport:
+    """What one sync did in this run: what the CLI prints, the run log records and alerts tell (mutable: filled in
+    as the run goes)."""
+
     sync: str
     model: str
     destination: str
@@ -93,6 +96,9 @@ class SyncReport:
 
 @dataclass(frozen=True)
 class Options:
+    """How a command runs the syncs (selection, full resync, dry run, commit window, retries, paging): the CLI's
+    flags, and what tests and benchmarks set directly."""
+
     select: tuple[str, ...] = ()
     full_resync: bool = False
     dry_run: bool = False

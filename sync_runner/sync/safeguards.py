@@ -22,6 +22,8 @@ MIN_ROWS = 100  # percentages of a destination smaller than this say little: onl
 
 @dataclass(frozen=True)
 class Limits:
+    """A sync's safeguards: the deletes and changes a run may make before it stops without sending."""
+
     max_deletes: int | None = None
     max_delete_percent: float | None = None
     max_update_percent: float | None = None
