@@ -14,3 +14,7 @@ One subpackage per capability, mirroring macros/; imports run one way (tests/tes
 # importlib.metadata: scanning the installed distributions cost 35 ms of every command's start (commands with kept
 # SQL still read a few distributions' versions for its fingerprint: project/compiled.py).
 __version__ = "0.1.0"
+
+from sync_runner.core import kept_code  # noqa: E402  (every dataclass of the package is made after this)
+
+kept_code.install()

@@ -6,6 +6,9 @@ Layers, lowest first (a module may import lower layers, and modules of its own p
     core  <  project, sync.destinations, sync.alerts, sync.safeguards  <  audiences, sync.config, sync.delivery,
           sync.state  <  sync.engine, sync.exposures, sync.runs  <  sync.orchestrate  <  validate, reference, serve,
           demo  <  cli
+
+The package itself (sync_runner/__init__.py) imports only core: what must hold before any module of it is
+imported (core/kept_code.py, which the package's dataclasses are made with).
 """
 
 from __future__ import annotations
@@ -113,6 +116,8 @@ def test_imports_run_one_way():
     wrong = []
     for module, target, _names, line in edges():
         if target == module or target == "sync_runner":
+            continue
+        if module == "sync_runner" and home(target) == "sync_runner.core":  # the package's own start (docstring)
             continue
         same_package = home(module) == home(target)
         if layer(target) > layer(module) or (layer(target) == layer(module) and not same_package):

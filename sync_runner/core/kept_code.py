@@ -1,0 +1,86 @@
+"""The methods of this package's dataclasses made from kept compiled code instead of compiled again per process.
+
+`dataclasses` writes each method it generates (`__init__`, `__repr__`, `__eq__`, `__hash__`, a frozen class's
+`__setattr__` and `__delattr__`) as source text and compiles it, every time a class is made: the 36 dataclasses
+made when the sync engine is imported cost 25-29 ms of every command's start on Python 3.11, 87 % of it in
+`compile`. Here the compiled code of each text is kept in `sync_runner/__pycache__/dataclasses.<tag>.marshal`,
+next to the interpreter's own bytecode and under the same rules, and reused while the text is the same: executing
+the same code object in the same namespaces is what executing the text does (it is compiled as `exec` compiles
+it, without this module's `__future__` flags).
+
+- Only classes of this package are kept (the text's module is ours); any other class is made as before.
+- The text is the key: a class with other fields or annotations is another text, and old code is never run for
+  it (default values are not in the text: `dataclasses` passes them to the code it compiled). The file is read only by
+  the Python that wrote it (its `sys.version` heads the file); a file that cannot be read is no cache at all.
+- The file is written like a bytecode file: not when PYTHONDONTWRITEBYTECODE is set (sys.dont_write_bytecode) or
+  the folder cannot be written, whole, through a temporary file renamed into place, once per process at exit
+  and only when the process compiled a text the file did not hold.
+- DBT_STUDIO_KEPT_CODE=0 turns it off: every class is compiled as `dataclasses` does it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import builtins
+import contextlib
+import dataclasses
+import marshal
+import os
+import sys
+from pathlib import Path
+from types import CodeType
+from typing import Any
+
+PACKAGE = __name__.split(".")[0]
+FILE = Path(__file__).resolve().parent.parent / "__pycache__" / f"dataclasses.{sys.implementation.cache_tag}.marshal"
+
+_codes: dict[str, CodeType] = {}
+_compiled_here = False
+
+
+def _exec(source: Any, globals_: dict[str, Any] | None = None, locals_: Any = None) -> None:
+    """`exec` as `dataclasses` calls it, with a kept code object for a text generated for one of our classes."""
+    global _compiled_here
+    module = str((globals_ or {}).get("__name__", ""))
+    if isinstance(source, str) and (module == PACKAGE or module.startswith(PACKAGE + ".")):
+        code = _codes.get(source)
+        if code is None:
+            code = _codes[source] = compile(source, "<string>", "exec", dont_inherit=True)
+            _compiled_here = True
+        source = code
+    builtins.exec(source, globals_, locals_)
+
+
+def _load(path: Path) -> dict[str, CodeType]:
+    try:
+        version, codes = marshal.loads(path.read_bytes())
+    except (OSError, ValueError, EOFError, TypeError):
+        return {}
+    if version != sys.version or not isinstance(codes, dict):
+        return {}
+    return {k: v for k, v in codes.items() if isinstance(k, str) and isinstance(v, CodeType)}
+
+
+def save(path: Path = FILE) -> bool:
+    """Write the kept code if this process compiled a text the file did not hold; whether it wrote."""
+    if not _compiled_here or sys.dont_write_bytecode:
+        return False
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(exist_ok=True)
+        temporary.write_bytes(marshal.dumps((sys.version, {**_load(path), **_codes})))
+        os.replace(temporary, path)
+    except OSError:  # a read-only install: no cache, as for bytecode files
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def install() -> None:
+    """Make this package's dataclasses from kept code from now on in this process (once; sync_runner/__init__)."""
+    if getattr(dataclasses, "exec", None) is _exec or os.environ.get("DBT_STUDIO_KEPT_CODE") == "0":
+        return
+    _codes.update(_load(FILE))
+    dataclasses.exec = _exec  # type: ignore[attr-defined]  # (looked up in the module before the builtin)
+    atexit.register(save)
