@@ -14,7 +14,8 @@ it, without this module's `__future__` flags).
   the Python that wrote it (its `sys.version` heads the file); a file that cannot be read is no cache at all.
 - The file is written like a bytecode file: not when PYTHONDONTWRITEBYTECODE is set (sys.dont_write_bytecode) or
   the folder cannot be written, whole, through a temporary file renamed into place, once per process at exit
-  and only when the process compiled a text the file did not hold.
+  and only when the process compiled a text the file did not hold. It holds what earlier processes kept too, up
+  to MAX_KEPT texts (the package makes about 300); past that, only this process's.
 - DBT_STUDIO_KEPT_CODE=0 turns it off: every class is compiled as `dataclasses` does it.
 """
 
@@ -32,6 +33,7 @@ from types import CodeType
 from typing import Any
 
 PACKAGE = __name__.split(".")[0]
+MAX_KEPT = 3000  # texts in the file: past it (old versions of classes piling up), the file keeps this process's
 FILE = Path(__file__).resolve().parent.parent / "__pycache__" / f"dataclasses.{sys.implementation.cache_tag}.marshal"
 
 _codes: dict[str, CodeType] = {}
@@ -68,7 +70,8 @@ def save(path: Path = FILE) -> bool:
     temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(exist_ok=True)
-        temporary.write_bytes(marshal.dumps((sys.version, {**_load(path), **_codes})))
+        kept = {**_load(path), **_codes}
+        temporary.write_bytes(marshal.dumps((sys.version, kept if len(kept) <= MAX_KEPT else _codes)))
         os.replace(temporary, path)
     except OSError:  # a read-only install: no cache, as for bytecode files
         with contextlib.suppress(OSError):

@@ -137,6 +137,18 @@ def test_nothing_is_written_where_bytecode_would_not_be(tmp_path, monkeypatch):
     assert kept_code.save(tmp_path / "b.marshal") and kept_code._load(tmp_path / "b.marshal")
 
 
+def test_the_file_stops_growing_past_its_bound(tmp_path, monkeypatch):
+    """Texts of classes that changed since stay in the file; past MAX_KEPT only this process's are written."""
+    path = tmp_path / "kept.marshal"
+    stale = {f"def old_{i}(): pass": compile("pass", "<string>", "exec") for i in range(5)}
+    path.write_bytes(marshal.dumps((sys.version, stale)))
+    monkeypatch.setattr(kept_code, "_compiled_here", True)
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    assert kept_code.save(path) and set(kept_code._load(path)) == set(stale) | set(kept_code._codes)
+    monkeypatch.setattr(kept_code, "MAX_KEPT", len(kept_code._codes) + 2)
+    assert kept_code.save(path) and set(kept_code._load(path)) == set(kept_code._codes)
+
+
 def test_it_can_be_turned_off():
     told = "import dataclasses, sync_runner; print(hasattr(dataclasses, 'exec'))"
     done = subprocess.run([sys.executable, "-c", told], capture_output=True, text=True, timeout=60,
