@@ -50,7 +50,8 @@ def _exec(source: Any, globals_: dict[str, Any] | None = None, locals_: Any = No
             code = _codes[source] = compile(source, "<string>", "exec", dont_inherit=True)
             _compiled_here = True
         source = code
-    builtins.exec(source, globals_, locals_)
+    # (no globals: `dataclasses`' own, which a call of exec written in dataclasses.py would have used)
+    builtins.exec(source, vars(dataclasses) if globals_ is None else globals_, locals_)
 
 
 def _load(path: Path) -> dict[str, CodeType]:

@@ -155,3 +155,9 @@ def test_it_can_be_turned_off():
                           env={**os.environ, "DBT_STUDIO_KEPT_CODE": "0"})
     assert done.stdout.split() == ["False"], done.stderr
     assert Path(kept_code.FILE).parent.name == "__pycache__"
+
+
+def test_without_globals_the_text_runs_in_dataclasses_namespace_as_dataclasses_exec_would():
+    namespace: dict = {}
+    kept_code._exec("where = __name__", None, namespace)
+    assert namespace["where"] == "dataclasses"
