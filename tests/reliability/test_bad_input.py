@@ -311,6 +311,8 @@ MISTAKES = [
      "<yml>: destinations.base_X: needs a 'type'"),
     ("unknown destination type", ("dest", "destinations:\n  base_X:\n    type: carrier_pigeon\n"),
      "<yml>: destinations.base_X: unknown type 'carrier_pigeon'"),
+    ("destination type not a name", ("dest", "destinations:\n  base_X:\n    type: [http]\n"),
+     "<yml>: destinations.base_X: unknown type '['http']'"),
     ("destination missing a required key", ("dest", "destinations:\n  base_X:\n    type: http\n"),
      "<yml>: destinations.base_X.url: missing (required"),
     ("env var not set",

@@ -48,7 +48,7 @@ class _Registry(Mapping[str, type[Destination]]):
         return cls
 
     def __contains__(self, name: object) -> bool:
-        return name in _MODULES
+        return isinstance(name, str) and name in _MODULES  # (a list from YAML is no type, not a TypeError)
 
     def __iter__(self) -> Iterator[str]:
         return iter(_MODULES)

@@ -33,7 +33,7 @@ def test_the_registry_holds_every_type_the_modules_define():
     assert len(defined) == 15
     assert dict(REGISTRY.items()) == defined
     assert list(REGISTRY) == sorted(defined)
-    assert "http" in REGISTRY and "hubspt" not in REGISTRY and 3 not in REGISTRY
+    assert "http" in REGISTRY and "hubspt" not in REGISTRY and 3 not in REGISTRY and ["http"] not in REGISTRY
     assert REGISTRY.get("hubspt") is None
 
 
