@@ -135,8 +135,10 @@ class Client:
             raise Unsendable(f"cannot send to '{url}': {exc}") from None
         host = parts.hostname
         proxy = _proxy_for(scheme, host, port)
-        sent = {"User-Agent": USER_AGENT, "Accept": "*/*", **headers}
-        if parts.username is not None and not any(k.lower() == "authorization" for k in sent):
+        given = {k.lower() for k in headers}  # (names are case-insensitive: a header given as `accept` replaces ours)
+        sent = {**{k: v for k, v in (("User-Agent", USER_AGENT), ("Accept", "*/*")) if k.lower() not in given},
+                **headers}
+        if parts.username is not None and "authorization" not in given:
             sent["Authorization"] = _basic(unquote(parts.username), unquote(parts.password or ""))
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         if proxy is not None and scheme == "http":  # a plain-HTTP proxy is sent the whole URL

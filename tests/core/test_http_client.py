@@ -44,7 +44,7 @@ class _Server:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 server.seen.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
-                                    "body": body})
+                                    "raw": self.headers.items(), "body": body})
                 status, headers, content = server.answer(self)
                 self.send_response(status)
                 for k, v in headers.items():
@@ -220,6 +220,13 @@ def test_a_redirect_to_another_host_drops_the_authorization(server, no_proxies):
         assert [s["headers"].get("Authorization") for s in server.seen] == ["Bearer t", "Bearer t", "Bearer t"]
     finally:
         other.close()
+
+
+def test_a_header_given_in_any_case_replaces_the_clients_own(server, no_proxies):
+    Client().request("GET", server.url, headers={"accept": "text/csv", "user-agent": "mine"}, timeout=5)
+    raw = server.seen[0]["raw"]
+    assert [v for k, v in raw if k.lower() == "accept"] == ["text/csv"]
+    assert [v for k, v in raw if k.lower() == "user-agent"] == ["mine"]
 
 
 def test_credentials_in_the_url_are_sent_as_basic_authentication(server, no_proxies):
