@@ -10,6 +10,7 @@ import select
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -146,6 +147,140 @@ def test_a_chunked_answer_and_one_that_ends_with_the_connection_are_read_whole(n
         listener.close()
 
 
+class _RawServer:
+    """A server on one port that answers the n-th request with the n-th of `answers` (raw bytes, or None to close
+    the connection), on as many connections as the client opens, and records each request's raw bytes."""
+
+    def __init__(self, answers: list[bytes | None]) -> None:
+        self.answers, self.requests, self.connections = list(answers), [], 0
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while self.answers:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                while self.answers:
+                    request = self._request(conn)
+                    if request is None:
+                        break
+                    self.requests.append(request)
+                    answer = self.answers.pop(0)
+                    if answer is None:
+                        break
+                    conn.sendall(answer)
+
+    @staticmethod
+    def _request(conn: socket.socket) -> bytes | None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return None
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), 0)
+        while len(body) < length:
+            body += conn.recv(65536)
+        return head + b"\r\n\r\n" + body
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def raw():
+    made = []
+
+    def make(*answers: bytes | None) -> _RawServer:
+        made.append(_RawServer(list(answers)))
+        return made[-1]
+
+    yield make
+    for server in made:
+        server.close()
+
+
+def test_the_request_is_written_as_http_1_1_says(raw, no_proxies):
+    server = raw(*[b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"] * 3)
+    client = Client()
+    client.request("POST", server.url + "/in?a=1", b'{"x": 1}', {"Content-Type": "application/json"}, timeout=5)
+    client.request("POST", server.url + "/empty", None, timeout=5)
+    client.request("GET", server.url, headers={"Host": "api.example.test"}, timeout=5)
+    first, empty, get = server.requests
+    port = server.url.rsplit(":", 1)[1]
+    assert first.split(b"\r\n") == [
+        b"POST /in?a=1 HTTP/1.1", f"Host: 127.0.0.1:{port}".encode(), b"Accept-Encoding: identity",
+        f"User-Agent: {http_client.USER_AGENT}".encode(), b"Accept: */*", b"Content-Type: application/json",
+        b"Content-Length: 8", b"", b'{"x": 1}']
+    assert b"\r\nContent-Length: 0\r\n" in empty  # a POST without a body says so
+    assert [line for line in get.split(b"\r\n") if line.lower().startswith(b"host:")] == [b"Host: api.example.test"]
+    assert get.startswith(b"GET / HTTP/1.1\r\n") and b"Content-Length" not in get
+    assert server.connections == 1
+
+
+def test_answers_are_read_by_their_length_their_chunks_or_the_connections_end(raw, no_proxies):
+    server = raw(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Long: a\r\n b\r\n\r\nok",
+        b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",  # no body, whatever the length says
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n",  # (a HEAD: the length of what a GET would get)
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nlast",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nSet-Thing: 1\r\nset-thing: 2\r\n\r\nnew")
+    client = Client()
+    first = client.request("POST", server.url, b"{}", timeout=5)
+    assert (first.status_code, first.text, first.headers["x-long"]) == (200, "ok", "a b")
+    assert client.request("DELETE", server.url, timeout=5).content == b""
+    assert client.request("HEAD", server.url, timeout=5).content == b""
+    assert client.request("GET", server.url, timeout=5).text == "abc"
+    assert client.request("GET", server.url, timeout=5).text == "last"  # and the connection is closed
+    again = client.request("GET", server.url, timeout=5)
+    assert again.headers.get_all("SET-THING") == ["1", "2"] and again.headers["Set-Thing"] == "1"
+    assert dict(again.headers) == {"Content-Length": "3", "Set-Thing": "1"}
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize("answer, said", [
+    (None, "the server closed the connection without an answer"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", "the answer ended after 5 of its 10 bytes"),
+    (b"SMTP ready\r\n\r\n", "not an HTTP answer"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n", "a Content-Length of 'ten'"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "a chunk size of"),
+    (b"HTTP/1.1 200 OK\r\n" + b"X: 1\r\n" * 101 + b"\r\n", "more than 100 headers"),
+    (b"HTTP/1.1 200 OK\r\nX: " + b"a" * 70000 + b"\r\n\r\n", "a header line over 64 KiB"),
+])
+def test_a_broken_answer_is_a_dropped_connection(answer, said, raw, no_proxies):
+    server = raw(answer)
+    client = Client()
+    with pytest.raises(Dropped, match=said) as caught:
+        client.request("POST", server.url + "/x", b"{}", timeout=5)
+    assert caught.value.kind == "ConnectionError" and f"POST {server.url}/x" in str(caught.value)
+    assert not client._connections or all(c.sock is None for c in client._connections.values())
+
+
+def test_an_http_request_loads_neither_tls_nor_http_client_nor_email():
+    """What a sync process imports for an http:// destination: the client, a socket, and no more."""
+    code = ("import sys, socket, threading\n"
+            "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1)\n"
+            "def serve():\n"
+            "    c, _ = s.accept(); c.recv(65536); c.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 0\\r\\n\\r\\n')\n"
+            "threading.Thread(target=serve, daemon=True).start()\n"
+            "from sync_runner.core.http_client import Client\n"
+            "r = Client().request('POST', f'http://127.0.0.1:{s.getsockname()[1]}/', b'{}', timeout=5)\n"
+            "print(r.status_code, sorted(m for m in ('ssl', 'http.client', 'email', 'encodings.idna', 'requests')"
+            " if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "200 []", out.stderr
+
+
 def test_every_answer_reaches_the_response_hook(server, no_proxies):
     got = []
     Client(on_response=got.append).request("PUT", server.url + "/h", b"body", {"Authorization": "x"}, timeout=5)
@@ -176,6 +311,9 @@ def test_no_answer_is_dropped_with_the_kind_requests_names(server, no_proxies):
     ("example.com/records", {}),
     ("http://127.0.0.1:notaport/", {}),
     ("{server}/", {"X-Bad": "line\r\nbreak"}),
+    ("{server}/", {"X Bad": "a space in the name"}),
+    ("{server}/", {"X-Name": "not latin-1: \u2603"}),
+    ("{server}/a path", {}),
 ])
 def test_a_request_that_cannot_be_made_is_unsendable(url, headers, server, no_proxies):
     with pytest.raises(Unsendable):
@@ -377,5 +515,5 @@ def test_https_goes_through_the_proxy_in_a_connect_tunnel(tls_server, certificat
     client = Client()
     for _ in range(2):
         assert client.request("POST", tls_server.url + "/tunnelled", b"{}", timeout=5).json() == {"ok": True}
-    assert proxy.lines == [(f"CONNECT 127.0.0.1:{tls_server.port} HTTP/1.0", None)]  # one tunnel, kept alive
+    assert proxy.lines == [(f"CONNECT 127.0.0.1:{tls_server.port} HTTP/1.1", None)]  # one tunnel, kept alive
     assert [s["path"] for s in tls_server.seen] == ["/tunnelled", "/tunnelled"]
