@@ -11,13 +11,13 @@ import itertools
 import random
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sync_runner.core.mapping import Template
 from sync_runner.core.ratelimit import RateLimiter
+from sync_runner.core.workers import Job, Workers
 from sync_runner.sync.destinations.base import Batch, BatchResult, Destination, JsonRecords, Terminal, Transient
 from sync_runner.sync.destinations.capture import capturing
 from sync_runner.sync.destinations.values import dumps
@@ -295,18 +295,18 @@ def deliver(destination: Destination, batches: Iterable[Batch], on_outcome: Call
     _, _, concurrency, rate = destination.limits()
     limiter = RateLimiter(rate)
     stop = threading.Event()
-    in_flight: set[Future] = set()
+    in_flight: set[Job] = set()
 
-    def settle(futures: list[Future], raising: bool = True) -> None:
-        """Hand over the outcome of each of `futures` (waiting for it); the first Terminal error stops the
+    def settle(jobs: list[Job], raising: bool = True) -> None:
+        """Hand over the outcome of each of `jobs` (waiting for it); the first Terminal error stops the
         others from retrying and is raised once they all were handed over."""
         error: Terminal | None = None
-        for future in futures:
-            in_flight.discard(future)
-            if future.cancelled():
+        for job in jobs:
+            in_flight.discard(job)
+            if job.cancelled():
                 continue
             try:
-                outcome = future.result()
+                outcome = job.result()
             except Terminal as exc:
                 stop.set()
                 for other in in_flight:
@@ -323,8 +323,8 @@ def deliver(destination: Destination, batches: Iterable[Batch], on_outcome: Call
         acknowledged is handed over (the pool waits for them anyway), so that it is committed (a Terminal error
         of theirs adds nothing to the error on its way)."""
         stop.set()
-        for future in in_flight:
-            future.cancel()
+        for job in in_flight:
+            job.cancel()
         settle(list(in_flight), raising=False)
 
     def cut() -> Iterator[Batch]:
@@ -342,13 +342,12 @@ def deliver(destination: Destination, batches: Iterable[Batch], on_outcome: Call
                 raise
             yield batch
 
-    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="dbt-studio-send") as pool:
+    with Workers(concurrency, "dbt-studio-send") as pool:
         try:
             for batch in cut():
                 settle([f for f in in_flight if f.done()])  # progress and commits as batches finish, not later
                 while len(in_flight) >= 2 * max(1, concurrency):
-                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                    settle(list(done))
+                    settle(pool.wait_any(in_flight))
                 in_flight.add(pool.submit(send_with_retries, destination, batch, limiter, max_attempts,
                                           base_delay, stop, observe))
             settle(list(in_flight))
