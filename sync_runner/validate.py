@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from sync_runner.core import yaml_text
 from sync_runner.core.errors import UserError
 from sync_runner.project.artifacts import RELATION_TYPES, Manifest, Node
 from sync_runner.project.declared import MODEL_META, audience_problems
@@ -72,16 +73,14 @@ def _var_problems(manifest: Manifest, project_dir: Path) -> list[Problem]:
     package does not have, or whose default is a whole number and whose value is not: dbt passes any var through,
     so a misspelled `dbt_studio_as_off` left audiences counting back from now without a word. The names and
     defaults are the package's own (`dbt_studio.defaults()`, run from the manifest)."""
-    import yaml
-
     from sync_runner.audiences.schema import manifest_json
     from sync_runner.core.fields import closest
     from sync_runner.project.package_macros import PackageMacros
 
     path = project_dir / "dbt_project.yml"
     try:
-        project = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):  # dbt reads it first and says what is wrong with it
+        project = yaml_text.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml_text.Invalid):  # dbt reads it first and says what is wrong with it
         return []
     variables = project.get("vars") if isinstance(project, dict) else None
     if not isinstance(variables, dict):

@@ -301,15 +301,13 @@ def edited_after_manifest(project_dir: Path | str, target_path: str = "target") 
     target/manifest.json was written, relative to the project: the runner reads dbt's manifest, so a sync key
     edited since the last `dbt parse` is not what it runs. Empty when there is no manifest (that is said
     elsewhere) or nothing changed; a stat per file, no parsing beyond dbt_project.yml's `model-paths`."""
-    import yaml
-
     root = Path(project_dir).resolve()
     try:
         written = (root / target_path / "manifest.json").stat().st_mtime
     except OSError:
         return []
     paths = ["models"]
-    with contextlib.suppress(OSError, yaml.YAMLError, AttributeError):
+    with contextlib.suppress(OSError, yaml_text.Invalid, AttributeError):
         project = yaml_text.safe_load((root / "dbt_project.yml").read_text(encoding="utf-8")) or {}
         configured = project.get("model-paths") or project.get("source-paths")
         if isinstance(configured, list) and all(isinstance(p, str) for p in configured):
@@ -327,6 +325,7 @@ def load_manifest(project_dir: Path | str, target_path: str = "target") -> Manif
     """Read `<project_dir>/<target_path>/manifest.json`; a one-line UserError when it is missing."""
     project_dir = Path(project_dir).resolve()
     path = project_dir / target_path / "manifest.json"
+    yaml_text.keep_in(path.parent)  # the project's YAML files are kept parsed beside it, as its fields are
     slim, kept = _slim_manifest(path, project_dir)
     metadata = slim["metadata"]
     return Manifest(
@@ -344,7 +343,9 @@ def load_manifest(project_dir: Path | str, target_path: str = "target") -> Manif
 def keep(manifest: Manifest) -> None:
     """Write the runner's fields of a freshly parsed manifest beside it, for the next command to read instead.
     Only a copy that reads back exactly is kept (a NaN or a huge integer in some meta would not); a read-only
-    target dir keeps nothing (the next command parses again)."""
+    target dir keeps nothing (the next command parses again). The YAML texts the command parsed are kept too
+    (core/yaml_text.py)."""
+    yaml_text.flush()
     if manifest.unkept is None:
         return
     try:

@@ -26,17 +26,15 @@ import importlib
 import json
 import os
 import re
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
-
 from sync_runner.core import yaml_text
 from sync_runner.core.errors import UserError
+from sync_runner.core.installed import versions
 from sync_runner.project.target import DbtTarget, from_warehouse, missing_duckdb_file, unreachable
 
 CACHE_FILE = "dbt_studio_compiled.json"
@@ -50,56 +48,10 @@ _DUCKDB_EXTRAS = ("extensions", "settings", "attach", "plugins", "filesystems", 
                   "motherduck_token")
 
 
-def _versions(names: Sequence[str]) -> dict[str, str]:
-    """The installed version of each distribution ("-" when it is not installed), read from the names of the
-    `<name>-<version>.dist-info` folders on sys.path: one listing per path entry, where importlib.metadata
-    parses each distribution's METADATA (7 lookups took 6-13 ms, the largest share of a kept command's own
-    work). The first folder of a name wins, as for imports. importlib.metadata (15 ms to import) is asked
-    only of a name the listing cannot settle: one with an egg-info install, or any name when a sys.path entry
-    could not be listed (a zip file); a name with neither is not installed."""
-    wanted = {_normalized(n): n for n in names}
-    found: dict[str, str] = {}
-    eggs: set[str] = set()
-    unlisted = False
-    for entry in sys.path:
-        try:
-            listed = os.listdir(entry or ".")
-        except OSError:  # a zip file, a path hook's name, a folder gone
-            unlisted = unlisted or os.path.isfile(entry)
-            continue
-        for item in listed:
-            stem, dot, suffix = item.rpartition(".")
-            if not dot or suffix not in ("dist-info", "egg-info", "egg", "egg-link"):
-                continue
-            name, _, release = stem.partition("-")
-            key = _normalized(name)
-            if key not in wanted or wanted[key] in found:
-                continue
-            if suffix == "dist-info" and release:
-                found[wanted[key]] = release
-            else:
-                eggs.add(key)
-    for name in names:
-        if name in found:
-            continue
-        found[name] = "-"
-        if unlisted or _normalized(name) in eggs:
-            from importlib import metadata
-
-            with contextlib.suppress(metadata.PackageNotFoundError):
-                found[name] = metadata.version(name)
-    return {name: found[name] for name in names}
-
-
-def _normalized(name: str) -> str:
-    """A distribution name as PEP 503 compares them (dbt-core, dbt_core and DBT.Core are one)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def _yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml_text.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+    except (OSError, yaml_text.Invalid):
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -132,7 +84,7 @@ def fingerprint(where: DbtTarget, manifest_path: Path, extra_files: Sequence[Pat
         digest.update(label.encode() + b"\0" + (bytes.fromhex(sha256) if sha256 else hashlib.sha256(data).digest()))
 
     project = where.project_dir
-    add("versions", json.dumps(_versions(_DISTRIBUTIONS)).encode())
+    add("versions", json.dumps(versions(_DISTRIBUTIONS)).encode())
     add("target", json.dumps([str(project), str(where.profiles_dir), where.target, where.vars],
                              sort_keys=True, default=str).encode())
     texts: list[str] = []

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sync_runner.core import yaml_text
 from sync_runner.core.errors import DbtFailed, UserError
 from sync_runner.core.redact import REDACT
@@ -175,9 +173,9 @@ def default_target(where: DbtTarget) -> str | None:
     try:
         profile = yaml_text.safe_load((where.project_dir / "dbt_project.yml").read_text(encoding="utf-8"))["profile"]
         profiles = yaml_text.safe_load(((where.profiles_dir or where.project_dir) / "profiles.yml").read_text(
-            encoding="utf-8"))
+            encoding="utf-8"), keep=False)  # (a password may be written in it)
         name = profiles[os.environ.get("DBT_PROFILE") or profile]["target"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
+    except (OSError, yaml_text.Invalid, KeyError, TypeError):
         return None
     return name if isinstance(name, str) and "{" not in name else None
 

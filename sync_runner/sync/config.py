@@ -18,8 +18,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sync_runner.core import yaml_text
 from sync_runner.core.errors import UserError
 from sync_runner.core.fields import (
@@ -406,7 +404,7 @@ def _env(path: Path, placeholders: bool = False) -> Callable[[str, str | None], 
     return env_var
 
 
-def _yaml_where(exc: yaml.YAMLError) -> str:
+def _yaml_where(exc: yaml_text.Invalid) -> str:
     """Where a YAML file stops parsing and why: " at line 3, column 2: expected <block end>, but found '<block
     mapping start>' (while parsing a block mapping)"; PyYAML's first line alone says only the context."""
     mark = getattr(exc, "problem_mark", None)
@@ -420,7 +418,7 @@ def _read_config(path: Path) -> dict[str, Any]:
     """dbt_studio.yml as parsed YAML (not rendered), its top-level keys checked against `STUDIO_FILE`."""
     try:
         raw = yaml_text.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
+    except yaml_text.Invalid as exc:
         raise UserError(f"{path}: not valid YAML{_yaml_where(exc)}") from None
     if not isinstance(raw, dict):
         raise UserError(f"{path}: expected a mapping ({', '.join(STUDIO_FILE.keys)})")

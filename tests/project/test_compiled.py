@@ -8,13 +8,12 @@ import contextlib
 import hashlib
 import sys
 from collections.abc import Iterator
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pytest
 
 from sync_runner.project.artifacts import load_manifest
-from sync_runner.project.compiled import _DISTRIBUTIONS, CACHE_FILE, CompiledSql, _versions, fingerprint
+from sync_runner.project.compiled import CACHE_FILE, CompiledSql, fingerprint
 from sync_runner.sync.config import find_config
 from sync_runner.sync.engine import Options, SyncRunner
 from sync_runner.sync.runs import recent_runs
@@ -141,38 +140,6 @@ def test_changed_inputs_change_the_fingerprint(sp, tmp_path):
         finally:
             path.write_text(original)
     assert fingerprint(where, manifest, [config]) == before
-
-
-def test_installed_versions_are_read_as_importlib_metadata_reads_them(tmp_path, monkeypatch):
-    """The fingerprint's versions come from the dist-info folders' names; each equals what importlib.metadata
-    says, a distribution that is not installed reads "-", and a folder earlier on sys.path wins (as imports do)."""
-    def expected(name: str) -> str:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return "-"
-
-    names = (*_DISTRIBUTIONS, "surely-not-installed-dist")
-    assert _versions(names) == {name: expected(name) for name in names}
-    assert _versions(names)["dbt-core"] != "-" and _versions(names)["surely-not-installed-dist"] == "-"
-    (tmp_path / "DuckDB-9.9.9.dist-info").mkdir()  # another spelling of the same name
-    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
-    assert _versions(names)["duckdb"] == "9.9.9"
-    # an egg-info install names no version the listing can read: importlib.metadata reads its PKG-INFO
-    egg = tmp_path / "Shiny_Dist-2.0.1-py3.11.egg-info"
-    egg.mkdir()
-    (egg / "PKG-INFO").write_text("Metadata-Version: 1.1\nName: shiny-dist\nVersion: 2.0.1\n")
-    assert _versions(("shiny-dist", "surely-not-installed-dist")) == {"shiny-dist": "2.0.1",
-                                                                      "surely-not-installed-dist": "-"}
-    # a sys.path entry that cannot be listed (a zip of packages) may hold any distribution: importlib.metadata
-    # is asked, and reads what the zip holds
-    import zipfile
-
-    with zipfile.ZipFile(tmp_path / "bundle.zip", "w") as bundle:
-        bundle.writestr("zipped_dist-3.1.dist-info/METADATA", "Metadata-Version: 2.1\nName: zipped-dist\n"
-                                                              "Version: 3.1\n")
-    monkeypatch.setattr(sys, "path", [str(tmp_path / "bundle.zip"), *sys.path])
-    assert _versions(("zipped-dist",)) == {"zipped-dist": "3.1"}
 
 
 def test_reads_of_tables_that_may_not_exist(sp):
@@ -552,7 +519,7 @@ try:
     print("EXIT 0")
 except SystemExit as exc:
     print("EXIT", exc.code)
-WATCHED = ("dbt.adapters", "pyarrow", "requests", "sync_runner.sync.engine")
+WATCHED = ("dbt.adapters", "pyarrow", "requests", "sync_runner.sync.engine", "yaml")
 print("LOADED", sorted({m.split(".")[0] + (".engine" if m == "sync_runner.sync.engine" else "")
                         for m in sys.modules if m.startswith(WATCHED)}))
 print("COMPILED", [name for name in compiled if str(name).startswith("dbt_studio:")])  # the rules (not dbt's own)
@@ -562,10 +529,9 @@ print("COMPILED", [name for name in compiled if str(name).startswith("dbt_studio
 def test_a_kept_validate_or_status_loads_neither_dbt_nor_arrow_nor_the_engine(sp):
     """Once a validation without problems kept its SQL and the schema rules' compiled code, the next `dbt-studio
     validate` runs the rules without compiling their Jinja; on DuckDB it also reads the columns on its own
-    connection and the destinations' options without importing dbt's adapters, Arrow, requests or the sync
-    engine, and so does a kept `dbt-studio status`."""
+    connection and the destinations' options without importing dbt's adapters, Arrow, requests, the sync
+    engine or PyYAML (the project's YAML is kept parsed), and so does a kept `dbt-studio status`."""
     import subprocess
-    import sys
 
     sp.build({i: person(i) for i in range(1, 3)}, [{"name": "checked", "destination": "out", "mode": "upsert",
                                                      "mappings": MAPPINGS}])
@@ -610,7 +576,6 @@ def test_a_sync_that_sends_rows_runs_from_kept_sql(sp):
     on its own connection and never imports dbt's adapters; it sends and commits what the documented semantics
     say. Snowflake runs the same macros through dbt."""
     import subprocess
-    import sys
 
     syncs = [{"name": "to_files", "destination": "out", "mode": "upsert", "on_delete": "delete",
               "mappings": MAPPINGS}]
