@@ -113,13 +113,13 @@ def _whole(page: pa.Table | _Page) -> list[pa.RecordBatch] | list[_Page]:
 
 def records_page(names: list[str], values: list[tuple[Any, ...]]) -> _Page:
     """A page of sync_plan_records_sql read as rows: the same lists _Page.read_json takes from Arrow (each
-    record's size in UTF-8 bytes, as Arrow's binary_length gives it), with neither Arrow nor DuckDB's Arrow
-    layer loaded (see the engine's `_deliver`)."""
+    record as its UTF-8 bytes, and their sizes), with neither Arrow nor DuckDB's Arrow layer loaded (see the
+    engine's `_deliver`)."""
     lower = {name.lower(): i for i, name in enumerate(names)}
     op, key, seq, text = (lower[name] for name in ("_op", "_key", "_seq", "_json_record"))
     texts = [row[text] for row in values]
     return _Page([row[op] for row in values], [str(row[key]) for row in values], [row[seq] for row in values],
-                 JsonRecords(texts), None, [len(t) if t.isascii() else len(t.encode("utf-8")) for t in texts])
+                 JsonRecords(texts), None, [len(t) for t in texts])
 
 
 def _runs(ops: list[str], max_rows: int) -> Iterator[tuple[int, int]]:

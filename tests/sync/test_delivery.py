@@ -41,10 +41,11 @@ def _value(i: int) -> str:
 
 
 def _plan(ops: list[str], as_json: bool = False) -> pa.RecordBatch:
-    """Plan rows with one column `v`; `as_json`: as sync_plan_records_sql pages them, each record as JSON text."""
+    """Plan rows with one column `v`; `as_json`: as sync_plan_records_sql pages them, each record as its JSON
+    text's UTF-8 bytes."""
     n = len(ops)
     values = [_value(i) for i in range(n)]
-    last = {"_json_record": [f'{{"value":"{v}"}}' for v in values]} if as_json else {"v": values}
+    last = {"_json_record": [f'{{"value":"{v}"}}'.encode() for v in values]} if as_json else {"v": values}
     return pa.record_batch({"_seq": list(range(1, n + 1)), "_op": ops, "_key": [f"k{i}" for i in range(n)], **last})
 
 
@@ -211,7 +212,7 @@ def test_plan_pages_read_as_rows_come_as_they_were_read_and_an_empty_one_not_at_
 
     def read(first: int, last: int):
         seqs = range(first, min(last, 1500) + 1)  # 1,600 rows were planned, 1,500 are there
-        return records_page(names, [(s, "insert", f"k{s}", f'{{"n":{s}}}') for s in seqs])
+        return records_page(names, [(s, "insert", f"k{s}", f'{{"n":{s}}}'.encode()) for s in seqs])
 
     pages = list(plan_pages(read, 1600, 1000, 1000))
     assert [p.seqs[0] for p in pages] == [1, 1001]

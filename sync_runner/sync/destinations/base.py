@@ -40,20 +40,20 @@ class Terminal(Exception):
 
 
 class JsonRecords(Sequence[dict[str, Any]]):
-    """Records as the warehouse wrote them, each one's compact JSON text (macros/sync/records.sql), for a
+    """Records as the warehouse wrote them, each one's compact JSON text in UTF-8 (macros/sync/records.sql), for a
     destination that sends them unchanged (`Destination.sends_json_records`): `json()` joins the texts into one
     array without a value passing through Python. Reading a record decodes them all, once, into the dicts the
     runner would have built (the warehouse writes each value as the runner does)."""
 
     __slots__ = ("texts", "_decoded")
 
-    def __init__(self, texts: list[str]) -> None:
+    def __init__(self, texts: list[bytes]) -> None:
         self.texts = texts
         self._decoded: list[dict[str, Any]] | None = None
 
     def json(self) -> bytes:
         """The records as one JSON array."""
-        return ("[" + ",".join(self.texts) + "]").encode("utf-8")
+        return b"[" + b",".join(self.texts) + b"]"
 
     def _records(self) -> list[dict[str, Any]]:
         if self._decoded is None:
