@@ -23,6 +23,7 @@ import functools
 import hashlib
 import marshal
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,7 @@ class _Kept:
         self.added = False
         others = [k for k in self.blobs if k not in self.used]  # oldest first
         keys = [*others[max(0, len(others) + len(self.used) - MAX_KEPT):], *self.used][-MAX_KEPT:]
-        temporary = self.path.with_name(f"{KEPT_FILE}.{os.getpid()}.tmp")
+        temporary = self.path.with_name(f"{KEPT_FILE}.{os.getpid()}.{threading.get_ident()}.tmp")  # (serve's threads)
         with contextlib.suppress(OSError):  # a read-only target dir: the next command parses again
             temporary.write_bytes(marshal.dumps({k: self.blobs[k] for k in keys}))
             os.replace(temporary, self.path)
