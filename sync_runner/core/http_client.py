@@ -206,7 +206,7 @@ class Client:
             raise Dropped("ReadTimeout", f"the request was not taken within {timeout:g} s") from exc
         except OSError as exc:
             connection.close()
-            raise Dropped("ConnectionError", f"{exc.__class__.__name__} {exc}".strip()) from exc
+            raise Dropped("ConnectionError", _said(exc)) from exc
         try:
             status, reason, answer_headers, content, keep = _read_answer(sock, method)
         except TimeoutError as exc:
@@ -216,7 +216,7 @@ class Client:
             connection.close()
             if _tls_error(exc):
                 raise Dropped("SSLError", str(exc)) from exc
-            raise Dropped("ConnectionError", f"{exc.__class__.__name__} {exc}".strip()) from exc
+            raise Dropped("ConnectionError", _said(exc)) from exc
         if not keep:
             connection.close()
         return Response(status, reason, answer_headers, content, url, Sent(method, url, sent, data))
@@ -414,6 +414,12 @@ def _read_chunked(reader: IO[bytes]) -> bytes:
     while reader.readline(_MAX_LINE + 1) not in (b"\r\n", b"\n", b""):  # trailers
         pass
     return b"".join(chunks)
+
+
+def _said(exc: OSError) -> str:
+    """What went wrong, in a few words: a broken answer as it is said, else the error's name and text
+    (`ConnectionResetError [Errno 104] Connection reset by peer`)."""
+    return str(exc) if isinstance(exc, Broken) else f"{exc.__class__.__name__} {exc}".strip()
 
 
 def _tls_error(exc: BaseException) -> bool:

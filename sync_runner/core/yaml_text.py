@@ -85,8 +85,10 @@ class _Kept:
         others = [k for k in self.blobs if k not in self.used]  # oldest first
         keys = [*others[max(0, len(others) + len(self.used) - MAX_KEPT):], *self.used][-MAX_KEPT:]
         temporary = self.path.with_name(f"{KEPT_FILE}.{os.getpid()}.{threading.get_ident()}.tmp")  # (serve's threads)
+        self.blobs = {k: self.blobs[k] for k in keys}  # (a long `serve` of many edits holds no more than the file)
+        self.used = {k: None for k in self.used if k in self.blobs}
         with contextlib.suppress(OSError):  # a read-only target dir: the next command parses again
-            temporary.write_bytes(marshal.dumps({k: self.blobs[k] for k in keys}))
+            temporary.write_bytes(marshal.dumps(self.blobs))
             os.replace(temporary, self.path)
 
 

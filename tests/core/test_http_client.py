@@ -262,7 +262,8 @@ def test_a_broken_answer_is_a_dropped_connection(answer, said, raw, no_proxies):
     client = Client()
     with pytest.raises(Dropped, match=said) as caught:
         client.request("POST", server.url + "/x", b"{}", timeout=5)
-    assert caught.value.kind == "ConnectionError" and f"POST {server.url}/x" in str(caught.value)
+    assert caught.value.kind == "ConnectionError" and str(caught.value).startswith(
+        f"ConnectionError: POST {server.url}/x: {said}")
     assert not client._connections or all(c.sock is None for c in client._connections.values())
 
 

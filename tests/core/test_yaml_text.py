@@ -167,6 +167,7 @@ def test_the_file_holds_the_texts_read_last(kept, monkeypatch):
     yaml_text.flush()
     held = {next(iter(marshal.loads(b))) for b in marshal.loads(kept.read_bytes()).values()}
     assert held == {"old2", "new0", "new1", "new2"}
+    assert set(yaml_text._kept.blobs) == set(marshal.loads(kept.read_bytes()))  # and no more in memory (serve)
 
 
 def test_a_command_whose_files_did_not_change_does_not_import_pyyaml(tmp_path):
