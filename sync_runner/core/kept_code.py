@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import atexit
 import builtins
-import contextlib
 import dataclasses
 import marshal
 import os
@@ -31,6 +30,8 @@ import sys
 from pathlib import Path
 from types import CodeType
 from typing import Any
+
+from sync_runner.core.paths import write_whole
 
 PACKAGE = __name__.split(".")[0]
 MAX_KEPT = 3000  # texts in the file: past it (old versions of classes piling up), the file keeps this process's
@@ -68,17 +69,10 @@ def save(path: Path = FILE) -> bool:
     """Write the kept code if this process compiled a text the file did not hold; whether it wrote."""
     if not _compiled_here or sys.dont_write_bytecode:
         return False
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(exist_ok=True)
-        kept = {**_load(path), **_codes}
-        temporary.write_bytes(marshal.dumps((sys.version, kept if len(kept) <= MAX_KEPT else _codes)))
-        os.replace(temporary, path)
-    except OSError:  # a read-only install: no cache, as for bytecode files
-        with contextlib.suppress(OSError):
-            temporary.unlink(missing_ok=True)
-        return False
-    return True
+    kept = {**_load(path), **_codes}
+    # (a read-only install writes nothing: no cache, as for bytecode files)
+    return write_whole(path, marshal.dumps((sys.version, kept if len(kept) <= MAX_KEPT else _codes)),
+                       make_folder=True)
 
 
 def install() -> None:

@@ -1,7 +1,9 @@
-"""Where things live on disk: the dbt package, the plant-store example, a project's dbt_studio.yml."""
+"""Where things live on disk: the dbt package, the plant-store example, a project's dbt_studio.yml; and how the
+files the runner keeps are written."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -41,3 +43,23 @@ def find_config(project_dir: Path, profiles_dir: Path | None = None) -> Path | N
         if (directory / CONFIG_FILE).is_file():
             return directory / CONFIG_FILE
     return None
+
+
+def write_whole(path: Path, data: bytes, make_folder: bool = False) -> bool:
+    """Write `data` to `path` whole or not at all, through a temporary file of this process and thread renamed into
+    place (other commands, and `serve`'s threads, read and write the same folder); whether it was written. A
+    folder that cannot be written (a read-only install or target dir) writes nothing and leaves nothing: what is
+    kept this way is only ever a cache, made again by the next command."""
+    import threading  # (here: every command imports this module, few write)
+
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        if make_folder:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        return False
+    return True

@@ -22,12 +22,11 @@ import contextlib
 import functools
 import hashlib
 import marshal
-import os
-import threading
 from pathlib import Path
 from typing import Any
 
 from sync_runner.core.installed import versions
+from sync_runner.core.paths import write_whole
 
 KEPT_FILE = "dbt_studio_yaml.marshal"
 MAX_KEPT = 64  # texts kept in one file: those the command that writes it read, then the newest others
@@ -84,12 +83,9 @@ class _Kept:
         self.added = False
         others = [k for k in self.blobs if k not in self.used]  # oldest first
         keys = [*others[max(0, len(others) + len(self.used) - MAX_KEPT):], *self.used][-MAX_KEPT:]
-        temporary = self.path.with_name(f"{KEPT_FILE}.{os.getpid()}.{threading.get_ident()}.tmp")  # (serve's threads)
         self.blobs = {k: self.blobs[k] for k in keys}  # (a long `serve` of many edits holds no more than the file)
         self.used = {k: None for k in self.used if k in self.blobs}
-        with contextlib.suppress(OSError):  # a read-only target dir: the next command parses again
-            temporary.write_bytes(marshal.dumps(self.blobs))
-            os.replace(temporary, self.path)
+        write_whole(self.path, marshal.dumps(self.blobs))  # (a read-only target dir: the next command parses again)
 
 
 _kept: _Kept | None = None

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,6 +30,7 @@ import orjson
 from sync_runner.core import yaml_text
 from sync_runner.core.errors import UserError
 from sync_runner.core.fields import closest
+from sync_runner.core.paths import write_whole
 
 RELATION_TYPES = ("model", "seed", "snapshot")  # the nodes dbt builds a relation for, which syncs can read
 
@@ -354,10 +354,7 @@ def keep(manifest: Manifest) -> None:
             return
     except (TypeError, ValueError):
         return
-    temporary = manifest.path.parent / f"{SLIM_FILE}.{os.getpid()}.tmp"
-    with contextlib.suppress(OSError):
-        temporary.write_bytes(blob)
-        os.replace(temporary, manifest.path.parent / SLIM_FILE)
+    write_whole(manifest.path.parent / SLIM_FILE, blob)
 
 
 def load_run_results(project_dir: Path | str, target_path: str = "target") -> RunResults:

@@ -20,7 +20,6 @@ driver: only the direct connection runs those.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib
 import json
@@ -35,6 +34,7 @@ from typing import Any
 from sync_runner.core import yaml_text
 from sync_runner.core.errors import UserError
 from sync_runner.core.installed import versions
+from sync_runner.core.paths import write_whole
 from sync_runner.project.target import DbtTarget, from_warehouse, missing_duckdb_file, unreachable
 
 CACHE_FILE = "dbt_studio_compiled.json"
@@ -326,10 +326,8 @@ class CompiledSql:
     def close(self) -> None:
         if self._dirty:
             payload = {"key": self.key, "direct": self._direct, "entries": self._entries}
-            temporary = self.path.with_suffix(f".{os.getpid()}.tmp")
-            with contextlib.suppress(OSError):  # a read-only target dir: the next command compiles again
-                temporary.write_text(json.dumps(payload, sort_keys=True), encoding="utf-8")
-                os.replace(temporary, self.path)
+            # (a read-only target dir: the next command compiles again)
+            write_whole(self.path, json.dumps(payload, sort_keys=True).encode("utf-8"))
             self._dirty = False
         if self._duckdb is not None:
             self._duckdb.close()

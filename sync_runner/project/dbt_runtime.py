@@ -61,6 +61,8 @@ from pathlib import Path
 from types import CodeType, MethodType, ModuleType
 from typing import Any
 
+from sync_runner.core.paths import write_whole
+
 FOLDER_NAME = "dbt_studio_cache"
 OFF = "DBT_STUDIO_DBT_CACHE"
 # modules whose files, with the class's own, decide a JSON schema: what the types are and how they become one
@@ -85,11 +87,7 @@ _lock = threading.Lock()
 
 def _write(path: Path, data: bytes) -> None:
     """Write `data` to `path` whole or not at all (other threads and processes read the folder)."""
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
+    write_whole(path, data, make_folder=True)
 
 
 # -- templates -----------------------------------------------------------------------------------------------------

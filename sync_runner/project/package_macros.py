@@ -10,9 +10,7 @@ need an adapter, `ref` or the graph cannot run here; only pure ones are meant to
 
 from __future__ import annotations
 
-import contextlib
 import io
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ import jinja2
 import jinja2.bccache
 
 from sync_runner.core.errors import UserError
+from sync_runner.core.paths import write_whole
 
 PACKAGE = "dbt_studio"
 
@@ -93,11 +92,7 @@ def keep_compiled(folder: Path) -> None:
     """Write the code of the macros this process compiled for the project whose target dir is `folder`, once a
     command has done its work (a read-only target dir keeps nothing: the next command compiles again)."""
     for path in [p for p in _PENDING if p.parent == folder]:
-        blob = _PENDING.pop(path)
-        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        with contextlib.suppress(OSError):
-            temporary.write_bytes(blob)
-            os.replace(temporary, path)
+        write_whole(path, _PENDING.pop(path))
 
 
 class PackageMacros:
