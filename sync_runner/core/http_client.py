@@ -325,16 +325,18 @@ def _request_head(method: str, target: str, authority: str, headers: Mapping[str
         value = str(value)
         if not name or any(c <= " " or c in ":\x7f" for c in name) or "\r" in value or "\n" in value:
             raise ValueError(f"the header {name!r} holds a line break or a character a header name cannot have")
+        if not f"{name}{value}".isascii():
+            try:
+                f"{name}{value}".encode("latin-1")
+            except UnicodeEncodeError:  # (the header is named, never its value: it may be a secret)
+                raise ValueError(f"the header {name!r} holds a character outside Latin-1") from None
         lines.append(f"{name}: {value}")
     if "content-length" not in given and "transfer-encoding" not in given:
         if body is not None:
             lines.append(f"Content-Length: {len(body)}")
         elif method in _BODY_EXPECTED:
             lines.append("Content-Length: 0")
-    try:
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    except UnicodeEncodeError as exc:
-        raise ValueError(f"a header holds a character outside Latin-1 ({exc.object[exc.start:exc.end]!r})") from None
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 def _read_answer(sock: socket.socket, method: str) -> tuple[int, str, Headers, bytes, bool]:

@@ -12,8 +12,9 @@ project's target dir) keeps what each text parsed to, by the text's SHA-256 and 
 parsed it, in `dbt_studio_yaml.marshal`, and imports PyYAML only for a text it has not seen. Kept values are
 what PyYAML built (only those marshal writes and reads back equal: no dates), and every read of a kept text is a
 fresh copy, as a parse is. Texts are kept as parsed, never rendered: `env_var` calls are still calls there.
-A profiles.yml text is never kept (`keep=False`): it may hold a password written in it. The file is written when
-the command has done its work (`flush`), never by one refused for bad input.
+A profiles.yml text is never kept (`keep=False`): it may hold a password written in it; nor is a dbt_studio.yml
+found in the profiles dir (sync/config.py). The file is written when the command has done its work (`flush`),
+never by one refused for bad input.
 """
 
 from __future__ import annotations

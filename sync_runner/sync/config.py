@@ -415,9 +415,12 @@ def _yaml_where(exc: yaml_text.Invalid) -> str:
 
 
 def _read_config(path: Path) -> dict[str, Any]:
-    """dbt_studio.yml as parsed YAML (not rendered), its top-level keys checked against `STUDIO_FILE`."""
+    """dbt_studio.yml as parsed YAML (not rendered), its top-level keys checked against `STUDIO_FILE`. Kept parsed
+    (core/yaml_text.py) only when it is the project's own: one found in the profiles dir (~/.dbt) is kept out of the
+    project's target dir, as profiles.yml is, since tokens may be written in it."""
+    own = (path.parent / "dbt_project.yml").is_file()
     try:
-        raw = yaml_text.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml_text.safe_load(path.read_text(encoding="utf-8"), keep=own) or {}
     except yaml_text.Invalid as exc:
         raise UserError(f"{path}: not valid YAML{_yaml_where(exc)}") from None
     if not isinstance(raw, dict):

@@ -322,6 +322,12 @@ def test_a_request_that_cannot_be_made_is_unsendable(url, headers, server, no_pr
     assert not server.seen
 
 
+def test_a_header_that_cannot_be_sent_is_named_without_its_value(server, no_proxies):
+    with pytest.raises(Unsendable, match="the header 'X-Token' holds a character outside Latin-1") as caught:
+        Client().request("POST", server.url, b"{}", {"X-Token": "s3cr\u2603t"}, timeout=1)
+    assert "s3cr" not in str(caught.value) and "\u2603" not in str(caught.value) and not server.seen
+
+
 def test_redirects_that_keep_the_body_are_followed_and_others_of_a_post_are_returned(server, no_proxies):
     def route(handler):
         if handler.path == "/old":

@@ -55,3 +55,29 @@ def test_the_columns_a_filter_names_are_its_conditions_columns_in_order() -> Non
                     {"column": "signed_up", "op": ">", "value": "2024-01-01",
                      "and": [{"column": "stray", "op": "=", "value": 1}]}]}  # a condition is a leaf
     assert filter_columns(tree) == ["plan", "score", "id", "signed_up"]
+
+
+def test_only_the_projects_own_dbt_studio_yml_is_kept_parsed_in_its_target_dir(tmp_path, monkeypatch) -> None:
+    """A dbt_studio.yml in the profiles dir (beside profiles.yml, out of the repository, perhaps with a token written
+    in it) is read as always, but never copied into the project's target dir; the project's own one is kept."""
+    from sync_runner.core import yaml_text
+    from sync_runner.sync.config import load_destinations
+
+    project, profiles = tmp_path / "project", tmp_path / "dot_dbt"
+    (project / "target").mkdir(parents=True)
+    (project / "dbt_project.yml").write_text("name: p\nprofile: p\n")
+    profiles.mkdir()
+    (profiles / "dbt_studio.yml").write_text(
+        "destinations:\n  hook: {type: http, url: 'https://x.example.com', headers: {Authorization: Bearer s3cr3t}}\n")
+    kept = project / "target" / yaml_text.KEPT_FILE
+    yaml_text.keep_in(project / "target")
+    try:
+        assert load_destinations(project, profiles)["hook"].options["headers"] == {"Authorization": "Bearer s3cr3t"}
+        yaml_text.flush()
+        assert not kept.exists()
+        (project / "dbt_studio.yml").write_text((profiles / "dbt_studio.yml").read_text())  # the project's own
+        assert load_destinations(project, profiles)["hook"].type == "http"
+        yaml_text.flush()
+        assert kept.is_file()
+    finally:
+        yaml_text.keep_in(None)
