@@ -121,30 +121,23 @@ def test_an_answer_is_read_as_requests_reads_it(server, no_proxies):
     assert Client().request("GET", server.url, timeout=5).json() == {"é": 1}
 
 
-def test_a_chunked_answer_and_one_that_ends_with_the_connection_are_read_whole(no_proxies):
+def test_a_chunked_answer_and_one_that_ends_with_the_connection_are_read_whole(raw, no_proxies):
     """Answers without a Content-Length, as APIs behind proxies often send them: chunked (HTTP/1.1), and an
     HTTP/1.0 body that ends when the server closes the connection."""
+    server = raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n3\r\n 1}\r\n0\r\n\r\n",
+                 b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{\"b\": 2}")
+    client = Client()
+    assert client.request("GET", server.url, timeout=5).json() == {"a": 1}
+    assert client.request("GET", server.url, timeout=5).json() == {"b": 2}
+    assert server.connections == 1  # the chunked answer kept it alive, the HTTP/1.0 one ended it
+
+
+def _listening() -> tuple[socket.socket, str]:
+    """A socket listening on 127.0.0.1, and its http:// URL."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
-    listener.listen(4)
-    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n3\r\n 1}\r\n0\r\n\r\n"
-    until_close = b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{\"b\": 2}"
-
-    def serve() -> None:  # one connection: the chunked answer keeps it alive, the HTTP/1.0 one ends it
-        conn, _ = listener.accept()
-        with conn:
-            for answer in (chunked, until_close):
-                conn.recv(65536)
-                conn.sendall(answer)
-
-    threading.Thread(target=serve, daemon=True).start()
-    client = Client()
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
-    try:
-        assert client.request("GET", url, timeout=5).json() == {"a": 1}
-        assert client.request("GET", url, timeout=5).json() == {"b": 2}
-    finally:
-        listener.close()
+    listener.listen(8)
+    return listener, f"http://127.0.0.1:{listener.getsockname()[1]}"
 
 
 class _RawServer:
@@ -153,10 +146,7 @@ class _RawServer:
 
     def __init__(self, answers: list[bytes | None]) -> None:
         self.answers, self.requests, self.connections = list(answers), [], 0
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(8)
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.listener, self.url = _listening()
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
@@ -436,10 +426,7 @@ class _Proxy:
 
     def __init__(self) -> None:
         self.lines: list[tuple[str, str | None]] = []  # (request line, Proxy-Authorization)
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.sock, self.url = _listening()
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
